@@ -1,0 +1,1 @@
+//! Semtech UDP packet-forwarder listener. (Being built: issue 4.)

@@ -1,0 +1,1 @@
+//! Pure network-server core. (Being built: issue 6.)

@@ -1,0 +1,1 @@
+//! Storage: one trait, a Postgres and a SQLite implementation. (Being built: issue 5.)
