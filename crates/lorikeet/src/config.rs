@@ -1,0 +1,490 @@
+//! Configuration: built-in defaults, then a TOML file, then `LORIKEET_<SECTION>_<KEY>`
+//! environment variables, each layer overriding the one before.
+//!
+//! Everything is validated here, before any port is bound, and every error names the
+//! key (or environment variable) that is wrong.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use lorikeet_lorawan::NetId;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every environment variable that overrides a configuration key.
+pub const ENV_PREFIX: &str = "LORIKEET_";
+
+/// Environment variables with our prefix that are not configuration keys (used by the
+/// test suite); they are neither applied nor warned about.
+const NON_CONFIG_ENV: &[&str] = &["LORIKEET_TEST_POSTGRES_URL", "LORIKEET_REQUIRE_POSTGRES"];
+
+/// The whole configuration of `lorikeet serve`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where state is stored.
+    pub database: DatabaseConfig,
+    /// The REST API.
+    pub api: ApiConfig,
+    /// Prometheus metrics.
+    pub monitoring: MonitoringConfig,
+    /// The Semtech UDP listener.
+    pub gateway: GatewayConfig,
+    /// Network-server behaviour.
+    pub network: NetworkConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (created if missing) or `postgres://user@host/db`.
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://lorikeet.db".into(),
+        }
+    }
+}
+
+/// `[api]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the HTTP API listens on.
+    pub bind: SocketAddr,
+    /// Bearer token with all rights. Empty: read from (or generated into) `admin_token_file`.
+    pub admin_token: String,
+    /// File holding the generated admin token when `admin_token` is empty.
+    pub admin_token_file: PathBuf,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_token: String::new(),
+            admin_token_file: PathBuf::from("lorikeet-admin-token"),
+        }
+    }
+}
+
+/// `[monitoring]`
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitoringConfig {
+    /// Separate address for `GET /metrics`; empty serves it on the API address.
+    pub bind: String,
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Address the Semtech UDP listener binds.
+    pub udp_bind: SocketAddr,
+    /// Accept packets from gateways that are not provisioned.
+    pub allow_unknown: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            udp_bind: SocketAddr::from(([0, 0, 0, 0], 1700)),
+            allow_unknown: false,
+        }
+    }
+}
+
+/// `[network]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Our LoRa Alliance NetID (hex); DevAddrs are allocated in its block.
+    pub net_id: NetId,
+    /// How long copies of one uplink from several gateways are collected, in ms.
+    pub dedup_window_ms: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            net_id: NetId([0, 0, 0]),
+            dedup_window_ms: 200,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `lorikeet=debug,info`.
+    pub level: String,
+    /// `human` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Human,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// A configuration problem, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a bad key or value.
+    #[error("config file {path}: {message}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (it names the key and line).
+        message: String,
+    },
+    /// An environment variable has a value of the wrong type.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value (from the file or the environment) has the wrong type; the message names the key.
+    #[error("{0}")]
+    Value(String),
+    /// A value parsed but is not acceptable.
+    #[error("config key {key}: {message}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The outcome of loading: the configuration and non-fatal remarks to log once logging is up.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// E.g. environment variables with our prefix that match no key.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the given environment variables.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let mut value =
+            toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
+                key: "(defaults)",
+                message: e.to_string(),
+            })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            // Parse the file on its own first: toml's errors then carry line numbers.
+            let file_value: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            let _: Config = toml::from_str(&text).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+            merge(&mut value, file_value);
+        }
+        let warnings = apply_env(&mut value, env)?;
+        let config: Config =
+            value
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    key: "(environment)",
+                    message: e.to_string(),
+                })?;
+        config.validate()?;
+        Ok(Loaded { config, warnings })
+    }
+
+    /// Checks rules that types alone do not express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "database.url",
+                message: format!("{url:?} is neither sqlite://PATH nor postgres://…"),
+            });
+        }
+        if self.network.dedup_window_ms == 0 || self.network.dedup_window_ms > 2_000 {
+            return Err(ConfigError::Invalid {
+                key: "network.dedup_window_ms",
+                message: format!(
+                    "{} is outside 1..=2000 ms (the whole RX1 budget is 1000 ms)",
+                    self.network.dedup_window_ms
+                ),
+            });
+        }
+        if !self.monitoring.bind.is_empty() && self.monitoring.bind.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "monitoring.bind",
+                message: format!(
+                    "{:?} is not an address like 127.0.0.1:9100",
+                    self.monitoring.bind
+                ),
+            });
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(ConfigError::Invalid {
+                key: "log.level",
+                message: format!(
+                    "{:?} is not a tracing filter such as \"info\"",
+                    self.log.level
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Recursively overlays `over` onto `base` (tables merge, everything else replaces).
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(b), toml::Value::Table(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Applies `LORIKEET_<SECTION>_<KEY>` variables to the keys that exist in `value`,
+/// parsing each according to the type of the value it replaces.
+fn apply_env(
+    value: &mut toml::Value,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    let toml::Value::Table(root) = value else {
+        return Ok(warnings);
+    };
+    // Map every known "SECTION_KEY" to its place.
+    let mut known: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for (section, v) in root.iter() {
+        if let toml::Value::Table(t) = v {
+            for key in t.keys() {
+                known.insert(
+                    format!("{}_{}", section, key).to_ascii_uppercase(),
+                    (section.clone(), key.clone()),
+                );
+            }
+        }
+    }
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !NON_CONFIG_ENV.contains(&k.as_str()))
+        .collect();
+    vars.sort();
+    for (var, raw) in vars {
+        let name = &var[ENV_PREFIX.len()..];
+        let Some((section, key)) = known.get(name) else {
+            warnings.push(format!(
+                "environment variable {var} matches no configuration key; ignored"
+            ));
+            continue;
+        };
+        let Some(toml::Value::Table(t)) = root.get_mut(section) else {
+            continue;
+        };
+        let Some(slot) = t.get_mut(key) else { continue };
+        let parsed = parse_env_value(slot, &raw).map_err(|message| ConfigError::Env {
+            var: var.clone(),
+            message,
+        })?;
+        *slot = parsed;
+    }
+    Ok(warnings)
+}
+
+fn parse_env_value(current: &toml::Value, raw: &str) -> Result<toml::Value, String> {
+    Ok(match current {
+        toml::Value::String(_) => toml::Value::String(raw.to_owned()),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not an integer"))?,
+        ),
+        toml::Value::Float(_) => toml::Value::Float(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("{raw:?} is not a number"))?,
+        ),
+        toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(format!("{raw:?} is not a boolean (true/false)")),
+        },
+        // Arrays and tables: accept a TOML inline value.
+        _ => {
+            let doc: toml::Table = toml::from_str(&format!("v = {raw}"))
+                .map_err(|e| format!("{raw:?} is not a TOML value: {e}"))?;
+            doc.get("v")
+                .cloned()
+                .ok_or_else(|| "empty value".to_owned())?
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = Config::load(None, env(&[])).unwrap().config;
+        assert_eq!(c.database.url, "sqlite://lorikeet.db");
+        assert_eq!(c.api.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.gateway.udp_bind.to_string(), "0.0.0.0:1700");
+        assert_eq!(c.network.dedup_window_ms, 200);
+        assert_eq!(c.network.net_id.to_string(), "000000");
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = std::env::temp_dir().join(format!("lorikeet-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.toml");
+        std::fs::write(
+            &path,
+            "[network]\ndedup_window_ms = 150\nnet_id = \"00001A\"\n[api]\nbind = \"0.0.0.0:9000\"\n",
+        )
+        .unwrap();
+        let loaded = Config::load(
+            Some(&path),
+            env(&[
+                ("LORIKEET_NETWORK_DEDUP_WINDOW_MS", "300"),
+                ("LORIKEET_DATABASE_URL", "postgres://x@h/db"),
+                ("LORIKEET_GATEWAY_ALLOW_UNKNOWN", "true"),
+                ("LORIKEET_TEST_POSTGRES_URL", "ignored"),
+                ("LORIKEET_NO_SUCH_KEY", "1"),
+                ("HOME", "/root"),
+            ]),
+        )
+        .unwrap();
+        let c = loaded.config;
+        assert_eq!(c.network.dedup_window_ms, 300, "env beats file");
+        assert_eq!(c.network.net_id.to_string(), "00001a", "file beats default");
+        assert_eq!(c.api.bind.port(), 9000);
+        assert_eq!(c.database.url, "postgres://x@h/db");
+        assert!(c.gateway.allow_unknown);
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].contains("LORIKEET_NO_SUCH_KEY"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e =
+            Config::load(None, env(&[("LORIKEET_NETWORK_DEDUP_WINDOW_MS", "fast")])).unwrap_err();
+        assert!(
+            e.to_string().contains("LORIKEET_NETWORK_DEDUP_WINDOW_MS"),
+            "{e}"
+        );
+
+        let e = Config::load(None, env(&[("LORIKEET_API_BIND", "localhost")])).unwrap_err();
+        assert!(
+            e.to_string().contains("api.bind") || e.to_string().contains("bind"),
+            "{e}"
+        );
+
+        let e = Config::load(None, env(&[("LORIKEET_NETWORK_NET_ID", "12")])).unwrap_err();
+        assert!(e.to_string().contains("net_id"), "{e}");
+
+        let e = Config::load(None, env(&[("LORIKEET_NETWORK_DEDUP_WINDOW_MS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("network.dedup_window_ms"), "{e}");
+
+        let e = Config::load(None, env(&[("LORIKEET_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert!(e.to_string().contains("database.url"), "{e}");
+
+        let dir = std::env::temp_dir().join(format!("lorikeet-cfg-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[network]\ndedup_windw_ms = 100\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("dedup_windw_ms"), "{e}");
+    }
+
+    #[test]
+    fn example_config_is_valid_and_complete() {
+        // examples/lorikeet.toml documents every key: it must load, and every default key must appear in it.
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/lorikeet.toml");
+        let loaded = Config::load(Some(&path), env(&[])).unwrap();
+        assert!(loaded.warnings.is_empty());
+        let text = std::fs::read_to_string(&path).unwrap();
+        let example: toml::Table = toml::from_str(&text).unwrap();
+        let defaults = toml::Value::try_from(Config::default()).unwrap();
+        for (section, v) in defaults.as_table().unwrap() {
+            let Some(keys) = v.as_table() else { continue };
+            let ex = example
+                .get(section)
+                .and_then(|s| s.as_table())
+                .unwrap_or_else(|| panic!("examples/lorikeet.toml lacks [{section}]"));
+            for key in keys.keys() {
+                assert!(
+                    ex.contains_key(key),
+                    "examples/lorikeet.toml lacks {section}.{key}"
+                );
+            }
+        }
+    }
+}
