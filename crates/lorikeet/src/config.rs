@@ -226,13 +226,9 @@ impl Config {
             merge(&mut value, file_value);
         }
         let warnings = apply_env(&mut value, env)?;
-        let config: Config =
-            value
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    key: "(environment)",
-                    message: e.to_string(),
-                })?;
+        let config: Config = value.try_into().map_err(|e: toml::de::Error| {
+            ConfigError::Value(e.to_string().replace('\n', " ").trim().to_owned())
+        })?;
         config.validate()?;
         Ok(Loaded { config, warnings })
     }
