@@ -1,0 +1,383 @@
+//! AS923 groups 1–4 (RP002-1.0.3 §2.10; RP001-1.1revB §2.7). The groups differ
+//! only by AS923_FREQ_OFFSET, which moves the default channels, RX2 and the
+//! Class B frequencies.
+
+use crate::datarate::{DataRateEntry, MaxPayload, EU_STYLE_DR0_7};
+use crate::region::{common_accessors, Common};
+use crate::{
+    Channel, ChannelPlan, ClassBDefaults, DwellTimeLimits, RegParamsRevision, Region, RegionConfig,
+    RegionError, RegionName, SubBand,
+};
+
+const BAND_HZ: (u32, u32) = (915_000_000, 928_000_000);
+
+/// The AS923 frequency-offset groups (RP002-1.0.3 §2.10.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum As923Group {
+    /// AS923-1, offset 0 MHz.
+    Group1,
+    /// AS923-2, offset −1.8 MHz.
+    Group2,
+    /// AS923-3, offset −6.6 MHz.
+    Group3,
+    /// AS923-4, offset −5.9 MHz.
+    Group4,
+}
+
+impl As923Group {
+    /// AS923_FREQ_OFFSET_HZ subtracted from the group-1 frequencies.
+    pub fn frequency_offset_hz(self) -> u32 {
+        match self {
+            As923Group::Group1 => 0,
+            As923Group::Group2 => 1_800_000,
+            As923Group::Group3 => 6_600_000,
+            As923Group::Group4 => 5_900_000,
+        }
+    }
+
+    fn name(self) -> RegionName {
+        match self {
+            As923Group::Group1 => RegionName::As923Group1,
+            As923Group::Group2 => RegionName::As923Group2,
+            As923Group::Group3 => RegionName::As923Group3,
+            As923Group::Group4 => RegionName::As923Group4,
+        }
+    }
+}
+
+/// Effective RX1DROffset for RX1DROffset 0–7 (RP002-1.0.3 §2.10.7).
+const EFFECTIVE_RX1_DR_OFFSET: [i8; 8] = [0, 1, 2, 3, 4, 5, -1, -2];
+
+/// An AS923 band plan for one group.
+#[derive(Debug, Clone)]
+pub struct As923 {
+    group: As923Group,
+    common: Common,
+}
+
+impl As923 {
+    /// Builds an AS923 group. Devices boot with uplink and downlink dwell-time
+    /// limits on (LoRaMac-node default; the network changes them with TxParamSetupReq).
+    pub fn new(group: As923Group, config: &RegionConfig) -> Result<Self, RegionError> {
+        let name = group.name();
+        let off = group.frequency_offset_hz();
+        let defaults = [
+            Channel::new(923_200_000 - off, 0, 5),
+            Channel::new(923_400_000 - off, 0, 5),
+        ];
+        let plan = ChannelPlan::dynamic(name, &defaults, config, BAND_HZ, |dr| dr <= 7)?;
+        let beacon_hz = 923_400_000 - off;
+        let class_b = ClassBDefaults {
+            beacon_dr: 3,
+            ping_slot_dr: 3,
+            beacon_frequencies_hz: vec![beacon_hz],
+            ping_slot_frequencies_hz: vec![beacon_hz],
+        };
+        let dwell = DwellTimeLimits {
+            uplink_400ms: true,
+            downlink_400ms: true,
+        };
+        Ok(As923 {
+            group,
+            common: Common::new(name, plan, Some(dwell), config, class_b)?,
+        })
+    }
+
+    /// The frequency-offset group.
+    pub fn group(&self) -> As923Group {
+        self.group
+    }
+}
+
+impl Region for As923 {
+    common_accessors!();
+
+    fn name(&self) -> RegionName {
+        self.group.name()
+    }
+
+    fn data_rates(&self) -> &[DataRateEntry] {
+        &EU_STYLE_DR0_7
+    }
+
+    fn max_payload(&self, dr: u8, revision: RegParamsRevision, dwell: bool) -> Option<MaxPayload> {
+        let m = match (dr, dwell) {
+            (0 | 1, true) => return None,
+            (2, true) => 19,
+            (3, true) => 61,
+            (4, true) => 133,
+            (0 | 1, false) => 59,
+            // DR2 grew from 59 to 123 bytes in RP002-1.0.1.
+            (2, false) if revision >= RegParamsRevision::Rp002V1_0_1 => 123,
+            (2, false) => 59,
+            (3, false) => 123,
+            (4..=7, _) => 250,
+            _ => return None,
+        };
+        Some(MaxPayload::from_m(m))
+    }
+
+    fn rx1_data_rate(
+        &self,
+        uplink_dr: u8,
+        rx1_dr_offset: u8,
+        downlink_dwell_time_400ms: bool,
+    ) -> Option<u8> {
+        if uplink_dr > 7 {
+            return None;
+        }
+        let effective = *EFFECTIVE_RX1_DR_OFFSET.get(usize::from(rx1_dr_offset))?;
+        let min_dr: i8 = if downlink_dwell_time_400ms { 2 } else { 0 };
+        // MIN(5, MAX(MinDR, uplink DR − effective offset)); the value is 0..=5.
+        let dr = (uplink_dr as i8 - effective).max(min_dr).min(5);
+        u8::try_from(dr).ok()
+    }
+
+    fn rx1_frequency_hz(&self, _uplink_channel_index: u8, uplink_frequency_hz: u32) -> Option<u32> {
+        Some(uplink_frequency_hz)
+    }
+
+    fn rx2_default(&self) -> (u32, u8) {
+        (923_200_000 - self.group.frequency_offset_hz(), 2)
+    }
+
+    fn max_eirp_dbm(&self) -> f32 {
+        16.0
+    }
+
+    fn max_tx_power_index(&self) -> u8 {
+        7
+    }
+
+    fn max_tx_power_index_for_revision(&self, revision: RegParamsRevision) -> u8 {
+        // RP001-1.0.2 (revision A) defined TXPower 0..=5 only.
+        if revision == RegParamsRevision::Rp001V1_0_2 {
+            5
+        } else {
+            7
+        }
+    }
+
+    fn max_adr_data_rate(&self) -> u8 {
+        5
+    }
+
+    fn frequency_range_hz(&self) -> (u32, u32) {
+        BAND_HZ
+    }
+
+    fn duty_cycle_sub_bands(&self) -> &[SubBand] {
+        // Duty cycle and listen-before-talk rules are per country; none enforced here.
+        &[]
+    }
+
+    fn implements_tx_param_setup(&self) -> bool {
+        true
+    }
+
+    fn downlink_tx_power_eirp_dbm(&self, _frequency_hz: u32) -> f32 {
+        self.common.downlink_eirp_override_dbm.unwrap_or(16.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CfList, ChannelConfig, Modulation};
+
+    fn as923(group: As923Group) -> As923 {
+        As923::new(group, &RegionConfig::default()).unwrap()
+    }
+
+    #[test]
+    fn group_offsets_move_default_channels_and_rx2_rp002_2_10_2() {
+        let cases = [
+            (As923Group::Group1, 923_200_000, 923_400_000),
+            (As923Group::Group2, 921_400_000, 921_600_000),
+            (As923Group::Group3, 916_600_000, 916_800_000),
+            (As923Group::Group4, 917_300_000, 917_500_000),
+        ];
+        for (group, ch0, ch1) in cases {
+            let r = as923(group);
+            let f: Vec<u32> = r
+                .channel_plan()
+                .channels()
+                .iter()
+                .map(|c| c.frequency_hz)
+                .collect();
+            assert_eq!(f, vec![ch0, ch1], "{group:?}");
+            assert_eq!(r.rx2_default(), (ch0, 2), "{group:?}");
+            assert_eq!(r.beacon_frequency_hz(0), ch1, "{group:?}");
+            assert_eq!(r.ping_slot_frequency_hz(7, 0), ch1, "{group:?}");
+        }
+        assert_eq!(as923(As923Group::Group3).name(), RegionName::As923Group3);
+    }
+
+    #[test]
+    fn data_rates_rp002_2_10_3() {
+        let r = as923(As923Group::Group1);
+        assert_eq!(
+            r.data_rate(2).unwrap().modulation,
+            Modulation::lora(10, 125_000)
+        );
+        assert_eq!(
+            r.data_rate(6).unwrap().modulation,
+            Modulation::lora(7, 250_000)
+        );
+        assert_eq!(
+            r.data_rate(7).unwrap().modulation,
+            Modulation::Fsk {
+                bit_rate_bps: 50_000
+            }
+        );
+        assert_eq!(r.data_rate(8), None);
+    }
+
+    #[test]
+    fn dwell_time_max_payloads_rp002_2_10_6() {
+        let r = as923(As923Group::Group1);
+        let rev = RegParamsRevision::Rp002V1_0_3;
+        // UplinkDwellTime = 1.
+        assert_eq!(r.max_payload(0, rev, true), None);
+        assert_eq!(r.max_payload(1, rev, true), None);
+        assert_eq!(
+            r.max_payload(2, rev, true),
+            Some(MaxPayload { m: 19, n: 11 })
+        );
+        assert_eq!(
+            r.max_payload(3, rev, true),
+            Some(MaxPayload { m: 61, n: 53 })
+        );
+        assert_eq!(
+            r.max_payload(4, rev, true),
+            Some(MaxPayload { m: 133, n: 125 })
+        );
+        assert_eq!(
+            r.max_payload(5, rev, true),
+            Some(MaxPayload { m: 250, n: 242 })
+        );
+        // UplinkDwellTime = 0.
+        assert_eq!(
+            r.max_payload(0, rev, false),
+            Some(MaxPayload { m: 59, n: 51 })
+        );
+        assert_eq!(
+            r.max_payload(2, rev, false),
+            Some(MaxPayload { m: 123, n: 115 })
+        );
+        assert_eq!(
+            r.max_payload(3, rev, false),
+            Some(MaxPayload { m: 123, n: 115 })
+        );
+        assert_eq!(
+            r.max_payload(7, rev, false),
+            Some(MaxPayload { m: 250, n: 242 })
+        );
+        // RP001-1.0.2revB … RP002-1.0.0: DR2 without dwell was 59 bytes.
+        assert_eq!(
+            r.max_payload(2, RegParamsRevision::Rp001V1_0_2RevB, false),
+            Some(MaxPayload { m: 59, n: 51 })
+        );
+        assert_eq!(
+            r.max_payload(2, RegParamsRevision::Rp002V1_0_0, false),
+            Some(MaxPayload { m: 59, n: 51 })
+        );
+        assert_eq!(r.max_payload(8, rev, false), None);
+    }
+
+    #[test]
+    fn rx1_with_effective_offsets_and_dwell_rp002_2_10_7() {
+        let r = as923(As923Group::Group2);
+        assert_eq!(r.rx1_data_rate(5, 0, false), Some(5));
+        assert_eq!(r.rx1_data_rate(5, 5, false), Some(0));
+        assert_eq!(r.rx1_data_rate(3, 6, false), Some(4));
+        assert_eq!(r.rx1_data_rate(3, 7, false), Some(5));
+        assert_eq!(r.rx1_data_rate(5, 7, false), Some(5));
+        assert_eq!(r.rx1_data_rate(7, 0, false), Some(5));
+        // DownlinkDwellTime = 1 raises the floor to DR2.
+        assert_eq!(r.rx1_data_rate(2, 2, true), Some(2));
+        assert_eq!(r.rx1_data_rate(0, 0, true), Some(2));
+        assert_eq!(r.rx1_data_rate(0, 0, false), Some(0));
+        assert_eq!(r.rx1_data_rate(5, 8, false), None);
+        assert_eq!(r.rx1_data_rate(8, 0, false), None);
+        assert_eq!(r.rx1_frequency_hz(0, 921_400_000), Some(921_400_000));
+    }
+
+    #[test]
+    fn tx_power_and_tx_param_setup_rp002_2_10_3() {
+        let r = as923(As923Group::Group1);
+        assert_eq!(r.max_eirp_dbm(), 16.0);
+        assert_eq!(r.tx_power_eirp_dbm(7), Some(2.0));
+        assert!(r.implements_tx_param_setup());
+        assert_eq!(
+            r.dwell_time(),
+            DwellTimeLimits {
+                uplink_400ms: true,
+                downlink_400ms: true
+            }
+        );
+        assert_eq!(
+            r.max_tx_power_index_for_revision(RegParamsRevision::Rp001V1_0_2),
+            5
+        );
+    }
+
+    #[test]
+    fn dwell_time_is_configurable() {
+        let r = As923::new(
+            As923Group::Group1,
+            &RegionConfig {
+                uplink_dwell_time_400ms: Some(false),
+                ..RegionConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            r.dwell_time(),
+            DwellTimeLimits {
+                uplink_400ms: false,
+                downlink_400ms: true
+            }
+        );
+    }
+
+    #[test]
+    fn cf_list_channels_2_to_6_rp002_2_10_4() {
+        let r = As923::new(
+            As923Group::Group3,
+            &RegionConfig {
+                extra_channels: vec![
+                    ChannelConfig {
+                        frequency_hz: 917_000_000,
+                        min_dr: 0,
+                        max_dr: 5,
+                    },
+                    ChannelConfig {
+                        frequency_hz: 917_200_000,
+                        min_dr: 0,
+                        max_dr: 5,
+                    },
+                ],
+                ..RegionConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.uplink_channel_index(917_200_000), Some(3));
+        let cf = CfList::decode(&r.join_accept_cf_list().unwrap()).unwrap();
+        assert_eq!(cf, CfList::Frequencies([917_000_000, 917_200_000, 0, 0, 0]));
+        assert!(matches!(
+            As923::new(
+                As923Group::Group1,
+                &RegionConfig {
+                    extra_channels: vec![ChannelConfig {
+                        frequency_hz: 868_100_000,
+                        min_dr: 0,
+                        max_dr: 5
+                    }],
+                    ..RegionConfig::default()
+                }
+            ),
+            Err(RegionError::FrequencyOutOfBand { .. })
+        ));
+    }
+}
