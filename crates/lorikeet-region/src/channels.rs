@@ -474,3 +474,120 @@ fn validate_extra(
         user_defined: true,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small deterministic generator so the round-trip tests need no RNG crate.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next_bits(&mut self) -> u128 {
+            let mut out = 0u128;
+            for _ in 0..2 {
+                self.0 = self
+                    .0
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                out = (out << 64) | u128::from(self.0);
+            }
+            out
+        }
+
+        /// A random subset, biased towards sparse, dense and block-shaped sets.
+        fn subset(&mut self, count: usize) -> Vec<u8> {
+            let a = self.next_bits();
+            let b = self.next_bits();
+            let bits = match a % 4 {
+                0 => a & b,
+                1 => a | b,
+                2 => (0xFFu128 << (8 * (b % 12))) | (1u128 << (64 + (a % 8))),
+                _ => a,
+            };
+            indices_of(bits & all_bits(count))
+        }
+    }
+
+    fn plan(scheme: ChMaskScheme, count: usize, enabled: Vec<u8>) -> ChannelPlan {
+        let channels = (0..count as u32)
+            .map(|i| Channel::new(900_000_000 + i * 200_000, 0, 3))
+            .collect();
+        let config = RegionConfig {
+            enabled_uplink_channels: enabled,
+            ..RegionConfig::default()
+        };
+        ChannelPlan::fixed(RegionName::Us915, scheme, channels, &config, &[]).unwrap()
+    }
+
+    #[test]
+    fn link_adr_masks_reach_the_network_set_from_any_device_state() {
+        let mut rng = Lcg(7);
+        for (scheme, count) in [
+            (ChMaskScheme::Fixed72, 72),
+            (ChMaskScheme::Fixed96, 96),
+            (ChMaskScheme::Dynamic16, 16),
+            (ChMaskScheme::Dynamic16, 5),
+        ] {
+            for _ in 0..300 {
+                let target = rng.subset(count);
+                if target.is_empty() {
+                    continue;
+                }
+                let p = plan(scheme, count, target.clone());
+                let start = rng.subset(count);
+                let masks = p.link_adr_ch_masks(&start);
+                assert_eq!(
+                    p.apply_ch_masks(&start, &masks),
+                    Ok(target.clone()),
+                    "{scheme:?} {start:?} {masks:?}"
+                );
+                // The full encoding does not depend on the device's state.
+                let full = p.ch_masks_for(&target).unwrap();
+                assert_eq!(
+                    p.apply_ch_masks(&start, &full),
+                    Ok(target.clone()),
+                    "{scheme:?} {full:?}"
+                );
+                // Each LinkADRReq block stays within the limits of the scheme.
+                let max = match scheme {
+                    ChMaskScheme::Fixed72 => 5,
+                    ChMaskScheme::Fixed96 => 6,
+                    ChMaskScheme::Dynamic16 => 1,
+                };
+                assert!(masks.len() <= max && full.len() <= max);
+            }
+        }
+    }
+
+    #[test]
+    fn ch_masks_for_rejects_empty_and_undefined_targets() {
+        let p = plan(ChMaskScheme::Fixed72, 72, vec![]);
+        assert_eq!(p.ch_masks_for(&[]), Err(RegionError::NoChannelsEnabled));
+        assert_eq!(
+            p.ch_masks_for(&[72]),
+            Err(RegionError::ChannelNotDefined {
+                index: 72,
+                count: 72
+            })
+        );
+    }
+
+    #[test]
+    fn fixed_plan_with_nothing_enabled_is_an_error() {
+        let channels = vec![Channel::new(902_300_000, 0, 3)];
+        let config = RegionConfig {
+            enabled_sub_bands: vec![1],
+            ..RegionConfig::default()
+        };
+        // Sub-band 1 lists only channels that do not exist in this one-channel plan.
+        let r = ChannelPlan::fixed(
+            RegionName::Us915,
+            ChMaskScheme::Fixed72,
+            channels,
+            &config,
+            &[vec![5]],
+        );
+        assert_eq!(r, Err(RegionError::NoChannelsEnabled));
+    }
+}
