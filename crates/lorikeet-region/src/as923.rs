@@ -48,6 +48,24 @@ impl As923Group {
 /// Effective RX1DROffset for RX1DROffset 0–7 (RP002-1.0.3 §2.10.7).
 const EFFECTIVE_RX1_DR_OFFSET: [i8; 8] = [0, 1, 2, 3, 4, 5, -1, -2];
 
+/// `MIN(max_dr, MAX(MinDR, uplink DR − effective offset))`, MinDR = DR2 under
+/// the downlink dwell-time limit (RP002-1.0.3 §2.10.7).
+fn rx1_dr(
+    uplink_dr: u8,
+    rx1_dr_offset: u8,
+    downlink_dwell_time_400ms: bool,
+    max_dr: i8,
+) -> Option<u8> {
+    if uplink_dr > 7 {
+        return None;
+    }
+    let effective = *EFFECTIVE_RX1_DR_OFFSET.get(usize::from(rx1_dr_offset))?;
+    let min_dr: i8 = if downlink_dwell_time_400ms { 2 } else { 0 };
+    // uplink_dr <= 7, so the cast is exact; the result is within min_dr..=max_dr.
+    let dr = (uplink_dr as i8 - effective).max(min_dr).min(max_dr);
+    u8::try_from(dr).ok()
+}
+
 /// An AS923 band plan for one group.
 #[derive(Debug, Clone)]
 pub struct As923 {
@@ -123,14 +141,19 @@ impl Region for As923 {
         rx1_dr_offset: u8,
         downlink_dwell_time_400ms: bool,
     ) -> Option<u8> {
-        if uplink_dr > 7 {
-            return None;
-        }
-        let effective = *EFFECTIVE_RX1_DR_OFFSET.get(usize::from(rx1_dr_offset))?;
-        let min_dr: i8 = if downlink_dwell_time_400ms { 2 } else { 0 };
-        // MIN(5, MAX(MinDR, uplink DR − effective offset)); the value is 0..=5.
-        let dr = (uplink_dr as i8 - effective).max(min_dr).min(5);
-        u8::try_from(dr).ok()
+        rx1_dr(uplink_dr, rx1_dr_offset, downlink_dwell_time_400ms, 7)
+    }
+
+    fn rx1_data_rate_for_revision(
+        &self,
+        uplink_dr: u8,
+        rx1_dr_offset: u8,
+        downlink_dwell_time_400ms: bool,
+        revision: RegParamsRevision,
+    ) -> Option<u8> {
+        // RP001: MIN(5, …); RP002 Table 2.10.7 lets RX1 reach DR7.
+        let max_dr = if revision.is_rp002() { 7 } else { 5 };
+        rx1_dr(uplink_dr, rx1_dr_offset, downlink_dwell_time_400ms, max_dr)
     }
 
     fn rx1_frequency_hz(&self, _uplink_channel_index: u8, uplink_frequency_hz: u32) -> Option<u32> {
@@ -292,15 +315,31 @@ mod tests {
         assert_eq!(r.rx1_data_rate(5, 5, false), Some(0));
         assert_eq!(r.rx1_data_rate(3, 6, false), Some(4));
         assert_eq!(r.rx1_data_rate(3, 7, false), Some(5));
-        assert_eq!(r.rx1_data_rate(5, 7, false), Some(5));
-        assert_eq!(r.rx1_data_rate(7, 0, false), Some(5));
+        // RP002 Table 2.10.7 reaches DR6/DR7.
+        assert_eq!(r.rx1_data_rate(5, 6, false), Some(6));
+        assert_eq!(r.rx1_data_rate(5, 7, false), Some(7));
+        assert_eq!(r.rx1_data_rate(7, 0, false), Some(7));
+        assert_eq!(r.rx1_data_rate(6, 1, false), Some(5));
         // DownlinkDwellTime = 1 raises the floor to DR2.
         assert_eq!(r.rx1_data_rate(2, 2, true), Some(2));
         assert_eq!(r.rx1_data_rate(0, 0, true), Some(2));
+        assert_eq!(r.rx1_data_rate(1, 7, true), Some(3));
         assert_eq!(r.rx1_data_rate(0, 0, false), Some(0));
         assert_eq!(r.rx1_data_rate(5, 8, false), None);
         assert_eq!(r.rx1_data_rate(8, 0, false), None);
         assert_eq!(r.rx1_frequency_hz(0, 921_400_000), Some(921_400_000));
+    }
+
+    #[test]
+    fn rx1_is_capped_at_dr5_for_rp001_devices_rp001_1_1revb_2_7_7() {
+        let r = as923(As923Group::Group1);
+        let rp001 = RegParamsRevision::Rp001V1_0_3RevA;
+        assert_eq!(r.rx1_data_rate_for_revision(5, 7, false, rp001), Some(5));
+        assert_eq!(r.rx1_data_rate_for_revision(7, 0, false, rp001), Some(5));
+        assert_eq!(r.rx1_data_rate_for_revision(3, 6, true, rp001), Some(4));
+        assert_eq!(r.rx1_data_rate_for_revision(0, 0, true, rp001), Some(2));
+        let rp002 = RegParamsRevision::Rp002V1_0_3;
+        assert_eq!(r.rx1_data_rate_for_revision(5, 7, false, rp002), Some(7));
     }
 
     #[test]

@@ -27,18 +27,20 @@ const DEFAULT_CHANNELS: [Channel; 3] = [
     Channel::new(865_985_000, 0, 5),
 ];
 
-/// RP002-1.0.3 Table 2.12.7: RX1 DR by uplink DR (DR0–DR5, DR7) and RX1DROffset 0–7.
-/// The DR7 row gives DR6 for offset 1, as printed in the specification, although
-/// DR6 is RFU in IN865.
+/// RP002-1.0.3 Table 2.12.7: RX1 DR by uplink DR (DR0–DR5, DR7) and RX1DROffset
+/// 0–7 (the RFU DR6 is skipped: DR7 with offset 1 gives DR5).
 const RX1_DR_TABLE: [(u8, [u8; 8]); 7] = [
     (0, [0, 0, 0, 0, 0, 0, 1, 2]),
     (1, [1, 0, 0, 0, 0, 0, 2, 3]),
     (2, [2, 1, 0, 0, 0, 0, 3, 4]),
     (3, [3, 2, 1, 0, 0, 0, 4, 5]),
     (4, [4, 3, 2, 1, 0, 0, 5, 5]),
-    (5, [5, 4, 3, 2, 1, 0, 5, 5]),
-    (7, [7, 6, 5, 4, 3, 2, 7, 7]),
+    (5, [5, 4, 3, 2, 1, 0, 5, 7]),
+    (7, [7, 5, 5, 4, 3, 2, 7, 7]),
 ];
+
+/// Effective RX1DROffset for RX1DROffset 0–7 (RP001-1.1revB §2.10.7).
+const EFFECTIVE_RX1_DR_OFFSET: [i8; 8] = [0, 1, 2, 3, 4, 5, -1, -2];
 
 /// The IN865 band plan.
 #[derive(Debug, Clone)]
@@ -98,6 +100,25 @@ impl Region for In865 {
             .1
             .get(usize::from(rx1_dr_offset))
             .copied()
+    }
+
+    fn rx1_data_rate_for_revision(
+        &self,
+        uplink_dr: u8,
+        rx1_dr_offset: u8,
+        dwell: bool,
+        revision: RegParamsRevision,
+    ) -> Option<u8> {
+        if revision.is_rp002() {
+            return self.rx1_data_rate(uplink_dr, rx1_dr_offset, dwell);
+        }
+        // RP001: MIN(5, MAX(0, uplink DR − effective offset)).
+        if !matches!(uplink_dr, 0..=5 | 7) {
+            return None;
+        }
+        let effective = *EFFECTIVE_RX1_DR_OFFSET.get(usize::from(rx1_dr_offset))?;
+        // uplink_dr <= 7, so the cast is exact; the result is within 0..=5.
+        u8::try_from((uplink_dr as i8 - effective).clamp(0, 5)).ok()
     }
 
     fn rx1_frequency_hz(&self, _uplink_channel_index: u8, uplink_frequency_hz: u32) -> Option<u32> {
@@ -190,10 +211,25 @@ mod tests {
         assert_eq!(r.rx1_data_rate(3, 2, false), Some(1));
         assert_eq!(r.rx1_data_rate(2, 6, false), Some(3));
         assert_eq!(r.rx1_data_rate(4, 7, false), Some(5));
+        assert_eq!(r.rx1_data_rate(5, 7, false), Some(7));
+        assert_eq!(r.rx1_data_rate(7, 1, false), Some(5));
         assert_eq!(r.rx1_data_rate(7, 2, false), Some(5));
+        assert_eq!(r.rx1_data_rate(7, 3, false), Some(4));
         assert_eq!(r.rx1_data_rate(6, 0, false), None);
         assert_eq!(r.rx1_data_rate(5, 8, false), None);
         assert_eq!(r.rx2_default(), (866_550_000, 2));
+    }
+
+    #[test]
+    fn rx1_rp001_caps_at_dr5_rp001_1_1revb_2_10_7() {
+        let r = in865();
+        let rev = RegParamsRevision::Rp001V1_1RevB;
+        assert_eq!(r.rx1_data_rate_for_revision(5, 7, false, rev), Some(5));
+        assert_eq!(r.rx1_data_rate_for_revision(7, 0, false, rev), Some(5));
+        assert_eq!(r.rx1_data_rate_for_revision(2, 6, false, rev), Some(3));
+        assert_eq!(r.rx1_data_rate_for_revision(1, 3, false, rev), Some(0));
+        assert_eq!(r.rx1_data_rate_for_revision(6, 0, false, rev), None);
+        assert_eq!(r.rx1_data_rate_for_revision(1, 8, false, rev), None);
     }
 
     #[test]

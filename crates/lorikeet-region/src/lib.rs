@@ -133,16 +133,15 @@ mod tests {
             for e in r.data_rates().iter().filter(|e| e.direction.allows(true)) {
                 for offset in 0..=7 {
                     for dwell in [false, true] {
-                        if let Some(dl) = r.rx1_data_rate(e.dr, offset, dwell) {
-                            let known = r.data_rates().iter().find(|d| d.dr == dl);
-                            // IN865 RX1 from DR7 with offset 1 gives the RFU DR6,
-                            // as the RP002 table says; see docs/regions.md.
-                            if name == RegionName::In865 && dl == 6 {
+                        for rev in RegParamsRevision::ALL {
+                            let Some(dl) = r.rx1_data_rate_for_revision(e.dr, offset, dwell, rev)
+                            else {
                                 continue;
-                            }
+                            };
+                            let known = r.data_rates().iter().find(|d| d.dr == dl);
                             assert!(
                                 known.is_some_and(|d| d.direction.allows(false)),
-                                "{name}: DR{} offset {offset} -> DR{dl}",
+                                "{name} {rev}: DR{} offset {offset} -> DR{dl}",
                                 e.dr
                             );
                         }

@@ -70,14 +70,29 @@ pub trait Region: Send + Sync + Debug {
         dwell_time_400ms: bool,
     ) -> Option<MaxPayload>;
 
-    /// RX1 data rate for an uplink DR and RX1DROffset; `downlink_dwell_time_400ms`
-    /// matters in AS923 (minimum RX1 DR2). `None` for an invalid DR or offset.
+    /// RX1 data rate for an uplink DR and RX1DROffset, as RP002 defines it;
+    /// `downlink_dwell_time_400ms` matters in AS923 (minimum RX1 DR2). `None` for
+    /// an invalid DR or offset. See [`Region::rx1_data_rate_for_revision`].
     fn rx1_data_rate(
         &self,
         uplink_dr: u8,
         rx1_dr_offset: u8,
         downlink_dwell_time_400ms: bool,
     ) -> Option<u8>;
+
+    /// RX1 data rate as a device of `revision` computes it. Differs from
+    /// [`Region::rx1_data_rate`] (which follows RP002) only in AS923 and IN865,
+    /// where RP001 capped the RX1 data rate at DR5. Prefer this when the device
+    /// profile names its revision.
+    fn rx1_data_rate_for_revision(
+        &self,
+        uplink_dr: u8,
+        rx1_dr_offset: u8,
+        downlink_dwell_time_400ms: bool,
+        _revision: RegParamsRevision,
+    ) -> Option<u8> {
+        self.rx1_data_rate(uplink_dr, rx1_dr_offset, downlink_dwell_time_400ms)
+    }
 
     /// RX1 frequency for an uplink on a channel (same frequency in dynamic plans,
     /// the downlink grid in US915/AU915/CN470).
