@@ -1,1 +1,368 @@
-//! Storage: one trait, a Postgres and a SQLite implementation. (Being built: issue 5.)
+//! Lorikeet's storage: one object-safe [`Storage`] trait with a Postgres and a SQLite
+//! implementation, chosen at run time from the database URL by [`connect`].
+//!
+//! - Postgres (`postgres://…`) is the production store; SQLite (`sqlite://PATH`,
+//!   created if missing) is the embedded default.
+//! - Migrations for both live in `schemas/sql/{postgres,sqlite}/` and are embedded;
+//!   [`connect`] applies them, and so does [`Storage::migrate`].
+//! - The network server keeps devices, sessions, queues and gateways in memory: it
+//!   loads them at start-up (`load_all_*`, paged so a million sessions stream in)
+//!   and writes through with [`Storage::apply`], one transaction for a whole batch
+//!   of [`WriteOp`]s. Nothing on its hot path reads the database.
+//! - EUIs, DevAddrs and keys are stored as bytes (most significant byte first);
+//!   see `docs/storage.md` for the schema.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
+use uuid::Uuid;
+
+#[macro_use]
+mod store;
+mod error;
+mod model;
+mod ops;
+mod postgres;
+mod sql;
+mod sqlite;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+pub use error::StoreError;
+pub use model::{
+    hash_token, ApiKey, Application, Device, DeviceClass, DeviceContext, DeviceKeys, DeviceProfile,
+    DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig, Integration, IntegrationKind,
+    Location, NewEvent, OutboxItem, Page, PayloadCodec, QueueItem, Tenant, DEFAULT_TENANT_ID,
+    USED_DEV_NONCE_LIMIT,
+};
+pub use ops::{Change, WriteOp};
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Which database a [`Storage`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Postgres.
+    Postgres,
+    /// Embedded SQLite.
+    Sqlite,
+}
+
+impl Backend {
+    /// "postgres" or "sqlite" (metric label, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Filter of [`Storage::list_devices`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeviceFilter {
+    /// Only this tenant's devices.
+    pub tenant_id: Option<Uuid>,
+    /// Only this application's devices.
+    pub application_id: Option<Uuid>,
+}
+
+/// Rows per page when the `load_all_*` methods stream a large table.
+pub const LOAD_PAGE_SIZE: u32 = 10_000;
+
+/// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`), creating a
+/// SQLite file if it is missing, and applies the migrations.
+pub async fn connect(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else {
+        Err(StoreError::BadUrl {
+            url: redact_url(url),
+            reason: "expected sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
+        })
+    }
+}
+
+/// The URL with any password replaced by `***`, for error messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Everything Lorikeet persists. Object safe: the server holds an `Arc<dyn Storage>`.
+///
+/// Conventions: lookups return `Ok(None)` for a missing row; updates and deletes
+/// return whether a row was there; creating a duplicate gives
+/// [`StoreError::Duplicate`], and naming a missing parent gives
+/// [`StoreError::MissingReference`]. Every call records its latency in the
+/// `lorikeet_db_query_duration_seconds` histogram.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Which database this is.
+    fn backend(&self) -> Backend;
+    /// Applies pending migrations (idempotent).
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Closes the connection pools, waiting for running queries.
+    async fn close(&self);
+
+    // --- tenants ---
+    /// Creates a tenant.
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    /// One tenant.
+    async fn get_tenant(&self, id: Uuid) -> Result<Option<Tenant>, StoreError>;
+    /// Tenants by name.
+    async fn list_tenants(&self, page: Page) -> Result<Vec<Tenant>, StoreError>;
+    /// Renames a tenant.
+    async fn update_tenant(&self, tenant: &Tenant) -> Result<bool, StoreError>;
+    /// Deletes a tenant and everything it owns. The default tenant gives
+    /// [`StoreError::DefaultTenant`].
+    async fn delete_tenant(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    // --- API keys ---
+    /// Stores a key with the SHA-256 of its token ([`hash_token`]).
+    async fn create_api_key(&self, key: &ApiKey, token_hash: &[u8; 32]) -> Result<(), StoreError>;
+    /// The key whose token hashes to `token_hash` (authentication).
+    async fn api_key_by_hash(&self, token_hash: &[u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+    /// One key.
+    async fn get_api_key(&self, id: Uuid) -> Result<Option<ApiKey>, StoreError>;
+    /// Keys of one tenant, or of all tenants.
+    async fn list_api_keys(
+        &self,
+        tenant_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes a key.
+    async fn delete_api_key(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    // --- applications ---
+    /// Creates an application.
+    async fn create_application(&self, app: &Application) -> Result<(), StoreError>;
+    /// One application.
+    async fn get_application(&self, id: Uuid) -> Result<Option<Application>, StoreError>;
+    /// Applications of one tenant, or of all, by name.
+    async fn list_applications(
+        &self,
+        tenant_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<Application>, StoreError>;
+    /// Updates name and description (the tenant never changes).
+    async fn update_application(&self, app: &Application) -> Result<bool, StoreError>;
+    /// Deletes an application with its devices and integrations.
+    async fn delete_application(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    // --- device profiles ---
+    /// Creates a device profile.
+    async fn create_device_profile(&self, profile: &DeviceProfile) -> Result<(), StoreError>;
+    /// One device profile.
+    async fn get_device_profile(&self, id: Uuid) -> Result<Option<DeviceProfile>, StoreError>;
+    /// Profiles of one tenant, or of all, by name.
+    async fn list_device_profiles(
+        &self,
+        tenant_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<DeviceProfile>, StoreError>;
+    /// Updates every field but id, tenant and creation time.
+    async fn update_device_profile(&self, profile: &DeviceProfile) -> Result<bool, StoreError>;
+    /// Deletes a profile; [`StoreError::InUse`] while devices use it.
+    async fn delete_device_profile(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    // --- devices ---
+    /// Creates a device. Its application and profile must exist in `tenant_id`.
+    async fn create_device(&self, device: &Device) -> Result<(), StoreError>;
+    /// One device.
+    async fn get_device(&self, dev_eui: Eui64) -> Result<Option<Device>, StoreError>;
+    /// Devices by DevEUI.
+    async fn list_devices(
+        &self,
+        filter: DeviceFilter,
+        page: Page,
+    ) -> Result<Vec<Device>, StoreError>;
+    /// Updates the provisioned fields (not `last_seen_at` or `device_class_enabled`,
+    /// which the network server owns).
+    async fn update_device(&self, device: &Device) -> Result<bool, StoreError>;
+    /// Deletes a device with its keys, session, queue and events.
+    async fn delete_device(&self, dev_eui: Eui64) -> Result<bool, StoreError>;
+    /// Up to `limit` devices with a DevEUI greater than `after`, by DevEUI (keyset
+    /// paging for start-up loads).
+    async fn devices_page(
+        &self,
+        after: Option<Eui64>,
+        limit: u32,
+    ) -> Result<Vec<Device>, StoreError>;
+    /// The device with its profile, application and tenant (for the server's cache).
+    async fn get_device_context(&self, dev_eui: Eui64)
+        -> Result<Option<DeviceContext>, StoreError>;
+
+    // --- root keys and join state ---
+    /// Sets the root keys, keeping the join state (JoinNonce, used DevNonces).
+    async fn set_device_keys(
+        &self,
+        dev_eui: Eui64,
+        app_key: &Aes128Key,
+        nwk_key: Option<&Aes128Key>,
+    ) -> Result<(), StoreError>;
+    /// Root keys and join state.
+    async fn get_device_keys(&self, dev_eui: Eui64) -> Result<Option<DeviceKeys>, StoreError>;
+
+    // --- sessions (written through `apply`) ---
+    /// One device's session.
+    async fn get_session(&self, dev_eui: Eui64) -> Result<Option<DeviceSession>, StoreError>;
+    /// Every session using `dev_addr`.
+    async fn sessions_by_dev_addr(
+        &self,
+        dev_addr: DevAddr,
+    ) -> Result<Vec<DeviceSession>, StoreError>;
+    /// Up to `limit` sessions with a DevEUI greater than `after`, by DevEUI.
+    async fn sessions_page(
+        &self,
+        after: Option<Eui64>,
+        limit: u32,
+    ) -> Result<Vec<DeviceSession>, StoreError>;
+
+    // --- downlink queue ---
+    /// Appends a downlink to the device's queue.
+    async fn enqueue(&self, item: &QueueItem) -> Result<(), StoreError>;
+    /// The device's queue, oldest first.
+    async fn get_queue(&self, dev_eui: Eui64) -> Result<Vec<QueueItem>, StoreError>;
+    /// Empties the device's queue; returns how many items were removed.
+    async fn flush_queue(&self, dev_eui: Eui64) -> Result<u64, StoreError>;
+    /// Every queued item of every device, by device then age (start-up load).
+    async fn load_all_queue_items(&self) -> Result<Vec<QueueItem>, StoreError>;
+
+    // --- gateways ---
+    /// Creates a gateway.
+    async fn create_gateway(&self, gateway: &Gateway) -> Result<(), StoreError>;
+    /// One gateway.
+    async fn get_gateway(&self, gateway_id: Eui64) -> Result<Option<Gateway>, StoreError>;
+    /// Gateways of one tenant, or of all, by EUI.
+    async fn list_gateways(
+        &self,
+        tenant_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<Gateway>, StoreError>;
+    /// Updates name, description and location.
+    async fn update_gateway(&self, gateway: &Gateway) -> Result<bool, StoreError>;
+    /// Deletes a gateway.
+    async fn delete_gateway(&self, gateway_id: Eui64) -> Result<bool, StoreError>;
+    /// Every gateway (start-up load).
+    async fn load_all_gateways(&self) -> Result<Vec<Gateway>, StoreError>;
+
+    // --- integrations ---
+    /// Creates the application's integration of this kind, or replaces its config.
+    /// Returns true when it was created.
+    async fn upsert_integration(&self, integration: &Integration) -> Result<bool, StoreError>;
+    /// The application's integration of `kind`.
+    async fn get_integration(
+        &self,
+        application_id: Uuid,
+        kind: IntegrationKind,
+    ) -> Result<Option<Integration>, StoreError>;
+    /// Integrations of one application, or every integration (start-up load).
+    async fn list_integrations(
+        &self,
+        application_id: Option<Uuid>,
+    ) -> Result<Vec<Integration>, StoreError>;
+    /// Deletes the application's integration of `kind` with its undelivered outbox rows.
+    async fn delete_integration(
+        &self,
+        application_id: Uuid,
+        kind: IntegrationKind,
+    ) -> Result<bool, StoreError>;
+
+    // --- events (written through `apply`) ---
+    /// The device's newest `limit` events, newest first.
+    async fn list_events(&self, dev_eui: Eui64, limit: u32) -> Result<Vec<Event>, StoreError>;
+    /// Retention: deletes events created before `cutoff` (in chunks, so a large
+    /// backlog does not hold a long lock); returns how many.
+    async fn delete_events_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // --- outbox ---
+    /// Claims up to `limit` due outbox rows (`next_attempt_at <= now`), at most one
+    /// per (integration, device) and always the oldest undelivered one of it, so
+    /// deliveries stay in order per device. Claimed rows are not due again until
+    /// `lease_until` (a crashed worker's rows come back then).
+    async fn claim_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Delivered: removes the row and notes the success on the integration.
+    async fn outbox_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Failed: counts the attempt, keeps the error and retries at `next_attempt_at`.
+    async fn outbox_failed(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Undelivered rows of an integration.
+    async fn outbox_backlog(&self, integration_id: Uuid) -> Result<u64, StoreError>;
+    /// Gives up on rows written before `cutoff` (max delivery age); returns how many.
+    async fn delete_outbox_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // --- the batched write of the hot path ---
+    /// Runs every op in order in one transaction: all or nothing.
+    async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    // --- start-up loads, built on the paged methods ---
+    /// Every session, read page by page.
+    async fn load_all_sessions(&self) -> Result<Vec<DeviceSession>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.sessions_page(after, LOAD_PAGE_SIZE).await?;
+            let full = page.len() == LOAD_PAGE_SIZE as usize;
+            after = page.last().map(|s| s.dev_eui);
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+    /// Every device, read page by page.
+    async fn load_all_devices(&self) -> Result<Vec<Device>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.devices_page(after, LOAD_PAGE_SIZE).await?;
+            let full = page.len() == LOAD_PAGE_SIZE as usize;
+            after = page.last().map(|d| d.dev_eui);
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+    /// Every device profile.
+    async fn load_all_device_profiles(&self) -> Result<Vec<DeviceProfile>, StoreError> {
+        self.list_device_profiles(None, Page::ALL).await
+    }
+    /// Every application.
+    async fn load_all_applications(&self) -> Result<Vec<Application>, StoreError> {
+        self.list_applications(None, Page::ALL).await
+    }
+    /// Every tenant.
+    async fn load_all_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
+        self.list_tenants(Page::ALL).await
+    }
+}

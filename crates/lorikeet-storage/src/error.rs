@@ -1,0 +1,108 @@
+//! The storage error type.
+
+/// Why a storage call failed. Absence is not an error: lookups return `Option`,
+/// deletes return whether something was deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is neither `sqlite://…` nor `postgres://…`, or does not parse.
+    #[error("unsupported database URL {url:?}: {reason}")]
+    BadUrl {
+        /// The URL as given (with any password removed).
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A row with the same unique key already exists (DevEUI, gateway ID, ...).
+    #[error("{entity} {key} already exists")]
+    Duplicate {
+        /// The kind of thing, e.g. "device".
+        entity: &'static str,
+        /// Its key as text.
+        key: String,
+    },
+    /// A write named a row that does not exist (an unknown application, a device
+    /// profile of another tenant, ...).
+    #[error("{entity} refers to something that does not exist: {detail}")]
+    MissingReference {
+        /// The kind of thing being written.
+        entity: &'static str,
+        /// The database's description of the broken reference.
+        detail: String,
+    },
+    /// The row cannot be deleted because others still refer to it (a device profile
+    /// still used by devices).
+    #[error("{entity} {key} is still in use by {users}")]
+    InUse {
+        /// The kind of thing, e.g. "device profile".
+        entity: &'static str,
+        /// Its key as text.
+        key: String,
+        /// What still refers to it, e.g. "3 devices".
+        users: String,
+    },
+    /// The default tenant cannot be deleted: resources created without a tenant live there.
+    #[error("the default tenant cannot be deleted")]
+    DefaultTenant,
+    /// A stored value does not decode (a key of the wrong length, bad JSON, an
+    /// out-of-range counter): the database was changed by something other than Lorikeet.
+    #[error("corrupt value in {table}.{column}: {detail}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// Column name.
+        column: &'static str,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Applying the migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Any other database or connection failure.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a sqlx error from a write of `entity` keyed by `key`, turning unique and
+    /// foreign-key violations into [`StoreError::Duplicate`] / [`StoreError::MissingReference`].
+    pub(crate) fn from_write(entity: &'static str, key: impl ToString, e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => {
+                    return StoreError::Duplicate {
+                        entity,
+                        key: key.to_string(),
+                    }
+                }
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    return StoreError::MissingReference {
+                        entity,
+                        detail: db.message().to_string(),
+                    }
+                }
+                _ => {}
+            }
+        }
+        StoreError::Database(e)
+    }
+
+    /// True for [`StoreError::Database`] errors that a retry may cure (pool timeout,
+    /// I/O, a lost connection), e.g. to decide whether to retry a batch.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e)
+    }
+}

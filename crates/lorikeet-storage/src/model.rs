@@ -1,0 +1,532 @@
+//! The stored entities. Plain data: the storage trait reads and writes them; the
+//! API and the network server translate them to and from their own types.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The id of the tenant that always exists. Resources created without a tenant
+/// (by the admin token) live here; it cannot be deleted.
+pub const DEFAULT_TENANT_ID: Uuid = Uuid::from_u128(1);
+
+/// How many DevNonces of accepted joins are kept per device for the LoRaWAN
+/// 1.0.0–1.0.3 "never reuse a DevNonce" rule. Older ones are forgotten, so the list
+/// cannot grow forever. 512 covers years of normal rejoins; an honest device that
+/// draws a random DevNonce hits a remembered one with probability 512/65536 ≈ 0.8 %
+/// per join and simply retries. 1.0.4 and 1.1 devices use `last_dev_nonce` instead.
+pub const USED_DEV_NONCE_LIMIT: usize = 512;
+
+/// A slice of a list: at most `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Maximum number of rows.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u64,
+}
+
+impl Page {
+    /// Every row (for start-up loads of small tables).
+    pub const ALL: Page = Page {
+        limit: u32::MAX,
+        offset: 0,
+    };
+}
+
+/// An organisation owning applications, profiles, devices and gateways.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    /// Tenant id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A tenant-scoped API key. Only the SHA-256 of its token is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    /// Key id (not secret; used to list and delete keys).
+    pub id: Uuid,
+    /// The tenant the key acts for.
+    pub tenant_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// SHA-256 of an API token: what is stored and looked up, so a database leak does
+/// not leak usable tokens.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// An application: a group of devices sharing integrations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Application {
+    /// Application id.
+    pub id: Uuid,
+    /// Owning tenant.
+    pub tenant_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The payload codec of a device profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PayloadCodec {
+    /// Payloads are passed through as bytes.
+    None,
+    /// Cayenne LPP.
+    CayenneLpp,
+    /// A JavaScript payload formatter (`decodeUplink` / `encodeDownlink`).
+    JavaScript {
+        /// The script source.
+        script: String,
+    },
+}
+
+impl PayloadCodec {
+    /// The stored (and API) name of the codec type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            PayloadCodec::None => "none",
+            PayloadCodec::CayenneLpp => "cayenne_lpp",
+            PayloadCodec::JavaScript { .. } => "javascript",
+        }
+    }
+
+    /// Rebuilds from the stored type name and script; `None` for an unknown name.
+    pub fn from_parts(type_name: &str, script: String) -> Option<Self> {
+        match type_name {
+            "none" => Some(PayloadCodec::None),
+            "cayenne_lpp" => Some(PayloadCodec::CayenneLpp),
+            "javascript" => Some(PayloadCodec::JavaScript { script }),
+            _ => None,
+        }
+    }
+
+    /// The script, empty for codecs without one.
+    pub fn script(&self) -> &str {
+        match self {
+            PayloadCodec::JavaScript { script } => script,
+            _ => "",
+        }
+    }
+}
+
+/// Radio and protocol settings shared by a class of devices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceProfile {
+    /// Profile id.
+    pub id: Uuid,
+    /// Owning tenant.
+    pub tenant_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Region name, e.g. "EU868" (validated by the API).
+    pub region: String,
+    /// LoRaWAN MAC version, e.g. "1.0.3".
+    pub mac_version: String,
+    /// Regional parameters revision, e.g. "RP002-1.0.3".
+    pub reg_params_revision: String,
+    /// OTAA (true) or ABP only (false).
+    pub supports_otaa: bool,
+    /// Class C downlinks.
+    pub supports_class_c: bool,
+    /// Whether the network server runs ADR for these devices.
+    pub adr_enabled: bool,
+    /// RX1 delay in seconds (the region's RECEIVE_DELAY1 when 1).
+    pub rx1_delay: u8,
+    /// RX1 data-rate offset.
+    pub rx1_dr_offset: u8,
+    /// RX2 data rate; `None` = the region's default.
+    pub rx2_dr: Option<u8>,
+    /// RX2 frequency; `None` = the region's default.
+    pub rx2_frequency_hz: Option<u32>,
+    /// Payload codec.
+    pub payload_codec: PayloadCodec,
+    /// ADR and MAC settings (a JSON object owned by the network server, issue 7).
+    pub mac_settings: serde_json::Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The class a device currently operates in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceClass {
+    /// Class A: downlinks only after uplinks.
+    A,
+    /// Class B: beacon-synchronised ping slots.
+    B,
+    /// Class C: receiver always on.
+    C,
+}
+
+impl DeviceClass {
+    /// "A", "B" or "C".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceClass::A => "A",
+            DeviceClass::B => "B",
+            DeviceClass::C => "C",
+        }
+    }
+
+    /// Parses "A", "B" or "C".
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "A" => Some(DeviceClass::A),
+            "B" => Some(DeviceClass::B),
+            "C" => Some(DeviceClass::C),
+            _ => None,
+        }
+    }
+}
+
+/// A provisioned end device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    /// DevEUI (primary key).
+    pub dev_eui: Eui64,
+    /// JoinEUI (AppEUI in 1.0.x).
+    pub join_eui: Eui64,
+    /// The tenant of its application (the database keeps them equal).
+    pub tenant_id: Uuid,
+    /// Its application.
+    pub application_id: Uuid,
+    /// Its device profile (same tenant).
+    pub device_profile_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// User tags, copied into every event's `deviceInfo`.
+    pub tags: BTreeMap<String, String>,
+    /// Accept any frame counter (devices that reset their counter, at the cost of
+    /// replay protection).
+    pub skip_fcnt_check: bool,
+    /// Frames from a disabled device are dropped.
+    pub disabled: bool,
+    /// The class the device is operating in (set by the network server).
+    pub device_class_enabled: DeviceClass,
+    /// When the last uplink was received.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A device with everything an event's `deviceInfo` and the network server need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceContext {
+    /// The device.
+    pub device: Device,
+    /// Its profile.
+    pub profile: DeviceProfile,
+    /// Its application.
+    pub application: Application,
+    /// Its tenant.
+    pub tenant: Tenant,
+}
+
+/// Root keys and OTAA join state of a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceKeys {
+    /// DevEUI.
+    pub dev_eui: Eui64,
+    /// AppKey (1.0.x: the only root key; 1.1: application key).
+    pub app_key: Aes128Key,
+    /// NwkKey (1.1 only).
+    pub nwk_key: Option<Aes128Key>,
+    /// The last JoinNonce sent (0: none yet); the next JoinAccept uses a larger one.
+    pub join_nonce: u32,
+    /// The last accepted DevNonce (1.0.4 / 1.1: the next must be greater).
+    pub last_dev_nonce: Option<u16>,
+    /// DevNonces of accepted joins, oldest first, at most [`USED_DEV_NONCE_LIMIT`].
+    /// Read-only here: recorded through [`crate::WriteOp::RecordJoin`].
+    pub used_dev_nonces: Vec<u16>,
+}
+
+/// An active session of a device (after OTAA join or ABP activation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceSession {
+    /// DevEUI.
+    pub dev_eui: Eui64,
+    /// Device address (indexed: uplinks are matched by it).
+    pub dev_addr: DevAddr,
+    /// LoRaWAN MAC version of the session, e.g. "1.0.3".
+    pub mac_version: String,
+    /// FNwkSIntKey (1.0.x: the NwkSKey).
+    pub f_nwk_s_int_key: Aes128Key,
+    /// SNwkSIntKey (1.0.x: the NwkSKey).
+    pub s_nwk_s_int_key: Aes128Key,
+    /// NwkSEncKey (1.0.x: the NwkSKey).
+    pub nwk_s_enc_key: Aes128Key,
+    /// AppSKey.
+    pub app_s_key: Aes128Key,
+    /// The next expected uplink frame counter (32 bits).
+    pub f_cnt_up: u32,
+    /// The next network downlink frame counter (1.0.x: the only downlink counter).
+    pub n_f_cnt_down: u32,
+    /// The next application downlink frame counter (1.1).
+    pub a_f_cnt_down: u32,
+    /// FCnt of the confirmed downlink being acknowledged (1.1 uplink MIC).
+    pub conf_f_cnt: u32,
+    /// Opaque JSON text the network server owns (MAC, ADR and RX state). Kept as
+    /// text so that start-up can parse it straight into the server's own types.
+    pub ns_state: String,
+    /// Last write.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A queued downlink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueItem {
+    /// Item id (reported in ack/txack events as `queueItemId`).
+    pub id: Uuid,
+    /// DevEUI.
+    pub dev_eui: Eui64,
+    /// FPort (1..=223).
+    pub f_port: u8,
+    /// Plaintext payload (empty for an item queued as an `object` and not yet encoded).
+    pub data: Vec<u8>,
+    /// Confirmed downlink.
+    pub confirmed: bool,
+    /// An object to encode with the profile's codec when sent.
+    pub object: Option<serde_json::Value>,
+    /// The downlink frame counter it was sent with.
+    pub f_cnt_down: Option<u32>,
+    /// Sent confirmed and waiting for the device's ACK.
+    pub pending: bool,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Dropped (with a log event) when not sent by then.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Enqueue time (queue order).
+    pub created_at: DateTime<Utc>,
+}
+
+/// A gateway location.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+    /// Metres above sea level.
+    pub altitude: f64,
+}
+
+/// A provisioned gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    /// Gateway EUI.
+    pub gateway_id: Eui64,
+    /// Owning tenant.
+    pub tenant_id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Configured or last reported location.
+    pub location: Option<Location>,
+    /// When the gateway last sent anything.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// The last `stat` object the forwarder sent.
+    pub stats: Option<serde_json::Value>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The kind of an application integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntegrationKind {
+    /// HTTP webhook.
+    Http,
+    /// MQTT publishing.
+    Mqtt,
+}
+
+impl IntegrationKind {
+    /// "http" or "mqtt".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationKind::Http => "http",
+            IntegrationKind::Mqtt => "mqtt",
+        }
+    }
+
+    /// Parses "http" or "mqtt".
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "http" => Some(IntegrationKind::Http),
+            "mqtt" => Some(IntegrationKind::Mqtt),
+            _ => None,
+        }
+    }
+}
+
+/// An application integration: every event of the application's devices gets an
+/// outbox row per integration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Integration {
+    /// Integration id.
+    pub id: Uuid,
+    /// Its application.
+    pub application_id: Uuid,
+    /// HTTP or MQTT.
+    pub kind: IntegrationKind,
+    /// Kind-specific settings (for HTTP: [`HttpIntegrationConfig`] as JSON).
+    pub config: serde_json::Value,
+    /// Last successful delivery.
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    /// Last delivery error.
+    pub last_error: Option<String>,
+    /// When the last error happened.
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change of the settings.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Settings of an HTTP (webhook) integration, stored as the integration's `config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpIntegrationConfig {
+    /// Endpoint; events are POSTed to `<url>?event=<type>`.
+    pub url: String,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// HMAC-SHA256 secret for `X-Lorikeet-Signature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// The type of an integration event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// Uplink.
+    Up,
+    /// OTAA join.
+    Join,
+    /// Confirmed downlink acknowledged or not.
+    Ack,
+    /// Downlink transmitted by a gateway.
+    TxAck,
+    /// Device status (battery, margin).
+    Status,
+    /// Something worth telling the user (codec error, dropped frame...).
+    Log,
+    /// Location update.
+    Location,
+}
+
+impl EventKind {
+    /// Every kind, in a fixed order.
+    pub const ALL: [EventKind; 7] = [
+        EventKind::Up,
+        EventKind::Join,
+        EventKind::Ack,
+        EventKind::TxAck,
+        EventKind::Status,
+        EventKind::Log,
+        EventKind::Location,
+    ];
+
+    /// The name used in JSON, webhook URLs and MQTT topics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Up => "up",
+            EventKind::Join => "join",
+            EventKind::Ack => "ack",
+            EventKind::TxAck => "txack",
+            EventKind::Status => "status",
+            EventKind::Log => "log",
+            EventKind::Location => "location",
+        }
+    }
+
+    /// Parses a name from [`EventKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An event to store (and to deliver to the application's integrations).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// DevEUI.
+    pub dev_eui: Eui64,
+    /// The device's application (its integrations get outbox rows).
+    pub application_id: Uuid,
+    /// Event type.
+    pub kind: EventKind,
+    /// The integration event JSON (ChirpStack v4 shape).
+    pub payload: serde_json::Value,
+    /// Event time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Increasing id (newer events have larger ids).
+    pub id: i64,
+    /// DevEUI.
+    pub dev_eui: Eui64,
+    /// Application id.
+    pub application_id: Uuid,
+    /// Event type.
+    pub kind: EventKind,
+    /// The integration event JSON.
+    pub payload: serde_json::Value,
+    /// Event time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An outbox row claimed for delivery, with its event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    /// Outbox row id (for [`crate::Storage::outbox_delivered`] / `outbox_failed`).
+    pub id: i64,
+    /// Integration to deliver to.
+    pub integration_id: Uuid,
+    /// The event.
+    pub event_id: i64,
+    /// DevEUI (deliveries are ordered per device).
+    pub dev_eui: Eui64,
+    /// Event type.
+    pub kind: EventKind,
+    /// The event JSON to send.
+    pub payload: serde_json::Value,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Last failure, if any.
+    pub last_error: Option<String>,
+    /// When the row was written (with its event).
+    pub created_at: DateTime<Utc>,
+}

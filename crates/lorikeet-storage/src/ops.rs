@@ -1,0 +1,108 @@
+//! Batched writes of the hot path, and change notifications for caches.
+
+use chrono::{DateTime, Utc};
+use lorikeet_lorawan::Eui64;
+use uuid::Uuid;
+
+use crate::model::{DeviceClass, DeviceSession, Location, NewEvent};
+
+/// One write of the network or application server. [`crate::Storage::apply`] runs a
+/// whole `Vec<WriteOp>` in one transaction, in order, so the server can group the
+/// writes of many uplinks into one commit.
+///
+/// Writes about a device that has been deleted meanwhile are skipped silently (the
+/// device's rows are gone; failing the whole batch would lose other devices' writes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// Inserts or replaces the device's session.
+    UpsertSession(DeviceSession),
+    /// Removes the device's session (e.g. before a rejoin).
+    DeleteSession(Eui64),
+    /// Stores an event and, in the same transaction, one outbox row per integration
+    /// of the event's application.
+    InsertEvent(NewEvent),
+    /// Records an item as sent. Confirmed items stay queued as `pending` until the
+    /// device acknowledges them; unconfirmed items should be deleted instead.
+    QueueMarkSent {
+        /// Queue item id.
+        id: Uuid,
+        /// The downlink frame counter used.
+        f_cnt_down: u32,
+        /// Send time.
+        sent_at: DateTime<Utc>,
+        /// Keep it as pending (confirmed downlink waiting for its ACK).
+        pending: bool,
+    },
+    /// Removes a queue item (sent unconfirmed, acknowledged, or expired).
+    QueueDelete(Uuid),
+    /// An accepted OTAA join: remembers the DevNonce (keeping the most recent
+    /// [`crate::USED_DEV_NONCE_LIMIT`]), sets `last_dev_nonce` and the JoinNonce used.
+    RecordJoin {
+        /// DevEUI.
+        dev_eui: Eui64,
+        /// The JoinRequest's DevNonce.
+        dev_nonce: u16,
+        /// The JoinNonce sent in the JoinAccept.
+        join_nonce: u32,
+        /// Join time.
+        at: DateTime<Utc>,
+    },
+    /// The device sent an uplink.
+    DeviceSeen {
+        /// DevEUI.
+        dev_eui: Eui64,
+        /// Reception time.
+        at: DateTime<Utc>,
+    },
+    /// The class the device now operates in.
+    DeviceClass {
+        /// DevEUI.
+        dev_eui: Eui64,
+        /// The class.
+        class: DeviceClass,
+    },
+    /// The gateway sent something; unknown gateways are ignored.
+    GatewaySeen {
+        /// Gateway EUI.
+        gateway_id: Eui64,
+        /// Reception time.
+        at: DateTime<Utc>,
+        /// The forwarder's `stat` object, if this was a status report.
+        stats: Option<serde_json::Value>,
+        /// A location reported by the gateway (GPS).
+        location: Option<Location>,
+    },
+}
+
+/// A change made outside the network server (by the API, or an MQTT downlink
+/// command) that its in-memory caches must pick up. Sent on a
+/// `tokio::sync::broadcast` channel after the write committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Device created or updated (reload device, profile and application for it).
+    DeviceChanged(Eui64),
+    /// Device deleted (drop its session, queue and cache entries).
+    DeviceDeleted(Eui64),
+    /// Root keys changed.
+    DeviceKeysChanged(Eui64),
+    /// A session was written from outside (ABP activation).
+    SessionChanged(Eui64),
+    /// The device's downlink queue changed (enqueue or flush); wakes Class C sending.
+    QueueChanged(Eui64),
+    /// Device profile created, updated or deleted.
+    ProfileChanged(Uuid),
+    /// Application created, updated or deleted (its devices' `deviceInfo` may change).
+    ApplicationChanged(Uuid),
+    /// Application deleted, with all its devices and integrations.
+    ApplicationDeleted(Uuid),
+    /// Tenant created or renamed.
+    TenantChanged(Uuid),
+    /// Tenant deleted with everything it owned.
+    TenantDeleted(Uuid),
+    /// Gateway created or updated.
+    GatewayChanged(Eui64),
+    /// Gateway deleted.
+    GatewayDeleted(Eui64),
+    /// An integration of this application was created, replaced or deleted.
+    IntegrationChanged(Uuid),
+}

@@ -1,0 +1,95 @@
+//! The embedded SQLite backend.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+/// Storage in one SQLite file: WAL journal, `synchronous=NORMAL`, foreign keys on,
+/// a 5 s busy timeout. Writes go through a single connection (SQLite allows one
+/// writer at a time; queuing them in-process avoids `SQLITE_BUSY`), reads through a
+/// small pool that runs beside it thanks to WAL.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens `url` (`sqlite://PATH`, created if missing) and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, crate::StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| crate::StoreError::BadUrl {
+                url: crate::redact_url(url),
+                reason: e.to_string(),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
+            .await?;
+        let store_w = SqliteStore {
+            read: write.clone(),
+            write,
+        };
+        store_w.run_migrations().await?;
+        if memory {
+            // An in-memory database exists only on its one connection.
+            return Ok(store_w);
+        }
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore {
+            read,
+            write: store_w.write,
+        })
+    }
+
+    /// The writer connection pool, for tests and tools that need raw SQL.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        // IMMEDIATE takes the write lock up front, so a transaction that reads before
+        // writing cannot fail half-way on a lock upgrade.
+        self.write.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn run_migrations(&self) -> Result<(), crate::StoreError> {
+        sqlx::migrate!("../../schemas/sql/sqlite")
+            .run(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn close_pools(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+}
+
+impl_storage!(SqliteStore, Sqlite, Backend::Sqlite, lock = "");

@@ -1,0 +1,236 @@
+//! Test databases for this crate's and other crates' tests (cargo feature `testing`).
+//!
+//! - [`TestDb::sqlite`]: a fresh SQLite file in a temporary directory.
+//! - [`TestDb::postgres`]: a fresh, uniquely named database on the server at
+//!   `LORIKEET_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//!   dropped afterwards. When that server does not answer the test is skipped with a
+//!   warning, unless `LORIKEET_REQUIRE_POSTGRES=1` (set by `scripts/test`): then it fails.
+//! - [`storage_test!`](crate::storage_test) runs one async test body on both.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, PgConnection};
+use uuid::Uuid;
+
+use crate::{connect, Storage};
+
+/// Default admin URL of the test Postgres.
+pub const DEFAULT_TEST_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A throw-away database, removed when dropped.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The open, migrated store.
+    pub storage: Arc<dyn Storage>,
+    url: String,
+    cleanup: Cleanup,
+}
+
+#[derive(Debug)]
+enum Cleanup {
+    SqliteDir(PathBuf),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// A fresh SQLite database in a new temporary directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = std::env::temp_dir().join(format!("lorikeet-test-{}", Uuid::new_v4().simple()));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        let url = format!("sqlite://{}", dir.join("lorikeet.db").display());
+        let storage = match connect(&url).await {
+            Ok(s) => s,
+            Err(e) => panic!("cannot open test SQLite {url}: {e}"),
+        };
+        TestDb {
+            storage,
+            url,
+            cleanup: Cleanup::SqliteDir(dir),
+        }
+    }
+
+    /// A fresh Postgres database, or `None` (after a warning) when no Postgres answers
+    /// and `LORIKEET_REQUIRE_POSTGRES` is not `1`.
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url = std::env::var("LORIKEET_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_TEST_POSTGRES_URL.to_string());
+        let required = std::env::var("LORIKEET_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let mut admin =
+            match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url))
+                .await
+            {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => return unavailable(&admin_url, &e.to_string(), required),
+                Err(_) => return unavailable(&admin_url, "no answer within 5 s", required),
+            };
+        let name = format!("lorikeet_test_{}", Uuid::new_v4().simple());
+        if let Err(e) = admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+        {
+            panic!(
+                "Postgres at {} answers but CREATE DATABASE failed ({e}); the test user must be \
+                 allowed to create databases",
+                crate::redact_url(&admin_url)
+            );
+        }
+        let _ = admin.close().await;
+        let url = with_database(&admin_url, &name);
+        let storage = match connect(&url).await {
+            Ok(s) => s,
+            Err(e) => panic!("cannot open test database {name}: {e}"),
+        };
+        Some(TestDb {
+            storage,
+            url,
+            cleanup: Cleanup::Postgres { admin_url, name },
+        })
+    }
+
+    /// The database URL, e.g. to start a server on it or to reopen it.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Runs raw SQL on the database outside the store (to break things on purpose
+    /// or to inspect tables in tests).
+    pub async fn execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        match &self.cleanup {
+            Cleanup::SqliteDir(_) => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await?;
+                let r = c.execute(sql).await?;
+                let _ = c.close().await;
+                Ok(r.rows_affected())
+            }
+            Cleanup::Postgres { .. } => {
+                let mut c = PgConnection::connect(&self.url).await?;
+                let r = c.execute(sql).await?;
+                let _ = c.close().await;
+                Ok(r.rows_affected())
+            }
+        }
+    }
+
+    /// Opens the same database again (a "restart"): a new pool, migrations re-run.
+    pub async fn reopen(&self) -> Arc<dyn Storage> {
+        match connect(&self.url).await {
+            Ok(s) => s,
+            Err(e) => panic!("cannot reopen {}: {e}", self.url),
+        }
+    }
+}
+
+fn unavailable(url: &str, why: &str, required: bool) -> Option<TestDb> {
+    let msg = format!(
+        "no Postgres at {} ({why}). Set LORIKEET_TEST_POSTGRES_URL to a server where the user \
+         may create databases.",
+        crate::redact_url(url)
+    );
+    if required {
+        panic!("LORIKEET_REQUIRE_POSTGRES=1 but {msg}");
+    }
+    eprintln!("WARNING: skipping the Postgres half of this test: {msg}");
+    None
+}
+
+/// `url` with its database path replaced by `name` (query string kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::SqliteDir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Postgres { admin_url, name } => {
+                // Drop runs inside the test's runtime, which cannot block on async work:
+                // use a short-lived runtime on another thread.
+                let admin_url = admin_url.clone();
+                let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                let dropped = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?;
+                    rt.block_on(async {
+                        let mut c = PgConnection::connect(&admin_url)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        c.execute(sql.as_str()).await.map_err(|e| e.to_string())?;
+                        let _ = c.close().await;
+                        Ok::<_, String>(())
+                    })
+                })
+                .join();
+                if !matches!(dropped, Ok(Ok(()))) {
+                    eprintln!("WARNING: could not drop test database {name}: {dropped:?}");
+                }
+            }
+        }
+    }
+}
+
+/// Defines a module `$name` with two tokio tests, `sqlite` and `postgres`, each
+/// calling `$body` (a closure `|db: TestDb| async move { ... }`) with a fresh
+/// database of that backend. The Postgres one skips or fails as [`TestDb::postgres`]
+/// says.
+#[macro_export]
+macro_rules! storage_test {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let db = $crate::testing::TestDb::sqlite().await;
+                ($body)(db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(db) = $crate::testing::TestDb::postgres().await else {
+                    return;
+                };
+                ($body)(db).await;
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod unit {
+    use super::with_database;
+
+    #[test]
+    fn database_is_swapped_in_urls() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}
