@@ -53,36 +53,40 @@ pub(crate) fn parse_hex<const N: usize>(
     s: &str,
 ) -> Result<[u8; N], ParseError> {
     let s = s.trim();
-    let digits = s.chars().count();
-    if digits != 2 * N {
+    let digits_len = s.chars().count();
+    if digits_len != 2 * N {
         return Err(ParseError::Length {
             what,
             expected: 2 * N,
-            got: digits,
+            got: digits_len,
         });
     }
     let mut out = [0u8; N];
-    let bytes = s.as_bytes();
-    for (i, slot) in out.iter_mut().enumerate() {
-        let hi = hex_val(what, bytes, 2 * i)?;
-        let lo = hex_val(what, bytes, 2 * i + 1)?;
+    // Positions and characters in errors are counted in characters, so multi-byte
+    // input is reported as typed.
+    let mut digits = s.chars().enumerate().map(|(position, found)| {
+        found
+            .to_digit(16)
+            // A hex digit is below 16, so the narrowing is exact.
+            .map(|d| d as u8)
+            .ok_or(ParseError::NotHex {
+                what,
+                position,
+                found,
+            })
+    });
+    // The length was checked above; running out still gives an error, not a panic.
+    let short = ParseError::Length {
+        what,
+        expected: 2 * N,
+        got: digits_len,
+    };
+    for slot in out.iter_mut() {
+        let hi = digits.next().unwrap_or(Err(short.clone()))?;
+        let lo = digits.next().unwrap_or(Err(short.clone()))?;
         *slot = (hi << 4) | lo;
     }
     Ok(out)
-}
-
-fn hex_val(what: &'static str, bytes: &[u8], position: usize) -> Result<u8, ParseError> {
-    let b = bytes[position];
-    match b {
-        b'0'..=b'9' => Ok(b - b'0'),
-        b'a'..=b'f' => Ok(b - b'a' + 10),
-        b'A'..=b'F' => Ok(b - b'A' + 10),
-        _ => Err(ParseError::NotHex {
-            what,
-            position,
-            found: b as char,
-        }),
-    }
 }
 
 fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
@@ -188,6 +192,17 @@ impl NetId {
         }
         let b = v.to_be_bytes();
         Ok(NetId([b[1], b[2], b[3]]))
+    }
+    /// Builds from the 3-byte little-endian order used in JoinAccepts and RejoinRequests.
+    pub fn from_le_bytes(mut b: [u8; 3]) -> Self {
+        b.reverse();
+        NetId(b)
+    }
+    /// The 3-byte little-endian order used in JoinAccepts and RejoinRequests.
+    pub fn to_le_bytes(self) -> [u8; 3] {
+        let mut b = self.0;
+        b.reverse();
+        b
     }
     /// The NetID type: its three most significant bits.
     pub fn net_type(self) -> u8 {
@@ -390,9 +405,18 @@ mod tests {
             e.to_string(),
             "EUI-64 has a non-hex character 'z' at position 14"
         );
-        // Multi-byte characters must not panic on slicing.
+        // Multi-byte characters must not panic on slicing, and are reported as typed.
         assert!("ééééééééé".parse::<DevAddr>().is_err());
+        assert_eq!(
+            "0102030é".parse::<DevAddr>().unwrap_err(),
+            ParseError::NotHex {
+                what: "DevAddr",
+                position: 7,
+                found: 'é'
+            }
+        );
         assert!("éééé".parse::<DevAddr>().is_err());
+        assert!("éééééééé".parse::<DevAddr>().is_err());
         assert!(NetId::from_u32(0x0100_0000).is_err());
         assert!(JoinNonce::new(0x0100_0000).is_err());
     }
