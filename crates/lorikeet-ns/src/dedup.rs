@@ -39,7 +39,31 @@ pub struct Uplink {
     pub first_seen: Instant,
 }
 
+/// Backhaul delays longer than this are treated as clock errors, not latency.
+const MAX_BELIEVABLE_BACKHAUL: Duration = Duration::from_millis(1500);
+
 impl Uplink {
+    /// Our best estimate of when the frame ended on the air, on our monotonic clock:
+    /// the first copy's arrival, moved back by the backhaul delay the gateway's own
+    /// clock reveals (`ns_time − gw_time`) when it has one. Gateways without GPS/NTP time
+    /// give no estimate; the receive windows then count from the arrival, and a
+    /// TX_ACK `TOO_LATE` moves the downlink to RX2.
+    pub fn air_end(&self) -> Instant {
+        let backhaul = self
+            .rx_info
+            .iter()
+            .filter_map(|r| {
+                let gw = r.gw_time?;
+                let d = r.ns_time.duration_since(gw).ok()?;
+                (d <= MAX_BELIEVABLE_BACKHAUL).then_some(d)
+            })
+            .min()
+            .unwrap_or(Duration::ZERO);
+        self.first_seen
+            .checked_sub(backhaul)
+            .unwrap_or(self.first_seen)
+    }
+
     /// The reception with the best SNR, then RSSI: where a downlink should go.
     pub fn best_rx(&self) -> Option<&RxInfo> {
         self.rx_info.iter().max_by(|a, b| a.signal_cmp(b))

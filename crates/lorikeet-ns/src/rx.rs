@@ -7,24 +7,7 @@ use std::time::SystemTime;
 use lorikeet_lorawan::Eui64;
 use serde::{Deserialize, Serialize};
 
-/// How a frame was (or is to be) modulated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Modulation {
-    /// LoRa chirp spread spectrum.
-    Lora {
-        /// 5..=12.
-        spreading_factor: u8,
-        /// 125 000, 250 000 or 500 000.
-        bandwidth_hz: u32,
-        /// Coding rate denominator N of 4/N (5..=8); 0 when unknown.
-        code_rate_denominator: u8,
-    },
-    /// GFSK.
-    Fsk {
-        /// Bit rate in bits per second.
-        bit_rate_bps: u32,
-    },
-}
+pub use lorikeet_region::Modulation;
 
 /// How an uplink was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -33,6 +16,8 @@ pub struct TxInfo {
     pub frequency_hz: u32,
     /// Modulation and data rate.
     pub modulation: Modulation,
+    /// LoRa coding rate denominator N of 4/N, when the gateway reported it.
+    pub code_rate: Option<u8>,
 }
 
 /// A gateway's configured location.
@@ -119,8 +104,8 @@ pub(crate) mod tests {
             modulation: Modulation::Lora {
                 spreading_factor: 12,
                 bandwidth_hz: 125_000,
-                code_rate_denominator: 5,
             },
+            code_rate: Some(5),
         }
     }
 

@@ -1,0 +1,573 @@
+//! Downlink planning: which window, gateway, frequency, data rate and power; building
+//! data downlinks from the queue, MAC commands and ACKs; applying TX_ACK results.
+
+use std::time::{Duration, Instant};
+
+use lorikeet_lorawan::Eui64;
+use rand_core::RngCore;
+
+use crate::dedup::Uplink;
+use crate::device::PendingAck;
+use crate::frames;
+use crate::output::{
+    DownlinkRequest, Event, LogCode, LogLevel, Output, StoreChange, Timing, TxResult, Window,
+};
+use crate::region;
+use crate::server::{InFlight, NetworkServer, Purpose, RxWindowPolicy};
+use crate::uplink::log;
+
+/// JOIN_ACCEPT_DELAY1 (RX1 of a JoinAccept), LoRaWAN 1.0/1.1 §6.
+pub const JOIN_ACCEPT_DELAY1: Duration = Duration::from_secs(5);
+
+/// Frequency and data rate of one receive window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowParams {
+    pub(crate) frequency_hz: u32,
+    pub(crate) dr: u8,
+}
+
+/// Wraps a whole-second delay into concentrator microseconds.
+fn delay_us(d: Duration) -> u32 {
+    // Delays are at most 16 s, far inside u32 µs.
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// Plans a Class A answer to `up` in RX1 (`rx1`, after `rx1_delay`) or RX2 (one second
+/// later), as the policy and the time left allow.
+#[allow(clippy::too_many_arguments)]
+fn plan_class_a(
+    ns: &mut NetworkServer,
+    dev_eui: Eui64,
+    up: &Uplink,
+    rx1: Option<WindowParams>,
+    rx2: WindowParams,
+    rx1_delay: Duration,
+    phy_payload: Vec<u8>,
+    fits_rx2: bool,
+    purpose: Purpose,
+    now: Instant,
+) -> bool {
+    let Some(best) = up.best_rx() else {
+        return false;
+    };
+    let Some(entry) = ns.devices.get(&dev_eui) else {
+        return false;
+    };
+    let region = entry.device.profile.region.clone();
+    let lead = ns.config.downlink_lead;
+    let rx1_at = up.air_end() + rx1_delay;
+    let rx2_at = rx1_at + Duration::from_secs(1);
+    let policy = ns.config.rx_window;
+    let rx1_possible = policy != RxWindowPolicy::Rx2Only && rx1.is_some() && now + lead <= rx1_at;
+    let rx2_possible = policy != RxWindowPolicy::Rx1Only && fits_rx2 && now + lead <= rx2_at;
+
+    // Concentrator time wraps every ~71.6 minutes: wrapping arithmetic on purpose.
+    let tmst_rx1 = best.tmst.wrapping_add(delay_us(rx1_delay));
+    let tmst_rx2 = tmst_rx1.wrapping_add(1_000_000);
+    let gateway_id = best.gateway_id;
+    let request = |ns: &mut NetworkServer, w: WindowParams, tmst: u32, window: Window| {
+        let modulation = region::modulation(&region, w.dr)?;
+        Some(DownlinkRequest {
+            id: ns.next_downlink_id(),
+            dev_eui,
+            gateway_id,
+            phy_payload: phy_payload.clone(),
+            timing: Timing::Delay { tmst },
+            window,
+            frequency_hz: w.frequency_hz,
+            modulation,
+            dr: w.dr,
+            tx_power_eirp_dbm: region::downlink_tx_power_dbm(&region, w.frequency_hz),
+        })
+    };
+    let rx2_req = if rx2_possible {
+        request(ns, rx2, tmst_rx2, Window::Rx2)
+    } else {
+        None
+    };
+    let (first, fallback) = match (rx1_possible, rx1) {
+        (true, Some(w1)) => match request(ns, w1, tmst_rx1, Window::Rx1) {
+            Some(r1) => (Some(r1), rx2_req.map(|r| (r, rx2_at - lead))),
+            None => (rx2_req, None),
+        },
+        _ => (rx2_req, None),
+    };
+    let Some(first) = first else {
+        log(
+            ns,
+            dev_eui,
+            LogLevel::Warning,
+            LogCode::DownlinkGateway,
+            "no receive window left for the downlink: processing or backhaul was too slow".into(),
+            &[],
+        );
+        return false;
+    };
+    send(ns, first, purpose, fallback);
+    true
+}
+
+fn send(
+    ns: &mut NetworkServer,
+    request: DownlinkRequest,
+    purpose: Purpose,
+    fallback: Option<(DownlinkRequest, Instant)>,
+) {
+    let id = request.id;
+    if let Some(e) = ns.devices.get_mut(&request.dev_eui) {
+        e.in_flight = Some(id);
+    }
+    ns.counters.downlinks_planned += 1;
+    ns.in_flight.insert(
+        id,
+        InFlight {
+            request: request.clone(),
+            purpose,
+            fallback,
+        },
+    );
+    ns.push(Output::Transmit(request));
+}
+
+/// Schedules a JoinAccept: RX1 five seconds after the JoinRequest, RX2 at six, both
+/// with the region's defaults (the device knows no other settings yet).
+pub(crate) fn join_accept(
+    ns: &mut NetworkServer,
+    dev_eui: Eui64,
+    up: &Uplink,
+    up_dr: u8,
+    up_channel: u8,
+    phy_payload: Vec<u8>,
+    now: Instant,
+) {
+    let Some(entry) = ns.devices.get(&dev_eui) else {
+        return;
+    };
+    let region = &entry.device.profile.region;
+    let rx1 = region::rx1(region, up_channel, up.tx_info.frequency_hz, up_dr, 0);
+    let (f2, dr2) = region::rx2_default(region);
+    let rx2 = WindowParams {
+        frequency_hz: f2,
+        dr: dr2,
+    };
+    plan_class_a(
+        ns,
+        dev_eui,
+        up,
+        rx1,
+        rx2,
+        JOIN_ACCEPT_DELAY1,
+        phy_payload,
+        true,
+        Purpose::JoinAccept,
+        now,
+    );
+}
+
+/// What a data downlink will carry.
+struct Content {
+    item: Option<crate::device::QueueItem>,
+    mac: Vec<u8>,
+    ack: bool,
+}
+
+/// Chooses the queue item (dropping expired and oversized ones with a log event) and
+/// the MAC commands for a downlink at data rate `dr`.
+fn choose_content(
+    ns: &mut NetworkServer,
+    dev_eui: Eui64,
+    dr: u8,
+    now_wall: Option<std::time::SystemTime>,
+) -> Option<Content> {
+    let entry = ns.devices.get_mut(&dev_eui)?;
+    let profile = entry.device.profile.clone();
+    let session = entry.device.session.as_mut()?;
+    let max_frm = region::max_frm_payload(&profile.region, profile.reg_params_revision, dr);
+    let mac = crate::mac::downlink_commands(session, max_frm);
+    let ack = session.state.ack_due;
+    let waiting_for_ack = session.state.pending_ack.is_some();
+    let mut refused = Vec::new();
+    let mut item = None;
+    if !waiting_for_ack {
+        while let Some(q) = entry.device.queue.front() {
+            if let (Some(exp), Some(now)) = (q.expires_at, now_wall) {
+                if exp <= now {
+                    let q = entry.device.queue.pop_front()?;
+                    refused.push((q, LogCode::Expired));
+                    continue;
+                }
+            }
+            let room = max_frm.saturating_sub(mac.len());
+            if q.data.len() > room {
+                let q = entry.device.queue.pop_front()?;
+                refused.push((q, LogCode::DownlinkPayloadSize));
+                continue;
+            }
+            item = Some(q.clone());
+            break;
+        }
+    }
+    for (q, code) in refused {
+        let description = match code {
+            LogCode::Expired => format!("queue item {} expired before it could be sent", q.id),
+            _ => format!(
+                "queue item {} ({} bytes) does not fit data rate DR{dr} (at most {max_frm} bytes); removed from the queue",
+                q.id,
+                q.data.len()
+            ),
+        };
+        log(
+            ns,
+            dev_eui,
+            LogLevel::Warning,
+            code,
+            description,
+            &[("queue_item_id", q.id.to_string())],
+        );
+        ns.push(Output::Store(StoreChange::QueueItemDone {
+            dev_eui,
+            queue_item_id: q.id,
+        }));
+    }
+    if item.is_none() && mac.is_empty() && !ack {
+        return None;
+    }
+    Some(Content { item, mac, ack })
+}
+
+/// Builds the frame for `content`; returns it with the purpose record.
+fn build(ns: &NetworkServer, dev_eui: Eui64, content: &Content) -> Option<(Vec<u8>, Purpose)> {
+    let entry = ns.devices.get(&dev_eui)?;
+    let v11 = entry.device.profile.mac_version.is_1_1();
+    let s = entry.device.session.as_ref()?;
+    let uses_a_f_cnt = v11 && content.item.is_some();
+    let f_cnt_down = if uses_a_f_cnt {
+        s.a_f_cnt_down
+    } else {
+        s.n_f_cnt_down
+    };
+    let f_pending = match &content.item {
+        Some(item) => entry.device.queue.iter().any(|q| q.id != item.id),
+        None => !entry.device.queue.is_empty(),
+    };
+    let confirmed = content.item.as_ref().is_some_and(|i| i.confirmed);
+    let (f_port, payload): (Option<u8>, &[u8]) = match &content.item {
+        Some(i) => (Some(i.f_port), &i.data),
+        None => (None, &[]),
+    };
+    let phy = frames::build_data_down(
+        v11,
+        &s.keys,
+        frames::DataDownParams {
+            dev_addr: s.dev_addr,
+            adr: entry.device.profile.adr_enabled,
+            confirmed,
+            ack: content.ack,
+            f_pending,
+            f_cnt: f_cnt_down,
+            conf_f_cnt: if content.ack { s.conf_f_cnt } else { None },
+            f_opts: &content.mac,
+            f_port,
+            payload,
+        },
+    )?;
+    Some((
+        phy,
+        Purpose::Data {
+            f_cnt_down,
+            uses_a_f_cnt,
+            ack: content.ack,
+            item: content.item.as_ref().map(|i| (i.id, i.confirmed)),
+            carried_mac: !content.mac.is_empty(),
+        },
+    ))
+}
+
+/// After an accepted uplink: sends what is due (ACK, MAC answers, the next queue item)
+/// in RX1 or RX2.
+pub(crate) fn class_a(
+    ns: &mut NetworkServer,
+    dev_eui: Eui64,
+    up: &Uplink,
+    up_dr: u8,
+    up_channel: u8,
+    now: Instant,
+    _rng: &mut dyn RngCore,
+) {
+    let Some(entry) = ns.devices.get(&dev_eui) else {
+        return;
+    };
+    if entry.in_flight.is_some() {
+        return;
+    }
+    let Some(s) = entry.device.session.as_ref() else {
+        return;
+    };
+    let region = entry.device.profile.region.clone();
+    let rx1_delay = Duration::from_secs(u64::from(s.rx1_delay_secs()));
+    let rx1 = region::rx1(
+        &region,
+        up_channel,
+        up.tx_info.frequency_hz,
+        up_dr,
+        s.state.rx1_dr_offset,
+    );
+    let rx2 = WindowParams {
+        frequency_hz: s.state.rx2_frequency_hz,
+        dr: s.state.rx2_dr,
+    };
+    // Size the content for the first window we can still make.
+    let lead = ns.config.downlink_lead;
+    let rx1_usable = ns.config.rx_window != RxWindowPolicy::Rx2Only
+        && rx1.is_some()
+        && now + lead <= up.air_end() + rx1_delay;
+    let sizing_dr = match (rx1_usable, rx1) {
+        (true, Some(w)) => w.dr,
+        _ => rx2.dr,
+    };
+    let now_wall = up.rx_info.first().map(|r| r.ns_time);
+    let Some(content) = choose_content(ns, dev_eui, sizing_dr, now_wall) else {
+        return;
+    };
+    let Some((phy, purpose)) = build(ns, dev_eui, &content) else {
+        return;
+    };
+    let fits_rx2 = {
+        let Some(entry) = ns.devices.get(&dev_eui) else {
+            return;
+        };
+        let p = &entry.device.profile;
+        let max = region::max_frm_payload(&p.region, p.reg_params_revision, rx2.dr);
+        content.item.as_ref().map_or(0, |i| i.data.len()) + content.mac.len() <= max
+    };
+    plan_class_a(
+        ns, dev_eui, up, rx1, rx2, rx1_delay, phy, fits_rx2, purpose, now,
+    );
+}
+
+/// Class C: sends the next queue item now, through the gateway that heard the device
+/// best most recently, with the RX2 parameters.
+pub(crate) fn class_c_send(
+    ns: &mut NetworkServer,
+    dev_eui: Eui64,
+    now: Instant,
+    _rng: &mut dyn RngCore,
+) {
+    let Some(entry) = ns.devices.get(&dev_eui) else {
+        return;
+    };
+    if !entry.device.profile.supports_class_c || entry.in_flight.is_some() || entry.device.disabled
+    {
+        return;
+    }
+    let Some(s) = entry.device.session.as_ref() else {
+        return;
+    };
+    if !s.state.uplink_since_activation
+        || s.state.pending_ack.is_some()
+        || entry.device.queue.is_empty()
+    {
+        return;
+    }
+    let Some(heard) = s.state.last_heard else {
+        return;
+    };
+    let region = entry.device.profile.region.clone();
+    let w = WindowParams {
+        frequency_hz: s.state.rx2_frequency_hz,
+        dr: s.state.rx2_dr,
+    };
+    let Some(content) = choose_content(ns, dev_eui, w.dr, None) else {
+        return;
+    };
+    if content.item.is_none() {
+        // Class C sends queue items; MAC commands and ACKs wait for the next uplink.
+        return;
+    }
+    let Some((phy, purpose)) = build(ns, dev_eui, &content) else {
+        return;
+    };
+    let Some(modulation) = region::modulation(&region, w.dr) else {
+        return;
+    };
+    let request = DownlinkRequest {
+        id: ns.next_downlink_id(),
+        dev_eui,
+        gateway_id: heard.gateway_id,
+        phy_payload: phy,
+        timing: Timing::Immediately,
+        window: Window::ClassC,
+        frequency_hz: w.frequency_hz,
+        modulation,
+        dr: w.dr,
+        tx_power_eirp_dbm: region::downlink_tx_power_dbm(&region, w.frequency_hz),
+    };
+    let _ = now;
+    send(ns, request, purpose, None);
+}
+
+/// Class C confirmed downlinks whose acknowledgement did not come in time.
+pub(crate) fn class_c_timeouts(ns: &mut NetworkServer, now: Instant) {
+    while let Some(&(deadline, dev_eui)) = ns.class_c_deadlines.first() {
+        if deadline > now {
+            break;
+        }
+        ns.class_c_deadlines.pop_first();
+        let Some(entry) = ns.devices.get_mut(&dev_eui) else {
+            continue;
+        };
+        if entry.class_c_ack_deadline != Some(deadline) {
+            continue;
+        }
+        entry.class_c_ack_deadline = None;
+        let Some(s) = entry.device.session.as_mut() else {
+            continue;
+        };
+        let Some(p) = s.state.pending_ack.take() else {
+            continue;
+        };
+        entry.device.queue.retain(|q| q.id != p.queue_item_id);
+        ns.push(Output::Store(StoreChange::QueueItemDone {
+            dev_eui,
+            queue_item_id: p.queue_item_id,
+        }));
+        ns.push(Output::Event(Event::Ack {
+            dev_eui,
+            deduplication_id: uuid::Uuid::nil(),
+            queue_item_id: p.queue_item_id,
+            acknowledged: false,
+            f_cnt_down: p.f_cnt_down,
+        }));
+        ns.store_session(dev_eui);
+        ns.wake_class_c(dev_eui);
+    }
+}
+
+/// Applies a TX_ACK result.
+pub(crate) fn on_tx_result(
+    ns: &mut NetworkServer,
+    id: crate::output::DownlinkId,
+    result: TxResult,
+    now: Instant,
+) {
+    let Some(f) = ns.in_flight.remove(&id) else {
+        return;
+    };
+    let dev_eui = f.request.dev_eui;
+    if let Some(e) = ns.devices.get_mut(&dev_eui) {
+        if e.in_flight == Some(id) {
+            e.in_flight = None;
+        }
+    }
+    match result {
+        TxResult::Sent | TxResult::NoAnswer => {
+            if result == TxResult::NoAnswer {
+                log(
+                    ns,
+                    dev_eui,
+                    LogLevel::Warning,
+                    LogCode::DownlinkGateway,
+                    format!(
+                        "gateway {} did not confirm the downlink (no TX_ACK); assuming it was sent",
+                        f.request.gateway_id
+                    ),
+                    &[],
+                );
+            }
+            sent(ns, f, now);
+        }
+        TxResult::Rejected(reason) => {
+            if let Some((mut rx2, deadline)) = f.fallback {
+                if now <= deadline {
+                    rx2.id = ns.next_downlink_id();
+                    return send(ns, rx2, f.purpose, None);
+                }
+            }
+            log(
+                ns,
+                dev_eui,
+                LogLevel::Warning,
+                LogCode::DownlinkGateway,
+                format!(
+                    "gateway {} refused the downlink: {reason}",
+                    f.request.gateway_id
+                ),
+                &[("error", reason.clone())],
+            );
+            ns.wake_class_c(dev_eui);
+        }
+    }
+}
+
+fn sent(ns: &mut NetworkServer, f: InFlight, now: Instant) {
+    let dev_eui = f.request.dev_eui;
+    let Purpose::Data {
+        f_cnt_down,
+        uses_a_f_cnt,
+        ack,
+        item,
+        carried_mac,
+    } = f.purpose
+    else {
+        return;
+    };
+    let Some(entry) = ns.devices.get_mut(&dev_eui) else {
+        return;
+    };
+    let class_c_timeout = Duration::from_secs(u64::from(entry.device.profile.class_c_timeout_s));
+    let Some(s) = entry.device.session.as_mut() else {
+        return;
+    };
+    let next = f_cnt_down.wrapping_add(1);
+    if uses_a_f_cnt {
+        s.a_f_cnt_down = s.a_f_cnt_down.max(next);
+    } else {
+        s.n_f_cnt_down = s.n_f_cnt_down.max(next);
+    }
+    if ack {
+        s.state.ack_due = false;
+    }
+    if carried_mac {
+        crate::mac::on_downlink_sent(s);
+    }
+    let mut done_item = None;
+    let mut deadline = None;
+    if let Some((item_id, confirmed)) = item {
+        if confirmed {
+            s.state.pending_ack = Some(PendingAck {
+                queue_item_id: item_id,
+                f_cnt_down,
+            });
+            if f.request.window == Window::ClassC {
+                deadline = Some(now + class_c_timeout);
+            }
+        } else {
+            done_item = Some(item_id);
+        }
+    }
+    if let Some(id) = done_item {
+        entry.device.queue.retain(|q| q.id != id);
+    }
+    if let Some(d) = deadline {
+        entry.class_c_ack_deadline = Some(d);
+        ns.class_c_deadlines.insert((d, dev_eui));
+    }
+    if let Some(id) = done_item {
+        ns.push(Output::Store(StoreChange::QueueItemDone {
+            dev_eui,
+            queue_item_id: id,
+        }));
+    }
+    ns.store_session(dev_eui);
+    ns.push(Output::Event(Event::TxAck {
+        dev_eui,
+        downlink_id: f.request.id,
+        queue_item_id: item.map(|(id, _)| id),
+        f_cnt_down,
+        gateway_id: f.request.gateway_id,
+        frequency_hz: f.request.frequency_hz,
+        modulation: f.request.modulation,
+        tx_power_eirp_dbm: f.request.tx_power_eirp_dbm,
+    }));
+    ns.wake_class_c(dev_eui);
+}

@@ -1,0 +1,679 @@
+//! Scenario tests of the network-server core: virtual devices and gateways, time
+//! stepped by hand (see `support`).
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use lorikeet_lorawan::crypto::{self, SessionKeys};
+use lorikeet_lorawan::phy::Direction;
+use lorikeet_lorawan::DevAddr;
+use lorikeet_ns::output::UpEvent;
+use lorikeet_ns::{Event, MacVersion, NsConfig, Output, StoreChange, Timing, TxResult, Window};
+use lorikeet_region::RegionConfig;
+use support::*;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn plaintext(up: &UpEvent) -> Vec<u8> {
+    crypto::decrypt_frm_payload(
+        &up.app_s_key,
+        Direction::Uplink,
+        up.dev_addr,
+        up.f_cnt,
+        &up.frm_payload,
+    )
+}
+
+/// Joins `dev` through gateway 0 on EU868 868.1 MHz DR5 and checks the JoinAccept
+/// timing; returns with the device holding its session.
+fn join(h: &mut Harness, dev: &mut VirtualDevice) {
+    let region =
+        h.ns.device(&dev.dev_eui)
+            .expect("provisioned")
+            .profile
+            .region
+            .clone();
+    let jr = dev.join_request();
+    let up_tmst = h.tmst(0, h.now);
+    h.transmit(&jr, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let req = h.next_tx();
+    assert_eq!(req.window, Window::Rx1);
+    assert_eq!(
+        Harness::tmst_delta(up_tmst, &req),
+        5_000_000,
+        "JOIN_ACCEPT_DELAY1"
+    );
+    assert_eq!(req.frequency_hz, 868_100_000);
+    assert_eq!(req.dr, 5);
+    dev.accept(&req.phy_payload)
+        .expect("device accepts the JoinAccept");
+    h.tx_ack(&req, TxResult::Sent);
+}
+
+fn join_1_0_3_uplink_downlink(version: MacVersion) {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), version);
+    let mut dev = VirtualDevice::otaa(1, version);
+    h.ns.upsert_device(dev.provisioned(p));
+
+    join(&mut h, &mut dev);
+    let joins: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Join { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(joins.len(), 1);
+    let Event::Join { dev_addr, .. } = &joins[0] else {
+        unreachable!()
+    };
+    assert_eq!(Some(*dev_addr), dev.dev_addr);
+    assert!(dev_addr.is_net_id(h.ns.config().net_id));
+    // The session and the join state were persisted before the JoinAccept went out.
+    let first_transmit = h
+        .log
+        .iter()
+        .position(|o| matches!(o, Output::Transmit(_)))
+        .unwrap();
+    let join_store = h
+        .log
+        .iter()
+        .position(|o| matches!(o, Output::Store(StoreChange::Join { .. })))
+        .unwrap();
+    assert!(join_store < first_transmit);
+
+    // Uplink.
+    h.clear();
+    let up = dev.uplink(Some(10), b"hello", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let ups = h.ups();
+    assert_eq!(ups.len(), 1);
+    assert_eq!(ups[0].f_cnt, 0);
+    assert_eq!(ups[0].f_port, Some(10));
+    assert_eq!(plaintext(ups[0]), b"hello");
+    assert!(h.pending_tx.is_empty(), "nothing to send");
+
+    // A queued downlink goes out in RX1 of the next uplink.
+    h.ns.set_queue(&dev.dev_eui, vec![item(1, 20, b"down", false)]);
+    h.clear();
+    let up_tmst = h.tmst(0, h.now);
+    let up = dev.uplink(Some(10), b"again", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let req = h.next_tx();
+    assert_eq!(req.window, Window::Rx1);
+    assert_eq!(
+        Harness::tmst_delta(up_tmst, &req),
+        1_000_000,
+        "RECEIVE_DELAY1"
+    );
+    let frame = dev
+        .receive(&req.phy_payload, None)
+        .expect("device opens the downlink");
+    assert_eq!(frame.f_port, Some(20));
+    assert_eq!(frame.frm_payload, b"down");
+    h.tx_ack(&req, TxResult::Sent);
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::TxAck { queue_item_id: Some(id), .. } if id.as_u128() == 1)));
+    assert!(h.log.iter().any(|o| matches!(o, Output::Store(StoreChange::QueueItemDone { queue_item_id, .. }) if queue_item_id.as_u128() == 1)));
+    assert!(h.ns.device(&dev.dev_eui).unwrap().queue.is_empty());
+
+    // A second queued item uses the next downlink counter.
+    h.ns.set_queue(&dev.dev_eui, vec![item(2, 21, b"two", false)]);
+    let up = dev.uplink(Some(10), b"x", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let req = h.next_tx();
+    let frame = dev
+        .receive(&req.phy_payload, None)
+        .expect("second downlink");
+    assert_eq!(frame.f_cnt, 1);
+    assert_eq!(frame.frm_payload, b"two");
+}
+
+#[test]
+fn otaa_1_0_3_join_uplink_downlink() {
+    join_1_0_3_uplink_downlink(MacVersion::V1_0_3);
+}
+
+#[test]
+fn otaa_1_1_join_uplink_downlink() {
+    join_1_0_3_uplink_downlink(MacVersion::V1_1_0);
+}
+
+fn abp(version: MacVersion) {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), version);
+    let mut dev = VirtualDevice::otaa(2, version);
+    let d = dev.abp(DevAddr::from_u32(0x0000_1234), p);
+    h.ns.upsert_device(d);
+    for i in 0..3u8 {
+        let up = dev.uplink(Some(1), &[i], i == 1, false, 3, 1);
+        h.transmit(&up, tx(&region, 868_300_000, 3), &[Heard::by(0)]);
+        h.advance(ms(300));
+    }
+    let payloads: Vec<Vec<u8>> = h.ups().iter().map(|u| plaintext(u)).collect();
+    assert_eq!(payloads, vec![vec![0], vec![1], vec![2]]);
+    // The confirmed uplink (i == 1) got an ACK in RX1.
+    let req = h.next_tx();
+    let frame = dev
+        .receive(&req.phy_payload, Some(1))
+        .expect("ack downlink opens");
+    assert!(frame.f_ctrl.ack);
+    assert_eq!(frame.f_port, None);
+}
+
+#[test]
+fn abp_1_0() {
+    abp(MacVersion::V1_0_2);
+}
+
+#[test]
+fn abp_1_1() {
+    abp(MacVersion::V1_1_0);
+}
+
+#[test]
+fn dev_nonce_reuse_is_rejected_1_0_3() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(3, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.provisioned(p));
+    dev.dev_nonce = 0x1234;
+    join(&mut h, &mut dev);
+    h.clear();
+    // Replay the same DevNonce (also what an attacker replaying a recording does).
+    dev.dev_nonce = 0x1234;
+    let jr = dev.join_request();
+    h.transmit(&jr, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert!(
+        h.pending_tx.is_empty(),
+        "no JoinAccept for a reused DevNonce"
+    );
+    assert_eq!(h.log_codes(), vec!["OTAA"]);
+    assert_eq!(h.drops(), vec!["join_rejected"]);
+    // A fresh random nonce works.
+    dev.dev_nonce = 0x0042;
+    join(&mut h, &mut dev);
+}
+
+#[test]
+fn dev_nonce_must_increase_1_0_4() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_4);
+    let mut dev = VirtualDevice::otaa(4, MacVersion::V1_0_4);
+    h.ns.upsert_device(dev.provisioned(p));
+    dev.dev_nonce = 10;
+    join(&mut h, &mut dev);
+    h.clear();
+    dev.dev_nonce = 5;
+    let jr = dev.join_request();
+    h.transmit(&jr, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert!(h.pending_tx.is_empty());
+    assert_eq!(h.drops(), vec!["join_rejected"]);
+    dev.dev_nonce = 11;
+    join(&mut h, &mut dev);
+}
+
+#[test]
+fn wrong_app_key_fails_the_join_mic() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(5, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.provisioned(p));
+    dev.app_key = key(0x99);
+    let jr = dev.join_request();
+    h.transmit(&jr, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert!(h.pending_tx.is_empty());
+    assert_eq!(h.drops(), vec!["mic_mismatch"]);
+}
+
+#[test]
+fn f_cnt_replay_and_retransmission() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(6, MacVersion::V1_0_3);
+    let d = dev.abp(DevAddr::from_u32(0x0000_0042), p);
+    h.ns.upsert_device(d);
+    dev.f_cnt_up = 5;
+    let old = dev.uplink_with(3, Some(1), b"old", false, false, 5, 0);
+    let up = dev.uplink(Some(1), b"five", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert_eq!(h.ups().len(), 1);
+    // The same frame again, after the dedup window: a retransmission, not delivered twice.
+    h.clear();
+    h.advance(Duration::from_secs(2));
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert!(h.ups().is_empty());
+    assert_eq!(h.log_codes(), vec!["UPLINK_F_CNT_RETRANSMISSION"]);
+    // An older counter: refused.
+    h.clear();
+    h.transmit(&old, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert!(h.ups().is_empty());
+    assert_eq!(h.log_codes(), vec!["UPLINK_F_CNT_RESET"]);
+    assert_eq!(h.drops(), vec!["f_cnt_invalid"]);
+    assert_eq!(
+        h.ns.device(&dev.dev_eui)
+            .unwrap()
+            .session
+            .as_ref()
+            .unwrap()
+            .f_cnt_up,
+        Some(5)
+    );
+}
+
+#[test]
+fn skip_f_cnt_check_accepts_a_reset_device() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(7, MacVersion::V1_0_3);
+    let mut d = dev.abp(DevAddr::from_u32(0x0000_0043), p);
+    d.skip_f_cnt_check = true;
+    h.ns.upsert_device(d);
+    dev.f_cnt_up = 100;
+    let up = dev.uplink(Some(1), b"a", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    // The device reboots and counts from 0 again.
+    dev.f_cnt_up = 0;
+    let up = dev.uplink(Some(1), b"b", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let f: Vec<u32> = h.ups().iter().map(|u| u.f_cnt).collect();
+    assert_eq!(f, vec![100, 0]);
+}
+
+#[test]
+fn f_cnt_16_bit_rollover_is_accepted() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(8, MacVersion::V1_0_3);
+    let mut d = dev.abp(DevAddr::from_u32(0x0000_0044), p);
+    d.session.as_mut().unwrap().f_cnt_up = Some(0xfffd);
+    h.ns.upsert_device(d);
+    for f_cnt in [0xfffe_u32, 0xffff, 0x1_0000, 0x1_0002] {
+        let up = dev.uplink_with(f_cnt, Some(1), b"r", false, false, 5, 0);
+        h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+        h.advance(ms(300));
+    }
+    let f: Vec<u32> = h.ups().iter().map(|u| u.f_cnt).collect();
+    assert_eq!(f, vec![0xfffe, 0xffff, 0x1_0000, 0x1_0002]);
+}
+
+#[test]
+fn dev_addr_collision_is_resolved_by_the_mic() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let addr = DevAddr::from_u32(0x0000_0777);
+    let mut a = VirtualDevice::otaa(9, MacVersion::V1_0_3);
+    let mut b = VirtualDevice::otaa(10, MacVersion::V1_0_3);
+    h.ns.upsert_device(a.abp(addr, p.clone()));
+    let mut db = b.abp(addr, p);
+    // Give b its own keys.
+    let keys_b = SessionKeys::from_1_0(key(0x71), key(0x72));
+    b.keys = Some(keys_b.clone());
+    db.session.as_mut().unwrap().keys = keys_b;
+    h.ns.upsert_device(db);
+    let up = b.uplink(Some(1), b"from b", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let up = a.uplink(Some(1), b"from a", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_300_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let ups = h.ups();
+    assert_eq!(ups.len(), 2);
+    assert_eq!(ups[0].dev_eui, b.dev_eui);
+    assert_eq!(plaintext(ups[0]), b"from b");
+    assert_eq!(ups[1].dev_eui, a.dev_eui);
+}
+
+#[test]
+fn three_gateways_make_one_uplink_and_the_best_answers() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(11, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0888), p));
+    let up = dev.uplink(Some(1), b"c", true, false, 5, 0);
+    let now = h.now;
+    h.transmit(
+        &up,
+        tx(&region, 868_100_000, 5),
+        &[
+            Heard::by(0).snr(2.0).after(ms(10)),
+            Heard::by(1).snr(9.5).after(ms(60)),
+            Heard::by(2).snr(-3.0).after(ms(150)),
+        ],
+    );
+    h.advance(ms(400));
+    let ups = h.ups();
+    assert_eq!(ups.len(), 1, "deduplicated");
+    assert_eq!(ups[0].rx_info.len(), 3);
+    assert_eq!(h.ns.counters().duplicates, 2);
+    // The ACK goes through gateway 1 (best SNR), timed on gateway 1's own clock.
+    let req = h.next_tx();
+    assert_eq!(req.gateway_id, h.gateways[1].id);
+    assert_eq!(Harness::tmst_delta(h.tmst(1, now), &req), 1_000_000);
+    assert!(h.pending_tx.is_empty(), "one downlink only");
+}
+
+#[test]
+fn rx1_and_rx2_parameters_eu868() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(12, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0999), p));
+    let up_tmst = h.tmst(0, h.now);
+    let up = dev.uplink(Some(1), b"c", true, false, 3, 2);
+    h.transmit(&up, tx(&region, 868_500_000, 3), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let rx1 = h.next_tx();
+    assert_eq!(
+        (rx1.window, rx1.frequency_hz, rx1.dr),
+        (Window::Rx1, 868_500_000, 3)
+    );
+    assert_eq!(Harness::tmst_delta(up_tmst, &rx1), 1_000_000);
+    // The gateway cannot make RX1: the same frame goes to RX2, one second later.
+    h.tx_ack(&rx1, TxResult::Rejected("TOO_LATE".into()));
+    let rx2 = h.next_tx();
+    assert_eq!(
+        (rx2.window, rx2.frequency_hz, rx2.dr),
+        (Window::Rx2, 869_525_000, 0)
+    );
+    assert_eq!(Harness::tmst_delta(up_tmst, &rx2), 2_000_000);
+    assert_eq!(rx2.phy_payload, rx1.phy_payload);
+    assert_ne!(rx2.id, rx1.id);
+    h.tx_ack(&rx2, TxResult::Sent);
+    assert!(dev.receive(&rx2.phy_payload, Some(0)).unwrap().f_ctrl.ack);
+}
+
+#[test]
+fn rx1_and_rx2_parameters_us915() {
+    let cfg = RegionConfig {
+        enabled_sub_bands: vec![2],
+        ..RegionConfig::default()
+    };
+    let region = region_with("US915", &cfg);
+    let mut h = Harness::new(NsConfig::default(), 1);
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(13, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0aaa), p));
+    // Channel 10 = 902.3 + 0.2·10 = 904.3 MHz, DR0 (SF10BW125).
+    let up_tmst = h.tmst(0, h.now);
+    let up = dev.uplink(Some(1), b"us", true, false, 0, 10);
+    h.transmit(&up, tx(&region, 904_300_000, 0), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let rx1 = h.next_tx();
+    // RX1: 923.3 + 0.6·(10 mod 8) = 924.5 MHz, DR10 (DR0 + 10, offset 0).
+    assert_eq!((rx1.frequency_hz, rx1.dr), (924_500_000, 10));
+    assert_eq!(Harness::tmst_delta(up_tmst, &rx1), 1_000_000);
+    h.tx_ack(&rx1, TxResult::Rejected("COLLISION_PACKET".into()));
+    let rx2 = h.next_tx();
+    assert_eq!((rx2.frequency_hz, rx2.dr), (923_300_000, 8));
+    assert_eq!(Harness::tmst_delta(up_tmst, &rx2), 2_000_000);
+}
+
+#[test]
+fn too_late_for_rx1_goes_straight_to_rx2() {
+    // A slow backhaul: the copy arrives 850 ms after the uplink; with a 200 ms window
+    // there is no time left for RX1.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(14, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0bbb), p));
+    let up = dev.uplink(Some(1), b"s", true, false, 5, 0);
+    h.transmit(
+        &up,
+        tx(&region, 868_100_000, 5),
+        &[Heard::by(0).after(ms(850))],
+    );
+    h.advance(ms(1100));
+    let req = h.next_tx();
+    assert_eq!(req.window, Window::Rx2);
+}
+
+#[test]
+fn without_gateway_time_a_late_rx1_falls_back_on_too_late() {
+    // Same slow backhaul, but the gateway has no clock: the core cannot know RX1 is
+    // lost, tries it, and the forwarder's TOO_LATE moves the frame to RX2 in time.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(21, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0bbc), p));
+    let up = dev.uplink(Some(1), b"s", true, false, 5, 0);
+    h.gateway_clock = false;
+    h.transmit(
+        &up,
+        tx(&region, 868_100_000, 5),
+        &[Heard::by(0).after(ms(850))],
+    );
+    h.advance(ms(1100));
+    let rx1 = h.next_tx();
+    assert_eq!(rx1.window, Window::Rx1);
+    h.tx_ack(&rx1, TxResult::Rejected("TOO_LATE".into()));
+    assert_eq!(h.next_tx().window, Window::Rx2);
+}
+
+#[test]
+fn nothing_left_when_rx2_also_refused() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(15, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0ccc), p));
+    h.ns.set_queue(&dev.dev_eui, vec![item(9, 5, b"keep", false)]);
+    let up = dev.uplink(Some(1), b"s", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let rx1 = h.next_tx();
+    h.tx_ack(&rx1, TxResult::Rejected("TOO_LATE".into()));
+    let rx2 = h.next_tx();
+    h.tx_ack(&rx2, TxResult::Rejected("TX_FREQ".into()));
+    assert!(h.pending_tx.is_empty());
+    assert_eq!(h.log_codes(), vec!["DOWNLINK_GATEWAY"]);
+    // The item was not lost: it is still queued.
+    assert_eq!(h.ns.device(&dev.dev_eui).unwrap().queue.len(), 1);
+}
+
+fn confirmed_downlink(ack: bool) {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_1_0);
+    let mut dev = VirtualDevice::otaa(16, MacVersion::V1_1_0);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0ddd), p));
+    h.ns.set_queue(&dev.dev_eui, vec![item(77, 3, b"conf", true)]);
+    let up = dev.uplink(Some(1), b"u", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let req = h.next_tx();
+    let frame = dev.receive(&req.phy_payload, None).unwrap();
+    assert!(frame.confirmed);
+    h.tx_ack(&req, TxResult::Sent);
+    // Still queued (pending) until the device answers.
+    assert_eq!(h.ns.device(&dev.dev_eui).unwrap().queue.len(), 1);
+    h.clear();
+    let up = dev.uplink(Some(1), b"v", false, ack, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let acks: Vec<bool> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ack {
+                acknowledged,
+                queue_item_id,
+                f_cnt_down,
+                ..
+            } => {
+                assert_eq!(queue_item_id.as_u128(), 77);
+                assert_eq!(*f_cnt_down, 0);
+                Some(*acknowledged)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, vec![ack]);
+    assert_eq!(
+        h.ups().len(),
+        1,
+        "the uplink carrying the ACK is delivered (MIC with ConfFCnt)"
+    );
+    assert!(h.ns.device(&dev.dev_eui).unwrap().queue.is_empty());
+}
+
+#[test]
+fn confirmed_downlink_acknowledged() {
+    confirmed_downlink(true);
+}
+
+#[test]
+fn confirmed_downlink_not_acknowledged() {
+    confirmed_downlink(false);
+}
+
+#[test]
+fn class_c_sends_immediately_after_first_uplink() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let mut p = (*profile(region.clone(), MacVersion::V1_0_3)).clone();
+    p.supports_class_c = true;
+    let p = std::sync::Arc::new(p);
+    let mut dev = VirtualDevice::otaa(17, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0eee), p));
+    // Before any uplink the device may not be listening: nothing is sent.
+    h.ns.set_queue(&dev.dev_eui, vec![item(1, 2, b"early", false)]);
+    h.advance(ms(10));
+    assert!(h.pending_tx.is_empty());
+    // The first uplink is answered in RX1 (Class A) with the queued item.
+    let up = dev.uplink(Some(1), b"hi", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(2)]);
+    h.advance(ms(300));
+    let req = h.next_tx();
+    assert_eq!(req.window, Window::Rx1);
+    h.tx_ack(&req, TxResult::Sent);
+    dev.receive(&req.phy_payload, None).unwrap();
+    // Now a new item goes out at once, through the gateway that heard it, on RX2 settings.
+    h.advance(Duration::from_secs(30));
+    h.ns.set_queue(&dev.dev_eui, vec![item(2, 2, b"now", false)]);
+    h.advance(ms(1));
+    let req = h.next_tx();
+    assert_eq!(req.window, Window::ClassC);
+    assert_eq!(req.timing, Timing::Immediately);
+    assert_eq!(req.gateway_id, h.gateways[2].id);
+    assert_eq!((req.frequency_hz, req.dr), (869_525_000, 0));
+    assert_eq!(
+        dev.receive(&req.phy_payload, None).unwrap().frm_payload,
+        b"now"
+    );
+    h.tx_ack(&req, TxResult::Sent);
+    assert!(h.ns.device(&dev.dev_eui).unwrap().queue.is_empty());
+}
+
+#[test]
+fn class_c_confirmed_downlink_times_out_as_nack() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let mut p = (*profile(region.clone(), MacVersion::V1_0_3)).clone();
+    p.supports_class_c = true;
+    p.class_c_timeout_s = 5;
+    let p = std::sync::Arc::new(p);
+    let mut dev = VirtualDevice::otaa(18, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0fff), p));
+    let up = dev.uplink(Some(1), b"hi", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(Duration::from_secs(3));
+    h.ns.set_queue(
+        &dev.dev_eui,
+        vec![item(1, 2, b"c1", true), item(2, 2, b"c2", false)],
+    );
+    h.advance(ms(1));
+    let req = h.next_tx();
+    h.tx_ack(&req, TxResult::Sent);
+    // The second item waits for the first one's acknowledgement.
+    h.advance(Duration::from_secs(4));
+    assert!(h.pending_tx.is_empty());
+    h.advance(Duration::from_secs(2));
+    let acks: Vec<bool> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Ack { acknowledged, .. } => Some(*acknowledged),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks, vec![false]);
+    let req = h.next_tx();
+    assert_eq!(
+        dev.receive(&req.phy_payload, None).unwrap().frm_payload,
+        b"c2"
+    );
+}
+
+#[test]
+fn payload_too_large_for_the_data_rate() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(19, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_1111), p));
+    // EU868 DR0: N = 51 bytes. 60 bytes do not fit; the small item behind it does.
+    h.ns.set_queue(
+        &dev.dev_eui,
+        vec![item(1, 2, &[0u8; 60], false), item(2, 2, b"small", false)],
+    );
+    let up = dev.uplink(Some(1), b"slow", false, false, 0, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 0), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert_eq!(h.log_codes(), vec!["DOWNLINK_PAYLOAD_SIZE"]);
+    let req = h.next_tx();
+    assert_eq!(req.dr, 0);
+    assert_eq!(
+        dev.receive(&req.phy_payload, None).unwrap().frm_payload,
+        b"small"
+    );
+}
+
+#[test]
+fn unknown_device_and_garbage_are_counted_drops() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    h.transmit(&[0xff, 0x00], tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    let mut stranger = VirtualDevice::otaa(20, MacVersion::V1_0_3);
+    stranger.dev_addr = Some(DevAddr::from_u32(0x0000_2222));
+    stranger.keys = Some(SessionKeys::from_1_0(key(1), key(2)));
+    let up = stranger.uplink(Some(1), b"?", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_300_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let mut drops = h.drops();
+    drops.sort();
+    assert_eq!(drops, vec!["malformed", "unknown_device"]);
+    assert!(h.events().is_empty());
+}
