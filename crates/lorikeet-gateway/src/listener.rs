@@ -168,8 +168,9 @@ impl GatewayListener {
                         self.on_datagram(datagram, peer, &mut warn_limiter);
                     }
                     Err(e) => {
-                        // E.g. ECONNREFUSED left on the socket by an ICMP error
-                        // for an earlier send: count it and read on.
+                        // E.g. the connection-reset/refused error some systems
+                        // report after an ICMP port unreachable for an earlier
+                        // send: count it and read on.
                         self.shared.counters.inc(Count::RecvErrors);
                         let now = Instant::now();
                         if last_recv_warn.is_none_or(|t| now.saturating_duration_since(t) >= crate::warn::WARN_INTERVAL) {
