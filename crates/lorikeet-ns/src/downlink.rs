@@ -207,6 +207,9 @@ fn choose_content(
             break;
         }
     }
+    for (q, _) in &refused {
+        entry.item_done(q.id);
+    }
     for (q, code) in refused {
         let description = match code {
             LogCode::Expired => format!("queue item {} expired before it could be sent", q.id),
@@ -426,7 +429,7 @@ pub(crate) fn class_c_timeouts(ns: &mut NetworkServer, now: Instant) {
         let Some(p) = s.state.pending_ack.take() else {
             continue;
         };
-        entry.device.queue.retain(|q| q.id != p.queue_item_id);
+        entry.item_done(p.queue_item_id);
         ns.push(Output::Store(StoreChange::QueueItemDone {
             dev_eui,
             queue_item_id: p.queue_item_id,
@@ -546,7 +549,7 @@ fn sent(ns: &mut NetworkServer, f: InFlight, now: Instant) {
         }
     }
     if let Some(id) = done_item {
-        entry.device.queue.retain(|q| q.id != id);
+        entry.item_done(id);
     }
     if let Some(d) = deadline {
         entry.class_c_ack_deadline = Some(d);

@@ -99,6 +99,22 @@ pub(crate) struct Entry {
     pub(crate) in_flight: Option<DownlinkId>,
     /// Class C: when to give up waiting for the ACK of a confirmed downlink.
     pub(crate) class_c_ack_deadline: Option<Instant>,
+    /// Queue items that left the queue recently. A queue reloaded from storage before
+    /// the removal was written must not bring them back.
+    pub(crate) done_items: VecDeque<Uuid>,
+}
+
+/// How many finished queue-item ids each device remembers (see `Entry::done_items`).
+const DONE_ITEMS_MEMORY: usize = 16;
+
+impl Entry {
+    pub(crate) fn item_done(&mut self, id: Uuid) {
+        self.device.queue.retain(|q| q.id != id);
+        if self.done_items.len() >= DONE_ITEMS_MEMORY {
+            self.done_items.pop_front();
+        }
+        self.done_items.push_back(id);
+    }
 }
 
 /// Counters of what the core did, for metrics.
@@ -201,6 +217,7 @@ impl NetworkServer {
                         device,
                         in_flight: None,
                         class_c_ack_deadline: None,
+                        done_items: VecDeque::new(),
                     },
                 );
             }
@@ -226,11 +243,56 @@ impl NetworkServer {
     /// Class C delivery.
     pub fn set_queue(&mut self, dev_eui: &Eui64, items: Vec<QueueItem>) {
         if let Some(e) = self.devices.get_mut(dev_eui) {
-            e.device.queue = items.into();
+            let done = &e.done_items;
+            e.device.queue = items
+                .into_iter()
+                .filter(|q| !done.contains(&q.id))
+                .collect();
             if e.device.profile.supports_class_c {
                 self.class_c_due.push_back(*dev_eui);
             }
         }
+    }
+
+    /// Updates what provisioning controls (profile, flags, JoinEUI) and keeps the
+    /// session, join state and queue the core holds. Returns false for an unknown device.
+    pub fn update_device_settings(
+        &mut self,
+        dev_eui: &Eui64,
+        join_eui: Eui64,
+        profile: Arc<crate::device::DeviceProfile>,
+        skip_f_cnt_check: bool,
+        disabled: bool,
+    ) -> bool {
+        let Some(e) = self.devices.get_mut(dev_eui) else {
+            return false;
+        };
+        e.device.join_eui = join_eui;
+        e.device.profile = profile;
+        e.device.skip_f_cnt_check = skip_f_cnt_check;
+        e.device.disabled = disabled;
+        true
+    }
+
+    /// Replaces the root keys (the join state is kept).
+    pub fn set_root_keys(&mut self, dev_eui: &Eui64, keys: Option<crate::device::RootKeys>) {
+        if let Some(e) = self.devices.get_mut(dev_eui) {
+            e.device.root_keys = keys;
+        }
+    }
+
+    /// Replaces the session (ABP activation from outside, or its removal) and asks
+    /// for it to be stored again, so a write still queued from before cannot win.
+    pub fn set_session(&mut self, dev_eui: &Eui64, session: Option<crate::device::Session>) {
+        let Some(e) = self.devices.get_mut(dev_eui) else {
+            return;
+        };
+        let old = e.device.session.as_ref().map(|s| s.dev_addr);
+        let new = session.as_ref().map(|s| s.dev_addr);
+        e.device.session = session;
+        e.class_c_ack_deadline = None;
+        self.reindex(*dev_eui, old, new);
+        self.store_session(*dev_eui);
     }
 
     /// Replaces the device's profile everywhere it is used.

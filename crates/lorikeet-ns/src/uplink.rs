@@ -227,7 +227,7 @@ fn accept_data(
     let dev_addr = s.dev_addr;
     entry.class_c_ack_deadline = None;
     if let Some(p) = &pending {
-        entry.device.queue.retain(|q| q.id != p.queue_item_id);
+        entry.item_done(p.queue_item_id);
     }
     if let Some(p) = pending {
         ns.push(Output::Store(StoreChange::QueueItemDone {
