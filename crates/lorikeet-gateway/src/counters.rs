@@ -231,6 +231,65 @@ impl Count {
     }
 }
 
+/// Registers help texts for every metric with the installed `metrics` recorder
+/// (call once, after installing it; without a recorder it does nothing).
+pub fn describe_metrics() {
+    for unit in [
+        DropUnit::Datagram,
+        DropUnit::Rxpk,
+        DropUnit::Stat,
+        DropUnit::Event,
+    ] {
+        let help = match unit {
+            DropUnit::Datagram => "Gateway datagrams dropped, by reason",
+            DropUnit::Rxpk => "Received packets (rxpk) dropped, by reason",
+            DropUnit::Stat => "Gateway status reports dropped, by reason",
+            DropUnit::Event => "Events the network server did not take in time, by reason",
+        };
+        metrics::describe_counter!(unit.metric(), help);
+    }
+    for (what, help) in [
+        (
+            Count::DatagramsReceived,
+            "Datagrams read from the gateway socket",
+        ),
+        (
+            Count::DatagramsAccepted,
+            "Datagrams that passed header, policy and body checks",
+        ),
+        (Count::AcksSent, "PUSH_ACK and PULL_ACK sent"),
+        (Count::AckSendErrors, "Acks the socket refused"),
+        (
+            Count::UplinksForwarded,
+            "Uplinks handed to the network server",
+        ),
+        (
+            Count::StatsForwarded,
+            "Gateway status reports handed to the network server",
+        ),
+        (Count::DownlinksSent, "PULL_RESP datagrams sent"),
+        (
+            Count::DownlinkTimeouts,
+            "Downlinks whose TX_ACK did not come in time",
+        ),
+        (
+            Count::TxAcksMatched,
+            "TX_ACKs matched to a waiting downlink",
+        ),
+        (
+            Count::AddressTakeovers,
+            "Gateway downlink addresses moved after the old one fell silent",
+        ),
+        (Count::RecvErrors, "Gateway socket receive errors"),
+    ] {
+        metrics::describe_counter!(what.metric(), help);
+    }
+    metrics::describe_counter!(
+        "lorikeet_gateway_tx_ack_results_total",
+        "TX_ACK results, by result"
+    );
+}
+
 /// The live counters (atomics, relaxed: they are statistics, not synchronisation).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

@@ -36,7 +36,7 @@ mod warn;
 pub mod wire;
 
 pub use config::{ConfigError, GatewayConfig};
-pub use counters::{CountersSnapshot, DropReason, DropUnit};
+pub use counters::{describe_metrics, CountersSnapshot, DropReason, DropUnit};
 pub use handle::{conducted_power_dbm, DownlinkError, GatewayHandle};
 pub use listener::{bind, GatewayEvent, GatewayListener};
 pub use registry::{GatewayPolicy, GatewayState, TxAckSupport};
