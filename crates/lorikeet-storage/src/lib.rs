@@ -221,6 +221,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
     /// Root keys and join state.
     async fn get_device_keys(&self, dev_eui: Eui64) -> Result<Option<DeviceKeys>, StoreError>;
+    /// Up to `limit` devices' root keys and join state with a DevEUI greater than
+    /// `after`, by DevEUI (keyset paging for start-up loads).
+    async fn device_keys_page(
+        &self,
+        after: Option<Eui64>,
+        limit: u32,
+    ) -> Result<Vec<DeviceKeys>, StoreError>;
 
     // --- sessions (written through `apply`) ---
     /// One device's session.
@@ -333,6 +340,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             let page = self.sessions_page(after, LOAD_PAGE_SIZE).await?;
             let full = page.len() == LOAD_PAGE_SIZE as usize;
             after = page.last().map(|s| s.dev_eui);
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+    /// Every device's root keys and join state, read page by page.
+    async fn load_all_device_keys(&self) -> Result<Vec<DeviceKeys>, StoreError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.device_keys_page(after, LOAD_PAGE_SIZE).await?;
+            let full = page.len() == LOAD_PAGE_SIZE as usize;
+            after = page.last().map(|k| k.dev_eui);
             out.extend(page);
             if !full {
                 return Ok(out);

@@ -1092,6 +1092,61 @@ macro_rules! impl_storage {
                 }))
             }
 
+            async fn device_keys_page(
+                &self,
+                after: Option<Eui64>,
+                page_size: u32,
+            ) -> Result<Vec<DeviceKeys>, StoreError> {
+                let _t = timer(BACKEND.as_str(), "device_keys_page");
+                const T: &str = "device_keys";
+                let rows = sqlx::query(
+                    "SELECT dev_eui, app_key, nwk_key, join_nonce, last_dev_nonce FROM device_keys \
+                     WHERE dev_eui > $1 ORDER BY dev_eui LIMIT $2",
+                )
+                .bind(eui_after(after))
+                .bind(i64::from(page_size))
+                .fetch_all(self.reader())
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let nwk_key: Option<Vec<u8>> = r.try_get("nwk_key")?;
+                    let last_dev_nonce: Option<i64> = r.try_get("last_dev_nonce")?;
+                    out.push(DeviceKeys {
+                        dev_eui: sql::eui(r.try_get("dev_eui")?, T, "dev_eui")?,
+                        app_key: sql::key(r.try_get("app_key")?, T, "app_key")?,
+                        nwk_key: nwk_key.map(|k| sql::key(k, T, "nwk_key")).transpose()?,
+                        join_nonce: sql::int(r.try_get("join_nonce")?, T, "join_nonce")?,
+                        last_dev_nonce: last_dev_nonce
+                            .map(|v| sql::int(v, T, "last_dev_nonce"))
+                            .transpose()?,
+                        used_dev_nonces: Vec::new(),
+                    });
+                }
+                // One query for the page's used DevNonces rather than one per device.
+                if let (Some(first), Some(last)) = (out.first(), out.last()) {
+                    let nonces = sqlx::query(
+                        "SELECT dev_eui, dev_nonce FROM used_dev_nonces \
+                         WHERE dev_eui >= $1 AND dev_eui <= $2 ORDER BY dev_eui, id",
+                    )
+                    .bind(first.dev_eui.0.to_vec())
+                    .bind(last.dev_eui.0.to_vec())
+                    .fetch_all(self.reader())
+                    .await?;
+                    let mut i = 0;
+                    for n in &nonces {
+                        let dev_eui = sql::eui(n.try_get("dev_eui")?, "used_dev_nonces", "dev_eui")?;
+                        let nonce: u16 = sql::int(n.try_get("dev_nonce")?, "used_dev_nonces", "dev_nonce")?;
+                        while i < out.len() && out[i].dev_eui < dev_eui {
+                            i += 1;
+                        }
+                        if let Some(k) = out.get_mut(i).filter(|k| k.dev_eui == dev_eui) {
+                            k.used_dev_nonces.push(nonce);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+
             // --- sessions ---
 
             async fn get_session(

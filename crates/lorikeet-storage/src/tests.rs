@@ -459,6 +459,62 @@ storage_test!(
     }
 );
 
+storage_test!(
+    device_keys_load_in_pages_with_their_nonces,
+    |db: TestDb| async move {
+        let s = &*db.storage;
+        let (_, _, devices) = provision(s, 3).await;
+        for (i, d) in devices.iter().enumerate() {
+            s.set_device_keys(
+                d.dev_eui,
+                &key(i as u8 + 1),
+                (i == 2).then(|| key(0x33)).as_ref(),
+            )
+            .await
+            .unwrap();
+        }
+        let ops = vec![
+            WriteOp::RecordJoin {
+                dev_eui: devices[0].dev_eui,
+                dev_nonce: 5,
+                join_nonce: 1,
+                at: t0(),
+            },
+            WriteOp::RecordJoin {
+                dev_eui: devices[2].dev_eui,
+                dev_nonce: 9,
+                join_nonce: 1,
+                at: t0(),
+            },
+            WriteOp::RecordJoin {
+                dev_eui: devices[2].dev_eui,
+                dev_nonce: 10,
+                join_nonce: 2,
+                at: t0(),
+            },
+        ];
+        s.apply(ops).await.unwrap();
+        // Pages of one, then everything: the same as reading each device alone.
+        let first = s.device_keys_page(None, 1).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let rest = s
+            .device_keys_page(Some(first[0].dev_eui), 10)
+            .await
+            .unwrap();
+        assert_eq!(rest.len(), 2);
+        let all = s.load_all_device_keys().await.unwrap();
+        assert_eq!(all.len(), 3);
+        for k in &all {
+            assert_eq!(
+                Some(k),
+                s.get_device_keys(k.dev_eui).await.unwrap().as_ref()
+            );
+        }
+        let with_nonces: Vec<usize> = all.iter().map(|k| k.used_dev_nonces.len()).collect();
+        assert_eq!(with_nonces.iter().sum::<usize>(), 3);
+    }
+);
+
 storage_test!(keys_and_bounded_dev_nonces, |db: TestDb| async move {
     let s = &*db.storage;
     let (_, _, devices) = provision(s, 1).await;
