@@ -1,1 +1,348 @@
-//! The provisioning REST API. (Being built: issue 5.)
+//! Lorikeet's provisioning REST API (warp): tenants, API keys, applications,
+//! device profiles, devices (keys, ABP activation, downlink queue, events),
+//! gateways and HTTP integrations, plus `/api/v1/health`, `/metrics` and the
+//! OpenAPI document at `/api/v1/openapi.json`.
+//!
+//! JSON is camelCase; EUIs and keys are hex (any case in, lower case out); errors are
+//! `{"error": "..."}` with 400/401/403/404/409/413. Every successful write is
+//! announced on [`ApiState::changes`] so the network server's caches follow
+//! without polling.
+//!
+//! Routing is one table ([`ROUTES`]) matched by our own code inside a single warp
+//! filter: that gives precise 404/405/413 answers, a route-template label for the
+//! metrics, and a single list to check the OpenAPI document against.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{Stream, StreamExt};
+use lorikeet_storage::{Change, Storage};
+use serde_json::Value;
+use tokio::sync::broadcast;
+use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use warp::reply::Response;
+use warp::{Buf, Filter, Reply};
+
+mod auth;
+mod error;
+mod handlers;
+pub mod input;
+mod router;
+
+pub use auth::Principal;
+pub use error::ApiError;
+pub use router::{RouteId, ROUTES};
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Renders the Prometheus text exposition (e.g. `PrometheusHandle::render`).
+pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The OpenAPI document, served at `/api/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("../../../schemas/openapi.json");
+
+/// Everything the handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The store.
+    pub storage: Arc<dyn Storage>,
+    admin_token_hash: Option<[u8; 32]>,
+    /// Renders `/metrics`; `None` answers 404 there (metrics served elsewhere or off).
+    pub metrics: Option<MetricsRender>,
+    /// Every committed change is sent here (send errors, i.e. no subscriber, are fine).
+    pub changes: broadcast::Sender<Change>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("storage", &self.storage)
+            .field("admin_token", &self.admin_token_hash.map(|_| "<set>"))
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
+}
+
+impl ApiState {
+    /// A state over `storage`. `admin_token`: the bearer token with all rights
+    /// (`None` or empty: only tenant API keys work). Creates a change channel
+    /// holding up to 4096 unread changes per subscriber.
+    pub fn new(storage: Arc<dyn Storage>, admin_token: Option<&str>) -> Self {
+        let (changes, _) = broadcast::channel(4096);
+        ApiState {
+            storage,
+            admin_token_hash: admin_token
+                .filter(|t| !t.is_empty())
+                .map(lorikeet_storage::hash_token),
+            metrics: None,
+            changes,
+        }
+    }
+
+    /// Serves `/metrics` with `render`.
+    pub fn with_metrics(mut self, render: MetricsRender) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
+    /// Uses an existing change channel (e.g. one the network server already listens on).
+    pub fn with_changes(mut self, changes: broadcast::Sender<Change>) -> Self {
+        self.changes = changes;
+        self
+    }
+
+    /// A receiver of every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    pub(crate) fn notify(&self, change: Change) {
+        // No receiver (e.g. in tests or before the server starts) is not an error.
+        let _ = self.changes.send(change);
+    }
+}
+
+/// The whole API as one warp filter.
+pub fn routes(
+    state: ApiState,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::any()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .and(warp::any().map(move || state.clone()))
+        .then(
+            |method: Method,
+             path: warp::path::FullPath,
+             query: String,
+             headers: HeaderMap,
+             body,
+             state: ApiState| async move {
+                handle(state, method, path.as_str(), &query, headers, body).await
+            },
+        )
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the
+/// requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(state))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await
+}
+
+/// A route serving only `GET /metrics`, for a separate monitoring address.
+pub fn metrics_routes(
+    render: MetricsRender,
+) -> impl Filter<Extract = (Response,), Error = warp::Rejection> + Clone {
+    warp::get()
+        .and(warp::path("metrics"))
+        .and(warp::path::end())
+        .map(move || metrics_reply(&render))
+}
+
+fn metrics_reply(render: &MetricsRender) -> Response {
+    let mut r = Response::new(render().into());
+    r.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// What a handler answers.
+#[derive(Debug)]
+pub(crate) enum Out {
+    /// A JSON body with a status.
+    Json(StatusCode, Value),
+    /// 204.
+    NoContent,
+    /// Already built (metrics text, the OpenAPI document).
+    Raw(Response),
+}
+
+impl Out {
+    pub(crate) fn ok(v: Value) -> Self {
+        Out::Json(StatusCode::OK, v)
+    }
+    pub(crate) fn created(v: Value) -> Self {
+        Out::Json(StatusCode::CREATED, v)
+    }
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    let mut r = warp::reply::with_status(warp::reply::json(v), status).into_response();
+    r.headers_mut().insert(
+        warp::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn error_response(e: &ApiError) -> Response {
+    let mut r = json_response(e.status, &serde_json::json!({ "error": e.message }));
+    if e.status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            warp::http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+    }
+    r
+}
+
+/// Reads the body, stopping with 413 past [`MAX_BODY_BYTES`].
+async fn read_body<S, B>(headers: &HeaderMap, body: S) -> Result<Vec<u8>, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let too_large = || {
+        ApiError::too_large(format!(
+            "the request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)"
+        ))
+    };
+    let declared = headers
+        .get(warp::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    let mut body = std::pin::pin!(body);
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        if out.len() + chunk.remaining() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out)
+}
+
+async fn handle<S, B>(
+    state: ApiState,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: HeaderMap,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let start = Instant::now();
+    let (template, result) = match router::find(&method, path) {
+        router::Match::Found {
+            route,
+            template,
+            params,
+        } => (
+            template,
+            run(&state, route, &params, query, &headers, body).await,
+        ),
+        router::Match::WrongMethod { template, allowed } => {
+            let allow = allowed
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut r = error_response(&ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: format!("{method} is not allowed on {template}; use {allow}"),
+            });
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(warp::http::header::ALLOW, v);
+            }
+            (template, Ok(Out::Raw(r)))
+        }
+        router::Match::NotFound => (
+            "unknown",
+            Err(ApiError::not_found(format!(
+                "no endpoint {method} {path}; /api/v1/openapi.json lists them all"
+            ))),
+        ),
+    };
+    let response = match result {
+        Ok(Out::Json(status, v)) => json_response(status, &v),
+        Ok(Out::NoContent) => {
+            warp::reply::with_status(warp::reply(), StatusCode::NO_CONTENT).into_response()
+        }
+        Ok(Out::Raw(r)) => r,
+        Err(e) => error_response(&e),
+    };
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "lorikeet_api_requests_total",
+        "method" => method.as_str().to_string(),
+        "route" => template,
+        "status" => status
+    )
+    .increment(1);
+    metrics::histogram!("lorikeet_api_request_duration_seconds", "route" => template)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+async fn run<S, B>(
+    state: &ApiState,
+    route: RouteId,
+    params: &[&str],
+    query: &str,
+    headers: &HeaderMap,
+    body: S,
+) -> Result<Out, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    match route {
+        RouteId::Health => return Ok(Out::ok(serde_json::json!({ "status": "ok" }))),
+        RouteId::OpenApi => {
+            let mut r = Response::new(OPENAPI_JSON.into());
+            r.headers_mut().insert(
+                warp::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(Out::Raw(r));
+        }
+        RouteId::Metrics => {
+            return match &state.metrics {
+                Some(render) => Ok(Out::Raw(metrics_reply(render))),
+                None => Err(ApiError::not_found(
+                    "metrics are not served on this address",
+                )),
+            }
+        }
+        _ => {}
+    }
+    let principal = auth::authenticate(state, headers).await?;
+    let body = read_body(headers, body).await?;
+    let query = input::Query::parse(query);
+    let ctx = handlers::Ctx {
+        state,
+        principal,
+        params,
+        query: &query,
+        body: &body,
+    };
+    handlers::dispatch(route, &ctx).await
+}

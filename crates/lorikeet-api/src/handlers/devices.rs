@@ -1,0 +1,338 @@
+//! Devices, their root keys and ABP activation.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use lorikeet_lorawan::Aes128Key;
+use lorikeet_storage::{Change, Device, DeviceClass, DeviceFilter, DeviceSession, WriteOp};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{page_out, probe, Ctx};
+use crate::error::ApiError;
+use crate::input::{self, is_lorawan_1_1};
+use crate::Out;
+
+fn device_json(d: &Device) -> Value {
+    json!({
+        "devEui": d.dev_eui,
+        "joinEui": d.join_eui,
+        "tenantId": d.tenant_id,
+        "applicationId": d.application_id,
+        "deviceProfileId": d.device_profile_id,
+        "name": d.name,
+        "description": d.description,
+        "tags": d.tags,
+        "skipFcntCheck": d.skip_fcnt_check,
+        "disabled": d.disabled,
+        "deviceClassEnabled": d.device_class_enabled.as_str(),
+        "lastSeenAt": d.last_seen_at,
+        "createdAt": d.created_at,
+        "updatedAt": d.updated_at,
+    })
+}
+
+/// The short form used in lists (keeps pages small).
+fn device_list_json(d: &Device) -> Value {
+    json!({
+        "devEui": d.dev_eui,
+        "name": d.name,
+        "applicationId": d.application_id,
+        "deviceProfileId": d.device_profile_id,
+        "disabled": d.disabled,
+        "lastSeenAt": d.last_seen_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceBody {
+    dev_eui: Option<String>,
+    join_eui: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    application_id: String,
+    device_profile_id: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    skip_fcnt_check: bool,
+    #[serde(default)]
+    disabled: bool,
+}
+
+/// Validates the body and resolves its application and profile (visible, same tenant).
+async fn build(
+    ctx: &Ctx<'_>,
+    b: DeviceBody,
+    dev_eui: lorikeet_lorawan::Eui64,
+) -> Result<Device, ApiError> {
+    let join_eui = input::eui("joinEui", &b.join_eui)?;
+    let name = input::name("name", &b.name)?;
+    let application_id = input::uuid("applicationId", &b.application_id)?;
+    let profile_id = input::uuid("deviceProfileId", &b.device_profile_id)?;
+    let app = ctx.application(application_id).await?;
+    let profile = ctx.profile(profile_id).await?;
+    if app.tenant_id != profile.tenant_id {
+        return Err(ApiError::bad_request(format!(
+            "device profile {profile_id} belongs to another tenant than application \
+             {application_id}; use a profile of the application's tenant"
+        )));
+    }
+    let now = Utc::now();
+    Ok(Device {
+        dev_eui,
+        join_eui,
+        tenant_id: app.tenant_id,
+        application_id,
+        device_profile_id: profile_id,
+        name,
+        description: b.description,
+        tags: b.tags,
+        skip_fcnt_check: b.skip_fcnt_check,
+        disabled: b.disabled,
+        device_class_enabled: DeviceClass::A,
+        last_seen_at: None,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let b: DeviceBody = ctx.body()?;
+    let Some(raw) = b.dev_eui.as_deref() else {
+        return Err(ApiError::bad_request("devEui is required"));
+    };
+    let dev_eui = input::eui("devEui", raw)?;
+    let d = build(ctx, b, dev_eui).await?;
+    ctx.state.storage.create_device(&d).await?;
+    ctx.state.notify(Change::DeviceChanged(dev_eui));
+    Ok(Out::created(json!({ "devEui": dev_eui })))
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let page = input::page(ctx.query)?;
+    let application_id = ctx.query.uuid("applicationId")?;
+    if let Some(a) = application_id {
+        ctx.application(a).await?;
+    }
+    let filter = DeviceFilter {
+        tenant_id: ctx.principal.list_filter(ctx.query.uuid("tenantId")?)?,
+        application_id,
+    };
+    let items = ctx.state.storage.list_devices(filter, probe(page)).await?;
+    Ok(page_out(items.iter().map(device_list_json).collect(), page))
+}
+
+pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let dev_eui = ctx.eui_param("devEui")?;
+    Ok(Out::ok(device_json(&ctx.device(dev_eui).await?)))
+}
+
+pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let dev_eui = ctx.eui_param("devEui")?;
+    let old = ctx.device(dev_eui).await?;
+    let b: DeviceBody = ctx.body()?;
+    if let Some(raw) = b.dev_eui.as_deref() {
+        let body_eui = input::eui("devEui", raw)?;
+        if body_eui != dev_eui {
+            return Err(ApiError::bad_request(format!(
+                "devEui in the body ({body_eui}) differs from the path ({dev_eui}); a DevEUI \
+                 cannot be changed"
+            )));
+        }
+    }
+    let mut d = build(ctx, b, dev_eui).await?;
+    d.created_at = old.created_at;
+    d.last_seen_at = old.last_seen_at;
+    d.device_class_enabled = old.device_class_enabled;
+    if !ctx.state.storage.update_device(&d).await? {
+        return Err(ApiError::not_found(format!("device {dev_eui} not found")));
+    }
+    ctx.state.notify(Change::DeviceChanged(dev_eui));
+    Ok(Out::ok(device_json(&d)))
+}
+
+pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let dev_eui = ctx.eui_param("devEui")?;
+    ctx.device(dev_eui).await?;
+    if !ctx.state.storage.delete_device(dev_eui).await? {
+        return Err(ApiError::not_found(format!("device {dev_eui} not found")));
+    }
+    ctx.state.notify(Change::DeviceDeleted(dev_eui));
+    Ok(Out::NoContent)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeysBody {
+    app_key: Option<String>,
+    nwk_key: Option<String>,
+}
+
+pub(super) async fn put_keys(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let dev_eui = ctx.eui_param("devEui")?;
+    let b: KeysBody = ctx.body()?;
+    let d = ctx.device(dev_eui).await?;
+    let profile = ctx.profile(d.device_profile_id).await?;
+    let Some(app_key) = b.app_key.as_deref() else {
+        return Err(ApiError::bad_request("appKey is required"));
+    };
+    let app_key = input::key("appKey", app_key)?;
+    let nwk_key = b
+        .nwk_key
+        .as_deref()
+        .map(|k| input::key("nwkKey", k))
+        .transpose()?;
+    match (is_lorawan_1_1(&profile.mac_version), &nwk_key) {
+        (true, None) => {
+            return Err(ApiError::bad_request(format!(
+                "nwkKey is required: the device profile's macVersion is {}",
+                profile.mac_version
+            )))
+        }
+        (false, Some(_)) => {
+            return Err(ApiError::bad_request(format!(
+                "nwkKey is only used by LoRaWAN 1.1 devices; the device profile's macVersion is \
+                 {}, so send appKey alone",
+                profile.mac_version
+            )))
+        }
+        _ => {}
+    }
+    ctx.state
+        .storage
+        .set_device_keys(dev_eui, &app_key, nwk_key.as_ref())
+        .await?;
+    ctx.state.notify(Change::DeviceKeysChanged(dev_eui));
+    Ok(Out::NoContent)
+}
+
+pub(super) async fn get_keys(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let dev_eui = ctx.eui_param("devEui")?;
+    ctx.device(dev_eui).await?;
+    let Some(k) = ctx.state.storage.get_device_keys(dev_eui).await? else {
+        return Err(ApiError::not_found(format!(
+            "device {dev_eui} has no root keys; set them with PUT /api/v1/devices/{dev_eui}/keys"
+        )));
+    };
+    Ok(Out::ok(json!({
+        "appKey": k.app_key.expose_hex(),
+        "nwkKey": k.nwk_key.as_ref().map(Aes128Key::expose_hex),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ActivateBody {
+    dev_addr: String,
+    app_s_key: String,
+    nwk_s_key: Option<String>,
+    nwk_s_enc_key: Option<String>,
+    s_nwk_s_int_key: Option<String>,
+    f_nwk_s_int_key: Option<String>,
+    #[serde(default)]
+    f_cnt_up: u32,
+    #[serde(default)]
+    n_f_cnt_down: u32,
+    #[serde(default)]
+    a_f_cnt_down: u32,
+}
+
+fn activation_json(s: &DeviceSession) -> Value {
+    json!({
+        "devAddr": s.dev_addr,
+        "appSKey": s.app_s_key.expose_hex(),
+        "nwkSEncKey": s.nwk_s_enc_key.expose_hex(),
+        "sNwkSIntKey": s.s_nwk_s_int_key.expose_hex(),
+        "fNwkSIntKey": s.f_nwk_s_int_key.expose_hex(),
+        "fCntUp": s.f_cnt_up,
+        "nFCntDown": s.n_f_cnt_down,
+        "aFCntDown": s.a_f_cnt_down,
+    })
+}
+
+pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let dev_eui = ctx.eui_param("devEui")?;
+    let b: ActivateBody = ctx.body()?;
+    let d = ctx.device(dev_eui).await?;
+    let profile = ctx.profile(d.device_profile_id).await?;
+    let dev_addr = input::dev_addr("devAddr", &b.dev_addr)?;
+    let app_s_key = input::key("appSKey", &b.app_s_key)?;
+    let split = [&b.nwk_s_enc_key, &b.s_nwk_s_int_key, &b.f_nwk_s_int_key];
+    let (f_nwk, s_nwk, nwk_enc) = if is_lorawan_1_1(&profile.mac_version) {
+        if b.nwk_s_key.is_some() {
+            return Err(ApiError::bad_request(format!(
+                "nwkSKey is for LoRaWAN 1.0.x; the device profile's macVersion is {}, so send \
+                 nwkSEncKey, sNwkSIntKey and fNwkSIntKey",
+                profile.mac_version
+            )));
+        }
+        let (Some(enc), Some(s_int), Some(f_int)) = (
+            b.nwk_s_enc_key.as_deref(),
+            b.s_nwk_s_int_key.as_deref(),
+            b.f_nwk_s_int_key.as_deref(),
+        ) else {
+            return Err(ApiError::bad_request(format!(
+                "nwkSEncKey, sNwkSIntKey and fNwkSIntKey are all required: the device profile's \
+                 macVersion is {}",
+                profile.mac_version
+            )));
+        };
+        (
+            input::key("fNwkSIntKey", f_int)?,
+            input::key("sNwkSIntKey", s_int)?,
+            input::key("nwkSEncKey", enc)?,
+        )
+    } else {
+        if split.iter().any(|k| k.is_some()) {
+            return Err(ApiError::bad_request(format!(
+                "nwkSEncKey, sNwkSIntKey and fNwkSIntKey are for LoRaWAN 1.1; the device \
+                 profile's macVersion is {}, so send nwkSKey",
+                profile.mac_version
+            )));
+        }
+        let Some(nwk) = b.nwk_s_key.as_deref() else {
+            return Err(ApiError::bad_request(format!(
+                "nwkSKey is required: the device profile's macVersion is {}",
+                profile.mac_version
+            )));
+        };
+        let k = input::key("nwkSKey", nwk)?;
+        (k.clone(), k.clone(), k)
+    };
+    let session = DeviceSession {
+        dev_eui,
+        dev_addr,
+        mac_version: profile.mac_version.clone(),
+        f_nwk_s_int_key: f_nwk,
+        s_nwk_s_int_key: s_nwk,
+        nwk_s_enc_key: nwk_enc,
+        app_s_key,
+        f_cnt_up: b.f_cnt_up,
+        n_f_cnt_down: b.n_f_cnt_down,
+        a_f_cnt_down: b.a_f_cnt_down,
+        conf_f_cnt: 0,
+        ns_state: "{}".into(),
+        updated_at: Utc::now(),
+    };
+    ctx.state
+        .storage
+        .apply(vec![WriteOp::UpsertSession(session.clone())])
+        .await?;
+    ctx.state.notify(Change::SessionChanged(dev_eui));
+    Ok(Out::ok(activation_json(&session)))
+}
+
+pub(super) async fn get_activation(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let dev_eui = ctx.eui_param("devEui")?;
+    ctx.device(dev_eui).await?;
+    let Some(s) = ctx.state.storage.get_session(dev_eui).await? else {
+        return Err(ApiError::not_found(format!(
+            "device {dev_eui} is not activated (no session yet: it has not joined and was not \
+             activated by ABP)"
+        )));
+    };
+    Ok(Out::ok(activation_json(&s)))
+}

@@ -1,0 +1,109 @@
+//! Gateways.
+
+use chrono::Utc;
+use lorikeet_storage::{Change, Gateway, Location};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{page_out, probe, Ctx};
+use crate::error::ApiError;
+use crate::input;
+use crate::Out;
+
+fn gateway_json(g: &Gateway) -> Value {
+    json!({
+        "gatewayId": g.gateway_id,
+        "tenantId": g.tenant_id,
+        "name": g.name,
+        "description": g.description,
+        "location": g.location,
+        "lastSeenAt": g.last_seen_at,
+        "stats": g.stats,
+        "createdAt": g.created_at,
+        "updatedAt": g.updated_at,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LocationBody {
+    latitude: f64,
+    longitude: f64,
+    #[serde(default)]
+    altitude: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GatewayBody {
+    gateway_id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    tenant_id: Option<String>,
+    location: Option<LocationBody>,
+}
+
+pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let b: GatewayBody = ctx.body()?;
+    let gateway_id = input::eui("gatewayId", &b.gateway_id)?;
+    let name = input::name("name", &b.name)?;
+    let location = match b.location {
+        None => None,
+        Some(l) => {
+            if !(-90.0..=90.0).contains(&l.latitude) || !(-180.0..=180.0).contains(&l.longitude) {
+                return Err(ApiError::bad_request(format!(
+                    "location: latitude must be within ±90 and longitude within ±180 degrees, \
+                     got {}, {}",
+                    l.latitude, l.longitude
+                )));
+            }
+            Some(Location {
+                latitude: l.latitude,
+                longitude: l.longitude,
+                altitude: l.altitude,
+            })
+        }
+    };
+    let tenant_id = ctx
+        .principal
+        .target_tenant(ctx.state, b.tenant_id.as_deref())
+        .await?;
+    let now = Utc::now();
+    let g = Gateway {
+        gateway_id,
+        tenant_id,
+        name,
+        description: b.description,
+        location,
+        last_seen_at: None,
+        stats: None,
+        created_at: now,
+        updated_at: now,
+    };
+    ctx.state.storage.create_gateway(&g).await?;
+    ctx.state.notify(Change::GatewayChanged(gateway_id));
+    Ok(Out::created(json!({ "gatewayId": gateway_id })))
+}
+
+pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let page = input::page(ctx.query)?;
+    let filter = ctx.principal.list_filter(ctx.query.uuid("tenantId")?)?;
+    let items = ctx.state.storage.list_gateways(filter, probe(page)).await?;
+    Ok(page_out(items.iter().map(gateway_json).collect(), page))
+}
+
+pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.eui_param("gatewayId")?;
+    Ok(Out::ok(gateway_json(&ctx.gateway(id).await?)))
+}
+
+pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.eui_param("gatewayId")?;
+    ctx.gateway(id).await?;
+    if !ctx.state.storage.delete_gateway(id).await? {
+        return Err(ApiError::not_found(format!("gateway {id} not found")));
+    }
+    ctx.state.notify(Change::GatewayDeleted(id));
+    Ok(Out::NoContent)
+}

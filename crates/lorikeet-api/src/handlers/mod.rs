@@ -1,0 +1,156 @@
+//! Request handlers, one module per resource group.
+
+use lorikeet_lorawan::Eui64;
+use lorikeet_storage::{Application, Device, DeviceProfile, Gateway, Tenant};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::input::{self, Query};
+use crate::router::RouteId;
+use crate::{ApiState, Out};
+
+mod applications;
+mod devices;
+mod gateways;
+mod profiles;
+mod queue;
+mod tenants;
+
+/// One authenticated request.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a ApiState,
+    pub principal: Principal,
+    pub params: &'a [&'a str],
+    pub query: &'a Query,
+    pub body: &'a [u8],
+}
+
+impl Ctx<'_> {
+    /// The `i`-th path parameter (the router guarantees it exists).
+    fn param(&self, i: usize) -> &str {
+        self.params.get(i).copied().unwrap_or_default()
+    }
+
+    /// The JSON body as `T`.
+    fn body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        input::json(self.body)
+    }
+
+    /// The first path parameter as a UUID naming a `what`.
+    fn id_param(&self, what: &str) -> Result<Uuid, ApiError> {
+        let raw = self.param(0);
+        Uuid::parse_str(raw).map_err(|e| {
+            ApiError::bad_request(format!(
+                "{what} id {raw:?} in the path is not a valid UUID: {e}"
+            ))
+        })
+    }
+
+    /// The first path parameter as an EUI-64 named `field`.
+    fn eui_param(&self, field: &str) -> Result<Eui64, ApiError> {
+        input::eui(&format!("{field} in the path"), self.param(0))
+    }
+
+    async fn tenant(&self, id: Uuid) -> Result<Tenant, ApiError> {
+        match self.state.storage.get_tenant(id).await? {
+            Some(t) if self.principal.can_see(t.id) => Ok(t),
+            _ => Err(ApiError::not_found(format!("tenant {id} not found"))),
+        }
+    }
+
+    async fn application(&self, id: Uuid) -> Result<Application, ApiError> {
+        match self.state.storage.get_application(id).await? {
+            Some(a) if self.principal.can_see(a.tenant_id) => Ok(a),
+            _ => Err(ApiError::not_found(format!("application {id} not found"))),
+        }
+    }
+
+    async fn profile(&self, id: Uuid) -> Result<DeviceProfile, ApiError> {
+        match self.state.storage.get_device_profile(id).await? {
+            Some(p) if self.principal.can_see(p.tenant_id) => Ok(p),
+            _ => Err(ApiError::not_found(format!(
+                "device profile {id} not found"
+            ))),
+        }
+    }
+
+    async fn device(&self, dev_eui: Eui64) -> Result<Device, ApiError> {
+        match self.state.storage.get_device(dev_eui).await? {
+            Some(d) if self.principal.can_see(d.tenant_id) => Ok(d),
+            _ => Err(ApiError::not_found(format!("device {dev_eui} not found"))),
+        }
+    }
+
+    async fn gateway(&self, gateway_id: Eui64) -> Result<Gateway, ApiError> {
+        match self.state.storage.get_gateway(gateway_id).await? {
+            Some(g) if self.principal.can_see(g.tenant_id) => Ok(g),
+            _ => Err(ApiError::not_found(format!(
+                "gateway {gateway_id} not found"
+            ))),
+        }
+    }
+}
+
+/// `{"items": [...], "nextOffset": n | null}` for a page that asked for `limit`
+/// rows and got `items` (one more than `limit` means there is a next page).
+fn page_out(items: Vec<serde_json::Value>, page: lorikeet_storage::Page) -> Out {
+    let mut items = items;
+    let more = items.len() > page.limit as usize;
+    items.truncate(page.limit as usize);
+    let next = more.then(|| page.offset + page.limit as u64);
+    Out::ok(serde_json::json!({ "items": items, "nextOffset": next }))
+}
+
+/// The page to fetch: one row more than asked, to know whether there is a next page.
+fn probe(page: lorikeet_storage::Page) -> lorikeet_storage::Page {
+    lorikeet_storage::Page {
+        limit: page.limit + 1,
+        offset: page.offset,
+    }
+}
+
+pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    use RouteId::*;
+    match route {
+        TenantCreate => tenants::create(ctx).await,
+        TenantList => tenants::list(ctx).await,
+        TenantGet => tenants::get(ctx).await,
+        TenantDelete => tenants::delete(ctx).await,
+        ApiKeyCreate => tenants::create_key(ctx).await,
+        ApiKeyList => tenants::list_keys(ctx).await,
+        ApiKeyDelete => tenants::delete_key(ctx).await,
+        ApplicationCreate => applications::create(ctx).await,
+        ApplicationList => applications::list(ctx).await,
+        ApplicationGet => applications::get(ctx).await,
+        ApplicationUpdate => applications::update(ctx).await,
+        ApplicationDelete => applications::delete(ctx).await,
+        HttpIntegrationPut => applications::put_http(ctx).await,
+        HttpIntegrationGet => applications::get_http(ctx).await,
+        HttpIntegrationDelete => applications::delete_http(ctx).await,
+        ProfileCreate => profiles::create(ctx).await,
+        ProfileList => profiles::list(ctx).await,
+        ProfileGet => profiles::get(ctx).await,
+        ProfileUpdate => profiles::update(ctx).await,
+        ProfileDelete => profiles::delete(ctx).await,
+        DeviceCreate => devices::create(ctx).await,
+        DeviceList => devices::list(ctx).await,
+        DeviceGet => devices::get(ctx).await,
+        DeviceUpdate => devices::update(ctx).await,
+        DeviceDelete => devices::delete(ctx).await,
+        KeysPut => devices::put_keys(ctx).await,
+        KeysGet => devices::get_keys(ctx).await,
+        Activate => devices::activate(ctx).await,
+        ActivationGet => devices::get_activation(ctx).await,
+        QueuePost => queue::enqueue(ctx).await,
+        QueueGet => queue::list(ctx).await,
+        QueueFlush => queue::flush(ctx).await,
+        EventsGet => queue::events(ctx).await,
+        GatewayCreate => gateways::create(ctx).await,
+        GatewayList => gateways::list(ctx).await,
+        GatewayGet => gateways::get(ctx).await,
+        GatewayDelete => gateways::delete(ctx).await,
+        Metrics | Health | OpenApi => Err(ApiError::internal()),
+    }
+}

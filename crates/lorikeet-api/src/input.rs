@@ -1,0 +1,196 @@
+//! Parsing and validating what clients send, with messages that name the field.
+
+use std::collections::HashMap;
+
+use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Region names accepted in device profiles.
+pub const REGIONS: &[&str] = &[
+    "EU868", "US915", "AU915", "AS923", "AS923-2", "AS923-3", "AS923-4", "CN470", "IN865", "KR920",
+    "RU864", "EU433",
+];
+
+/// Regional-parameters revisions accepted in device profiles.
+pub const REG_PARAMS_REVISIONS: &[&str] = &[
+    "RP001-1.0.2",
+    "RP001-1.0.2revB",
+    "RP001-1.0.3revA",
+    "RP001-1.1revA",
+    "RP001-1.1revB",
+    "RP002-1.0.0",
+    "RP002-1.0.1",
+    "RP002-1.0.2",
+    "RP002-1.0.3",
+    "RP002-1.0.4",
+];
+
+/// LoRaWAN MAC versions accepted in device profiles.
+pub const MAC_VERSIONS: &[&str] = &["1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.1.0"];
+
+/// Payload codec types.
+pub const CODEC_TYPES: &[&str] = &["none", "cayenne_lpp", "javascript"];
+
+/// True for LoRaWAN 1.1 MAC versions (separate network keys, NwkKey).
+pub fn is_lorawan_1_1(mac_version: &str) -> bool {
+    mac_version.starts_with("1.1")
+}
+
+/// The largest FRMPayload of any region and data rate (bytes).
+pub const MAX_DOWNLINK_PAYLOAD: usize = 242;
+
+/// Checks `value` against `allowed`, naming the field and the accepted values.
+pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
+    if allowed.contains(&value) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{field} {value:?} is not supported; use one of {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Parses a JSON request body into `T`.
+pub fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "the request body is empty; send a JSON object",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// An EUI-64 in hex (any case).
+pub fn eui(field: &str, s: &str) -> Result<Eui64, ApiError> {
+    s.parse()
+        .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
+}
+
+/// A DevAddr in hex (8 digits).
+pub fn dev_addr(field: &str, s: &str) -> Result<DevAddr, ApiError> {
+    s.parse()
+        .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
+}
+
+/// An AES-128 key in hex (32 digits).
+pub fn key(field: &str, s: &str) -> Result<Aes128Key, ApiError> {
+    Aes128Key::from_hex(s).map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
+}
+
+/// A UUID.
+pub fn uuid(field: &str, s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s.trim())
+        .map_err(|e| ApiError::bad_request(format!("{field} {s:?} is not a valid UUID: {e}")))
+}
+
+/// A required, trimmed, non-empty name of at most 200 characters.
+pub fn name(field: &str, s: &str) -> Result<String, ApiError> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(ApiError::bad_request(format!("{field} must not be empty")));
+    }
+    if t.chars().count() > 200 {
+        return Err(ApiError::bad_request(format!(
+            "{field} is longer than 200 characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+/// Query string parameters (`a=1&b=2`); values are used as given.
+#[derive(Debug, Default)]
+pub struct Query(HashMap<String, String>);
+
+impl Query {
+    /// Splits a raw query string.
+    pub fn parse(raw: &str) -> Self {
+        Query(
+            raw.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| match p.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (p.to_string(), String::new()),
+                })
+                .collect(),
+        )
+    }
+
+    /// A raw value.
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str)
+    }
+
+    /// An optional UUID parameter.
+    pub fn uuid(&self, k: &str) -> Result<Option<Uuid>, ApiError> {
+        self.get(k).map(|v| uuid(k, v)).transpose()
+    }
+
+    /// An optional whole number in `min..=max`, else `default`.
+    pub fn number(&self, k: &str, default: u64, min: u64, max: u64) -> Result<u64, ApiError> {
+        let Some(v) = self.get(k) else {
+            return Ok(default);
+        };
+        match v.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "{k} must be a whole number from {min} to {max}, got {v:?}"
+            ))),
+        }
+    }
+}
+
+/// Largest page a list endpoint returns.
+pub const MAX_PAGE: u64 = 1000;
+
+/// `limit` (default 100, at most [`MAX_PAGE`]) and `offset` (default 0).
+pub fn page(q: &Query) -> Result<lorikeet_storage::Page, ApiError> {
+    let limit = q.number("limit", 100, 1, MAX_PAGE)?;
+    let offset = q.number("offset", 0, 0, i64::MAX as u64)?;
+    Ok(lorikeet_storage::Page {
+        limit: limit as u32,
+        offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_field() {
+        let e = eui("devEui", "0102").unwrap_err();
+        assert_eq!(e.message, "devEui: EUI-64 must be 16 hex digits, got 4");
+        let e = key("appKey", "zz").unwrap_err();
+        assert!(e.message.starts_with("appKey: "), "{}", e.message);
+        let e = one_of("region", "EU869", REGIONS).unwrap_err();
+        assert!(e.message.contains("EU868, US915"), "{}", e.message);
+        assert!(one_of("region", "AS923-2", REGIONS).is_ok());
+    }
+
+    #[test]
+    fn paging_is_bounded() {
+        let p = page(&Query::parse("limit=5&offset=10")).unwrap();
+        assert_eq!((p.limit, p.offset), (5, 10));
+        assert_eq!(page(&Query::parse("")).unwrap().limit, 100);
+        assert!(page(&Query::parse("limit=0")).is_err());
+        assert!(page(&Query::parse("limit=1001")).is_err());
+        assert!(page(&Query::parse("limit=x")).is_err());
+    }
+
+    #[test]
+    fn empty_and_malformed_bodies() {
+        let e = json::<serde_json::Value>(b"  ").unwrap_err();
+        assert!(e.message.contains("empty"));
+        let e = json::<serde_json::Value>(b"{\"a\":").unwrap_err();
+        assert!(
+            e.message.starts_with("invalid JSON body: "),
+            "{}",
+            e.message
+        );
+    }
+}

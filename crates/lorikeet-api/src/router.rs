@@ -1,0 +1,315 @@
+//! The route table. One list serves three purposes: dispatch, the `route` label of
+//! the request metrics, and the test that the OpenAPI document describes exactly
+//! the routes served.
+
+use warp::http::Method;
+
+/// Every endpoint of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteId {
+    Metrics,
+    Health,
+    OpenApi,
+    TenantCreate,
+    TenantList,
+    TenantGet,
+    TenantDelete,
+    ApiKeyCreate,
+    ApiKeyList,
+    ApiKeyDelete,
+    ApplicationCreate,
+    ApplicationList,
+    ApplicationGet,
+    ApplicationUpdate,
+    ApplicationDelete,
+    HttpIntegrationPut,
+    HttpIntegrationGet,
+    HttpIntegrationDelete,
+    ProfileCreate,
+    ProfileList,
+    ProfileGet,
+    ProfileUpdate,
+    ProfileDelete,
+    DeviceCreate,
+    DeviceList,
+    DeviceGet,
+    DeviceUpdate,
+    DeviceDelete,
+    KeysPut,
+    KeysGet,
+    Activate,
+    ActivationGet,
+    QueuePost,
+    QueueGet,
+    QueueFlush,
+    EventsGet,
+    GatewayCreate,
+    GatewayList,
+    GatewayGet,
+    GatewayDelete,
+}
+
+impl RouteId {
+    /// Routes that answer without a bearer token.
+    pub fn is_public(self) -> bool {
+        matches!(self, RouteId::Metrics | RouteId::Health | RouteId::OpenApi)
+    }
+}
+
+/// (method, path template, route). Templates use OpenAPI's `{name}` syntax.
+pub const ROUTES: &[(Method, &str, RouteId)] = &[
+    (Method::GET, "/metrics", RouteId::Metrics),
+    (Method::GET, "/api/v1/health", RouteId::Health),
+    (Method::GET, "/api/v1/openapi.json", RouteId::OpenApi),
+    (Method::POST, "/api/v1/tenants", RouteId::TenantCreate),
+    (Method::GET, "/api/v1/tenants", RouteId::TenantList),
+    (Method::GET, "/api/v1/tenants/{id}", RouteId::TenantGet),
+    (
+        Method::DELETE,
+        "/api/v1/tenants/{id}",
+        RouteId::TenantDelete,
+    ),
+    (Method::POST, "/api/v1/api-keys", RouteId::ApiKeyCreate),
+    (Method::GET, "/api/v1/api-keys", RouteId::ApiKeyList),
+    (
+        Method::DELETE,
+        "/api/v1/api-keys/{id}",
+        RouteId::ApiKeyDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications",
+        RouteId::ApplicationCreate,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications",
+        RouteId::ApplicationList,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}",
+        RouteId::ApplicationGet,
+    ),
+    (
+        Method::PUT,
+        "/api/v1/applications/{id}",
+        RouteId::ApplicationUpdate,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}",
+        RouteId::ApplicationDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/integrations/http",
+        RouteId::HttpIntegrationPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations/http",
+        RouteId::HttpIntegrationGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}/integrations/http",
+        RouteId::HttpIntegrationDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/device-profiles",
+        RouteId::ProfileCreate,
+    ),
+    (Method::GET, "/api/v1/device-profiles", RouteId::ProfileList),
+    (
+        Method::GET,
+        "/api/v1/device-profiles/{id}",
+        RouteId::ProfileGet,
+    ),
+    (
+        Method::PUT,
+        "/api/v1/device-profiles/{id}",
+        RouteId::ProfileUpdate,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/device-profiles/{id}",
+        RouteId::ProfileDelete,
+    ),
+    (Method::POST, "/api/v1/devices", RouteId::DeviceCreate),
+    (Method::GET, "/api/v1/devices", RouteId::DeviceList),
+    (Method::GET, "/api/v1/devices/{devEui}", RouteId::DeviceGet),
+    (
+        Method::PUT,
+        "/api/v1/devices/{devEui}",
+        RouteId::DeviceUpdate,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/devices/{devEui}",
+        RouteId::DeviceDelete,
+    ),
+    (
+        Method::PUT,
+        "/api/v1/devices/{devEui}/keys",
+        RouteId::KeysPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/devices/{devEui}/keys",
+        RouteId::KeysGet,
+    ),
+    (
+        Method::POST,
+        "/api/v1/devices/{devEui}/activate",
+        RouteId::Activate,
+    ),
+    (
+        Method::GET,
+        "/api/v1/devices/{devEui}/activation",
+        RouteId::ActivationGet,
+    ),
+    (
+        Method::POST,
+        "/api/v1/devices/{devEui}/queue",
+        RouteId::QueuePost,
+    ),
+    (
+        Method::GET,
+        "/api/v1/devices/{devEui}/queue",
+        RouteId::QueueGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/devices/{devEui}/queue",
+        RouteId::QueueFlush,
+    ),
+    (
+        Method::GET,
+        "/api/v1/devices/{devEui}/events",
+        RouteId::EventsGet,
+    ),
+    (Method::POST, "/api/v1/gateways", RouteId::GatewayCreate),
+    (Method::GET, "/api/v1/gateways", RouteId::GatewayList),
+    (
+        Method::GET,
+        "/api/v1/gateways/{gatewayId}",
+        RouteId::GatewayGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/gateways/{gatewayId}",
+        RouteId::GatewayDelete,
+    ),
+];
+
+/// The outcome of matching a request line against [`ROUTES`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match<'a> {
+    /// A route, its template and the path parameters in template order.
+    Found {
+        route: RouteId,
+        template: &'static str,
+        params: Vec<&'a str>,
+    },
+    /// The path exists but not with this method; the allowed methods.
+    WrongMethod {
+        template: &'static str,
+        allowed: Vec<Method>,
+    },
+    /// No such path.
+    NotFound,
+}
+
+/// Matches `method path` against the table.
+pub fn find<'a>(method: &Method, path: &'a str) -> Match<'a> {
+    let mut allowed = Vec::new();
+    let mut path_template = None;
+    for (m, template, route) in ROUTES {
+        let Some(params) = match_template(template, path) else {
+            continue;
+        };
+        if m == method {
+            return Match::Found {
+                route: *route,
+                template,
+                params,
+            };
+        }
+        path_template = Some(*template);
+        allowed.push(m.clone());
+    }
+    match path_template {
+        Some(template) => Match::WrongMethod { template, allowed },
+        None => Match::NotFound,
+    }
+}
+
+fn match_template<'a>(template: &str, path: &'a str) -> Option<Vec<&'a str>> {
+    let mut params = Vec::new();
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(params),
+            (Some(ts), Some(ps)) => {
+                if ts.starts_with('{') {
+                    if ps.is_empty() {
+                        return None;
+                    }
+                    params.push(ps);
+                } else if ts != ps {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_match_with_parameters() {
+        assert_eq!(
+            find(&Method::GET, "/api/v1/devices/0102030405060708/queue"),
+            Match::Found {
+                route: RouteId::QueueGet,
+                template: "/api/v1/devices/{devEui}/queue",
+                params: vec!["0102030405060708"],
+            }
+        );
+        assert_eq!(
+            find(&Method::GET, "/api/v1/devices"),
+            Match::Found {
+                route: RouteId::DeviceList,
+                template: "/api/v1/devices",
+                params: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn wrong_method_and_unknown_paths() {
+        match find(&Method::PATCH, "/api/v1/devices/x") {
+            Match::WrongMethod { allowed, .. } => {
+                assert_eq!(allowed, [Method::GET, Method::PUT, Method::DELETE])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(find(&Method::GET, "/api/v1/devices/"), Match::NotFound);
+        assert_eq!(find(&Method::GET, "/api/v1/nope"), Match::NotFound);
+        assert_eq!(find(&Method::GET, "/api/v1/devices/x/y"), Match::NotFound);
+    }
+
+    #[test]
+    fn every_template_is_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (m, t, _) in ROUTES {
+            assert!(seen.insert((m.clone(), *t)), "{m} {t} twice");
+        }
+    }
+}
