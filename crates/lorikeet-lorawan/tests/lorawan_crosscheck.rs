@@ -442,3 +442,39 @@ fn frame_decoding_agrees_with_lorawan_on_published_frames() {
     assert_eq!(theirs_u32, data.fhdr.dev_addr.to_u32().swap_bytes());
     assert_eq!(data.fhdr.dev_addr.to_string(), "49be7df1");
 }
+
+#[test]
+fn lorawan_mac_parser_pitfalls_are_ours_to_avoid() {
+    // A LinkADRReq cut one byte short: `lorawan` 0.9 panics, we name the CID.
+    let truncated = [0x03u8, 0x51, 0xff, 0x00];
+    let theirs = std::panic::catch_unwind(|| {
+        lorawan::maccommands::parse_downlink_mac_commands(&truncated).count()
+    });
+    assert!(
+        theirs.is_err(),
+        "lorawan no longer panics here; revisit the docs"
+    );
+    assert_eq!(
+        mac::decode_downlink(&truncated),
+        Err(mac::MacError::Truncated {
+            cid: 0x03,
+            offset: 0,
+            needed: 4,
+            available: 3
+        })
+    );
+    // An unknown CID: `lorawan` stops silently after the first command, we report it.
+    let unknown = [0x02u8, 0x14, 0x01, 0x7f, 0x06];
+    assert_eq!(
+        lorawan::maccommands::parse_downlink_mac_commands(&unknown).count(),
+        1
+    );
+    assert!(matches!(
+        mac::decode_downlink(&unknown),
+        Err(mac::MacError::UnknownCid {
+            cid: 0x7f,
+            offset: 3,
+            ..
+        })
+    ));
+}

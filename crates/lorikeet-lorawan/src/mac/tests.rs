@@ -44,7 +44,7 @@ fn same_cid_means_different_things_per_direction() {
 
 #[test]
 fn truncated_commands_name_the_cid() {
-    // The input that makes the `lorawan` crate's parser panic.
+    // A LinkADRReq with no payload at all.
     assert_eq!(
         decode_downlink(&[0x03]),
         Err(MacError::Truncated {
