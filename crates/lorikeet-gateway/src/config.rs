@@ -3,14 +3,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Settings of the UDP listener and its gateway policies.
 ///
 /// Read from the `[gateway]` TOML section; every field has a default, unknown keys
 /// are refused so a typo does not silently leave a policy off. Call
 /// [`GatewayConfig::validate`] before binding.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Where forwarders send to (their `server_address` and `serv_port_up`/`serv_port_down`).

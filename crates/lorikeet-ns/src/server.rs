@@ -185,6 +185,11 @@ impl NetworkServer {
         self.devices.len()
     }
 
+    /// Every device's EUI.
+    pub fn device_euis(&self) -> impl Iterator<Item = Eui64> + '_ {
+        self.devices.keys().copied()
+    }
+
     /// A device as the core currently sees it.
     pub fn device(&self, dev_eui: &Eui64) -> Option<&Device> {
         self.devices.get(dev_eui).map(|e| &e.device)

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+pub use lorikeet_gateway::GatewayConfig;
 use lorikeet_lorawan::NetId;
+use lorikeet_region::RegionConfig;
 use serde::{Deserialize, Serialize};
 
 /// Prefix of every environment variable that overrides a configuration key.
@@ -32,6 +34,10 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Network-server behaviour.
     pub network: NetworkConfig,
+    /// Stored events.
+    pub events: EventsConfig,
+    /// Per-region channel settings, by region name (`[regions.US915]`).
+    pub regions: BTreeMap<String, RegionConfig>,
     /// Logging.
     pub log: LogConfig,
 }
@@ -82,25 +88,6 @@ pub struct MonitoringConfig {
     pub bind: String,
 }
 
-/// `[gateway]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GatewayConfig {
-    /// Address the Semtech UDP listener binds.
-    pub udp_bind: SocketAddr,
-    /// Accept packets from gateways that are not provisioned.
-    pub allow_unknown: bool,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        GatewayConfig {
-            udp_bind: SocketAddr::from(([0, 0, 0, 0], 1700)),
-            allow_unknown: false,
-        }
-    }
-}
-
 /// `[network]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -109,6 +96,15 @@ pub struct NetworkConfig {
     pub net_id: NetId,
     /// How long copies of one uplink from several gateways are collected, in ms.
     pub dedup_window_ms: u64,
+    /// Class A windows to use: `rx1_then_rx2`, `rx1_only` or `rx2_only`.
+    pub rx_window: RxWindow,
+    /// Time a downlink needs to reach a gateway before its window, in ms; a window
+    /// closer than this is skipped for the next one.
+    pub downlink_lead_ms: u64,
+    /// Largest accepted jump of a device's uplink frame counter.
+    pub max_f_cnt_gap: u32,
+    /// Most uplinks being deduplicated at once; beyond it new ones are shed (counted).
+    pub max_open_uplinks: usize,
 }
 
 impl Default for NetworkConfig {
@@ -116,7 +112,37 @@ impl Default for NetworkConfig {
         NetworkConfig {
             net_id: NetId([0, 0, 0]),
             dedup_window_ms: 200,
+            rx_window: RxWindow::Rx1ThenRx2,
+            downlink_lead_ms: 100,
+            max_f_cnt_gap: 16_384,
+            max_open_uplinks: 200_000,
         }
+    }
+}
+
+/// Which Class A receive windows downlinks use.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RxWindow {
+    /// RX1, falling back to RX2.
+    Rx1ThenRx2,
+    /// RX1 only.
+    Rx1Only,
+    /// RX2 only.
+    Rx2Only,
+}
+
+/// `[events]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Stored events (and delivered outbox rows) older than this many days are deleted.
+    pub retention_days: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { retention_days: 30 }
     }
 }
 
@@ -179,6 +205,14 @@ pub enum ConfigError {
     /// A value (from the file or the environment) has the wrong type; the message names the key.
     #[error("{0}")]
     Value(String),
+    /// A `[regions.NAME]` section names an unknown region or holds bad channels.
+    #[error("config section [regions.{name}]: {message}")]
+    Region {
+        /// The section name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A value parsed but is not acceptable.
     #[error("config key {key}: {message}")]
     Invalid {
@@ -261,6 +295,26 @@ impl Config {
                     "{:?} is not an address like 127.0.0.1:9100",
                     self.monitoring.bind
                 ),
+            });
+        }
+        if let Err(e) = self.gateway.validate() {
+            return Err(ConfigError::Invalid {
+                key: "gateway",
+                message: e.to_string(),
+            });
+        }
+        for (name, region) in &self.regions {
+            if let Err(e) = lorikeet_region::build_region(name, region) {
+                return Err(ConfigError::Region {
+                    name: name.clone(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        if self.events.retention_days == 0 {
+            return Err(ConfigError::Invalid {
+                key: "events.retention_days",
+                message: "must be at least 1 day".into(),
             });
         }
         if self
@@ -454,6 +508,18 @@ mod tests {
 
         let dir = std::env::temp_dir().join(format!("lorikeet-cfg-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("region.toml");
+        std::fs::write(&path, "[regions.XX999]\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("[regions.XX999]"), "{e}");
+        std::fs::write(&path, "[regions.US915]\nenabled_sub_bands = [9]\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("[regions.US915]"), "{e}");
+        std::fs::write(&path, "[gateway]\nuplink_queue_capacity = 0\n").unwrap();
+        let e = Config::load(Some(&path), env(&[])).unwrap_err();
+        assert!(e.to_string().contains("gateway"), "{e}");
+
+        std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("bad.toml");
         std::fs::write(&path, "[network]\ndedup_windw_ms = 100\n").unwrap();
         let e = Config::load(Some(&path), env(&[])).unwrap_err();
@@ -470,7 +536,10 @@ mod tests {
         let example: toml::Table = toml::from_str(&text).unwrap();
         let defaults = toml::Value::try_from(Config::default()).unwrap();
         for (section, v) in defaults.as_table().unwrap() {
-            let Some(keys) = v.as_table() else { continue };
+            // Empty tables are open maps (e.g. [regions.NAME]); documented by example.
+            let Some(keys) = v.as_table().filter(|t| !t.is_empty()) else {
+                continue;
+            };
             let ex = example
                 .get(section)
                 .and_then(|s| s.as_table())

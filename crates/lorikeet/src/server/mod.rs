@@ -1,0 +1,370 @@
+//! The running server: storage, the gateway listener, the network-server loop, the
+//! application side, the batched writer and the API, wired together with channels.
+//!
+//! ```text
+//!  UDP ─▶ gateway listener ─(bounded)─▶ ns loop ─▶ writer ─▶ storage
+//!                 ▲                       │  └───▶ app task ─┘
+//!                 └──── send_downlink ◀───┘
+//!  API ─▶ storage ─(change broadcast)─▶ change loader ─▶ ns loop / app task
+//! ```
+
+pub mod app;
+pub mod cache;
+pub mod convert;
+pub mod ns_loop;
+pub mod writer;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use lorikeet_api::{ApiState, MetricsRender};
+use lorikeet_gateway::GatewayPolicy;
+use lorikeet_ns::{NetworkServer, NsConfig, RxWindowPolicy};
+use lorikeet_storage::Storage;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::{ApiConfig, Config, RxWindow};
+
+/// Capacity of the channel from the core to the application side and of the
+/// writer's queue: deep enough to ride out a slow commit, bounded so memory is.
+const PIPELINE_CAPACITY: usize = 65_536;
+/// How long shutdown waits for queued writes to reach the database.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(4);
+
+/// A started server.
+#[derive(Debug)]
+pub struct Server {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// Where the Semtech UDP listener listens.
+    pub udp_addr: SocketAddr,
+    /// The bearer token with all rights.
+    pub admin_token: String,
+    /// The store.
+    pub storage: Arc<dyn Storage>,
+    /// Live events (for tests and streaming endpoints).
+    pub live: broadcast::Sender<app::Published>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
+    flush: Vec<JoinHandle<()>>,
+}
+
+/// The admin token: configured, or read from (or generated into) the token file.
+pub fn resolve_admin_token(api: &ApiConfig) -> Result<String> {
+    if !api.admin_token.is_empty() {
+        return Ok(api.admin_token.clone());
+    }
+    let path: &Path = &api.admin_token_file;
+    if let Ok(t) = std::fs::read_to_string(path) {
+        let t = t.trim().to_owned();
+        if !t.is_empty() {
+            return Ok(t);
+        }
+    }
+    let mut bytes = [0u8; 24];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let token = hex::encode(bytes);
+    write_private(path, &token).with_context(|| {
+        format!(
+            "cannot write the generated admin token to {}",
+            path.display()
+        )
+    })?;
+    info!(
+        "generated an admin API token in {} (set api.admin_token or LORIKEET_API_ADMIN_TOKEN to choose one)",
+        path.display()
+    );
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+fn ns_config(config: &Config) -> NsConfig {
+    let n = &config.network;
+    NsConfig {
+        net_id: n.net_id,
+        dedup_window: Duration::from_millis(n.dedup_window_ms),
+        max_open_uplinks: n.max_open_uplinks,
+        rx_window: match n.rx_window {
+            RxWindow::Rx1ThenRx2 => RxWindowPolicy::Rx1ThenRx2,
+            RxWindow::Rx1Only => RxWindowPolicy::Rx1Only,
+            RxWindow::Rx2Only => RxWindowPolicy::Rx2Only,
+        },
+        downlink_lead: Duration::from_millis(n.downlink_lead_ms),
+        max_f_cnt_gap: n.max_f_cnt_gap,
+    }
+}
+
+/// Starts every part of the server. Ports are bound before this returns; errors name
+/// what could not be opened.
+pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Server> {
+    let storage = lorikeet_storage::connect(&config.database.url)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                lorikeet_storage::redact_url(&config.database.url)
+            )
+        })?;
+    let admin_token = resolve_admin_token(&config.api)?;
+
+    let started = Instant::now();
+    let mut regions = convert::Regions::new(&config.regions);
+    let loaded = cache::load_all(&*storage, &mut regions)
+        .await
+        .context("cannot load devices from the database")?;
+    info!(
+        devices = loaded.devices.len(),
+        gateways = loaded.gateways.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "state loaded"
+    );
+
+    let (listener, gw_events) = lorikeet_gateway::bind(config.gateway.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot bind the Semtech UDP listener on {}",
+                config.gateway.udp_bind
+            )
+        })?;
+    let udp_addr = listener.local_addr();
+    let gateway = listener.handle();
+    gateway.set_known_gateways(
+        loaded
+            .gateways
+            .iter()
+            .map(|g| (g.gateway_id, GatewayPolicy::default())),
+    );
+    let gateway_locations = loaded
+        .gateways
+        .iter()
+        .filter_map(|g| {
+            g.location.map(|l| {
+                (
+                    g.gateway_id,
+                    lorikeet_ns::Location {
+                        latitude: l.latitude,
+                        longitude: l.longitude,
+                        altitude_m: l.altitude,
+                    },
+                )
+            })
+        })
+        .collect();
+
+    let api_listener = tokio::net::TcpListener::bind(config.api.bind)
+        .await
+        .with_context(|| format!("cannot bind the API on {}", config.api.bind))?;
+    let api_addr = api_listener.local_addr()?;
+    let mut api_state = ApiState::new(storage.clone(), Some(&admin_token));
+    let monitoring: Option<SocketAddr> = config.monitoring.bind.parse().ok();
+    if let (Some(m), None) = (metrics.clone(), monitoring) {
+        api_state = api_state.with_metrics(m);
+    }
+    let monitoring_listener = match monitoring {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind the metrics endpoint on {addr}"))?,
+        ),
+        None => None,
+    };
+    let changes = api_state.changes.subscribe();
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (writer_tx, writer_rx) = mpsc::channel(PIPELINE_CAPACITY);
+    let (app_tx, app_rx) = mpsc::channel(PIPELINE_CAPACITY);
+    let (ns_updates_tx, ns_updates_rx) = mpsc::channel(1024);
+    let (app_updates_tx, app_updates_rx) = mpsc::channel(1024);
+    let (live, _) = broadcast::channel(4096);
+
+    let mut ns = NetworkServer::new(ns_config(&config));
+    for d in loaded.devices {
+        ns.upsert_device(d);
+    }
+
+    let mut tasks = Vec::new();
+    tasks.push((
+        "gateway",
+        tokio::spawn(listener.run(stop(shutdown_rx.clone()))),
+    ));
+    tasks.push((
+        "api",
+        tokio::spawn(lorikeet_api::serve(
+            api_listener,
+            api_state,
+            stop(shutdown_rx.clone()),
+        )),
+    ));
+    if let (Some(l), Some(render)) = (monitoring_listener, metrics) {
+        tasks.push((
+            "monitoring",
+            tokio::spawn(serve_metrics(l, render, stop(shutdown_rx.clone()))),
+        ));
+    }
+    tasks.push((
+        "changes",
+        tokio::spawn(cache::follow_changes(
+            storage.clone(),
+            regions,
+            changes,
+            cache::Sinks {
+                ns: ns_updates_tx,
+                app: app_updates_tx,
+                gateways: gateway.clone(),
+            },
+            shutdown_rx.clone(),
+        )),
+    ));
+    tasks.push((
+        "retention",
+        tokio::spawn(retention(
+            storage.clone(),
+            config.events.retention_days,
+            shutdown_rx.clone(),
+        )),
+    ));
+    let ns_task = tokio::spawn(
+        ns_loop::NsLoop {
+            ns,
+            gateway,
+            gw_events,
+            updates: ns_updates_rx,
+            writer: writer_tx.clone(),
+            app: app_tx,
+            gateway_locations,
+        }
+        .run(shutdown_rx.clone()),
+    );
+    let app_task = tokio::spawn(
+        app::AppTask {
+            devices: loaded.app,
+            events: app_rx,
+            updates: app_updates_rx,
+            writer: writer_tx,
+            live: live.clone(),
+        }
+        .run(),
+    );
+    let writer_task = tokio::spawn(writer::run(storage.clone(), writer_rx));
+    info!(%api_addr, %udp_addr, "lorikeet is running");
+    Ok(Server {
+        api_addr,
+        udp_addr,
+        admin_token,
+        storage,
+        live,
+        shutdown: shutdown_tx,
+        tasks,
+        flush: vec![ns_task, app_task, writer_task],
+    })
+}
+
+impl Server {
+    /// Stops intake, processes what the dedup window holds, flushes queued writes and
+    /// returns. Bounded by a few seconds even if the database is gone.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
+        // Order matters: the core drains into the app side, both into the writer.
+        for t in self.flush {
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                warn!("shutdown: pending writes did not finish in time");
+                break;
+            }
+        }
+        for (name, t) in self.tasks {
+            if tokio::time::timeout(Duration::from_millis(500), t)
+                .await
+                .is_err()
+            {
+                warn!(task = name, "shutdown: task did not stop in time");
+            }
+        }
+        self.storage.close().await;
+        info!("lorikeet stopped");
+    }
+}
+
+/// Resolves once shutdown is requested (or the sender is gone).
+async fn stop(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn metrics_route(
+    render: MetricsRender,
+) -> warp::filters::BoxedFilter<(warp::http::Response<String>,)> {
+    use warp::Filter;
+    warp::get()
+        .and(warp::path::full())
+        .map(move |path: warp::path::FullPath| {
+            let (status, body) = if path.as_str() == "/metrics" {
+                (200, render())
+            } else {
+                (
+                    404,
+                    "not found: the metrics endpoint is /metrics\n".to_owned(),
+                )
+            };
+            warp::http::Response::builder()
+                .status(status)
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(body)
+                .unwrap_or_default()
+        })
+        .boxed()
+}
+
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    render: MetricsRender,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(metrics_route(render))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+/// Deletes stored events and delivered outbox rows past the retention period, hourly.
+async fn retention(storage: Arc<dyn Storage>, days: u32, shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop(shutdown.clone()) => return,
+            _ = tick.tick() => {}
+        }
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
+        match storage.delete_events_older_than(cutoff).await {
+            Ok(n) if n > 0 => info!(deleted = n, "old events deleted"),
+            Ok(_) => {}
+            Err(e) => warn!("event retention: {e}"),
+        }
+        if let Err(e) = storage.delete_outbox_older_than(cutoff).await {
+            warn!("outbox retention: {e}");
+        }
+    }
+}

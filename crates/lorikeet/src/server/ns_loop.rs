@@ -1,0 +1,295 @@
+//! The network-server loop: the only owner of the core. It feeds it gateway frames,
+//! TX_ACK results, provisioning updates and timer ticks, and carries out its outputs.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use lorikeet_gateway::{GatewayEvent, GatewayHandle};
+use lorikeet_lorawan::Eui64;
+use lorikeet_ns::{self as ns, DownlinkId, NetworkServer, Output, StoreChange, TxResult};
+use lorikeet_storage::WriteOp;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::cache::NsUpdate;
+use super::convert;
+
+/// Most gateway events taken per wake-up before outputs are carried out.
+const EVENT_BATCH: usize = 256;
+/// A gateway's last-seen time is written at most this often.
+const GATEWAY_SEEN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// The loop's inputs and outputs.
+#[derive(Debug)]
+pub struct NsLoop {
+    pub(crate) ns: NetworkServer,
+    pub(crate) gateway: GatewayHandle,
+    pub(crate) gw_events: mpsc::Receiver<GatewayEvent>,
+    pub(crate) updates: mpsc::Receiver<NsUpdate>,
+    pub(crate) writer: mpsc::Sender<WriteOp>,
+    pub(crate) app: mpsc::Sender<ns::Event>,
+    pub(crate) gateway_locations: HashMap<Eui64, ns::Location>,
+}
+
+struct Running {
+    inner: NsLoop,
+    rng: StdRng,
+    tx_results: mpsc::UnboundedSender<(DownlinkId, TxResult)>,
+    next_uplink_id: u32,
+    gateway_seen: HashMap<Eui64, Instant>,
+    drop_warned: HashMap<&'static str, Instant>,
+}
+
+impl NsLoop {
+    /// Runs until shutdown; then closes the open dedup windows, carries out what they
+    /// produce and returns (dropping its senders lets the writer flush).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let (tx_results, mut tx_rx) = mpsc::unbounded_channel();
+        let mut r = Running {
+            inner: self,
+            rng: StdRng::from_entropy(),
+            tx_results,
+            next_uplink_id: 1,
+            gateway_seen: HashMap::new(),
+            drop_warned: HashMap::new(),
+        };
+        loop {
+            let deadline = r.inner.ns.poll_timeout();
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => break,
+                Some((id, result)) = tx_rx.recv() => {
+                    r.count_tx(&result);
+                    r.inner.ns.handle_tx_result(id, result, Instant::now());
+                }
+                Some(u) = r.inner.updates.recv() => r.apply(u),
+                ev = r.inner.gw_events.recv() => {
+                    let Some(ev) = ev else { break };
+                    r.on_gateway(ev);
+                    // Take what else is waiting before acting, to amortise the wake-up.
+                    for _ in 1..EVENT_BATCH {
+                        match r.inner.gw_events.try_recv() {
+                            Ok(ev) => r.on_gateway(ev),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    r.inner.ns.handle_timeout(Instant::now(), &mut r.rng);
+                }
+            }
+            r.dispatch().await;
+        }
+        let open = r.inner.ns.counters().frames_received;
+        r.inner.ns.drain(Instant::now(), &mut r.rng);
+        r.dispatch().await;
+        info!(frames_received = open, "network server stopped");
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Running {
+    fn on_gateway(&mut self, ev: GatewayEvent) {
+        match ev {
+            GatewayEvent::Uplink(frame) => {
+                let gateway_id = frame.gateway_id;
+                let received_at = frame.received_at;
+                let location = self.inner.gateway_locations.get(&gateway_id).copied();
+                let id = self.next_uplink_id;
+                self.next_uplink_id = self.next_uplink_id.wrapping_add(1);
+                let rx = convert::rx_frame(frame, id, location);
+                metrics::counter!("lorikeet_uplink_frames_total").increment(1);
+                self.inner.ns.handle_rx(rx, Instant::now());
+                self.gateway_seen(gateway_id, received_at, None);
+            }
+            GatewayEvent::Stats(s) => {
+                let stats = serde_json::json!({
+                    "rxReceived": s.rx_received,
+                    "rxOk": s.rx_ok,
+                    "rxForwarded": s.rx_forwarded,
+                    "ackRatioPct": s.ack_ratio_pct,
+                    "downlinksReceived": s.downlinks_received,
+                    "txEmitted": s.tx_emitted,
+                    "temperatureC": s.temperature_c,
+                    "time": s.time,
+                });
+                let location = s.location.map(|l| lorikeet_storage::Location {
+                    latitude: l.latitude_deg,
+                    longitude: l.longitude_deg,
+                    altitude: l.altitude_m.unwrap_or(0.0),
+                });
+                self.gateway_seen_force(s.gateway_id, s.received_at, Some(stats), location);
+            }
+            GatewayEvent::Connected { gateway_id, addr } => {
+                info!(%gateway_id, %addr, "gateway connected");
+            }
+            GatewayEvent::AddressChanged {
+                gateway_id,
+                from,
+                to,
+            } => {
+                info!(%gateway_id, %from, %to, "gateway downlink address changed");
+            }
+        }
+    }
+
+    fn gateway_seen(
+        &mut self,
+        gateway_id: Eui64,
+        at: SystemTime,
+        stats: Option<serde_json::Value>,
+    ) {
+        let now = Instant::now();
+        let due = self
+            .gateway_seen
+            .get(&gateway_id)
+            .is_none_or(|t| now.duration_since(*t) >= GATEWAY_SEEN_INTERVAL);
+        if due {
+            self.gateway_seen_force(gateway_id, at, stats, None);
+        }
+    }
+
+    fn gateway_seen_force(
+        &mut self,
+        gateway_id: Eui64,
+        at: SystemTime,
+        stats: Option<serde_json::Value>,
+        location: Option<lorikeet_storage::Location>,
+    ) {
+        self.gateway_seen.insert(gateway_id, Instant::now());
+        // Best effort: a full writer queue must not stall the radio path for this.
+        let _ = self.inner.writer.try_send(WriteOp::GatewaySeen {
+            gateway_id,
+            at: convert::utc(at),
+            stats,
+            location,
+        });
+    }
+
+    fn apply(&mut self, u: NsUpdate) {
+        let ns = &mut self.inner.ns;
+        match u {
+            NsUpdate::Device(d) => {
+                let d = *d;
+                let known = ns.update_device_settings(
+                    &d.dev_eui,
+                    d.join_eui,
+                    d.profile.clone(),
+                    d.skip_f_cnt_check,
+                    d.disabled,
+                );
+                if !known {
+                    ns.upsert_device(d);
+                }
+            }
+            NsUpdate::Keys(dev_eui, keys) => ns.set_root_keys(&dev_eui, keys),
+            NsUpdate::Session(dev_eui, s) => ns.set_session(&dev_eui, s.map(|s| *s)),
+            NsUpdate::Queue(dev_eui, items) => ns.set_queue(&dev_eui, items),
+            NsUpdate::Remove(dev_eui) => ns.remove_device(&dev_eui),
+            NsUpdate::Profile(p) => ns.update_profile(p),
+            NsUpdate::Retain(keep) => {
+                let gone: Vec<Eui64> = ns.device_euis().filter(|e| !keep.contains(e)).collect();
+                for e in gone {
+                    ns.remove_device(&e);
+                }
+            }
+        }
+    }
+
+    fn count_tx(&self, result: &TxResult) {
+        let label = match result {
+            TxResult::Sent => "sent",
+            TxResult::NoAnswer => "no_answer",
+            TxResult::Rejected(_) => "rejected",
+        };
+        metrics::counter!("lorikeet_downlinks_total", "result" => label).increment(1);
+    }
+
+    async fn dispatch(&mut self) {
+        while let Some(o) = self.inner.ns.poll_output() {
+            match o {
+                Output::Transmit(req) => self.transmit(req),
+                Output::Store(c) => {
+                    if let Some(op) = self.store_op(c) {
+                        // Backpressure: if the database falls behind, intake slows down
+                        // and the gateway edge sheds (and counts) the excess.
+                        let _ = self.inner.writer.send(op).await;
+                    }
+                }
+                Output::Event(e) => {
+                    if let ns::Event::Join { .. } = e {
+                        metrics::counter!("lorikeet_joins_total").increment(1);
+                    }
+                    if let ns::Event::Up(_) = e {
+                        metrics::counter!("lorikeet_uplinks_total").increment(1);
+                    }
+                    let _ = self.inner.app.send(e).await;
+                }
+                Output::Dropped { reason, dev_eui } => self.dropped(reason, dev_eui),
+            }
+        }
+    }
+
+    fn transmit(&mut self, req: ns::DownlinkRequest) {
+        let id = req.id;
+        let Some(frame) = convert::downlink_frame(&req) else {
+            self.inner.ns.handle_tx_result(
+                id,
+                TxResult::Rejected("modulation cannot be transmitted".into()),
+                Instant::now(),
+            );
+            return;
+        };
+        debug!(dev_eui = %req.dev_eui, gateway_id = %req.gateway_id, window = ?req.window, "downlink");
+        let gateway = self.inner.gateway.clone();
+        let results = self.tx_results.clone();
+        tokio::spawn(async move {
+            let r = gateway.send_downlink(frame).await;
+            let _ = results.send((id, convert::tx_result(r)));
+        });
+    }
+
+    fn store_op(&self, c: StoreChange) -> Option<WriteOp> {
+        Some(match c {
+            StoreChange::Session { dev_eui, session } => match session {
+                Some(s) => {
+                    let v = self.inner.ns.device(&dev_eui)?.profile.mac_version;
+                    WriteOp::UpsertSession(convert::session_row(dev_eui, v, &s))
+                }
+                None => WriteOp::DeleteSession(dev_eui),
+            },
+            StoreChange::Join { dev_eui, join } => WriteOp::RecordJoin {
+                dev_eui,
+                dev_nonce: join.last_dev_nonce?,
+                join_nonce: join.last_join_nonce?,
+                at: chrono::Utc::now(),
+            },
+            StoreChange::QueueItemDone { queue_item_id, .. } => WriteOp::QueueDelete(queue_item_id),
+        })
+    }
+
+    fn dropped(&mut self, reason: ns::DropReason, dev_eui: Option<Eui64>) {
+        let label = reason.as_str();
+        metrics::counter!("lorikeet_uplinks_dropped_total", "reason" => label).increment(1);
+        // One warning per reason per minute; the counter has the totals.
+        let now = Instant::now();
+        let warn_due = self
+            .drop_warned
+            .get(label)
+            .is_none_or(|t| now.duration_since(*t) >= Duration::from_secs(60));
+        if warn_due {
+            self.drop_warned.insert(label, now);
+            warn!(reason = label, dev_eui = ?dev_eui, "uplink dropped (further drops for this reason are counted, logged at debug)");
+        } else {
+            debug!(reason = label, dev_eui = ?dev_eui, "uplink dropped");
+        }
+    }
+}
