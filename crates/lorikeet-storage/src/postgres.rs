@@ -54,6 +54,145 @@ impl PgStore {
         Ok(())
     }
 
+    /// One transaction with one statement per *kind* of op rather than per op: each
+    /// statement is a network round trip, so session upserts, events (with their
+    /// outbox rows) and last-seen updates of the whole batch go as arrays through
+    /// `UNNEST`. Kinds touch disjoint tables (or columns), so running them kind by
+    /// kind is indistinguishable from running the ops in order; within a kind the
+    /// order is kept (events) or the last op per device wins (sessions, last seen),
+    /// which is what running them in order leaves behind. Rare ops (queue, joins,
+    /// class, gateways) run one by one.
+    async fn apply_batch(&self, ops: Vec<crate::WriteOp>) -> Result<(), crate::StoreError> {
+        use std::collections::BTreeMap;
+
+        use crate::WriteOp;
+
+        let mut sessions: BTreeMap<lorikeet_lorawan::Eui64, Option<crate::DeviceSession>> =
+            BTreeMap::new();
+        let mut events = Vec::new();
+        let mut seen = BTreeMap::new();
+        let mut others = Vec::new();
+        for op in ops {
+            match op {
+                WriteOp::UpsertSession(s) => {
+                    sessions.insert(s.dev_eui, Some(s));
+                }
+                WriteOp::DeleteSession(dev_eui) => {
+                    sessions.insert(dev_eui, None);
+                }
+                WriteOp::InsertEvent(e) => events.push(e),
+                WriteOp::DeviceSeen { dev_eui, at } => {
+                    seen.insert(dev_eui, at);
+                }
+                other => others.push(other),
+            }
+        }
+
+        let mut tx = self.begin_write().await?;
+        // Sessions, in DevEUI order (a consistent lock order across transactions).
+        let upserts: Vec<&crate::DeviceSession> = sessions.values().flatten().collect();
+        if !upserts.is_empty() {
+            let col = |f: &dyn Fn(&crate::DeviceSession) -> Vec<u8>| -> Vec<Vec<u8>> {
+                upserts.iter().map(|s| f(s)).collect()
+            };
+            sqlx::query(
+                "INSERT INTO device_sessions (dev_eui, dev_addr, mac_version, f_nwk_s_int_key, \
+                 s_nwk_s_int_key, nwk_s_enc_key, app_s_key, f_cnt_up, n_f_cnt_down, \
+                 a_f_cnt_down, conf_f_cnt, ns_state, updated_at) \
+                 SELECT u.* FROM UNNEST($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], \
+                   $5::bytea[], $6::bytea[], $7::bytea[], $8::int8[], $9::int8[], $10::int8[], \
+                   $11::int8[], $12::text[], $13::timestamptz[]) \
+                 AS u(dev_eui, dev_addr, mac_version, f, s, n, a, fcu, nfd, afd, cfc, st, ts) \
+                 WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
+                 ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = excluded.dev_addr, \
+                 mac_version = excluded.mac_version, f_nwk_s_int_key = excluded.f_nwk_s_int_key, \
+                 s_nwk_s_int_key = excluded.s_nwk_s_int_key, nwk_s_enc_key = excluded.nwk_s_enc_key, \
+                 app_s_key = excluded.app_s_key, f_cnt_up = excluded.f_cnt_up, \
+                 n_f_cnt_down = excluded.n_f_cnt_down, a_f_cnt_down = excluded.a_f_cnt_down, \
+                 conf_f_cnt = excluded.conf_f_cnt, ns_state = excluded.ns_state, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(col(&|s| s.dev_eui.0.to_vec()))
+            .bind(col(&|s| s.dev_addr.0.to_vec()))
+            .bind(upserts.iter().map(|s| s.mac_version.as_str()).collect::<Vec<_>>())
+            .bind(col(&|s| s.f_nwk_s_int_key.as_bytes().to_vec()))
+            .bind(col(&|s| s.s_nwk_s_int_key.as_bytes().to_vec()))
+            .bind(col(&|s| s.nwk_s_enc_key.as_bytes().to_vec()))
+            .bind(col(&|s| s.app_s_key.as_bytes().to_vec()))
+            .bind(upserts.iter().map(|s| i64::from(s.f_cnt_up)).collect::<Vec<_>>())
+            .bind(upserts.iter().map(|s| i64::from(s.n_f_cnt_down)).collect::<Vec<_>>())
+            .bind(upserts.iter().map(|s| i64::from(s.a_f_cnt_down)).collect::<Vec<_>>())
+            .bind(upserts.iter().map(|s| i64::from(s.conf_f_cnt)).collect::<Vec<_>>())
+            .bind(upserts.iter().map(|s| s.ns_state.as_str()).collect::<Vec<_>>())
+            .bind(upserts.iter().map(|s| s.updated_at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let deletes: Vec<Vec<u8>> = sessions
+            .iter()
+            .filter(|(_, s)| s.is_none())
+            .map(|(e, _)| e.0.to_vec())
+            .collect();
+        if !deletes.is_empty() {
+            sqlx::query("DELETE FROM device_sessions WHERE dev_eui = ANY($1)")
+                .bind(deletes)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Events in op order (ids increase in that order: per-device delivery order),
+        // and one outbox row per integration of each event's application.
+        if !events.is_empty() {
+            let payloads = events
+                .iter()
+                .map(|e| serde_json::to_string(&e.payload))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| crate::StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+            sqlx::query(
+                "WITH ev AS ( \
+                   INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
+                   SELECT u.dev_eui, u.application_id, u.kind, u.payload::jsonb, u.created_at \
+                   FROM UNNEST($1::bytea[], $2::uuid[], $3::text[], $4::text[], \
+                     $5::timestamptz[]) WITH ORDINALITY \
+                     AS u(dev_eui, application_id, kind, payload, created_at, ord) \
+                   WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
+                   ORDER BY u.ord \
+                   RETURNING id, dev_eui, application_id, created_at) \
+                 INSERT INTO outbox (integration_id, event_id, dev_eui, attempts, \
+                   next_attempt_at, created_at) \
+                 SELECT i.id, ev.id, ev.dev_eui, 0, ev.created_at, ev.created_at \
+                 FROM ev JOIN integrations i ON i.application_id = ev.application_id",
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.dev_eui.0.to_vec())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| e.application_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(payloads)
+            .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !seen.is_empty() {
+            sqlx::query(
+                "UPDATE devices d SET last_seen_at = u.at \
+                 FROM UNNEST($1::bytea[], $2::timestamptz[]) AS u(dev_eui, at) \
+                 WHERE d.dev_eui = u.dev_eui",
+            )
+            .bind(seen.keys().map(|e| e.0.to_vec()).collect::<Vec<_>>())
+            .bind(seen.values().copied().collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for op in others {
+            apply_one(&mut tx, op).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn close_pools(&self) {
         self.pool.close().await
     }

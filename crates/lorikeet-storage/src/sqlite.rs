@@ -86,6 +86,17 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// One transaction, one statement per op: SQLite runs in-process, so a statement
+    /// costs microseconds and grouping buys little.
+    async fn apply_batch(&self, ops: Vec<crate::WriteOp>) -> Result<(), crate::StoreError> {
+        let mut tx = self.begin_write().await?;
+        for op in ops {
+            apply_one(&mut tx, op).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn close_pools(&self) {
         self.read.close().await;
         self.write.close().await;

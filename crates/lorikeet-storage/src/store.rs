@@ -5,7 +5,9 @@
 //! invokes `impl_storage!`:
 //! - `fn reader(&self) -> &Pool<DB>` and `fn writer(&self) -> &Pool<DB>`;
 //! - `async fn begin_write(&self) -> Result<Transaction<'static, DB>, sqlx::Error>`;
-//! - `async fn run_migrations(&self) -> Result<(), StoreError>`, `async fn close_pools(&self)`.
+//! - `async fn run_migrations(&self) -> Result<(), StoreError>`, `async fn close_pools(&self)`;
+//! - `async fn apply_batch(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>` (may use
+//!   the macro-generated `apply_one` for each op, in one transaction).
 //!
 //! The only SQL that differs is the row-locking clause of the outbox claim, passed
 //! as `lock = "..."`.
@@ -1583,12 +1585,7 @@ macro_rules! impl_storage {
                 if ops.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.begin_write().await?;
-                for op in ops {
-                    apply_one(&mut tx, op).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                self.apply_batch(ops).await
             }
         }
     };

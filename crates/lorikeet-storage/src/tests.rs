@@ -629,6 +629,65 @@ storage_test!(sessions_are_written_in_batches, |db: TestDb| async move {
     assert!(s.get_session(s1.dev_eui).await.unwrap().is_none());
 });
 
+storage_test!(
+    a_batch_leaves_what_running_its_ops_in_order_leaves,
+    |db: TestDb| async move {
+        // Postgres groups ops by kind; the outcome must equal sequential application.
+        let s = &*db.storage;
+        let (a, _, devices) = provision(s, 3).await;
+        let (d0, d1, d2) = (devices[0].dev_eui, devices[1].dev_eui, devices[2].dev_eui);
+        s.apply(vec![WriteOp::UpsertSession(session(d2, 9))])
+            .await
+            .unwrap();
+        let mut later = session(d0, 2);
+        later.f_cnt_up = 99;
+        s.apply(vec![
+            WriteOp::UpsertSession(session(d0, 1)),
+            WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 1)),
+            WriteOp::UpsertSession(session(d1, 1)),
+            WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, 2)),
+            WriteOp::DeleteSession(d1),
+            WriteOp::UpsertSession(later.clone()),
+            WriteOp::DeleteSession(d2),
+            WriteOp::UpsertSession(session(d2, 10)),
+            WriteOp::DeviceSeen {
+                dev_eui: d0,
+                at: t0() + Duration::seconds(5),
+            },
+            WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 3)),
+            WriteOp::DeviceSeen {
+                dev_eui: d0,
+                at: t0(),
+            },
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.get_session(d0).await.unwrap().unwrap(), later);
+        assert!(s.get_session(d1).await.unwrap().is_none());
+        assert_eq!(
+            s.get_session(d2).await.unwrap().unwrap().dev_addr,
+            DevAddr::from_u32(10)
+        );
+        assert_eq!(
+            s.get_device(d0).await.unwrap().unwrap().last_seen_at,
+            Some(t0())
+        );
+        let ids = |evs: Vec<Event>| {
+            evs.iter()
+                .map(|e| (e.id, e.payload["n"].as_i64()))
+                .collect::<Vec<_>>()
+        };
+        let e1 = ids(s.list_events(d1, 10).await.unwrap());
+        let e0 = ids(s.list_events(d0, 10).await.unwrap());
+        assert_eq!(
+            e1.iter().map(|x| x.1).collect::<Vec<_>>(),
+            [Some(3), Some(1)]
+        );
+        // Ids follow the op order across devices: 1 (d1) < 2 (d0) < 3 (d1).
+        assert!(e1[1].0 < e0[0].0 && e0[0].0 < e1[0].0, "{e0:?} {e1:?}");
+    }
+);
+
 storage_test!(a_failing_batch_writes_nothing, |db: TestDb| async move {
     let s = &*db.storage;
     let (a, _, devices) = provision(s, 1).await;
@@ -1084,4 +1143,100 @@ async fn sqlite_file_is_created_with_wal() {
     s.create_tenant(&tenant("x")).await.unwrap();
     assert!(std::path::Path::new(&format!("{path}-wal")).exists());
     assert_eq!(s.backend(), Backend::Sqlite);
+}
+
+/// Throughput of the hot-path writes and the start-up load. Ignored by default (it
+/// writes a million rows); run with
+/// `cargo test -p lorikeet-storage --release -- --ignored --nocapture measure_`.
+mod measure {
+    use super::*;
+    use std::time::Instant;
+
+    async fn uplinks_per_second(db: &TestDb, devices: u64, batch: usize, batches: usize) -> f64 {
+        let s = &*db.storage;
+        let (a, _, devs) = provision(s, 0).await.clone();
+        let p = s
+            .list_device_profiles(None, Page::ALL)
+            .await
+            .unwrap()
+            .remove(0);
+        let mut list = devs;
+        for i in 0..devices {
+            let d = device(10_000 + i, &a, &p);
+            s.create_device(&d).await.unwrap();
+            list.push(d);
+        }
+        s.upsert_integration(&http_integration(a.id, "http://127.0.0.1:9/x"))
+            .await
+            .unwrap();
+        let start = Instant::now();
+        let mut n = 0u64;
+        for b in 0..batches {
+            let mut ops = Vec::with_capacity(batch * 3);
+            for i in 0..batch {
+                let d = &list[(b * batch + i) % list.len()];
+                let mut sess = session(d.dev_eui, 0x2600_0000 + (n as u32 % 1000));
+                sess.f_cnt_up = n as u32;
+                ops.push(WriteOp::UpsertSession(sess));
+                ops.push(WriteOp::InsertEvent(event(
+                    d.dev_eui,
+                    a.id,
+                    EventKind::Up,
+                    n as i64,
+                )));
+                ops.push(WriteOp::DeviceSeen {
+                    dev_eui: d.dev_eui,
+                    at: t0(),
+                });
+                n += 1;
+            }
+            s.apply(ops).await.unwrap();
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn measure_apply_throughput() {
+        let lite = TestDb::sqlite().await;
+        let r = uplinks_per_second(&lite, 2000, 500, 40).await;
+        println!("sqlite: {r:.0} uplinks/s (session + event + outbox row + last seen, 500 per transaction)");
+        if let Some(pg) = TestDb::postgres().await {
+            let r = uplinks_per_second(&pg, 2000, 500, 40).await;
+            println!("postgres: {r:.0} uplinks/s (session + event + outbox row + last seen, 500 per transaction)");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn measure_load_a_million_sessions() {
+        let Some(db) = TestDb::postgres().await else {
+            return;
+        };
+        let s = &*db.storage;
+        let (a, p, _) = provision(s, 0).await;
+        let setup = format!(
+            "INSERT INTO devices (dev_eui, join_eui, tenant_id, application_id, device_profile_id, \
+             name, created_at, updated_at) \
+             SELECT int8send(g), int8send(0), '{t}', '{a}', '{p}', 'd' || g, now(), now() \
+             FROM generate_series(1, 1000000) g; \
+             INSERT INTO device_sessions (dev_eui, dev_addr, mac_version, f_nwk_s_int_key, \
+             s_nwk_s_int_key, nwk_s_enc_key, app_s_key, f_cnt_up, n_f_cnt_down, a_f_cnt_down, \
+             ns_state, updated_at) \
+             SELECT int8send(g), int4send(g::int), '1.0.3', k, k, k, k, g, 0, 0, \
+             '{{\"adr\":{{\"history\":[1,2,3,4,5,6,7,8,9,10]}},\"rx1DrOffset\":0}}', now() \
+             FROM generate_series(1, 1000000) g, \
+             (SELECT decode('000102030405060708090a0b0c0d0e0f', 'hex') AS k) keys",
+            t = DEFAULT_TENANT_ID,
+            a = a.id,
+            p = p.id
+        );
+        db.execute(&setup).await.unwrap();
+        db.execute("ANALYZE").await.unwrap();
+        let start = Instant::now();
+        let all = s.load_all_sessions().await.unwrap();
+        let took = start.elapsed();
+        assert_eq!(all.len(), 1_000_000);
+        println!("postgres: load_all_sessions of 1M sessions took {took:?}");
+    }
 }
