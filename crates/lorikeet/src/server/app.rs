@@ -3,9 +3,10 @@
 //! outbox rows in one transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use lorikeet_app::{EventType, IntegrationEvent};
+use lorikeet_app::{DeviceClass, EventType, IntegrationEvent};
 use lorikeet_lorawan::Eui64;
 use lorikeet_ns as ns;
 use lorikeet_storage::{EventKind, NewEvent, WriteOp};
@@ -85,6 +86,37 @@ impl AppTask {
                 self.devices.remove(&dev_eui);
             }
             AppUpdate::Retain(keep) => self.devices.retain(|k, _| keep.contains(k)),
+            AppUpdate::Profile {
+                id,
+                name,
+                codec,
+                region_config_id,
+                class_c,
+            } => {
+                for d in self.devices.values_mut().filter(|d| d.profile_id == id) {
+                    let info = Arc::make_mut(&mut d.info);
+                    info.device_profile_name.clone_from(&name);
+                    info.device_class_enabled = if class_c {
+                        DeviceClass::ClassC
+                    } else {
+                        DeviceClass::ClassA
+                    };
+                    d.codec = codec.clone();
+                    d.region_config_id = region_config_id.clone();
+                }
+            }
+            AppUpdate::Application { id, name } => {
+                for d in self.devices.values_mut().filter(|d| d.application_id == id) {
+                    Arc::make_mut(&mut d.info)
+                        .application_name
+                        .clone_from(&name);
+                }
+            }
+            AppUpdate::Tenant { id, name } => {
+                for d in self.devices.values_mut().filter(|d| d.info.tenant_id == id) {
+                    Arc::make_mut(&mut d.info).tenant_name.clone_from(&name);
+                }
+            }
         }
     }
 

@@ -18,6 +18,8 @@ use super::convert::{self, Regions};
 /// What the application side needs per device.
 #[derive(Debug, Clone)]
 pub struct AppDevice {
+    /// Its profile.
+    pub profile_id: Uuid,
     /// `deviceInfo` of its events.
     pub info: Arc<DeviceInfo>,
     /// Its application.
@@ -56,6 +58,33 @@ pub enum AppUpdate {
     Remove(Eui64),
     /// Forget every device not in the set.
     Retain(HashSet<Eui64>),
+    /// A profile was renamed or its codec changed.
+    Profile {
+        /// Profile id.
+        id: Uuid,
+        /// New name.
+        name: String,
+        /// New codec.
+        codec: st::PayloadCodec,
+        /// `regionConfigId`.
+        region_config_id: Arc<str>,
+        /// Whether devices run in Class C.
+        class_c: bool,
+    },
+    /// An application was renamed.
+    Application {
+        /// Application id.
+        id: Uuid,
+        /// New name.
+        name: String,
+    },
+    /// A tenant was renamed.
+    Tenant {
+        /// Tenant id.
+        id: Uuid,
+        /// New name.
+        name: String,
+    },
 }
 
 /// Everything loaded at start.
@@ -85,6 +114,7 @@ fn app_device(
     tenant: &st::Tenant,
 ) -> AppDevice {
     AppDevice {
+        profile_id: profile.id,
         info: Arc::new(convert::device_info(d, profile, app, tenant)),
         application_id: app.id,
         codec: profile.payload_codec.clone(),
@@ -273,12 +303,39 @@ async fn apply_change(
                     }
                     Err(e) => warn!(profile = %id, "device profile unusable: {e}"),
                 }
+                let _ = sinks
+                    .app
+                    .send(AppUpdate::Profile {
+                        id: p.id,
+                        name: p.name.clone(),
+                        codec: p.payload_codec.clone(),
+                        region_config_id: Arc::from(p.region.to_ascii_lowercase()),
+                        class_c: p.supports_class_c,
+                    })
+                    .await;
             }
-            // Names and codecs in deviceInfo follow the profile.
-            resync_app(storage, sinks).await?;
         }
-        Change::ApplicationChanged(_) | Change::TenantChanged(_) => {
-            resync_app(storage, sinks).await?;
+        Change::ApplicationChanged(id) => {
+            if let Some(a) = storage.get_application(*id).await? {
+                let _ = sinks
+                    .app
+                    .send(AppUpdate::Application {
+                        id: a.id,
+                        name: a.name,
+                    })
+                    .await;
+            }
+        }
+        Change::TenantChanged(id) => {
+            if let Some(t) = storage.get_tenant(*id).await? {
+                let _ = sinks
+                    .app
+                    .send(AppUpdate::Tenant {
+                        id: t.id,
+                        name: t.name,
+                    })
+                    .await;
+            }
         }
         Change::ApplicationDeleted(_) | Change::TenantDeleted(_) => {
             resync(storage, regions, sinks).await?;
@@ -295,16 +352,6 @@ async fn apply_change(
         }
         // Integrations are read by the delivery workers themselves.
         Change::IntegrationChanged(_) => {}
-    }
-    Ok(())
-}
-
-/// Rebuilds the application side's device entries (names, codecs) from storage.
-async fn resync_app(storage: &dyn Storage, sinks: &Sinks) -> Result<(), StoreError> {
-    let mut regions = Regions::default();
-    let loaded = load_all(storage, &mut regions).await?;
-    for (dev_eui, a) in loaded.app {
-        let _ = sinks.app.send(AppUpdate::Device(dev_eui, a)).await;
     }
     Ok(())
 }

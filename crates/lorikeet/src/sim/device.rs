@@ -1,0 +1,217 @@
+//! A simulated end device: OTAA or ABP, LoRaWAN 1.0.x or 1.1, building signed
+//! uplinks and opening downlinks exactly as a device's stack would.
+
+use lorikeet_lorawan::crypto::{
+    self, JoinContext, JoinType, SessionKeys, UplinkMicContext, Version,
+};
+use lorikeet_lorawan::phy::{FCtrl, PhyPayload};
+use lorikeet_lorawan::{Aes128Key, DevAddr, DevNonce, Eui64};
+
+/// Why the device refused a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// Not a frame for us, or it failed its MIC.
+    #[error("frame refused: {0}")]
+    Refused(String),
+    /// The device has no session yet.
+    #[error("the device has not joined")]
+    NotJoined,
+}
+
+/// The session a device holds.
+#[derive(Debug, Clone)]
+pub struct SimSession {
+    /// Its address.
+    pub dev_addr: DevAddr,
+    /// Its keys.
+    pub keys: SessionKeys,
+    /// Next uplink counter.
+    pub f_cnt_up: u32,
+    /// Last network downlink counter seen.
+    pub n_f_cnt_down: Option<u32>,
+    /// Last application downlink counter seen (1.1).
+    pub a_f_cnt_down: Option<u32>,
+    /// RX1 delay in seconds.
+    pub rx1_delay_s: u8,
+    /// RX1 data-rate offset.
+    pub rx1_dr_offset: u8,
+    /// RX2 data rate.
+    pub rx2_dr: u8,
+    /// The counter of the last confirmed downlink (to acknowledge).
+    pub pending_ack_of: Option<u32>,
+    /// The FCnt of our last confirmed uplink (for a 1.1 downlink MIC with ACK).
+    pub last_confirmed_up: Option<u32>,
+}
+
+/// A simulated device.
+#[derive(Debug, Clone)]
+pub struct SimDevice {
+    /// DevEUI.
+    pub dev_eui: Eui64,
+    /// JoinEUI.
+    pub join_eui: Eui64,
+    /// LoRaWAN 1.1 (otherwise 1.0.x).
+    pub v11: bool,
+    /// AppKey.
+    pub app_key: Aes128Key,
+    /// NwkKey (1.1).
+    pub nwk_key: Option<Aes128Key>,
+    /// Next DevNonce.
+    pub dev_nonce: u16,
+    /// The session, once joined or activated.
+    pub session: Option<SimSession>,
+}
+
+impl SimDevice {
+    /// An OTAA device.
+    pub fn otaa(
+        dev_eui: Eui64,
+        join_eui: Eui64,
+        app_key: Aes128Key,
+        nwk_key: Option<Aes128Key>,
+    ) -> Self {
+        SimDevice {
+            dev_eui,
+            join_eui,
+            v11: nwk_key.is_some(),
+            app_key,
+            nwk_key,
+            dev_nonce: 0,
+            session: None,
+        }
+    }
+
+    fn version(&self) -> Version {
+        if self.v11 {
+            Version::V1_1
+        } else {
+            Version::V1_0
+        }
+    }
+
+    fn join_key(&self) -> Aes128Key {
+        self.nwk_key.clone().unwrap_or_else(|| self.app_key.clone())
+    }
+
+    /// A JoinRequest with the current DevNonce.
+    pub fn join_request(&self) -> Vec<u8> {
+        // Building a JoinRequest from valid fields cannot fail.
+        crypto::build_join_request(
+            self.join_eui,
+            self.dev_eui,
+            DevNonce(self.dev_nonce),
+            &self.join_key(),
+        )
+        .unwrap_or_default()
+    }
+
+    /// Opens the JoinAccept answering the last JoinRequest and takes its session.
+    pub fn handle_join_accept(&mut self, phy: &[u8]) -> Result<(), SimError> {
+        let parsed = PhyPayload::decode(phy).map_err(|e| SimError::Refused(e.to_string()))?;
+        let ctx = JoinContext {
+            join_type: JoinType::Join,
+            join_eui: self.join_eui,
+            dev_eui: self.dev_eui,
+            dev_nonce: DevNonce(self.dev_nonce),
+        };
+        let key = self.join_key();
+        let ja = crypto::open_join_accept(&parsed, &ctx, &key)
+            .map_err(|e| SimError::Refused(e.to_string()))?;
+        let keys = crypto::derive_session_keys(&ja, &ctx, &key, &self.app_key);
+        self.session = Some(SimSession {
+            dev_addr: ja.dev_addr,
+            keys,
+            f_cnt_up: 0,
+            n_f_cnt_down: None,
+            a_f_cnt_down: None,
+            rx1_delay_s: ja.rx1_delay_seconds(),
+            rx1_dr_offset: ja.dl_settings.rx1_dr_offset,
+            rx2_dr: ja.dl_settings.rx2_dr,
+            pending_ack_of: None,
+            last_confirmed_up: None,
+        });
+        self.dev_nonce = self.dev_nonce.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Builds the next uplink (and counts it). The ACK bit is set when a confirmed
+    /// downlink is waiting for it.
+    pub fn uplink(
+        &mut self,
+        f_port: u8,
+        payload: &[u8],
+        confirmed: bool,
+        tx_dr: u8,
+        tx_ch: u8,
+    ) -> Result<Vec<u8>, SimError> {
+        let version = self.version();
+        let s = self.session.as_mut().ok_or(SimError::NotJoined)?;
+        let ack_of = s.pending_ack_of.take();
+        let frame = crypto::DataFrame {
+            confirmed,
+            dev_addr: s.dev_addr,
+            f_ctrl: FCtrl {
+                adr: false,
+                adr_ack_req: false,
+                ack: ack_of.is_some(),
+                f_pending_or_class_b: false,
+            },
+            f_cnt: s.f_cnt_up,
+            f_opts: Vec::new(),
+            f_port: Some(f_port),
+            frm_payload: payload.to_vec(),
+        };
+        let ctx = UplinkMicContext {
+            conf_f_cnt: ack_of.unwrap_or(0),
+            tx_dr,
+            tx_ch,
+        };
+        let out = crypto::build_data_uplink(&frame, version, &s.keys, &ctx)
+            .map_err(|e| SimError::Refused(e.to_string()))?;
+        if confirmed {
+            s.last_confirmed_up = Some(s.f_cnt_up);
+        }
+        s.f_cnt_up = s.f_cnt_up.wrapping_add(1);
+        Ok(out)
+    }
+
+    /// Opens a data downlink (MIC, counter, decryption), remembering to ACK it when confirmed.
+    pub fn handle_downlink(&mut self, phy: &[u8]) -> Result<crypto::DataFrame, SimError> {
+        let version = self.version();
+        let v11 = self.v11;
+        let s = self.session.as_mut().ok_or(SimError::NotJoined)?;
+        let parsed = PhyPayload::decode(phy).map_err(|e| SimError::Refused(e.to_string()))?;
+        let data = parsed
+            .data()
+            .ok_or_else(|| SimError::Refused("not a data frame".into()))?;
+        if data.fhdr.dev_addr != s.dev_addr {
+            return Err(SimError::Refused("another device's address".into()));
+        }
+        let app = v11 && data.f_port.is_some_and(|p| p > 0);
+        let last = if app { s.a_f_cnt_down } else { s.n_f_cnt_down };
+        let f_cnt = lorikeet_lorawan::fcnt::reconstruct_f_cnt(last, data.fhdr.f_cnt, 16_384)
+            .ok_or_else(|| SimError::Refused("downlink counter replayed".into()))?;
+        let frame = crypto::open_data_downlink(
+            &parsed,
+            f_cnt,
+            version,
+            &s.keys,
+            s.last_confirmed_up.unwrap_or(0),
+        )
+        .map_err(|e| SimError::Refused(e.to_string()))?;
+        if app {
+            s.a_f_cnt_down = Some(f_cnt);
+        } else {
+            s.n_f_cnt_down = Some(f_cnt);
+        }
+        if frame.confirmed {
+            s.pending_ack_of = Some(f_cnt);
+        }
+        Ok(frame)
+    }
+
+    /// Decrypts nothing: a helper for tests to read the plaintext of our own uplink.
+    pub fn dev_addr(&self) -> Option<DevAddr> {
+        self.session.as_ref().map(|s| s.dev_addr)
+    }
+}

@@ -1,0 +1,223 @@
+//! A simulated Semtech UDP packet forwarder: two sockets like lora_pkt_fwd (uplink:
+//! PUSH_DATA/PUSH_ACK; downlink: PULL_DATA/PULL_ACK/PULL_RESP/TX_ACK) and a
+//! concentrator clock (`tmst`, µs, wrapping).
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use lorikeet_gateway::wire::{self, Downstream};
+use lorikeet_gateway::{DownlinkTiming, Modulation};
+use lorikeet_lorawan::Eui64;
+use tokio::net::UdpSocket;
+
+/// A downlink the simulated gateway received.
+#[derive(Debug, Clone)]
+pub struct ReceivedDownlink {
+    /// PULL_RESP token (echo it in the TX_ACK).
+    pub token: u16,
+    /// When our socket got it.
+    pub received_at: Instant,
+    /// The txpk.
+    pub packet: wire::pull_resp::TxPacket,
+}
+
+impl ReceivedDownlink {
+    /// The concentrator time it is scheduled for, if timed.
+    pub fn tmst(&self) -> Option<u32> {
+        match self.packet.timing {
+            DownlinkTiming::Delay { tmst } => Some(tmst),
+            _ => None,
+        }
+    }
+}
+
+/// Reception metadata of one simulated uplink.
+#[derive(Debug, Clone, Copy)]
+pub struct RxMeta {
+    /// Centre frequency in Hz.
+    pub frequency_hz: u32,
+    /// LoRa spreading factor.
+    pub spreading_factor: u8,
+    /// Bandwidth in Hz.
+    pub bandwidth_hz: u32,
+    /// RSSI in dBm.
+    pub rssi_dbm: i32,
+    /// SNR in dB.
+    pub snr_db: f32,
+}
+
+/// A simulated gateway.
+#[derive(Debug)]
+pub struct SimGateway {
+    /// Its EUI.
+    pub id: Eui64,
+    up: UdpSocket,
+    down: UdpSocket,
+    started: Instant,
+    tmst_offset: u32,
+    token: u16,
+    /// Send `time` (a synchronised clock) in rxpk.
+    pub with_time: bool,
+}
+
+impl SimGateway {
+    /// Binds two local sockets towards `server`.
+    pub async fn connect(id: Eui64, server: SocketAddr) -> io::Result<Self> {
+        let local: SocketAddr = if server.is_ipv4() {
+            "0.0.0.0:0".parse().map_err(io::Error::other)?
+        } else {
+            "[::]:0".parse().map_err(io::Error::other)?
+        };
+        let up = UdpSocket::bind(local).await?;
+        up.connect(server).await?;
+        let down = UdpSocket::bind(local).await?;
+        down.connect(server).await?;
+        Ok(SimGateway {
+            id,
+            up,
+            down,
+            started: Instant::now(),
+            // Concentrator clocks start anywhere.
+            tmst_offset: (id.to_u64() as u32).wrapping_mul(2_654_435_761),
+            token: (id.to_u64() as u16) ^ 0x5a5a,
+            with_time: true,
+        })
+    }
+
+    fn next_token(&mut self) -> u16 {
+        self.token = self.token.wrapping_add(1);
+        self.token
+    }
+
+    /// The concentrator counter now.
+    pub fn tmst_now(&self) -> u32 {
+        let us = self.started.elapsed().as_micros() as u64;
+        (us as u32).wrapping_add(self.tmst_offset)
+    }
+
+    /// Sends PULL_DATA keepalives (every 250 ms, as a forwarder retries) until one is
+    /// acknowledged or `timeout` passes.
+    pub async fn pull_data(&mut self, timeout: Duration) -> io::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 65_536];
+        while tokio::time::Instant::now() < deadline {
+            let token = self.next_token();
+            self.down
+                .send(&wire::encode_pull_data(2, token, self.id))
+                .await?;
+            let retry = (tokio::time::Instant::now() + Duration::from_millis(250)).min(deadline);
+            while let Ok(n) = tokio::time::timeout_at(retry, self.down.recv(&mut buf)).await {
+                if let Ok(Downstream::PullAck(h)) = wire::parse_downstream(&buf[..n?]) {
+                    if h.token == token {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(io::Error::new(io::ErrorKind::TimedOut, "no PULL_ACK"))
+    }
+
+    /// The rxpk JSON for one reception (as lora_pkt_fwd writes it).
+    fn rxpk(&self, phy: &[u8], rx: &RxMeta, tmst: u32) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "tmst": tmst,
+            "chan": 0,
+            "rfch": 0,
+            "freq": f64::from(rx.frequency_hz) / 1e6,
+            "stat": 1,
+            "modu": "LORA",
+            "datr": format!("SF{}BW{}", rx.spreading_factor, rx.bandwidth_hz / 1000),
+            "codr": "4/5",
+            "lsnr": rx.snr_db,
+            "rssi": rx.rssi_dbm,
+            "size": phy.len(),
+            "data": base64::engine::general_purpose::STANDARD.encode(phy),
+        });
+        if self.with_time {
+            v["time"] = serde_json::Value::String(
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            );
+        }
+        v
+    }
+
+    /// Sends a PUSH_DATA with one rxpk received at concentrator time `tmst`, without
+    /// waiting for the PUSH_ACK (a forwarder does not wait either).
+    pub async fn push_at(&mut self, phy: &[u8], rx: &RxMeta, tmst: u32) -> io::Result<u16> {
+        let token = self.next_token();
+        let body = serde_json::json!({ "rxpk": [self.rxpk(phy, rx, tmst)] });
+        let json = serde_json::to_vec(&body).map_err(io::Error::other)?;
+        let mut d = Vec::with_capacity(12 + json.len());
+        d.extend_from_slice(&[2, (token >> 8) as u8, token as u8, 0x00]);
+        d.extend_from_slice(&self.id.0);
+        d.extend_from_slice(&json);
+        self.up.send(&d).await?;
+        Ok(token)
+    }
+
+    /// Sends a PUSH_DATA now and waits for its PUSH_ACK. Returns the `tmst` used.
+    pub async fn push(&mut self, phy: &[u8], rx: &RxMeta) -> io::Result<u32> {
+        let tmst = self.tmst_now();
+        let token = self.push_at(phy, rx, tmst).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut buf = vec![0u8; 1024];
+        loop {
+            let n = tokio::time::timeout_at(deadline, self.up.recv(&mut buf))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no PUSH_ACK"))??;
+            if let Ok(Downstream::PushAck(h)) = wire::parse_downstream(&buf[..n]) {
+                if h.token == token {
+                    return Ok(tmst);
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for the next PULL_RESP.
+    pub async fn recv_downlink(
+        &mut self,
+        timeout: Duration,
+    ) -> io::Result<Option<ReceivedDownlink>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let n = match tokio::time::timeout_at(deadline, self.down.recv(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(None),
+            };
+            if let Ok((h, packet)) = wire::pull_resp::parse_pull_resp_datagram(&buf[..n]) {
+                return Ok(Some(ReceivedDownlink {
+                    token: h.token,
+                    received_at: Instant::now(),
+                    packet,
+                }));
+            }
+        }
+    }
+
+    /// Answers a PULL_RESP: `error` `None` means sent (`"NONE"`), otherwise e.g. `TOO_LATE`.
+    pub async fn tx_ack(&mut self, token: u16, error: Option<&str>) -> io::Result<()> {
+        let json = serde_json::json!({ "txpk_ack": { "error": error.unwrap_or("NONE") } });
+        let json = serde_json::to_vec(&json).map_err(io::Error::other)?;
+        let mut d = Vec::with_capacity(12 + json.len());
+        d.extend_from_slice(&[2, (token >> 8) as u8, token as u8, 0x05]);
+        d.extend_from_slice(&self.id.0);
+        d.extend_from_slice(&json);
+        self.down.send(&d).await?;
+        Ok(())
+    }
+}
+
+/// The `datr` spreading factor and bandwidth of a LoRa downlink.
+pub fn lora_params(m: &Modulation) -> Option<(u8, u32)> {
+    match m {
+        Modulation::Lora {
+            spreading_factor,
+            bandwidth_hz,
+            ..
+        } => Some((*spreading_factor, *bandwidth_hz)),
+        Modulation::Fsk { .. } => None,
+    }
+}
