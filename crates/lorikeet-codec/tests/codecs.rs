@@ -231,8 +231,11 @@ async fn a_runaway_script_does_not_block_the_others() {
 
 #[tokio::test]
 async fn a_script_works_again_after_each_kind_of_failure() {
+    // One worker, so every call meets the same cached runtime; a time limit long
+    // enough that memory, not time, stops the bomb even on a loaded machine.
     let c = Codecs::new(CodecLimits {
         workers: 1,
+        time: Duration::from_secs(1),
         ..CodecLimits::default()
     })
     .expect("starts");

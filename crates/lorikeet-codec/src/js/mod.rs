@@ -54,14 +54,19 @@ impl Deadline {
         self.at.set(None);
     }
 
-    /// Called by QuickJS every few thousand operations; `true` interrupts the script.
-    fn expired(&self) -> bool {
-        if self.fired.get() {
-            return true;
+    /// Has the budget run out? For our own loops; does not mark the run as interrupted.
+    fn passed(&self) -> bool {
+        self.at.get().is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// The interrupt handler: QuickJS calls it every few thousand operations, and
+    /// `true` raises an uncatchable "interrupted" error. Once fired it stays fired
+    /// until re-armed, so `finally` blocks cannot resume the script.
+    fn interrupt(&self) -> bool {
+        if !self.fired.get() && self.passed() {
+            self.fired.set(true);
         }
-        let expired = self.at.get().is_some_and(|at| Instant::now() >= at);
-        self.fired.set(expired);
-        expired
+        self.fired.get()
     }
 }
 
@@ -195,13 +200,12 @@ impl JsEngine {
         if !self.scripts.contains_key(&key) {
             let slot = match load(source, &self.limits) {
                 Ok(script) => Slot::Ready(script),
-                // Syntax errors and top-level throws happen again on every load:
-                // remember them rather than recompiling per uplink. Time and memory
-                // failures may be load-dependent, so those are retried.
-                Err(e @ (CodecError::Syntax { .. } | CodecError::Exception { .. })) => {
-                    Slot::Broken(e)
-                }
-                Err(e) => return Err(e),
+                // Engine failures (no runtime could be made) may pass; retry them.
+                Err(e @ CodecError::Engine { .. }) => return Err(e),
+                // A script that does not load will not load next time either:
+                // remember the error rather than recompile (or spin for the whole
+                // time limit at the top level) on every uplink.
+                Err(e) => Slot::Broken(e),
             };
             self.evict_to(self.limits.max_cached_scripts.saturating_sub(1));
             self.scripts.insert(
@@ -255,7 +259,7 @@ fn load(source: &str, limits: &CodecLimits) -> Result<Script, CodecError> {
     runtime.set_max_stack_size(limits.stack_bytes);
     let deadline = Rc::new(Deadline::default());
     let handler_deadline = Rc::clone(&deadline);
-    runtime.set_interrupt_handler(Some(Box::new(move || handler_deadline.expired())));
+    runtime.set_interrupt_handler(Some(Box::new(move || handler_deadline.interrupt())));
     let context = Context::full(&runtime).map_err(engine_err)?;
     let script = Script {
         context,
@@ -295,18 +299,24 @@ fn run<T>(
     let deadline = &script.deadline;
     let outcome = script.context.with(|ctx| {
         let outcome = f(&ctx, deadline);
-        while !deadline.expired() && ctx.execute_pending_job() {
-            // A failed job leaves its exception pending; nothing awaits it.
-            drop(ctx.catch());
+        while !deadline.passed() {
+            match run_job(&ctx) {
+                Job::Idle => break,
+                Job::Ran => {}
+                // Out of memory (or interrupted) in a callback nobody awaits still
+                // means this runtime hit its limits.
+                Job::Fatal(failure) => return outcome.and(Err(failure)),
+            }
         }
         outcome
     });
-    let timed_out = deadline.expired();
+    let jobs_left = script.runtime.is_job_pending();
+    // Interrupted, or promise jobs still queued when the budget ran out.
+    let timed_out = deadline.fired.get() || (jobs_left && deadline.passed());
     script.deadline.disarm();
     let usage = script.runtime.memory_usage();
     let memory_exhausted =
         usage.malloc_size.saturating_mul(4) >= usage.malloc_limit.saturating_mul(3);
-    let jobs_left = script.runtime.is_job_pending();
 
     let result = match outcome {
         _ if timed_out => Err(CodecError::Timeout {
@@ -512,18 +522,49 @@ fn call_entry_point<'js>(
         if let Some(result) = promise.result::<Value>() {
             return result.map_err(|e| thrown(ctx, e));
         }
-        if deadline.expired() {
+        if deadline.passed() {
             return Err(Failure::TimedOut);
         }
-        if !ctx.execute_pending_job() {
-            return Err(Failure::Codec(CodecError::InvalidReturn {
-                stage,
-                reason: "returned a promise that never settles".into(),
-            }));
+        match run_job(ctx) {
+            Job::Ran => {}
+            Job::Fatal(failure) => return Err(failure),
+            Job::Idle => {
+                return Err(Failure::Codec(CodecError::InvalidReturn {
+                    stage,
+                    reason: "returned a promise that never settles".into(),
+                }))
+            }
         }
-        // A job that threw leaves its exception pending; the promise carries the outcome.
-        drop(ctx.catch());
     }
+}
+
+/// What running one promise job did.
+enum Job {
+    /// The queue was empty.
+    Idle,
+    /// A job ran (and maybe threw: its promise carries that).
+    Ran,
+    /// A job ran out of memory or was interrupted.
+    Fatal(Failure),
+}
+
+/// Run one queued promise job, taking the exception it may leave behind.
+fn run_job(ctx: &Ctx<'_>) -> Job {
+    if !ctx.execute_pending_job() {
+        return Job::Idle;
+    }
+    let exception = ctx.catch();
+    if exception.is_null() {
+        return Job::Fatal(Failure::Allocation);
+    }
+    if let Some(ex) = exception.as_exception() {
+        match ex.message().as_deref() {
+            Some("out of memory") => return Job::Fatal(Failure::Allocation),
+            Some("interrupted") => return Job::Fatal(Failure::TimedOut),
+            _ => {}
+        }
+    }
+    Job::Ran
 }
 
 fn millis_since_epoch(t: SystemTime) -> f64 {

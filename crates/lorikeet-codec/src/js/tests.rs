@@ -460,7 +460,7 @@ fn the_interrupt_cannot_be_caught() {
 }
 
 #[test]
-fn infinite_loop_at_top_level_is_stopped_and_not_cached() {
+fn infinite_loop_at_top_level_is_stopped_and_remembered() {
     let mut e = engine();
     let err = decode(&mut e, "while (true) {}").expect_err("stopped");
     assert!(
@@ -473,7 +473,51 @@ fn infinite_loop_at_top_level_is_stopped_and_not_cached() {
         ),
         "{err}"
     );
-    assert_eq!(e.cached_scripts(), 0);
+    // The next uplink gets the same answer without spinning for another 100 ms.
+    assert_eq!(e.cached_scripts(), 1);
+    assert_eq!(decode(&mut e, "while (true) {}"), Err(err));
+}
+
+#[test]
+fn endless_promise_chain_at_top_level_is_stopped() {
+    let mut e = engine();
+    let err = decode(
+        &mut e,
+        "function spin() { Promise.resolve().then(spin); }\nspin();\nfunction decodeUplink() { return { data: {} }; }",
+    )
+    .expect_err("stopped");
+    assert_eq!(
+        err,
+        CodecError::Timeout {
+            stage: Stage::Load,
+            limit: Duration::from_millis(100)
+        }
+    );
+}
+
+#[test]
+fn only_the_interrupt_marks_a_run_as_timed_out() {
+    // A result computed before the budget ran out must not become a timeout
+    // just because the clock moved on before we looked.
+    let d = Deadline::default();
+    d.arm(Duration::ZERO);
+    assert!(d.passed());
+    assert!(
+        !d.fired.get(),
+        "passing the deadline alone is not an interrupt"
+    );
+    assert!(
+        d.interrupt(),
+        "the handler interrupts once the budget is spent"
+    );
+    assert!(d.fired.get());
+    d.arm(Duration::from_secs(60));
+    assert!(
+        !d.fired.get() && !d.passed() && !d.interrupt(),
+        "re-arming resets"
+    );
+    d.disarm();
+    assert!(!d.interrupt(), "no budget, no interrupt");
 }
 
 #[test]
@@ -485,12 +529,37 @@ fn endless_promise_chain_is_stopped() {
          async function decodeUplink() { await spin(); return { data: {} }; }",
     )
     .expect_err("stopped");
-    assert!(matches!(err, CodecError::Timeout { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            CodecError::Timeout { .. } | CodecError::OutOfMemory { .. }
+        ),
+        "{err}"
+    );
+    // A chain that does not pile up memory can only end at the time limit.
+    let err = decode(
+        &mut e,
+        "function spin() { Promise.resolve().then(spin); }\n\
+         async function decodeUplink() { spin(); await new Promise(() => {}); }",
+    )
+    .expect_err("stopped");
+    assert_eq!(
+        err,
+        CodecError::Timeout {
+            stage: Stage::DecodeUplink,
+            limit: Duration::from_millis(100)
+        }
+    );
 }
 
 #[test]
 fn memory_bomb_is_stopped_and_the_script_keeps_working() {
-    let mut e = engine();
+    // A generous time limit, so that memory, not time, stops the bomb even on a
+    // loaded machine.
+    let mut e = JsEngine::new(CodecLimits {
+        time: Duration::from_secs(10),
+        ..CodecLimits::default()
+    });
     let script = r#"function decodeUplink(input) {
         if (input.fPort === 66) { let a = []; while (true) a.push(new Array(1e6)); }
         return { data: { ok: true } };
