@@ -292,6 +292,21 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
         (Some("meter one"), Some(true))
     );
 
+    let mut moved = device_body("0102030405abcdee", &app, &profile);
+    moved["name"] = json!("x");
+    let (st, v) = s.admin(Method::PUT, path, Some(moved)).await;
+    assert_eq!(st, 400);
+    assert!(err(&v).contains("cannot be changed"), "{v}");
+    let (st, v) = s
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/applications/{app}"),
+            Some(json!({"name": "x", "tenantId": Uuid::new_v4()})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    assert!(err(&v).contains("tenantId cannot be changed"), "{v}");
+
     // The network server's writes show up (last seen).
     let dev = Eui64::from_u64(0x0102_0304_05ab_cdef);
     let seen = Utc::now();
@@ -929,6 +944,25 @@ storage_test!(tenants_are_isolated, |db: TestDb| async move {
         .await;
     let key_b = kb["token"].as_str().unwrap().to_string();
     let (ka, kb) = (Some(key_a.as_str()), Some(key_b.as_str()));
+    let (st, t) = s
+        .admin(Method::GET, &format!("/api/v1/tenants/{tenant_a}"), None)
+        .await;
+    assert_eq!((st, t["name"].as_str()), (200, Some("A")));
+    let (_, all) = s.admin(Method::GET, "/api/v1/tenants", None).await;
+    assert_eq!(
+        all["items"].as_array().unwrap().len(),
+        3,
+        "A, B and the default tenant"
+    );
+    let (_, keys) = s
+        .admin(
+            Method::GET,
+            &format!("/api/v1/api-keys?tenantId={tenant_a}"),
+            None,
+        )
+        .await;
+    assert_eq!(keys["items"].as_array().unwrap().len(), 1);
+    assert_eq!(keys["items"][0]["name"], "a");
 
     // Tenant A provisions with its own key (no tenantId: its own tenant).
     let (st, app) = s
