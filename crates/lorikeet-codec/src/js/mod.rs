@@ -37,6 +37,27 @@ const FILE_NAME: &str = "codec.js";
 /// the network server checks the real per-data-rate maximum).
 const MAX_DOWNLINK_BYTES: usize = 1 << 16;
 
+/// Longest message (exception text, one warning or error) kept, in bytes: they end
+/// up in log events, which must stay small whatever the script throws.
+const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest stack trace kept, in bytes.
+const MAX_STACK_BYTES: usize = 4096;
+/// Most `warnings` or `errors` entries kept; the rest are summarised.
+const MAX_MESSAGES: usize = 32;
+
+/// Cut `s` to at most `max` bytes on a character boundary, marking the cut.
+fn clip(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 /// The time budget of the call in progress, shared with the interrupt handler.
 #[derive(Debug, Default)]
 struct Deadline {
@@ -429,7 +450,10 @@ fn thrown(ctx: &Ctx<'_>, e: rquickjs::Error) -> Failure {
             if let Some(s) = v.as_string() {
                 return Failure::Thrown {
                     name: None,
-                    message: s.to_string().unwrap_or_else(|_| "string".into()),
+                    message: clip(
+                        s.to_string().unwrap_or_else(|_| "string".into()),
+                        MAX_MESSAGE_BYTES,
+                    ),
                     stack: None,
                     void,
                     null: false,
@@ -444,15 +468,18 @@ fn thrown(ctx: &Ctx<'_>, e: rquickjs::Error) -> Failure {
                         .map(|c| c.0);
                     Failure::Thrown {
                         name,
-                        message: ex.message().unwrap_or_default(),
-                        stack: ex.stack().filter(|s| !s.is_empty()),
+                        message: clip(ex.message().unwrap_or_default(), MAX_MESSAGE_BYTES),
+                        stack: ex
+                            .stack()
+                            .filter(|s| !s.is_empty())
+                            .map(|s| clip(s, MAX_STACK_BYTES)),
                         void,
                         null: false,
                     }
                 }
                 None => Failure::Thrown {
                     name: None,
-                    message: describe(v),
+                    message: clip(describe(v), MAX_MESSAGE_BYTES),
                     stack: None,
                     void,
                     null: false,
@@ -652,21 +679,30 @@ fn messages<'js>(
     let json = ToJson::new()
         .convert(v)
         .map_err(|e| conv_failure(ctx, e, stage, "output"))?;
-    match json {
-        None => Ok(Vec::new()),
-        Some(Json::String(s)) => Ok(vec![s]),
-        Some(Json::Array(items)) => Ok(items
-            .into_iter()
-            .map(|item| match item {
-                Json::String(s) => s,
-                other => other.to_string(),
-            })
-            .collect()),
-        Some(_) => Err(Failure::Codec(CodecError::InvalidReturn {
-            stage,
-            reason: format!("`{field}` must be an array of strings"),
-        })),
+    let items = match json {
+        None => Vec::new(),
+        Some(Json::String(s)) => vec![Json::String(s)],
+        Some(Json::Array(items)) => items,
+        Some(_) => {
+            return Err(Failure::Codec(CodecError::InvalidReturn {
+                stage,
+                reason: format!("`{field}` must be an array of strings"),
+            }))
+        }
+    };
+    let total = items.len();
+    let mut out: Vec<String> = items
+        .into_iter()
+        .take(MAX_MESSAGES)
+        .map(|item| match item {
+            Json::String(s) => clip(s, MAX_MESSAGE_BYTES),
+            other => clip(other.to_string(), MAX_MESSAGE_BYTES),
+        })
+        .collect();
+    if total > MAX_MESSAGES {
+        out.push(format!("… and {} more", total - MAX_MESSAGES));
     }
+    Ok(out)
 }
 
 fn check_errors<'js>(

@@ -850,3 +850,76 @@ fn recv_time_before_the_epoch_is_a_valid_date() {
         .expect("decodes");
     assert_eq!(out.object, json!({"t": "1969-12-31T00:00:00.000Z"}));
 }
+
+#[test]
+fn native_work_is_bounded_too() {
+    let mut e = engine();
+    // Catastrophic backtracking runs inside the regex engine, not the interpreter.
+    let err = data_of(&mut e, "{ m: /^(a+)+$/.test('a'.repeat(40) + 'b') }").expect_err("stopped");
+    assert!(matches!(err, CodecError::Timeout { .. }), "regex: {err}");
+    // Deep nesting in JSON.parse hits the stack limit, not the native stack.
+    let err = data_of(&mut e, "JSON.parse('['.repeat(1e6))").expect_err("too deep");
+    assert!(
+        matches!(&err, CodecError::Exception { message, .. } if message.starts_with("RangeError") || message.starts_with("SyntaxError")),
+        "JSON.parse: {err}"
+    );
+    // A huge string is bounded by the memory limit.
+    let err = data_of(&mut e, "{ s: 'x'.repeat(64 * 1024 * 1024) }").expect_err("too big");
+    assert!(
+        matches!(err, CodecError::OutOfMemory { .. }),
+        "repeat: {err}"
+    );
+}
+
+#[test]
+fn scripts_do_not_see_each_other() {
+    let mut e = engine();
+    decode(
+        &mut e,
+        "globalThis.secret = 'tenant A'; Object.prototype.polluted = 1; function decodeUplink() { return { data: {} }; }",
+    )
+    .expect("A decodes");
+    let seen = data_of(
+        &mut e,
+        "{ secret: typeof secret, polluted: typeof ({}).polluted }",
+    )
+    .expect("B decodes");
+    assert_eq!(
+        seen,
+        json!({"secret": "undefined", "polluted": "undefined"})
+    );
+}
+
+#[test]
+fn messages_are_kept_small() {
+    let mut e = engine();
+    let err = decode(
+        &mut e,
+        "function decodeUplink() { throw new Error('x'.repeat(1e6)); }",
+    )
+    .expect_err("throws");
+    let CodecError::Exception { message, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(
+        message.len() <= MAX_MESSAGE_BYTES + 16,
+        "{} bytes",
+        message.len()
+    );
+    assert!(message.ends_with('…'));
+
+    let out = decode(
+        &mut e,
+        "function decodeUplink() { return { data: {}, warnings: Array.from({ length: 100 }, (_, i) => 'w' + i) }; }",
+    )
+    .expect("decodes");
+    assert_eq!(out.warnings.len(), MAX_MESSAGES + 1);
+    assert_eq!(out.warnings[0], "w0");
+    assert_eq!(out.warnings[MAX_MESSAGES], "… and 68 more");
+}
+
+#[test]
+fn clip_respects_character_boundaries() {
+    assert_eq!(clip("héllo".into(), 2), "h…");
+    assert_eq!(clip("short".into(), 10), "short");
+}
