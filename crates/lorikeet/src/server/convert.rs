@@ -226,7 +226,14 @@ pub fn join_parts(k: &st::DeviceKeys) -> (ns::RootKeys, ns::JoinState) {
             last_join_nonce: (k.join_nonce > 0 || k.last_dev_nonce.is_some())
                 .then_some(k.join_nonce),
             last_dev_nonce: k.last_dev_nonce,
-            used_dev_nonces: k.used_dev_nonces.iter().copied().collect(),
+            // The core checks the most recent ones; storage keeps a longer history.
+            used_dev_nonces: k.used_dev_nonces[k
+                .used_dev_nonces
+                .len()
+                .saturating_sub(ns::device::DEV_NONCE_MEMORY)..]
+                .iter()
+                .copied()
+                .collect(),
         },
     )
 }
