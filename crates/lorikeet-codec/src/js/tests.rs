@@ -923,3 +923,122 @@ fn clip_respects_character_boundaries() {
     assert_eq!(clip("héllo".into(), 2), "h…");
     assert_eq!(clip("short".into(), 10), "short");
 }
+
+#[test]
+fn chirpstack_buffer_is_available() {
+    let mut e = engine();
+    // ChirpStack v4's own codec test: hex of the bytes through `new Buffer`.
+    let out = e
+        .decode_uplink(
+            "function decodeUplink(input) { var buff = new Buffer(input.bytes); \
+             return { data: { data_hex: buff.toString('hex'), f_port: input.fPort } }; }",
+            &uplink(&[1, 2, 3], 10),
+        )
+        .expect("decodes");
+    assert_eq!(out.object, json!({"data_hex": "010203", "f_port": 10}));
+
+    let object = data_of(
+        &mut e,
+        r#"(function () {
+            var b = Buffer.from([0xff, 0xd7, 0x12, 0x34, 0x56, 0x78, 0x41, 0xc8, 0x00, 0x00]);
+            var w = Buffer.alloc(4);
+            var next = w.writeUInt16LE(0xbeef, 1);
+            return {
+                i16: b.readInt16BE(0),
+                u16le: b.readUInt16LE(2),
+                u32: b.readUInt32BE(2),
+                alias: b.readUint32BE(2),
+                f32: b.readFloatBE(6),
+                slice: b.slice(2, 4).toString("hex"),
+                base64: b.toString("base64"),
+                fromB64: Buffer.from("/9cSNFZ4QcgAAA==", "base64").equals(b),
+                fromHex: Array.from(Buffer.from("0aFFzz", "hex")),
+                utf8: Buffer.from("héllo ✓").toString(),
+                utf8Len: Buffer.byteLength("héllo ✓"),
+                latin1: Buffer.from([0x68, 0xe9]).toString("latin1"),
+                concat: Buffer.concat([Buffer.from([1]), Buffer.from([2, 3])]).toString("hex"),
+                written: [next, w.toString("hex")],
+                isBuffer: [Buffer.isBuffer(b), Buffer.isBuffer([1])],
+                json: Buffer.from([1, 2]),
+                big: b.readBigUInt64BE(0) > 0n,
+                outOfRange: (function () { try { b.readUInt32BE(8); return "no error"; } catch (e) { return e.name; } })()
+            };
+        })()"#,
+    )
+    .expect("decodes");
+    assert_eq!(
+        object,
+        json!({
+            "i16": -41,
+            "u16le": 0x3412,
+            "u32": 0x1234_5678,
+            "alias": 0x1234_5678,
+            "f32": 25,
+            "slice": "1234",
+            "base64": "/9cSNFZ4QcgAAA==",
+            "fromB64": true,
+            "fromHex": [10, 255],
+            "utf8": "héllo ✓",
+            "utf8Len": 10,
+            "latin1": "hé",
+            "concat": "010203",
+            "written": [3, "00efbe00"],
+            "isBuffer": [true, false],
+            "json": {"type": "Buffer", "data": [1, 2]},
+            "big": true,
+            "outOfRange": "RangeError"
+        })
+    );
+}
+
+#[test]
+fn buffer_bytes_encode_a_downlink() {
+    let mut e = engine();
+    let out = e
+        .encode_downlink(
+            "function encodeDownlink(input) { var b = Buffer.alloc(3); b.writeUInt8(1, 0); \
+             b.writeUInt16BE(input.data.interval, 1); return { bytes: b }; }",
+            &downlink(json!({"interval": 600}), Some(2)),
+        )
+        .expect("encodes");
+    assert_eq!(out.bytes, vec![1, 0x02, 0x58]);
+}
+
+#[test]
+fn scripts_may_bring_their_own_buffer() {
+    let mut e = engine();
+    for own in [
+        "class Buffer { static tag() { return 'mine'; } }",
+        "let Buffer = { tag: () => 'mine' };",
+        "var Buffer = { tag: function () { return 'mine'; } };",
+        "function Buffer() {} Buffer.tag = function () { return 'mine'; };",
+    ] {
+        let script = format!(
+            "{own}\nfunction decodeUplink() {{ return {{ data: {{ t: Buffer.tag() }} }}; }}"
+        );
+        assert_eq!(
+            decode(&mut e, &script).map(|d| d.object),
+            Ok(json!({"t": "mine"})),
+            "{own}"
+        );
+    }
+}
+
+#[test]
+fn buffer_is_compiled_only_when_used() {
+    let mut e = engine();
+    let object = data_of(
+        &mut e,
+        r#"(function () {
+            var lazy = typeof Object.getOwnPropertyDescriptor(globalThis, "Buffer").get === "function";
+            var kind = typeof Buffer;
+            var loaded = "value" in Object.getOwnPropertyDescriptor(globalThis, "Buffer");
+            return { lazy: lazy, kind: kind, loaded: loaded };
+        })()"#,
+    )
+    .expect("decodes");
+    assert_eq!(
+        object,
+        json!({"lazy": true, "kind": "function", "loaded": true})
+    );
+}
