@@ -127,6 +127,8 @@ pub enum LogCode {
     FCntDown,
     /// A queue item expired.
     Expired,
+    /// A downlink queued as an object could not be encoded by the profile's codec.
+    DownlinkCodec,
 }
 
 impl LogCode {
@@ -141,6 +143,7 @@ impl LogCode {
             LogCode::DownlinkGateway => "DOWNLINK_GATEWAY",
             LogCode::FCntDown => "F_CNT_DOWN",
             LogCode::Expired => "EXPIRED",
+            LogCode::DownlinkCodec => "DOWNLINK_CODEC",
         }
     }
 }

@@ -259,6 +259,27 @@ impl NetworkServer {
         }
     }
 
+    /// Removes a queue item that can never be sent (e.g. its object did not encode),
+    /// with a log event saying why.
+    pub fn refuse_queue_item(&mut self, dev_eui: &Eui64, queue_item_id: Uuid, description: String) {
+        let Some(e) = self.devices.get_mut(dev_eui) else {
+            return;
+        };
+        e.item_done(queue_item_id);
+        self.push(Output::Store(StoreChange::QueueItemDone {
+            dev_eui: *dev_eui,
+            queue_item_id,
+        }));
+        crate::uplink::log(
+            self,
+            *dev_eui,
+            crate::output::LogLevel::Error,
+            crate::output::LogCode::DownlinkCodec,
+            description,
+            &[("queue_item_id", queue_item_id.to_string())],
+        );
+    }
+
     /// Updates what provisioning controls (profile, flags, JoinEUI) and keeps the
     /// session, join state and queue the core holds. Returns false for an unknown device.
     pub fn update_device_settings(

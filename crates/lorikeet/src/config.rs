@@ -36,6 +36,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// Stored events.
     pub events: EventsConfig,
+    /// Payload codecs.
+    pub codec: CodecSettings,
     /// Per-region channel settings, by region name (`[regions.US915]`).
     pub regions: BTreeMap<String, RegionConfig>,
     /// Logging.
@@ -130,6 +132,48 @@ pub enum RxWindow {
     Rx1Only,
     /// RX2 only.
     Rx2Only,
+}
+
+/// `[codec]`: limits of the JavaScript payload-codec sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CodecSettings {
+    /// Time budget of one decode or encode call, in ms.
+    pub time_limit_ms: u64,
+    /// Heap limit of one script's runtime, in bytes.
+    pub memory_limit_bytes: usize,
+    /// JavaScript stack limit, in bytes.
+    pub stack_limit_bytes: usize,
+    /// Compiled scripts kept per worker.
+    pub max_cached_scripts: usize,
+    /// JavaScript worker threads.
+    pub workers: usize,
+}
+
+impl Default for CodecSettings {
+    fn default() -> Self {
+        let d = lorikeet_codec::CodecLimits::default();
+        CodecSettings {
+            time_limit_ms: d.time.as_millis() as u64,
+            memory_limit_bytes: d.memory_bytes,
+            stack_limit_bytes: d.stack_bytes,
+            max_cached_scripts: d.max_cached_scripts,
+            workers: d.workers,
+        }
+    }
+}
+
+impl CodecSettings {
+    /// The codec crate's limits.
+    pub fn limits(&self) -> lorikeet_codec::CodecLimits {
+        lorikeet_codec::CodecLimits {
+            time: std::time::Duration::from_millis(self.time_limit_ms),
+            memory_bytes: self.memory_limit_bytes,
+            stack_bytes: self.stack_limit_bytes,
+            max_cached_scripts: self.max_cached_scripts,
+            workers: self.workers,
+        }
+    }
 }
 
 /// `[events]`
@@ -310,6 +354,12 @@ impl Config {
                     message: e.to_string(),
                 });
             }
+        }
+        if let Err(e) = self.codec.limits().validate() {
+            return Err(ConfigError::Invalid {
+                key: "codec",
+                message: e.to_string(),
+            });
         }
         if self.events.retention_days == 0 {
             return Err(ConfigError::Invalid {

@@ -2,13 +2,16 @@
 //! and decoding uplinks), and hands them to storage, which writes each event and its
 //! outbox rows in one transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures_util::stream::{FuturesOrdered, StreamExt};
 use lorikeet_app::{DeviceClass, EventType, IntegrationEvent};
+use lorikeet_codec::{Codecs, UplinkInput};
 use lorikeet_lorawan::Eui64;
 use lorikeet_ns as ns;
+use lorikeet_ns::output::LogLevel;
 use lorikeet_storage::{EventKind, NewEvent, WriteOp};
 use tokio::sync::{broadcast, mpsc};
 use tracing::debug;
@@ -27,6 +30,9 @@ pub struct Published {
     pub event: IntegrationEvent,
 }
 
+/// Events being decoded at once; results are still emitted in arrival order.
+const MAX_IN_FLIGHT: usize = 64;
+
 /// The application task's state.
 #[derive(Debug)]
 pub struct AppTask {
@@ -35,6 +41,7 @@ pub struct AppTask {
     pub(crate) updates: mpsc::Receiver<AppUpdate>,
     pub(crate) writer: mpsc::Sender<WriteOp>,
     pub(crate) live: broadcast::Sender<Published>,
+    pub(crate) codecs: Codecs,
 }
 
 fn kind(t: EventType) -> EventKind {
@@ -60,21 +67,123 @@ fn dev_eui_of(e: &ns::Event) -> Eui64 {
     }
 }
 
+/// One core event turned into what to store and deliver.
+struct Prepared {
+    dev_eui: Eui64,
+    application_id: uuid::Uuid,
+    seen_at: Option<SystemTime>,
+    events: Vec<IntegrationEvent>,
+}
+
+/// Builds the integration events of one core event (decrypting and decoding uplinks).
+async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
+    let dev_eui = dev_eui_of(&e);
+    let now = SystemTime::now();
+    let mut out = Prepared {
+        dev_eui,
+        application_id: dev.application_id,
+        seen_at: None,
+        events: Vec::with_capacity(1),
+    };
+    let info = (*dev.info).clone();
+    match &e {
+        ns::Event::Up(up) => {
+            let data = lorikeet_app::decrypt_uplink_payload(up);
+            let recv_time = up.rx_info.first().map_or(now, |r| r.ns_time);
+            out.seen_at = Some(recv_time);
+            let mut object = None;
+            let mut problem: Option<(LogLevel, String)> = None;
+            if let Some(f_port) = up.f_port.filter(|p| *p > 0) {
+                let input = UplinkInput {
+                    bytes: data.clone(),
+                    f_port,
+                    recv_time,
+                    variables: BTreeMap::new(),
+                };
+                match codecs.decode_uplink(&dev.codec, input).await {
+                    Ok(Some(d)) => {
+                        object = Some(d.object);
+                        if !d.warnings.is_empty() {
+                            problem = Some((
+                                LogLevel::Warning,
+                                format!("codec warnings: {}", d.warnings.join("; ")),
+                            ));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        metrics::counter!("lorikeet_codec_errors_total", "direction" => "uplink")
+                            .increment(1);
+                        problem = Some((
+                            LogLevel::Error,
+                            format!("decoding the uplink failed: {err}"),
+                        ));
+                    }
+                }
+            }
+            out.events.push(lorikeet_app::up_event(
+                up,
+                info.clone(),
+                &data,
+                object,
+                &dev.region_config_id,
+            ));
+            if let Some((level, description)) = problem {
+                let context = BTreeMap::from([
+                    (
+                        "deduplication_id".to_owned(),
+                        up.deduplication_id.to_string(),
+                    ),
+                    ("f_cnt".to_owned(), up.f_cnt.to_string()),
+                ]);
+                out.events.push(lorikeet_app::app_log_event(
+                    info,
+                    level,
+                    "UPLINK_CODEC",
+                    description,
+                    context,
+                    now,
+                ));
+            }
+        }
+        other => {
+            if let Some(ev) = lorikeet_app::other_event(other, info, now) {
+                out.events.push(ev);
+            }
+        }
+    }
+    out
+}
+
 impl AppTask {
-    /// Runs until the core's event channel closes (shutdown), then returns.
+    /// Runs until the core's event channel closes (shutdown), then finishes what is
+    /// being decoded and returns.
     pub async fn run(mut self) {
+        let mut pending = FuturesOrdered::new();
         loop {
             tokio::select! {
                 biased;
                 Some(u) = self.updates.recv() => self.apply(u),
-                e = self.events.recv() => match e {
-                    Some(e) => self.handle(e).await,
+                Some(p) = pending.next(), if !pending.is_empty() => self.emit(p).await,
+                e = self.events.recv(), if pending.len() < MAX_IN_FLIGHT => match e {
+                    Some(e) => {
+                        let dev_eui = dev_eui_of(&e);
+                        match self.devices.get(&dev_eui) {
+                            Some(dev) => pending.push_back(prepare(e, dev.clone(), self.codecs.clone())),
+                            None => {
+                                debug!(%dev_eui, "event for a device without application context; dropped");
+                                metrics::counter!("lorikeet_events_dropped_total", "reason" => "unknown_device")
+                                    .increment(1);
+                            }
+                        }
+                    }
                     None => break,
                 },
             }
         }
-        // Drain updates that raced with shutdown; nothing else to do.
-        while self.updates.try_recv().is_ok() {}
+        while let Some(p) = pending.next().await {
+            self.emit(p).await;
+        }
     }
 
     fn apply(&mut self, u: AppUpdate) {
@@ -120,57 +229,30 @@ impl AppTask {
         }
     }
 
-    async fn handle(&mut self, e: ns::Event) {
-        let dev_eui = dev_eui_of(&e);
-        let Some(dev) = self.devices.get(&dev_eui) else {
-            debug!(%dev_eui, "event for a device without application context; dropped");
-            metrics::counter!("lorikeet_events_dropped_total", "reason" => "unknown_device")
-                .increment(1);
-            return;
-        };
-        let info = (*dev.info).clone();
-        let application_id = dev.application_id;
-        let now = SystemTime::now();
-        let mut out = Vec::with_capacity(2);
-        match &e {
-            ns::Event::Up(up) => {
-                let data = lorikeet_app::decrypt_uplink_payload(up);
-                let object = None;
-                out.push(lorikeet_app::up_event(
-                    up,
-                    info,
-                    &data,
-                    object,
-                    &dev.region_config_id,
-                ));
-                let at = up.rx_info.first().map_or(now, |r| r.ns_time);
-                let _ = self
-                    .writer
-                    .send(WriteOp::DeviceSeen {
-                        dev_eui,
-                        at: convert::utc(at),
-                    })
-                    .await;
-            }
-            other => {
-                if let Some(ev) = lorikeet_app::other_event(other, info, now) {
-                    out.push(ev);
-                }
-            }
+    async fn emit(&mut self, p: Prepared) {
+        let now = convert::utc(SystemTime::now());
+        if let Some(at) = p.seen_at {
+            let _ = self
+                .writer
+                .send(WriteOp::DeviceSeen {
+                    dev_eui: p.dev_eui,
+                    at: convert::utc(at),
+                })
+                .await;
         }
-        for ev in out {
+        for ev in p.events {
             metrics::counter!("lorikeet_events_total", "type" => ev.kind.as_str()).increment(1);
             let op = WriteOp::InsertEvent(NewEvent {
-                dev_eui,
-                application_id,
+                dev_eui: p.dev_eui,
+                application_id: p.application_id,
                 kind: kind(ev.kind),
                 payload: ev.body.clone(),
-                created_at: convert::utc(now),
+                created_at: now,
             });
             let _ = self.writer.send(op).await;
             let _ = self.live.send(Published {
-                dev_eui,
-                application_id,
+                dev_eui: p.dev_eui,
+                application_id: p.application_id,
                 event: ev,
             });
         }

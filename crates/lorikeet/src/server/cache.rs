@@ -2,10 +2,11 @@
 //! the API's change notifications by a loader task that does the database reads, so
 //! the network-server loop never waits on the database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use lorikeet_app::DeviceInfo;
+use lorikeet_codec::{CodecConfig, Codecs, DownlinkInput};
 use lorikeet_lorawan::Eui64;
 use lorikeet_ns as ns;
 use lorikeet_storage::{self as st, Change, Storage, StoreError};
@@ -25,7 +26,7 @@ pub struct AppDevice {
     /// Its application.
     pub application_id: Uuid,
     /// Its profile's codec.
-    pub codec: st::PayloadCodec,
+    pub codec: Arc<CodecConfig>,
     /// `regionConfigId`, e.g. `eu868`.
     pub region_config_id: Arc<str>,
 }
@@ -39,8 +40,8 @@ pub enum NsUpdate {
     Keys(Eui64, Option<ns::RootKeys>),
     /// A session was written from outside (ABP activation).
     Session(Eui64, Option<Box<ns::Session>>),
-    /// The queue changed.
-    Queue(Eui64, Vec<ns::QueueItem>),
+    /// The queue changed: the items to send, and those refused (id, why).
+    Queue(Eui64, Vec<ns::QueueItem>, Vec<(Uuid, String)>),
     /// A device is gone.
     Remove(Eui64),
     /// A profile changed.
@@ -65,7 +66,7 @@ pub enum AppUpdate {
         /// New name.
         name: String,
         /// New codec.
-        codec: st::PayloadCodec,
+        codec: Arc<CodecConfig>,
         /// `regionConfigId`.
         region_config_id: Arc<str>,
         /// Whether devices run in Class C.
@@ -96,6 +97,8 @@ pub struct Loaded {
     pub app: HashMap<Eui64, AppDevice>,
     /// Gateways to register with the listener.
     pub gateways: Vec<st::Gateway>,
+    /// Queue items whose object could not be encoded, per device.
+    pub refused: Vec<(Eui64, Vec<(Uuid, String)>)>,
 }
 
 /// Context tables, keyed by id.
@@ -105,6 +108,17 @@ struct Context {
     applications: HashMap<Uuid, st::Application>,
     profiles: HashMap<Uuid, st::DeviceProfile>,
     ns_profiles: HashMap<Uuid, Arc<ns::DeviceProfile>>,
+}
+
+/// The codec crate's view of a stored codec setting.
+pub fn codec_config(c: &st::PayloadCodec) -> CodecConfig {
+    match c {
+        st::PayloadCodec::None => CodecConfig::None,
+        st::PayloadCodec::CayenneLpp => CodecConfig::CayenneLpp,
+        st::PayloadCodec::JavaScript { script } => CodecConfig::JavaScript {
+            script: script.clone(),
+        },
+    }
 }
 
 fn app_device(
@@ -117,13 +131,52 @@ fn app_device(
         profile_id: profile.id,
         info: Arc::new(convert::device_info(d, profile, app, tenant)),
         application_id: app.id,
-        codec: profile.payload_codec.clone(),
+        codec: Arc::new(codec_config(&profile.payload_codec)),
         region_config_id: Arc::from(profile.region.to_ascii_lowercase()),
     }
 }
 
+/// A device's queue for the core: items queued as an `object` are encoded with the
+/// profile's codec; those that fail are returned separately with the reason.
+pub async fn encode_queue(
+    codecs: &Codecs,
+    codec: &CodecConfig,
+    items: &[st::QueueItem],
+) -> (Vec<ns::QueueItem>, Vec<(Uuid, String)>) {
+    let mut ok = Vec::with_capacity(items.len());
+    let mut refused = Vec::new();
+    for q in items {
+        let mut item = convert::queue_item(q);
+        if let (Some(object), true) = (&q.object, q.data.is_empty()) {
+            let input = DownlinkInput {
+                object: object.clone(),
+                f_port: Some(q.f_port),
+                variables: BTreeMap::new(),
+            };
+            match codecs.encode_downlink(codec, input).await {
+                Ok(enc) => {
+                    item.data = enc.bytes;
+                    item.f_port = enc.f_port.unwrap_or(q.f_port);
+                }
+                Err(e) => {
+                    metrics::counter!("lorikeet_codec_errors_total", "direction" => "downlink")
+                        .increment(1);
+                    refused.push((q.id, format!("encoding the queued object failed: {e}")));
+                    continue;
+                }
+            }
+        }
+        ok.push(item);
+    }
+    (ok, refused)
+}
+
 /// Loads every device, session, key, queue item and gateway.
-pub async fn load_all(storage: &dyn Storage, regions: &mut Regions) -> Result<Loaded, StoreError> {
+pub async fn load_all(
+    storage: &dyn Storage,
+    regions: &mut Regions,
+    codecs: &Codecs,
+) -> Result<Loaded, StoreError> {
     let mut ctx = Context::default();
     for t in storage.load_all_tenants().await? {
         ctx.tenants.insert(t.id, t);
@@ -173,8 +226,15 @@ pub async fn load_all(storage: &dyn Storage, regions: &mut Regions) -> Result<Lo
         let k = keys.remove(&d.dev_eui);
         let s = sessions.remove(&d.dev_eui);
         let q = queues.remove(&d.dev_eui).unwrap_or_default();
-        out.devices
-            .push(convert::device(&d, np.clone(), k.as_ref(), s.as_ref(), &q));
+        let mut device = convert::device(&d, np.clone(), k.as_ref(), s.as_ref(), &[]);
+        if !q.is_empty() {
+            let (items, refused) = encode_queue(codecs, &codec_config(&p.payload_codec), &q).await;
+            device.queue = items.into();
+            if !refused.is_empty() {
+                out.refused.push((d.dev_eui, refused));
+            }
+        }
+        out.devices.push(device);
         out.app.insert(d.dev_eui, app_device(&d, p, a, t));
     }
     out.gateways = storage.load_all_gateways().await?;
@@ -185,8 +245,9 @@ pub async fn load_all(storage: &dyn Storage, regions: &mut Regions) -> Result<Lo
 async fn load_device(
     storage: &dyn Storage,
     regions: &mut Regions,
+    codecs: &Codecs,
     dev_eui: Eui64,
-) -> Result<Option<(ns::Device, AppDevice)>, StoreError> {
+) -> Result<Option<(ns::Device, AppDevice, Vec<(Uuid, String)>)>, StoreError> {
     let Some(c) = storage.get_device_context(dev_eui).await? else {
         return Ok(None);
     };
@@ -200,9 +261,12 @@ async fn load_device(
     let keys = storage.get_device_keys(dev_eui).await?;
     let session = storage.get_session(dev_eui).await?;
     let queue = storage.get_queue(dev_eui).await?;
-    let d = convert::device(&c.device, np, keys.as_ref(), session.as_ref(), &queue);
+    let mut d = convert::device(&c.device, np, keys.as_ref(), session.as_ref(), &[]);
+    let (items, refused) =
+        encode_queue(codecs, &codec_config(&c.profile.payload_codec), &queue).await;
+    d.queue = items.into();
     let a = app_device(&c.device, &c.profile, &c.application, &c.tenant);
-    Ok(Some((d, a)))
+    Ok(Some((d, a, refused)))
 }
 
 /// Where the loader sends what it read.
@@ -214,6 +278,8 @@ pub struct Sinks {
     pub app: mpsc::Sender<AppUpdate>,
     /// To the gateway listener.
     pub gateways: lorikeet_gateway::GatewayHandle,
+    /// The codec pool (to encode downlinks queued as objects).
+    pub codecs: Codecs,
 }
 
 /// Follows the API's changes until shutdown, reloading what changed.
@@ -275,10 +341,21 @@ async fn apply_change(
     change: &Change,
 ) -> Result<(), StoreError> {
     match change {
-        Change::DeviceChanged(dev_eui) => match load_device(storage, regions, *dev_eui).await? {
-            Some((d, a)) => send_device(sinks, d, a).await,
-            None => remove_device(sinks, *dev_eui).await,
-        },
+        Change::DeviceChanged(dev_eui) => {
+            match load_device(storage, regions, &sinks.codecs, *dev_eui).await? {
+                Some((d, a, refused)) => {
+                    let items: Vec<ns::QueueItem> = d.queue.iter().cloned().collect();
+                    send_device(sinks, d, a).await;
+                    if !refused.is_empty() {
+                        let _ = sinks
+                            .ns
+                            .send(NsUpdate::Queue(*dev_eui, items, refused))
+                            .await;
+                    }
+                }
+                None => remove_device(sinks, *dev_eui).await,
+            }
+        }
         Change::DeviceDeleted(dev_eui) => remove_device(sinks, *dev_eui).await,
         Change::DeviceKeysChanged(dev_eui) => {
             let keys = storage.get_device_keys(*dev_eui).await?;
@@ -292,8 +369,19 @@ async fn apply_change(
         }
         Change::QueueChanged(dev_eui) => {
             let q = storage.get_queue(*dev_eui).await?;
-            let items = q.iter().map(convert::queue_item).collect();
-            let _ = sinks.ns.send(NsUpdate::Queue(*dev_eui, items)).await;
+            let codec = if q.iter().any(|i| i.object.is_some() && i.data.is_empty()) {
+                match storage.get_device_context(*dev_eui).await? {
+                    Some(c) => codec_config(&c.profile.payload_codec),
+                    None => return Ok(()),
+                }
+            } else {
+                CodecConfig::None
+            };
+            let (items, refused) = encode_queue(&sinks.codecs, &codec, &q).await;
+            let _ = sinks
+                .ns
+                .send(NsUpdate::Queue(*dev_eui, items, refused))
+                .await;
         }
         Change::ProfileChanged(id) => {
             if let Some(p) = storage.get_device_profile(*id).await? {
@@ -308,7 +396,7 @@ async fn apply_change(
                     .send(AppUpdate::Profile {
                         id: p.id,
                         name: p.name.clone(),
-                        codec: p.payload_codec.clone(),
+                        codec: Arc::new(codec_config(&p.payload_codec)),
                         region_config_id: Arc::from(p.region.to_ascii_lowercase()),
                         class_c: p.supports_class_c,
                     })
@@ -362,7 +450,7 @@ async fn resync(
     regions: &mut Regions,
     sinks: &Sinks,
 ) -> Result<(), StoreError> {
-    let loaded = load_all(storage, regions).await?;
+    let loaded = load_all(storage, regions, &sinks.codecs).await?;
     let present: HashSet<Eui64> = loaded.devices.iter().map(|d| d.dev_eui).collect();
     info!(devices = present.len(), "provisioning resynchronised");
     let _ = sinks.ns.send(NsUpdate::Retain(present.clone())).await;

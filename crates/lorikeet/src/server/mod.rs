@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use lorikeet_api::{ApiState, MetricsRender};
+use lorikeet_codec::Codecs;
 use lorikeet_gateway::GatewayPolicy;
 use lorikeet_ns::{NetworkServer, NsConfig, RxWindowPolicy};
 use lorikeet_storage::Storage;
@@ -125,9 +126,10 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         })?;
     let admin_token = resolve_admin_token(&config.api)?;
 
+    let codecs = Codecs::new(config.codec.limits()).context("cannot start the codec workers")?;
     let started = Instant::now();
     let mut regions = convert::Regions::new(&config.regions);
-    let loaded = cache::load_all(&*storage, &mut regions)
+    let loaded = cache::load_all(&*storage, &mut regions, &codecs)
         .await
         .context("cannot load devices from the database")?;
     info!(
@@ -200,6 +202,11 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     for d in loaded.devices {
         ns.upsert_device(d);
     }
+    for (dev_eui, refused) in loaded.refused {
+        for (id, why) in refused {
+            ns.refuse_queue_item(&dev_eui, id, why);
+        }
+    }
 
     let mut tasks = Vec::new();
     tasks.push((
@@ -230,6 +237,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
                 ns: ns_updates_tx,
                 app: app_updates_tx,
                 gateways: gateway.clone(),
+                codecs: codecs.clone(),
             },
             shutdown_rx.clone(),
         )),
@@ -261,6 +269,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             updates: app_updates_rx,
             writer: writer_tx,
             live: live.clone(),
+            codecs,
         }
         .run(),
     );

@@ -192,7 +192,12 @@ impl Running {
             }
             NsUpdate::Keys(dev_eui, keys) => ns.set_root_keys(&dev_eui, keys),
             NsUpdate::Session(dev_eui, s) => ns.set_session(&dev_eui, s.map(|s| *s)),
-            NsUpdate::Queue(dev_eui, items) => ns.set_queue(&dev_eui, items),
+            NsUpdate::Queue(dev_eui, items, refused) => {
+                ns.set_queue(&dev_eui, items);
+                for (id, why) in refused {
+                    ns.refuse_queue_item(&dev_eui, id, why);
+                }
+            }
             NsUpdate::Remove(dev_eui) => ns.remove_device(&dev_eui),
             NsUpdate::Profile(p) => ns.update_profile(p),
             NsUpdate::Retain(keep) => {

@@ -89,3 +89,136 @@ impl Api {
             .await
     }
 }
+
+/// Provisions an application, a profile (with `codec`, e.g. `{"type":"none"}`), an
+/// OTAA device and a gateway; returns the simulated device and the application id.
+pub async fn provision_otaa(
+    api: &Api,
+    dev_eui: lorikeet_lorawan::Eui64,
+    gateway: lorikeet_lorawan::Eui64,
+    mac_version: &str,
+    codec: Value,
+) -> (lorikeet::sim::SimDevice, String) {
+    use serde_json::json;
+    let app = api
+        .post(
+            "/api/v1/applications",
+            json!({"name": format!("app-{dev_eui}")}),
+        )
+        .await
+        .expect_status(201);
+    let profile = api
+        .post(
+            "/api/v1/device-profiles",
+            json!({
+                "name": format!("profile-{dev_eui}"),
+                "region": "EU868",
+                "macVersion": mac_version,
+                "regParamsRevision": "RP002-1.0.3",
+                "supportsOtaa": true,
+                "supportsClassC": false,
+                "adrEnabled": false,
+                "payloadCodec": codec,
+            }),
+        )
+        .await
+        .expect_status(201);
+    api.post(
+        "/api/v1/devices",
+        json!({
+            "devEui": dev_eui.to_string(),
+            "joinEui": "70b3d57ed0000000",
+            "name": "sensor-1",
+            "applicationId": app["id"],
+            "deviceProfileId": profile["id"],
+        }),
+    )
+    .await
+    .expect_status(201);
+    let app_key = lorikeet_lorawan::Aes128Key::from_bytes([0x2b; 16]);
+    let nwk_key =
+        (mac_version == "1.1.0").then(|| lorikeet_lorawan::Aes128Key::from_bytes([0x3c; 16]));
+    let mut keys = json!({"appKey": app_key.expose_hex()});
+    if let Some(k) = &nwk_key {
+        keys["nwkKey"] = json!(k.expose_hex());
+    }
+    let status = api
+        .put(&format!("/api/v1/devices/{dev_eui}/keys"), keys)
+        .await
+        .status;
+    assert!(status == 200 || status == 204, "keys: {status}");
+    let gw = api
+        .post(
+            "/api/v1/gateways",
+            json!({"gatewayId": gateway.to_string(), "name": format!("gw-{gateway}")}),
+        )
+        .await;
+    assert!(
+        gw.status == 201 || gw.status == 409,
+        "gateway: {}",
+        gw.status
+    );
+    (
+        lorikeet::sim::SimDevice::otaa(
+            dev_eui,
+            "70b3d57ed0000000".parse().unwrap(),
+            app_key,
+            nwk_key,
+        ),
+        app["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// A device's events of `kind` as the API lists them, oldest first.
+pub async fn events_of(api: &Api, dev_eui: lorikeet_lorawan::Eui64, kind: &str) -> Vec<Value> {
+    let r = api
+        .get(&format!("/api/v1/devices/{dev_eui}/events?limit=100"))
+        .await
+        .expect_status(200);
+    let mut out: Vec<Value> = r["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == kind)
+        .map(|i| i["payload"].clone())
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Waits (up to 5 s) until the device has at least `n` events of `kind`.
+pub async fn wait_events(
+    api: &Api,
+    dev_eui: lorikeet_lorawan::Eui64,
+    kind: &str,
+    n: usize,
+) -> Vec<Value> {
+    for _ in 0..100 {
+        let e = events_of(api, dev_eui, kind).await;
+        if e.len() >= n {
+            return e;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "expected {n} {kind} events, got {:?}",
+        events_of(api, dev_eui, kind).await
+    );
+}
+
+/// Joins `dev` through `gw` (asserting the JoinAccept arrives and opens).
+pub async fn join(
+    gw: &mut lorikeet::sim::SimGateway,
+    dev: &mut lorikeet::sim::SimDevice,
+    rx: &lorikeet::sim::RxMeta,
+) {
+    use std::time::Duration;
+    gw.push(&dev.join_request(), rx).await.unwrap();
+    let dl = gw
+        .recv_downlink(Duration::from_secs(3))
+        .await
+        .unwrap()
+        .expect("a JoinAccept");
+    dev.handle_join_accept(&dl.packet.phy_payload).unwrap();
+    gw.tx_ack(dl.token, None).await.unwrap();
+}
