@@ -302,19 +302,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn delete_events_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
     // --- outbox ---
-    /// Claims up to `limit` due outbox rows (`next_attempt_at <= now`), at most one
-    /// per (integration, device) and always the oldest undelivered one of it, so
-    /// deliveries stay in order per device. Claimed rows are not due again until
-    /// `lease_until` (a crashed worker's rows come back then).
+    /// Claims up to `limit` outbox rows to deliver: for each (integration, device)
+    /// chain that is due (`now`), its oldest undelivered row, so deliveries stay in
+    /// order per device while other devices proceed. A claimed chain is not due again
+    /// until `lease_until` (a crashed worker's rows come back then), or until its row
+    /// is reported delivered or failed. The work is proportional to the due chains,
+    /// not to the rows waiting behind them.
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
     ) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Delivered: removes the row and notes the success on the integration.
-    async fn outbox_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError>;
-    /// Failed: counts the attempt, keeps the error and retries at `next_attempt_at`.
+    /// Delivered: removes the rows, makes the next row of each chain due at once and
+    /// notes the success on the integrations.
+    async fn outbox_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Failed: counts the attempt, keeps the error (on the row and the integration)
+    /// and holds the row's chain until `next_attempt_at` (the worker's backoff).
     async fn outbox_failed(
         &self,
         id: i64,

@@ -156,11 +156,18 @@ impl PgStore {
                      AS u(dev_eui, application_id, kind, payload, created_at, ord) \
                    WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
                    ORDER BY u.ord \
-                   RETURNING id, dev_eui, application_id, created_at) \
-                 INSERT INTO outbox (integration_id, event_id, dev_eui, attempts, \
-                   next_attempt_at, created_at) \
-                 SELECT i.id, ev.id, ev.dev_eui, 0, ev.created_at, ev.created_at \
-                 FROM ev JOIN integrations i ON i.application_id = ev.application_id",
+                   RETURNING id, dev_eui, application_id, created_at), \
+                 ob AS ( \
+                   INSERT INTO outbox (integration_id, event_id, dev_eui, attempts, \
+                     next_attempt_at, created_at) \
+                   SELECT i.id, ev.id, ev.dev_eui, 0, ev.created_at, ev.created_at \
+                   FROM ev JOIN integrations i ON i.application_id = ev.application_id \
+                   RETURNING integration_id, dev_eui, created_at) \
+                 INSERT INTO outbox_chains (integration_id, dev_eui, next_attempt_at) \
+                 SELECT integration_id, dev_eui, MIN(created_at) FROM ob \
+                 GROUP BY integration_id, dev_eui ORDER BY integration_id, dev_eui \
+                 ON CONFLICT (integration_id, dev_eui) DO UPDATE SET next_attempt_at = \
+                   excluded.next_attempt_at WHERE outbox_chains.next_attempt_at >= $6",
             )
             .bind(
                 events
@@ -172,6 +179,7 @@ impl PgStore {
             .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
             .bind(payloads)
             .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+            .bind(crate::sql::idle().0)
             .execute(&mut *tx)
             .await?;
         }
@@ -193,6 +201,47 @@ impl PgStore {
         Ok(())
     }
 
+    async fn set_chains(
+        tx: &mut Transaction<'static, Postgres>,
+        chains: Vec<(uuid::Uuid, Vec<u8>, chrono::DateTime<chrono::Utc>)>,
+    ) -> Result<(), crate::StoreError> {
+        if chains.is_empty() {
+            return Ok(());
+        }
+        let (mut integrations, mut devs, mut ats) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, d, a) in chains {
+            integrations.push(i);
+            devs.push(d);
+            ats.push(a);
+        }
+        sqlx::query(
+            "UPDATE outbox_chains c SET next_attempt_at = u.at \
+             FROM UNNEST($1::uuid[], $2::bytea[], $3::timestamptz[]) AS u(integration_id, dev_eui, at) \
+             WHERE c.integration_id = u.integration_id AND c.dev_eui = u.dev_eui",
+        )
+        .bind(integrations)
+        .bind(devs)
+        .bind(ats)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_outbox_rows(
+        tx: &mut Transaction<'static, Postgres>,
+        ids: &[i64],
+    ) -> Result<Vec<(uuid::Uuid, Vec<u8>)>, crate::StoreError> {
+        use sqlx::Row;
+        let rows =
+            sqlx::query("DELETE FROM outbox WHERE id = ANY($1) RETURNING integration_id, dev_eui")
+                .bind(ids)
+                .fetch_all(&mut **tx)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("integration_id")?, r.try_get("dev_eui")?)))
+            .collect()
+    }
+
     async fn close_pools(&self) {
         self.pool.close().await
     }
@@ -202,5 +251,5 @@ impl_storage!(
     PgStore,
     Postgres,
     Backend::Postgres,
-    lock = "FOR UPDATE OF o SKIP LOCKED"
+    lock = "FOR UPDATE OF c SKIP LOCKED"
 );

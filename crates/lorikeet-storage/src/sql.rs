@@ -73,6 +73,11 @@ impl<'r> Decode<'r, Postgres> for Ts {
     }
 }
 
+/// `next_attempt_at` of an idle outbox chain (nothing to deliver): 9999-12-31.
+pub(crate) fn idle() -> Ts {
+    Ts(DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(DateTime::<Utc>::MAX_UTC))
+}
+
 /// `Some(Ts)` for an optional timestamp.
 pub(crate) fn ts_opt(t: Option<DateTime<Utc>>) -> Option<Ts> {
     t.map(Ts)

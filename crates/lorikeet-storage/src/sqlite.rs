@@ -97,6 +97,43 @@ impl SqliteStore {
         Ok(())
     }
 
+    async fn set_chains(
+        tx: &mut Transaction<'static, Sqlite>,
+        chains: Vec<(uuid::Uuid, Vec<u8>, chrono::DateTime<chrono::Utc>)>,
+    ) -> Result<(), crate::StoreError> {
+        for (integration, dev_eui, at) in chains {
+            sqlx::query(
+                "UPDATE outbox_chains SET next_attempt_at = $3 \
+                 WHERE integration_id = $1 AND dev_eui = $2",
+            )
+            .bind(integration)
+            .bind(dev_eui)
+            .bind(crate::sql::Ts(at))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_outbox_rows(
+        tx: &mut Transaction<'static, Sqlite>,
+        ids: &[i64],
+    ) -> Result<Vec<(uuid::Uuid, Vec<u8>)>, crate::StoreError> {
+        use sqlx::Row;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(r) =
+                sqlx::query("DELETE FROM outbox WHERE id = $1 RETURNING integration_id, dev_eui")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            {
+                out.push((r.try_get("integration_id")?, r.try_get("dev_eui")?));
+            }
+        }
+        Ok(out)
+    }
+
     async fn close_pools(&self) {
         self.read.close().await;
         self.write.close().await;

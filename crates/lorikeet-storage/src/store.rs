@@ -9,8 +9,12 @@
 //! - `async fn apply_batch(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>` (may use
 //!   the macro-generated `apply_one` for each op, in one transaction).
 //!
-//! The only SQL that differs is the row-locking clause of the outbox claim, passed
-//! as `lock = "..."`.
+//! - `async fn set_chains(tx, Vec<(integration, dev_eui, next_attempt_at)>)` and
+//!   `async fn delete_outbox_rows(tx, ids) -> Vec<(integration, dev_eui)>` (outbox
+//!   bookkeeping that Postgres does with arrays in one statement).
+//!
+//! The only shared SQL that differs is the row-locking clause of the outbox claim,
+//! passed as `lock = "..."`.
 
 macro_rules! tenant_cols {
     () => {
@@ -375,6 +379,19 @@ macro_rules! impl_storage {
                         .bind(e.dev_eui.0.to_vec())
                         .bind(Ts(e.created_at))
                         .bind(e.application_id)
+                        .execute(&mut **tx)
+                        .await?;
+                        // Wake an idle chain; a chain waiting for a retry (or leased) is left alone.
+                        sqlx::query(
+                            "INSERT INTO outbox_chains (integration_id, dev_eui, next_attempt_at) \
+                             SELECT id, $1, $2 FROM integrations WHERE application_id = $3 \
+                             ON CONFLICT (integration_id, dev_eui) DO UPDATE SET next_attempt_at = \
+                             excluded.next_attempt_at WHERE outbox_chains.next_attempt_at >= $4",
+                        )
+                        .bind(e.dev_eui.0.to_vec())
+                        .bind(Ts(e.created_at))
+                        .bind(e.application_id)
+                        .bind(sql::idle())
                         .execute(&mut **tx)
                         .await?;
                     }
@@ -1480,41 +1497,63 @@ macro_rules! impl_storage {
             ) -> Result<Vec<OutboxItem>, StoreError> {
                 let _t = timer(BACKEND.as_str(), "claim_outbox");
                 let mut tx = self.begin_write().await?;
+                // Due chains and the oldest undelivered row of each.
                 let r = sqlx::query(concat!(
-                    "SELECT o.id, o.integration_id, o.event_id, o.dev_eui, o.attempts, \
-                     o.last_error, o.created_at, e.kind, e.payload \
-                     FROM outbox o JOIN events e ON e.id = o.event_id \
-                     WHERE o.next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM outbox p \
-                       WHERE p.integration_id = o.integration_id AND p.dev_eui = o.dev_eui \
-                       AND p.event_id < o.event_id) \
-                     ORDER BY o.next_attempt_at, o.event_id LIMIT $2 ",
+                    "SELECT c.integration_id AS chain_integration_id, c.dev_eui AS chain_dev_eui, \
+                     o.id, o.integration_id, o.event_id, o.dev_eui, o.attempts, o.last_error, \
+                     o.created_at, e.kind, e.payload \
+                     FROM outbox_chains c \
+                     LEFT JOIN outbox o ON o.id = (SELECT o2.id FROM outbox o2 \
+                       WHERE o2.integration_id = c.integration_id AND o2.dev_eui = c.dev_eui \
+                       ORDER BY o2.event_id LIMIT 1) \
+                     LEFT JOIN events e ON e.id = o.event_id \
+                     WHERE c.next_attempt_at <= $1 ORDER BY c.next_attempt_at LIMIT $2 ",
                     $lock
                 ))
                 .bind(Ts(now))
                 .bind(i64::from(max))
                 .fetch_all(&mut *tx)
                 .await?;
-                let items = rows(r, outbox_row)?;
-                for item in &items {
-                    sqlx::query("UPDATE outbox SET next_attempt_at = $2 WHERE id = $1")
-                        .bind(item.id)
-                        .bind(Ts(lease_until))
-                        .execute(&mut *tx)
-                        .await?;
+                let mut items = Vec::new();
+                let mut chains = Vec::with_capacity(r.len());
+                for row in &r {
+                    let integration: Uuid = row.try_get("chain_integration_id")?;
+                    let dev_eui: Vec<u8> = row.try_get("chain_dev_eui")?;
+                    let head: Option<i64> = row.try_get("id")?;
+                    if head.is_some() {
+                        items.push(outbox_row(row)?);
+                        chains.push((integration, dev_eui, lease_until));
+                    } else {
+                        // Everything delivered (or given up): the chain goes idle.
+                        chains.push((integration, dev_eui, sql::idle().0));
+                    }
                 }
+                Self::set_chains(&mut tx, chains).await?;
                 tx.commit().await?;
                 Ok(items)
             }
 
-            async fn outbox_delivered(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+            async fn outbox_delivered(
+                &self,
+                ids: &[i64],
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
                 let _t = timer(BACKEND.as_str(), "outbox_delivered");
+                if ids.is_empty() {
+                    return Ok(());
+                }
                 let mut tx = self.begin_write().await?;
-                let integration: Option<Uuid> =
-                    sqlx::query_scalar("DELETE FROM outbox WHERE id = $1 RETURNING integration_id")
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if let Some(integration) = integration {
+                let deleted = Self::delete_outbox_rows(&mut tx, ids).await?;
+                let mut integrations: Vec<Uuid> = deleted.iter().map(|(i, _)| *i).collect();
+                integrations.sort();
+                integrations.dedup();
+                // The next row of each chain is due at once.
+                let mut chains: Vec<(Uuid, Vec<u8>, DateTime<Utc>)> =
+                    deleted.into_iter().map(|(i, d)| (i, d, at)).collect();
+                chains.sort();
+                chains.dedup();
+                Self::set_chains(&mut tx, chains).await?;
+                for integration in integrations {
                     sqlx::query("UPDATE integrations SET last_delivered_at = $2 WHERE id = $1")
                         .bind(integration)
                         .bind(Ts(at))
@@ -1534,16 +1573,18 @@ macro_rules! impl_storage {
             ) -> Result<(), StoreError> {
                 let _t = timer(BACKEND.as_str(), "outbox_failed");
                 let mut tx = self.begin_write().await?;
-                let integration: Option<Uuid> = sqlx::query_scalar(
+                let chain = sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2, \
-                     next_attempt_at = $3 WHERE id = $1 RETURNING integration_id",
+                     next_attempt_at = $3 WHERE id = $1 RETURNING integration_id, dev_eui",
                 )
                 .bind(id)
                 .bind(error)
                 .bind(Ts(next_attempt_at))
                 .fetch_optional(&mut *tx)
                 .await?;
-                if let Some(integration) = integration {
+                if let Some(chain) = chain {
+                    let integration: Uuid = chain.try_get("integration_id")?;
+                    let dev_eui: Vec<u8> = chain.try_get("dev_eui")?;
                     sqlx::query(
                         "UPDATE integrations SET last_error = $2, last_error_at = $3 WHERE id = $1",
                     )
@@ -1552,6 +1593,7 @@ macro_rules! impl_storage {
                     .bind(Ts(at))
                     .execute(&mut *tx)
                     .await?;
+                    Self::set_chains(&mut tx, vec![(integration, dev_eui, next_attempt_at)]).await?;
                 }
                 tx.commit().await?;
                 Ok(())

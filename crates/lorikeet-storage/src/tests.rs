@@ -985,7 +985,7 @@ storage_test!(
         assert!(s.claim_outbox(now, lease, 100).await.unwrap().is_empty());
 
         // Delivered: the next event of that chain becomes claimable.
-        s.outbox_delivered(h1d0.id, now).await.unwrap();
+        s.outbox_delivered(&[h1d0.id], now).await.unwrap();
         let next = s.claim_outbox(now, lease, 100).await.unwrap();
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].payload["n"], 2);
@@ -1047,6 +1047,83 @@ storage_test!(
         );
         assert_eq!(s.outbox_backlog(hook1.id).await.unwrap(), 2);
         assert_eq!(s.outbox_backlog(hook2.id).await.unwrap(), 2);
+    }
+);
+
+storage_test!(
+    outbox_chains_wait_out_their_backoff_and_go_idle,
+    |db: TestDb| async move {
+        let s = &*db.storage;
+        let (a, _, devices) = provision(s, 2).await;
+        let (d0, d1) = (devices[0].dev_eui, devices[1].dev_eui);
+        let hook = http_integration(a.id, "http://127.0.0.1:9/1");
+        s.upsert_integration(&hook).await.unwrap();
+        // A backlog: 300 events for d0, 1 for d1.
+        let mut ops: Vec<WriteOp> = (0..300)
+            .map(|n| WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, n)))
+            .collect();
+        ops.push(WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 1000)));
+        s.apply(ops).await.unwrap();
+        let now = t0() + Duration::hours(1);
+        let claimed = s
+            .claim_outbox(now, now + Duration::seconds(30), 100)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 2, "one head per device, not the backlog");
+        let head0 = claimed.iter().find(|c| c.dev_eui == d0).unwrap().clone();
+        let head1 = claimed.iter().find(|c| c.dev_eui == d1).unwrap().clone();
+        assert_eq!(head0.payload["n"], 0);
+
+        // d0's endpoint fails: the chain waits for its retry even when new events arrive.
+        let retry = now + Duration::minutes(5);
+        s.outbox_failed(head0.id, now, "timeout", retry)
+            .await
+            .unwrap();
+        s.apply(vec![WriteOp::InsertEvent(event(
+            d0,
+            a.id,
+            EventKind::Up,
+            301,
+        ))])
+        .await
+        .unwrap();
+        // d1 delivered: its chain is due again at once, finds nothing and goes idle.
+        s.outbox_delivered(&[head1.id], now).await.unwrap();
+        assert!(s.claim_outbox(now, now, 100).await.unwrap().is_empty());
+        // A new event wakes the idle chain.
+        s.apply(vec![WriteOp::InsertEvent(event(
+            d1,
+            a.id,
+            EventKind::Up,
+            1001,
+        ))])
+        .await
+        .unwrap();
+        let woke = s
+            .claim_outbox(now, now + Duration::seconds(30), 100)
+            .await
+            .unwrap();
+        assert_eq!(woke.len(), 1);
+        assert_eq!(woke[0].payload["n"], 1001);
+
+        // After the retry time d0's head comes back first, with its attempt counted.
+        let again = s
+            .claim_outbox(retry, retry + Duration::seconds(30), 100)
+            .await
+            .unwrap();
+        let again0 = again.iter().find(|c| c.dev_eui == d0).unwrap().clone();
+        assert_eq!((again0.id, again0.attempts), (head0.id, 1));
+        // Delivering a batch of ids at once.
+        s.outbox_delivered(&[again0.id, woke[0].id], retry)
+            .await
+            .unwrap();
+        let next = s
+            .claim_outbox(retry, retry + Duration::seconds(30), 100)
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].payload["n"], 1);
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 300);
     }
 );
 
