@@ -104,6 +104,20 @@ impl ApiState {
     }
 }
 
+/// Registers the help texts of the API metrics (call once after installing the
+/// recorder).
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "lorikeet_api_requests_total",
+        "API requests by method, route template and status"
+    );
+    metrics::describe_histogram!(
+        "lorikeet_api_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "API request latency by route template"
+    );
+}
+
 /// The whole API as one warp filter.
 pub fn routes(
     state: ApiState,

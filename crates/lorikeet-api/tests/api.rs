@@ -1236,6 +1236,8 @@ fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_db_latency() {
     let handle = prometheus().clone();
+    lorikeet_api::describe_metrics();
+    lorikeet_storage::describe_metrics();
     let db = TestDb::sqlite().await;
     let state = ApiState::new(db.storage.clone(), Some(ADMIN))
         .with_metrics(Arc::new(move || handle.render()));

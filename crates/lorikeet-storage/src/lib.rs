@@ -41,6 +41,7 @@ pub use model::{
 };
 pub use ops::{Change, WriteOp};
 pub use postgres::PgStore;
+pub use sql::describe_metrics;
 pub use sqlite::SqliteStore;
 
 /// Which database a [`Storage`] talks to.

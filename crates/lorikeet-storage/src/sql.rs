@@ -174,6 +174,16 @@ impl Drop for OpTimer {
     }
 }
 
+/// Registers the help text of the storage metrics (call once after installing the
+/// recorder).
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        "lorikeet_db_query_duration_seconds",
+        metrics::Unit::Seconds,
+        "Latency of storage operations, by backend and operation (op=apply is one batched transaction)"
+    );
+}
+
 /// Starts an [`OpTimer`].
 pub(crate) fn timer(backend: &'static str, op: &'static str) -> OpTimer {
     OpTimer {
