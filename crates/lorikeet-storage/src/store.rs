@@ -313,6 +313,60 @@ macro_rules! impl_storage {
             rows.iter().map(f).collect()
         }
 
+        /// Reads a whole table in DevEUI order, split into four DevEUI ranges read
+        /// side by side (each in keyset pages), so the database and the row decoding
+        /// use every core. `sql` takes `$1` (exclusive lower bound), `$2` (exclusive
+        /// upper bound) and `$3` (page size) and must select `dev_eui` first.
+        async fn load_parallel<T: Send + 'static>(
+            store: &$store,
+            sql: &'static str,
+            decode: fn(&DbRow) -> Result<T, StoreError>,
+            key: fn(&T) -> Eui64,
+        ) -> Result<Vec<T>, StoreError> {
+            const PARTS: u16 = 4;
+            let mut tasks = Vec::new();
+            for p in 0..PARTS {
+                // Bounds as byte strings: a one-byte prefix sorts before every 8-byte
+                // key starting with it; nine 0xff bytes sort after every key.
+                let lower: Vec<u8> = if p == 0 { Vec::new() } else { vec![(p * 256 / PARTS) as u8] };
+                let upper: Vec<u8> = if p + 1 == PARTS {
+                    vec![0xff; 9]
+                } else {
+                    vec![((p + 1) * 256 / PARTS) as u8]
+                };
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut out = Vec::new();
+                    let mut after = lower;
+                    loop {
+                        let r = sqlx::query(sql)
+                            .bind(&after)
+                            .bind(&upper)
+                            .bind(i64::from(crate::LOAD_PAGE_SIZE))
+                            .fetch_all(store.reader())
+                            .await?;
+                        let full = r.len() == crate::LOAD_PAGE_SIZE as usize;
+                        let page = rows(r, decode)?;
+                        if let Some(last) = page.last() {
+                            after = key(last).0.to_vec();
+                        }
+                        out.extend(page);
+                        if !full {
+                            return Ok::<_, StoreError>(out);
+                        }
+                    }
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                let part = t.await.map_err(|e| StoreError::Database(sqlx::Error::Protocol(
+                    format!("start-up load task failed: {e}"),
+                )))??;
+                all.extend(part);
+            }
+            Ok(all)
+        }
+
         /// Runs one [`WriteOp`] inside the batch transaction.
         async fn apply_one(
             tx: &mut sqlx::Transaction<'static, $db>,
@@ -1218,6 +1272,38 @@ macro_rules! impl_storage {
                 .fetch_all(self.reader())
                 .await?;
                 rows(r, session_row)
+            }
+
+            async fn load_all_sessions(&self) -> Result<Vec<DeviceSession>, StoreError> {
+                let _t = timer(BACKEND.as_str(), "load_all_sessions");
+                load_parallel(
+                    self,
+                    concat!(
+                        "SELECT ",
+                        session_cols!(),
+                        " FROM device_sessions WHERE dev_eui > $1 AND dev_eui < $2 \
+                         ORDER BY dev_eui LIMIT $3"
+                    ),
+                    session_row,
+                    |s| s.dev_eui,
+                )
+                .await
+            }
+
+            async fn load_all_devices(&self) -> Result<Vec<Device>, StoreError> {
+                let _t = timer(BACKEND.as_str(), "load_all_devices");
+                load_parallel(
+                    self,
+                    concat!(
+                        "SELECT ",
+                        device_cols!(),
+                        " FROM devices WHERE dev_eui > $1 AND dev_eui < $2 \
+                         ORDER BY dev_eui LIMIT $3"
+                    ),
+                    device_row,
+                    |d| d.dev_eui,
+                )
+                .await
             }
 
             // --- queue ---

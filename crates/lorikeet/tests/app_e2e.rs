@@ -51,10 +51,10 @@ async fn codecs(db: TestDb) {
         json!({"type": "javascript", "script": BROKEN_JS}),
     )
     .await;
-    let mut gw = SimGateway::connect(gw_id, server.udp_addr).await.unwrap();
+    let gw = SimGateway::connect(gw_id, server.udp_addr).await.unwrap();
     gw.pull_data(Duration::from_secs(3)).await.unwrap();
-    join(&mut gw, &mut lpp, &rx()).await;
-    join(&mut gw, &mut js, &rx()).await;
+    join(&gw, &mut lpp, &rx()).await;
+    join(&gw, &mut js, &rx()).await;
 
     // Cayenne LPP: channel 1 temperature 27.2 °C, channel 2 humidity 64 %.
     let up = lpp

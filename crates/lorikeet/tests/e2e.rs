@@ -126,7 +126,7 @@ async fn scenario(db: TestDb, mac_version: &str) {
     let server = start_server(db.url()).await;
     let api = Api::new(&server);
     let mut dev = provision(&api, mac_version).await;
-    let mut gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
+    let gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
         .await
         .unwrap();
     gw.pull_data(Duration::from_secs(2)).await.unwrap();
@@ -234,7 +234,7 @@ async fn scenario(db: TestDb, mac_version: &str) {
     server.shutdown().await;
     let server = start_server(&url).await;
     let api = Api::new(&server);
-    let mut gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
+    let gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
         .await
         .unwrap();
     gw.pull_data(Duration::from_secs(2)).await.unwrap();

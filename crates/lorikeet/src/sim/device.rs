@@ -81,6 +81,37 @@ impl SimDevice {
         }
     }
 
+    /// An ABP device with a session made up by the caller (and provisioned on the
+    /// server with the same keys).
+    pub fn abp(
+        dev_eui: Eui64,
+        dev_addr: DevAddr,
+        keys: SessionKeys,
+        v11: bool,
+        rx2_dr: u8,
+    ) -> Self {
+        SimDevice {
+            dev_eui,
+            join_eui: Eui64::default(),
+            v11,
+            app_key: Aes128Key::default(),
+            nwk_key: None,
+            dev_nonce: 0,
+            session: Some(SimSession {
+                dev_addr,
+                keys,
+                f_cnt_up: 0,
+                n_f_cnt_down: None,
+                a_f_cnt_down: None,
+                rx1_delay_s: 1,
+                rx1_dr_offset: 0,
+                rx2_dr,
+                pending_ack_of: None,
+                last_confirmed_up: None,
+            }),
+        }
+    }
+
     fn version(&self) -> Version {
         if self.v11 {
             Version::V1_1

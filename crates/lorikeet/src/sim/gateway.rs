@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -57,7 +58,7 @@ pub struct SimGateway {
     down: UdpSocket,
     started: Instant,
     tmst_offset: u32,
-    token: u16,
+    token: AtomicU16,
     /// Send `time` (a synchronised clock) in rxpk.
     pub with_time: bool,
 }
@@ -81,14 +82,13 @@ impl SimGateway {
             started: Instant::now(),
             // Concentrator clocks start anywhere.
             tmst_offset: (id.to_u64() as u32).wrapping_mul(2_654_435_761),
-            token: (id.to_u64() as u16) ^ 0x5a5a,
+            token: AtomicU16::new((id.to_u64() as u16) ^ 0x5a5a),
             with_time: true,
         })
     }
 
-    fn next_token(&mut self) -> u16 {
-        self.token = self.token.wrapping_add(1);
-        self.token
+    fn next_token(&self) -> u16 {
+        self.token.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
     }
 
     /// The concentrator counter now.
@@ -99,7 +99,7 @@ impl SimGateway {
 
     /// Sends PULL_DATA keepalives (every 250 ms, as a forwarder retries) until one is
     /// acknowledged or `timeout` passes.
-    pub async fn pull_data(&mut self, timeout: Duration) -> io::Result<()> {
+    pub async fn pull_data(&self, timeout: Duration) -> io::Result<()> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut buf = vec![0u8; 65_536];
         while tokio::time::Instant::now() < deadline {
@@ -145,7 +145,7 @@ impl SimGateway {
 
     /// Sends a PUSH_DATA with one rxpk received at concentrator time `tmst`, without
     /// waiting for the PUSH_ACK (a forwarder does not wait either).
-    pub async fn push_at(&mut self, phy: &[u8], rx: &RxMeta, tmst: u32) -> io::Result<u16> {
+    pub async fn push_at(&self, phy: &[u8], rx: &RxMeta, tmst: u32) -> io::Result<u16> {
         let token = self.next_token();
         let body = serde_json::json!({ "rxpk": [self.rxpk(phy, rx, tmst)] });
         let json = serde_json::to_vec(&body).map_err(io::Error::other)?;
@@ -158,7 +158,7 @@ impl SimGateway {
     }
 
     /// Sends a PUSH_DATA now and waits for its PUSH_ACK. Returns the `tmst` used.
-    pub async fn push(&mut self, phy: &[u8], rx: &RxMeta) -> io::Result<u32> {
+    pub async fn push(&self, phy: &[u8], rx: &RxMeta) -> io::Result<u32> {
         let tmst = self.tmst_now();
         let token = self.push_at(phy, rx, tmst).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -176,10 +176,7 @@ impl SimGateway {
     }
 
     /// Waits up to `timeout` for the next PULL_RESP.
-    pub async fn recv_downlink(
-        &mut self,
-        timeout: Duration,
-    ) -> io::Result<Option<ReceivedDownlink>> {
+    pub async fn recv_downlink(&self, timeout: Duration) -> io::Result<Option<ReceivedDownlink>> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut buf = vec![0u8; 65_536];
         loop {
@@ -197,8 +194,29 @@ impl SimGateway {
         }
     }
 
+    /// Sends a PULL_DATA keepalive without waiting for the PULL_ACK (a reader of the
+    /// downlink socket will see it).
+    pub async fn keepalive(&self) -> io::Result<()> {
+        let token = self.next_token();
+        self.down
+            .send(&wire::encode_pull_data(2, token, self.id))
+            .await
+            .map(|_| ())
+    }
+
+    /// Reads and discards what arrives on the uplink socket (PUSH_ACKs), returning how
+    /// many datagrams were read before `timeout` passed without one.
+    pub async fn drain_acks(&self, timeout: Duration) -> u64 {
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while let Ok(Ok(_)) = tokio::time::timeout(timeout, self.up.recv(&mut buf)).await {
+            n += 1;
+        }
+        n
+    }
+
     /// Answers a PULL_RESP: `error` `None` means sent (`"NONE"`), otherwise e.g. `TOO_LATE`.
-    pub async fn tx_ack(&mut self, token: u16, error: Option<&str>) -> io::Result<()> {
+    pub async fn tx_ack(&self, token: u16, error: Option<&str>) -> io::Result<()> {
         let json = serde_json::json!({ "txpk_ack": { "error": error.unwrap_or("NONE") } });
         let json = serde_json::to_vec(&json).map_err(io::Error::other)?;
         let mut d = Vec::with_capacity(12 + json.len());

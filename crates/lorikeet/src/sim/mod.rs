@@ -1,8 +1,16 @@
-//! Simulated gateways and devices over the real Semtech UDP protocol: used by the
-//! end-to-end tests and by `lorikeet sim`.
+//! Simulated gateways and devices over the real Semtech UDP protocol, and the load
+//! generator built from them: used by the end-to-end tests and by `lorikeet sim`.
 
 pub mod device;
 pub mod gateway;
+pub mod load;
+pub mod provision;
+pub mod report;
+pub mod webhook;
 
 pub use device::{SimDevice, SimError, SimSession};
 pub use gateway::{ReceivedDownlink, RxMeta, SimGateway};
+pub use load::{LoadConfig, PayloadKind};
+pub use provision::{Activation, ProvisionConfig, Provisioned};
+pub use report::Report;
+pub use webhook::Tracker;

@@ -208,7 +208,7 @@ pub async fn wait_events(
 
 /// Joins `dev` through `gw` (asserting the JoinAccept arrives and opens).
 pub async fn join(
-    gw: &mut lorikeet::sim::SimGateway,
+    gw: &lorikeet::sim::SimGateway,
     dev: &mut lorikeet::sim::SimDevice,
     rx: &lorikeet::sim::RxMeta,
 ) {
