@@ -724,6 +724,21 @@ storage_test!(
                 json!([1]),
                 "macSettings must be a JSON object",
             ),
+            (
+                "macSettings",
+                json!({"adrMaxDr": 16}),
+                "macSettings.adrMaxDr = 16 is above 15",
+            ),
+            (
+                "macSettings",
+                json!({"adrAlgorithm": "aggressive"}),
+                "macSettings.adrAlgorithm \"aggressive\" is not a known algorithm",
+            ),
+            (
+                "macSettings",
+                json!({"installationMarginDb": "ten"}),
+                "macSettings: invalid type",
+            ),
         ] {
             let (st, v) = s
                 .admin(

@@ -110,6 +110,8 @@ pub struct DeviceProfile {
     pub rx2_frequency_hz: Option<u32>,
     /// How long a Class C confirmed downlink waits for its acknowledgement, in seconds.
     pub class_c_timeout_s: u32,
+    /// MAC and ADR settings (the profile's `macSettings`).
+    pub mac_settings: crate::mac::ProfileMacSettings,
 }
 
 /// A device's root keys (OTAA).

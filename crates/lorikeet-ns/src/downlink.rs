@@ -167,7 +167,7 @@ pub(crate) fn join_accept(
 /// What a data downlink will carry.
 struct Content {
     item: Option<crate::device::QueueItem>,
-    mac: Vec<u8>,
+    mac: crate::mac::MacSelection,
     ack: bool,
 }
 
@@ -181,10 +181,10 @@ fn choose_content(
 ) -> Option<Content> {
     let entry = ns.devices.get_mut(&dev_eui)?;
     let profile = entry.device.profile.clone();
-    let session = entry.device.session.as_mut()?;
+    let session = entry.device.session.as_ref()?;
     let max_frm = region::max_frm_payload(&profile.region, profile.reg_params_revision, dr);
-    let mac = crate::mac::downlink_commands(session, max_frm);
     let ack = session.state.ack_due;
+    let required = crate::mac::downlink_required(session);
     let waiting_for_ack = session.state.pending_ack.is_some();
     let mut refused = Vec::new();
     let mut item = None;
@@ -197,8 +197,7 @@ fn choose_content(
                     continue;
                 }
             }
-            let room = max_frm.saturating_sub(mac.len());
-            if q.data.len() > room {
+            if q.data.len() > max_frm {
                 let q = entry.device.queue.pop_front()?;
                 refused.push((q, LogCode::DownlinkPayloadSize));
                 continue;
@@ -207,6 +206,15 @@ fn choose_content(
             break;
         }
     }
+    // With an application payload, MAC commands ride in FOpts (at most 15 bytes, in
+    // the room the payload leaves); alone they may fill an FPort-0 payload.
+    let mac = match &item {
+        Some(q) => crate::mac::select(
+            session,
+            crate::mac::FOPTS_MAX_LEN.min(max_frm.saturating_sub(q.data.len())),
+        ),
+        None => crate::mac::select(session, max_frm),
+    };
     for (q, _) in &refused {
         entry.item_done(q.id);
     }
@@ -232,7 +240,7 @@ fn choose_content(
             queue_item_id: q.id,
         }));
     }
-    if item.is_none() && mac.is_empty() && !ack {
+    if item.is_none() && mac.bytes.is_empty() && !ack && !required {
         return None;
     }
     Some(Content { item, mac, ack })
@@ -269,7 +277,7 @@ fn build(ns: &NetworkServer, dev_eui: Eui64, content: &Content) -> Option<(Vec<u
             f_pending,
             f_cnt: f_cnt_down,
             conf_f_cnt: if content.ack { s.conf_f_cnt } else { None },
-            f_opts: &content.mac,
+            f_opts: &content.mac.bytes,
             f_port,
             payload,
         },
@@ -281,7 +289,7 @@ fn build(ns: &NetworkServer, dev_eui: Eui64, content: &Content) -> Option<(Vec<u
             uses_a_f_cnt,
             ack: content.ack,
             item: content.item.as_ref().map(|i| (i.id, i.confirmed)),
-            carried_mac: !content.mac.is_empty(),
+            mac: content.mac.clone(),
         },
     ))
 }
@@ -308,13 +316,17 @@ pub(crate) fn class_a(
     };
     let region = entry.device.profile.region.clone();
     let rx1_delay = Duration::from_secs(u64::from(s.rx1_delay_secs()));
-    let rx1 = region::rx1(
+    let mut rx1 = region::rx1(
         &region,
         up_channel,
         up.tx_info.frequency_hz,
         up_dr,
         s.state.rx1_dr_offset,
     );
+    // DlChannelReq moved this channel's RX1 frequency.
+    if let (Some(w), Some(f)) = (rx1.as_mut(), s.state.mac.dl_channel_hz(up_channel)) {
+        w.frequency_hz = f;
+    }
     let rx2 = WindowParams {
         frequency_hz: s.state.rx2_frequency_hz,
         dr: s.state.rx2_dr,
@@ -341,7 +353,7 @@ pub(crate) fn class_a(
         };
         let p = &entry.device.profile;
         let max = region::max_frm_payload(&p.region, p.reg_params_revision, rx2.dr);
-        content.item.as_ref().map_or(0, |i| i.data.len()) + content.mac.len() <= max
+        content.item.as_ref().map_or(0, |i| i.data.len()) + content.mac.bytes.len() <= max
     };
     plan_class_a(
         ns, dev_eui, up, rx1, rx2, rx1_delay, phy, fits_rx2, purpose, now,
@@ -509,7 +521,7 @@ fn sent(ns: &mut NetworkServer, f: InFlight, now: Instant) {
         uses_a_f_cnt,
         ack,
         item,
-        carried_mac,
+        mac,
     } = f.purpose
     else {
         return;
@@ -530,9 +542,7 @@ fn sent(ns: &mut NetworkServer, f: InFlight, now: Instant) {
     if ack {
         s.state.ack_due = false;
     }
-    if carried_mac {
-        crate::mac::on_downlink_sent(s);
-    }
+    crate::mac::on_downlink_sent(s, &mac);
     let mut done_item = None;
     let mut deadline = None;
     if let Some((item_id, confirmed)) = item {

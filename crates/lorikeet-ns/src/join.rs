@@ -165,7 +165,8 @@ pub(crate) fn process(
 
     let mut session = Session::new(dev_addr, keys, rx);
     session.state.uplink_since_activation = false;
-    session.state.mac.uplink_dr = Some(up_dr);
+    session.state.mac =
+        crate::mac::MacState::after_join(&*profile.region, profile.mac_version, up_dr);
 
     let Some(entry) = ns.devices.get_mut(&dev_eui) else {
         return;

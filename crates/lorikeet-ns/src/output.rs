@@ -129,6 +129,8 @@ pub enum LogCode {
     Expired,
     /// A downlink queued as an object could not be encoded by the profile's codec.
     DownlinkCodec,
+    /// A MAC command could not be read, was refused, or was given up.
+    MacCommand,
 }
 
 impl LogCode {
@@ -144,6 +146,7 @@ impl LogCode {
             LogCode::FCntDown => "F_CNT_DOWN",
             LogCode::Expired => "EXPIRED",
             LogCode::DownlinkCodec => "DOWNLINK_CODEC",
+            LogCode::MacCommand => "MAC_COMMAND",
         }
     }
 }

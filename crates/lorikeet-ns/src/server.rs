@@ -46,6 +46,8 @@ pub struct NsConfig {
     pub downlink_lead: Duration,
     /// Largest accepted jump of the uplink frame counter.
     pub max_f_cnt_gap: u32,
+    /// MAC engine and ADR settings.
+    pub mac: crate::mac::MacConfig,
 }
 
 impl Default for NsConfig {
@@ -57,6 +59,7 @@ impl Default for NsConfig {
             rx_window: RxWindowPolicy::default(),
             downlink_lead: Duration::from_millis(100),
             max_f_cnt_gap: lorikeet_lorawan::fcnt::MAX_FCNT_GAP,
+            mac: crate::mac::MacConfig::default(),
         }
     }
 }
@@ -76,8 +79,8 @@ pub(crate) enum Purpose {
         ack: bool,
         /// The queue item it carries, and whether that is confirmed.
         item: Option<(Uuid, bool)>,
-        /// Whether MAC commands went with it.
-        carried_mac: bool,
+        /// The MAC commands that went with it.
+        mac: crate::mac::MacSelection,
     },
 }
 
@@ -149,6 +152,8 @@ pub struct NetworkServer {
     pub(crate) counters: Counters,
     /// The latest `now` any call brought.
     last_now: Option<Instant>,
+    /// ADR algorithms by name.
+    pub(crate) adr_algorithms: crate::mac::AdrRegistry,
 }
 
 impl NetworkServer {
@@ -167,6 +172,7 @@ impl NetworkServer {
             next_downlink_id: 1,
             counters: Counters::default(),
             last_now: None,
+            adr_algorithms: crate::mac::AdrRegistry::default(),
         }
     }
 

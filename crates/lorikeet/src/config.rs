@@ -38,6 +38,8 @@ pub struct Config {
     pub events: EventsConfig,
     /// Payload codecs.
     pub codec: CodecSettings,
+    /// MAC commands and ADR (`docs/network-server.md`).
+    pub mac: lorikeet_ns::mac::MacConfig,
     /// Per-region channel settings, by region name (`[regions.US915]`).
     pub regions: BTreeMap<String, RegionConfig>,
     /// Logging.
@@ -361,6 +363,15 @@ impl Config {
                 message: e.to_string(),
             });
         }
+        if let Err(e) = self
+            .mac
+            .validate(lorikeet_ns::mac::AdrRegistry::default().names())
+        {
+            return Err(ConfigError::Invalid {
+                key: "mac",
+                message: e.to_string(),
+            });
+        }
         if self.events.retention_days == 0 {
             return Err(ConfigError::Invalid {
                 key: "events.retention_days",
@@ -555,6 +566,18 @@ mod tests {
 
         let e = Config::load(None, env(&[("LORIKEET_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(e.to_string().contains("database.url"), "{e}");
+
+        let e = Config::load(None, env(&[("LORIKEET_MAC_MAX_MAC_RETRIES", "20")])).unwrap_err();
+        assert!(e.to_string().contains("max_mac_retries"), "{e}");
+        let e =
+            Config::load(None, env(&[("LORIKEET_MAC_DEFAULT_ADR_ALGORITHM", "x")])).unwrap_err();
+        assert!(e.to_string().contains("default_adr_algorithm"), "{e}");
+        let ok = Config::load(
+            None,
+            env(&[("LORIKEET_MAC_ADR_INSTALLATION_MARGIN_DB", "5")]),
+        )
+        .unwrap();
+        assert_eq!(ok.config.mac.adr_installation_margin_db, 5.0);
 
         let dir = std::env::temp_dir().join(format!("lorikeet-cfg-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,7 @@
 //! Device profiles.
 
 use chrono::Utc;
+use lorikeet_ns::mac::{AdrRegistry, ProfileMacSettings};
 use lorikeet_storage::{Change, DeviceProfile, PayloadCodec};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -131,7 +132,16 @@ fn build(
     };
     let mac_settings = match b.mac_settings {
         None => json!({}),
-        Some(v @ Value::Object(_)) => v,
+        Some(v @ Value::Object(_)) => {
+            // Checked with the network server's own reader so that what is accepted
+            // here is exactly what the core will use.
+            let parsed: ProfileMacSettings = serde_json::from_value(v.clone())
+                .map_err(|e| ApiError::bad_request(format!("macSettings: {e}")))?;
+            parsed
+                .validate(AdrRegistry::default().names())
+                .map_err(ApiError::bad_request)?;
+            v
+        }
         Some(_) => return Err(ApiError::bad_request("macSettings must be a JSON object")),
     };
     Ok(DeviceProfile {

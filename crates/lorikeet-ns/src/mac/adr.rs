@@ -223,7 +223,7 @@ impl AdrRegistry {
     }
 
     /// The algorithm for a profile: its own choice, else the network default, else the
-    /// built-in one (a name that is not registered falls through; see `docs/mac-adr.md`).
+    /// built-in one (a name that is not registered falls through; see `docs/network-server.md`).
     pub(crate) fn pick(&self, profile_choice: Option<&str>, network: &str) -> &dyn AdrAlgorithm {
         profile_choice
             .and_then(|n| self.algorithms.get(n))

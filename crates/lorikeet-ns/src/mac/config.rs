@@ -14,12 +14,13 @@ pub struct MacConfig {
     /// ADR keeps this much SNR in reserve above the demodulation floor, in dB: fading,
     /// interference and a gateway going away must not cut the device off.
     pub adr_installation_margin_db: f32,
-    /// ADR never assigns a data rate below this (`None`: DR0). Raising it forces slow
+    /// ADR never assigns a data rate below this (default 0). Raising it forces slow
     /// devices up, trading coverage for airtime.
-    pub adr_min_dr: Option<u8>,
-    /// ADR never assigns a data rate above this (`None`: the region's ADR maximum).
-    pub adr_max_dr: Option<u8>,
-    /// The ADR algorithm of profiles that do not name one (see `docs/mac-adr.md`).
+    pub adr_min_dr: u8,
+    /// ADR never assigns a data rate above this; 15 (the default) means the region's
+    /// ADR maximum.
+    pub adr_max_dr: u8,
+    /// The ADR algorithm of profiles that do not name one (see `docs/network-server.md`).
     pub default_adr_algorithm: String,
     /// How many times an unanswered MAC request is sent again before the engine gives up
     /// on it (a `log` event `MAC_COMMAND` says so).
@@ -40,8 +41,8 @@ impl Default for MacConfig {
     fn default() -> Self {
         MacConfig {
             adr_installation_margin_db: 10.0,
-            adr_min_dr: None,
-            adr_max_dr: None,
+            adr_min_dr: 0,
+            adr_max_dr: 15,
             default_adr_algorithm: DEFAULT_ALGORITHM.to_owned(),
             max_mac_retries: 3,
             dev_status_interval_s: 86_400,
@@ -95,6 +96,9 @@ pub enum MacConfigError {
         /// The names that exist, comma-separated.
         known: String,
     },
+    /// `max_mac_retries` above 15.
+    #[error("max_mac_retries = {0} is above 15")]
+    Retries(u8),
     /// `max_duty_cycle` above 15.
     #[error("max_duty_cycle = {0} does not fit DutyCycleReq (0..=15)")]
     DutyCycle(u8),
@@ -123,14 +127,16 @@ impl MacConfig {
             ("adr_min_dr", self.adr_min_dr),
             ("adr_max_dr", self.adr_max_dr),
         ] {
-            if let Some(value) = v.filter(|v| *v > 15) {
-                return Err(MacConfigError::DataRate { key, value });
+            if v > 15 {
+                return Err(MacConfigError::DataRate { key, value: v });
             }
         }
-        if let (Some(min), Some(max)) = (self.adr_min_dr, self.adr_max_dr) {
-            if min > max {
-                return Err(MacConfigError::DataRateRange { min, max });
-            }
+        let (min, max) = (self.adr_min_dr, self.adr_max_dr);
+        if min > max {
+            return Err(MacConfigError::DataRateRange { min, max });
+        }
+        if self.max_mac_retries > 15 {
+            return Err(MacConfigError::Retries(self.max_mac_retries));
         }
         if !algorithms
             .clone()
@@ -183,6 +189,53 @@ pub struct ProfileMacSettings {
     pub rejoin_max_count_n: Option<u8>,
 }
 
+impl ProfileMacSettings {
+    /// Checks the ranges the LoRaWAN fields allow; the error names the camelCase key
+    /// as the API shows it. `algorithms` are the ADR algorithm names available.
+    pub fn validate<'a>(
+        &self,
+        algorithms: impl IntoIterator<Item = &'a str> + Clone,
+    ) -> Result<(), String> {
+        if let Some(name) = &self.adr_algorithm {
+            if !algorithms.clone().into_iter().any(|a| a == name) {
+                let known = algorithms.into_iter().collect::<Vec<_>>().join(", ");
+                return Err(format!(
+                    "macSettings.adrAlgorithm {name:?} is not a known algorithm (known: {known})"
+                ));
+            }
+        }
+        if let Some(m) = self.installation_margin_db {
+            if !m.is_finite() || !(0.0..=30.0).contains(&m) {
+                return Err(format!(
+                    "macSettings.installationMarginDb = {m} is not between 0 and 30 dB"
+                ));
+            }
+        }
+        for (key, v) in [
+            ("adrMinDr", self.adr_min_dr),
+            ("adrMaxDr", self.adr_max_dr),
+            ("adrAckLimitExp", self.adr_ack_limit_exp),
+            ("adrAckDelayExp", self.adr_ack_delay_exp),
+            ("rejoinMaxTimeN", self.rejoin_max_time_n),
+            ("rejoinMaxCountN", self.rejoin_max_count_n),
+        ] {
+            if let Some(v) = v {
+                if v > 15 {
+                    return Err(format!("macSettings.{key} = {v} is above 15"));
+                }
+            }
+        }
+        if let (Some(min), Some(max)) = (self.adr_min_dr, self.adr_max_dr) {
+            if min > max {
+                return Err(format!(
+                    "macSettings.adrMinDr = {min} is above macSettings.adrMaxDr = {max}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +253,25 @@ mod tests {
     }
 
     #[test]
+    fn profile_settings_are_range_checked() {
+        let ok: ProfileMacSettings =
+            serde_json::from_str(r#"{"adrAlgorithm":"default","adrMinDr":1,"adrMaxDr":5}"#)
+                .unwrap();
+        ok.validate(KNOWN).unwrap();
+        for (json, key) in [
+            (r#"{"adrAlgorithm":"fast"}"#, "adrAlgorithm"),
+            (r#"{"installationMarginDb":31}"#, "installationMarginDb"),
+            (r#"{"adrMaxDr":16}"#, "adrMaxDr"),
+            (r#"{"rejoinMaxCountN":16}"#, "rejoinMaxCountN"),
+            (r#"{"adrMinDr":5,"adrMaxDr":3}"#, "adrMinDr"),
+        ] {
+            let s: ProfileMacSettings = serde_json::from_str(json).unwrap();
+            let e = s.validate(KNOWN).unwrap_err();
+            assert!(e.contains(key), "{json}: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let e = serde_json::from_str::<MacConfig>(r#"{"adr_margin_db": 5}"#).unwrap_err();
         assert!(e.to_string().contains("adr_margin_db"), "{e}");
@@ -214,10 +286,11 @@ mod tests {
         };
         assert!(bad(&|c| c.adr_installation_margin_db = f32::NAN).contains("margin"));
         assert!(bad(&|c| c.adr_installation_margin_db = -1.0).contains("margin"));
-        assert!(bad(&|c| c.adr_max_dr = Some(16)).contains("adr_max_dr"));
+        assert!(bad(&|c| c.adr_max_dr = 16).contains("adr_max_dr"));
+        assert!(bad(&|c| c.max_mac_retries = 16).contains("max_mac_retries"));
         assert!(bad(&|c| {
-            c.adr_min_dr = Some(4);
-            c.adr_max_dr = Some(2);
+            c.adr_min_dr = 4;
+            c.adr_max_dr = 2;
         })
         .contains("adr_min_dr = 4"));
         assert!(bad(&|c| c.default_adr_algorithm = "fancy".into()).contains("known: default"));
@@ -246,9 +319,9 @@ mod tests {
             serde_json::from_value::<ProfileMacSettings>(serde_json::json!({})).unwrap(),
             ProfileMacSettings::default()
         );
-        assert!(
-            serde_json::from_value::<ProfileMacSettings>(serde_json::json!({"adrMaxDr": "fast"}))
-                .is_err()
-        );
+        assert!(serde_json::from_value::<ProfileMacSettings>(
+            serde_json::json!({"adrMaxDr": "fast"})
+        )
+        .is_err());
     }
 }

@@ -156,6 +156,23 @@ impl MacRequest {
         }
     }
 
+    /// The command's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MacRequest::LinkAdr(_) => "LinkADRReq",
+            MacRequest::DutyCycle { .. } => "DutyCycleReq",
+            MacRequest::RxParamSetup { .. } => "RXParamSetupReq",
+            MacRequest::DevStatus => "DevStatusReq",
+            MacRequest::NewChannel { .. } => "NewChannelReq",
+            MacRequest::DlChannel { .. } => "DlChannelReq",
+            MacRequest::RxTimingSetup { .. } => "RXTimingSetupReq",
+            MacRequest::TxParamSetup { .. } => "TxParamSetupReq",
+            MacRequest::AdrParamSetup { .. } => "ADRParamSetupReq",
+            MacRequest::RejoinParamSetup { .. } => "RejoinParamSetupReq",
+            MacRequest::ForceRejoin { .. } => "ForceRejoinReq",
+        }
+    }
+
     /// Whether the device answers it (ForceRejoinReq is answered by a RejoinRequest,
     /// not a MAC command).
     pub fn expects_answer(&self) -> bool {
@@ -353,7 +370,13 @@ mod tests {
                 dr: 5,
                 tx_power_index: 1,
                 nb_trans: 1,
-                ch_masks: vec![ChMask { cntl: 7, mask: 2 }, ChMask { cntl: 0, mask: 0xff00 }],
+                ch_masks: vec![
+                    ChMask { cntl: 7, mask: 2 },
+                    ChMask {
+                        cntl: 0,
+                        mask: 0xff00,
+                    },
+                ],
                 enabled_channels: vec![8, 9, 10, 11, 12, 13, 14, 15, 65],
             }),
             MacRequest::DutyCycle { max_duty_cycle: 7 },

@@ -46,6 +46,7 @@ pub fn profile(region: RegionHandle, mac_version: MacVersion) -> Arc<DeviceProfi
         rx2_dr: None,
         rx2_frequency_hz: None,
         class_c_timeout_s: 5,
+        mac_settings: Default::default(),
     })
 }
 
@@ -317,6 +318,10 @@ pub struct VirtualDevice {
     pub rx2_dr: u8,
     /// The FCnt of the last confirmed downlink received (to ACK).
     pub conf_f_cnt: Option<u32>,
+    /// The ADR bit of its uplinks.
+    pub adr: bool,
+    /// The ADRACKReq bit of its uplinks.
+    pub adr_ack_req: bool,
 }
 
 impl VirtualDevice {
@@ -337,6 +342,8 @@ impl VirtualDevice {
             rx1_dr_offset: 0,
             rx2_dr: 0,
             conf_f_cnt: None,
+            adr: true,
+            adr_ack_req: false,
         }
     }
 
@@ -477,8 +484,8 @@ impl VirtualDevice {
             confirmed,
             dev_addr: self.dev_addr.expect("session"),
             f_ctrl: FCtrl {
-                adr: true,
-                adr_ack_req: false,
+                adr: self.adr,
+                adr_ack_req: self.adr_ack_req,
                 ack,
                 f_pending_or_class_b: false,
             },
@@ -530,6 +537,16 @@ impl VirtualDevice {
         }
         Ok(frame)
     }
+}
+
+/// The MAC commands of an opened downlink (FOpts, or the FPort-0 payload).
+pub fn mac_commands(frame: &crypto::DataFrame) -> Vec<lorikeet_lorawan::mac::MacCommand> {
+    let bytes = if frame.f_port == Some(0) {
+        &frame.frm_payload
+    } else {
+        &frame.f_opts
+    };
+    lorikeet_lorawan::mac::decode_downlink(bytes).expect("downlink MAC commands decode")
 }
 
 /// LoRa uplink metadata for a region's DR on a frequency.

@@ -153,6 +153,15 @@ pub fn profile(
         .reg_params_revision
         .parse()
         .unwrap_or(RegParamsRevision::Rp002V1_0_3);
+    // The API validates macSettings; a row it did not write (older version, hand
+    // edit) that the core cannot read runs on the network's settings, with a warning.
+    let mac_settings = match serde_json::from_value(p.mac_settings.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(profile = %p.id, error = %e, "macSettings unreadable; network MAC settings used");
+            ns::mac::ProfileMacSettings::default()
+        }
+    };
     Ok(Arc::new(ns::DeviceProfile {
         id: p.id,
         region,
@@ -166,6 +175,7 @@ pub fn profile(
         rx2_dr: p.rx2_dr,
         rx2_frequency_hz: p.rx2_frequency_hz,
         class_c_timeout_s: 5,
+        mac_settings,
     }))
 }
 

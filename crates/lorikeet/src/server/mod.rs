@@ -110,6 +110,7 @@ fn ns_config(config: &Config) -> NsConfig {
         },
         downlink_lead: Duration::from_millis(n.downlink_lead_ms),
         max_f_cnt_gap: n.max_f_cnt_gap,
+        mac: config.mac.clone(),
     }
 }
 

@@ -4,6 +4,7 @@
 use lorikeet_lorawan::crypto::{
     self, JoinContext, JoinType, SessionKeys, UplinkMicContext, Version,
 };
+use lorikeet_lorawan::mac::{self as lmac, MacCommand};
 use lorikeet_lorawan::phy::{FCtrl, PhyPayload};
 use lorikeet_lorawan::{Aes128Key, DevAddr, DevNonce, Eui64};
 
@@ -60,6 +61,29 @@ pub struct SimDevice {
     pub dev_nonce: u16,
     /// The session, once joined or activated.
     pub session: Option<SimSession>,
+    /// Sets the ADR bit in uplinks (the network then drives data rate and power).
+    pub adr: bool,
+    /// MAC state the network told us to use (LinkADRReq, RX settings...).
+    pub mac: SimMac,
+}
+
+/// What a device learned and owes through MAC commands.
+#[derive(Debug, Clone, Default)]
+pub struct SimMac {
+    /// Commands to send in the next uplink's FOpts (answers, then our own requests).
+    pub out: Vec<MacCommand>,
+    /// Data rate set by the last accepted LinkADRReq.
+    pub data_rate: Option<u8>,
+    /// TX power index set by the last accepted LinkADRReq.
+    pub tx_power: Option<u8>,
+    /// NbTrans set by the last accepted LinkADRReq.
+    pub nb_trans: Option<u8>,
+    /// The last LinkCheckAns received.
+    pub link_check: Option<lmac::LinkCheckAns>,
+    /// The last DeviceTimeAns received.
+    pub device_time: Option<lmac::DeviceTimeAns>,
+    /// Every downlink command received, in order, by CID (for tests and reports).
+    pub received: Vec<u8>,
 }
 
 impl SimDevice {
@@ -78,6 +102,8 @@ impl SimDevice {
             nwk_key,
             dev_nonce: 0,
             session: None,
+            adr: false,
+            mac: SimMac::default(),
         }
     }
 
@@ -109,6 +135,8 @@ impl SimDevice {
                 pending_ack_of: None,
                 last_confirmed_up: None,
             }),
+            adr: false,
+            mac: SimMac::default(),
         }
     }
 
@@ -178,17 +206,18 @@ impl SimDevice {
         let version = self.version();
         let s = self.session.as_mut().ok_or(SimError::NotJoined)?;
         let ack_of = s.pending_ack_of.take();
+        let f_opts = take_f_opts(&mut self.mac.out);
         let frame = crypto::DataFrame {
             confirmed,
             dev_addr: s.dev_addr,
             f_ctrl: FCtrl {
-                adr: false,
+                adr: self.adr,
                 adr_ack_req: false,
                 ack: ack_of.is_some(),
                 f_pending_or_class_b: false,
             },
             f_cnt: s.f_cnt_up,
-            f_opts: Vec::new(),
+            f_opts,
             f_port: Some(f_port),
             frm_payload: payload.to_vec(),
         };
@@ -238,11 +267,132 @@ impl SimDevice {
         if frame.confirmed {
             s.pending_ack_of = Some(f_cnt);
         }
+        let mac_bytes = if frame.f_port == Some(0) {
+            &frame.frm_payload
+        } else {
+            &frame.f_opts
+        };
+        if !mac_bytes.is_empty() {
+            let cmds = lmac::decode_downlink(mac_bytes)
+                .map_err(|e| SimError::Refused(format!("MAC commands: {e}")))?;
+            for c in cmds {
+                self.answer(c);
+            }
+        }
         Ok(frame)
+    }
+
+    /// Queues a LinkCheckReq for the next uplink.
+    pub fn request_link_check(&mut self) {
+        self.mac.out.push(MacCommand::LinkCheckReq);
+    }
+
+    /// Queues a DeviceTimeReq for the next uplink.
+    pub fn request_device_time(&mut self) {
+        self.mac.out.push(MacCommand::DeviceTimeReq);
+    }
+
+    /// Acts on one downlink MAC command as a cooperative device does: accepts every
+    /// setting, applies it, and queues the answer.
+    fn answer(&mut self, c: MacCommand) {
+        self.mac.received.push(c.cid());
+        let answer = match c {
+            MacCommand::LinkCheckAns(a) => {
+                self.mac.link_check = Some(a);
+                None
+            }
+            MacCommand::DeviceTimeAns(a) => {
+                self.mac.device_time = Some(a);
+                None
+            }
+            MacCommand::LinkAdrReq(r) => {
+                // 0xF in DR / TX power means "keep the current value" (1.0.4, 1.1).
+                if r.data_rate != 0x0f {
+                    self.mac.data_rate = Some(r.data_rate);
+                }
+                if r.tx_power != 0x0f {
+                    self.mac.tx_power = Some(r.tx_power);
+                }
+                if r.nb_trans != 0 {
+                    self.mac.nb_trans = Some(r.nb_trans);
+                }
+                Some(MacCommand::LinkAdrAns(lmac::LinkAdrAns {
+                    power_ack: true,
+                    data_rate_ack: true,
+                    channel_mask_ack: true,
+                }))
+            }
+            MacCommand::DutyCycleReq(_) => Some(MacCommand::DutyCycleAns),
+            MacCommand::RxParamSetupReq(r) => {
+                if let Some(s) = self.session.as_mut() {
+                    s.rx1_dr_offset = r.rx1_dr_offset;
+                    s.rx2_dr = r.rx2_data_rate;
+                }
+                Some(MacCommand::RxParamSetupAns(lmac::RxParamSetupAns {
+                    rx1_dr_offset_ack: true,
+                    rx2_data_rate_ack: true,
+                    channel_ack: true,
+                }))
+            }
+            MacCommand::DevStatusReq => Some(MacCommand::DevStatusAns(lmac::DevStatusAns {
+                battery: 200,
+                margin_db: 10,
+            })),
+            MacCommand::NewChannelReq(_) => Some(MacCommand::NewChannelAns(lmac::NewChannelAns {
+                data_rate_range_ok: true,
+                channel_frequency_ok: true,
+            })),
+            MacCommand::RxTimingSetupReq(r) => {
+                if let Some(s) = self.session.as_mut() {
+                    s.rx1_delay_s = r.delay_seconds.max(1);
+                }
+                Some(MacCommand::RxTimingSetupAns)
+            }
+            MacCommand::TxParamSetupReq(_) => Some(MacCommand::TxParamSetupAns),
+            MacCommand::DlChannelReq(_) => Some(MacCommand::DlChannelAns(lmac::DlChannelAns {
+                uplink_frequency_exists: true,
+                channel_frequency_ok: true,
+            })),
+            MacCommand::AdrParamSetupReq(_) => Some(MacCommand::AdrParamSetupAns),
+            MacCommand::RejoinParamSetupReq(_) => {
+                Some(MacCommand::RejoinParamSetupAns(lmac::RejoinParamSetupAns {
+                    time_ok: true,
+                }))
+            }
+            // Confirmations end the device's own indications; nothing to answer.
+            MacCommand::ResetConf(_) | MacCommand::RekeyConf(_) => {
+                self.mac
+                    .out
+                    .retain(|o| !matches!(o, MacCommand::ResetInd(_) | MacCommand::RekeyInd(_)));
+                None
+            }
+            _ => None,
+        };
+        if let Some(a) = answer {
+            self.mac.out.push(a);
+        }
     }
 
     /// Decrypts nothing: a helper for tests to read the plaintext of our own uplink.
     pub fn dev_addr(&self) -> Option<DevAddr> {
         self.session.as_ref().map(|s| s.dev_addr)
     }
+}
+
+/// Encodes as many queued commands as fit the 15 bytes of FOpts, in order; the rest
+/// wait for the next uplink.
+fn take_f_opts(out: &mut Vec<MacCommand>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let mut taken = 0;
+    for c in out.iter() {
+        if bytes.len() + c.encoded_len() > 15 {
+            break;
+        }
+        if c.encode_into(&mut bytes).is_err() {
+            break;
+        }
+        taken += 1;
+    }
+    out.drain(..taken);
+    bytes
 }

@@ -8,7 +8,7 @@ pub mod provision;
 pub mod report;
 pub mod webhook;
 
-pub use device::{SimDevice, SimError, SimSession};
+pub use device::{SimDevice, SimError, SimMac, SimSession};
 pub use gateway::{ReceivedDownlink, RxMeta, SimGateway};
 pub use load::{LoadConfig, PayloadKind};
 pub use provision::{Activation, ProvisionConfig, Provisioned};
