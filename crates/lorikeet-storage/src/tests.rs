@@ -1273,7 +1273,7 @@ mod measure {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore]
+    #[ignore = "a measurement, not a check: run with --run-ignored only (see docs/storage.md)"]
     async fn measure_apply_throughput() {
         let lite = TestDb::sqlite().await;
         let r = uplinks_per_second(&lite, 2000, 500, 40).await;
@@ -1285,7 +1285,7 @@ mod measure {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore]
+    #[ignore = "a measurement, not a check: run with --run-ignored only (see docs/storage.md)"]
     async fn measure_load_a_million_sessions() {
         let Some(db) = TestDb::postgres().await else {
             return;
