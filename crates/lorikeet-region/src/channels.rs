@@ -219,6 +219,12 @@ impl ChannelPlan {
         indices_of(self.enabled)
     }
 
+    /// The enabled channels as a bit set (bit `i` = channel `i`), for comparisons that
+    /// should not allocate.
+    pub fn enabled_bits(&self) -> u128 {
+        self.enabled
+    }
+
     /// The channel index of an uplink frequency (the first match: a default
     /// channel wins over an extra channel on the same frequency).
     pub fn channel_index(&self, frequency_hz: u32) -> Option<u8> {

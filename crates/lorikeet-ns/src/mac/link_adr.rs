@@ -21,20 +21,16 @@ pub(super) fn plan(cx: &Ctx<'_>, s: &Session, info: &UplinkInfo<'_>) -> Option<L
     let plan = region.channel_plan();
     let mac = &s.state.mac;
     let channels = mac.channels_or_default(region);
-    let device_enabled = channels.enabled.indices();
+    // Runs on every uplink: compare bit sets, and build index lists only for a change.
     let mask_change = if mac.ch_mask_refused {
         Vec::new()
     } else {
         // Channels the device does not know yet are left to NewChannelReq.
-        let known_target: Vec<u8> = plan
-            .enabled()
-            .into_iter()
-            .filter(|i| channels.known.contains(*i))
-            .collect();
-        if known_target.is_empty() || ChannelSet::from_indices(&known_target) == channels.enabled {
+        let known_target = ChannelSet(plan.enabled_bits() & channels.known.0);
+        if known_target == ChannelSet::default() || known_target == channels.enabled {
             Vec::new()
         } else {
-            region.link_adr_ch_masks(&device_enabled)
+            region.link_adr_ch_masks(&channels.enabled.indices())
         }
     };
 
@@ -88,6 +84,7 @@ pub(super) fn plan(cx: &Ctx<'_>, s: &Session, info: &UplinkInfo<'_>) -> Option<L
     if wanted == current && mask_change.is_empty() {
         return None;
     }
+    let device_enabled = channels.enabled.indices();
     // Every LinkADRReq carries a mask: with nothing to change, restate the device's.
     let masks = if mask_change.is_empty() {
         plan.ch_masks_for(&device_enabled).ok()?
