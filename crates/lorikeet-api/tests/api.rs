@@ -863,9 +863,13 @@ storage_test!(
                 chunks,
             )))
             .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 413);
+            .await;
+        // The server may answer 413 and close while the client is still writing the
+        // stream; then the client sees the refusal as a failed body write instead.
+        match resp {
+            Ok(r) => assert_eq!(r.status().as_u16(), 413),
+            Err(e) => assert!(e.is_request() || e.is_body(), "{e:?}"),
+        }
 
         // Nothing half-written: the failed requests left exactly what succeeded.
         let (_, apps) = s.admin(Method::GET, "/api/v1/applications", None).await;
