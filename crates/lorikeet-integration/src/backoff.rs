@@ -40,14 +40,19 @@ mod tests {
         assert_eq!(retry_bound(9, S, max), 256 * S);
         assert_eq!(retry_bound(10, S, max), max);
         assert_eq!(retry_bound(u32::MAX, S, max), max);
-        assert_eq!(retry_bound(33, Duration::from_secs(1_000), Duration::MAX), Duration::MAX);
+        assert_eq!(
+            retry_bound(33, Duration::from_secs(1_000), Duration::MAX),
+            Duration::MAX
+        );
     }
 
     #[test]
     fn delays_stay_within_the_bound_and_spread() {
         let mut rng = StdRng::seed_from_u64(7);
         let max = Duration::from_secs(300);
-        let delays: Vec<Duration> = (0..1_000).map(|_| retry_delay(4, S, max, &mut rng)).collect();
+        let delays: Vec<Duration> = (0..1_000)
+            .map(|_| retry_delay(4, S, max, &mut rng))
+            .collect();
         assert!(delays.iter().all(|d| *d <= 8 * S));
         // Full jitter: both halves of the range are used.
         assert!(delays.iter().any(|d| *d < 4 * S));

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
-/// Everything [`crate::Integrations::new`] needs.
+/// Everything the webhook worker and the MQTT integration needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntegrationConfig {
@@ -120,7 +120,12 @@ impl WebhookConfig {
             1,
             30 * 86_400,
         )?;
-        range("webhook.backoff_base_ms", self.backoff_base_ms, 1, 3_600_000)?;
+        range(
+            "webhook.backoff_base_ms",
+            self.backoff_base_ms,
+            1,
+            3_600_000,
+        )?;
         range(
             "webhook.backoff_max_ms",
             self.backoff_max_ms,
@@ -140,10 +145,30 @@ impl WebhookConfig {
             0,
             10_000,
         )?;
-        range("webhook.claim_batch", u64::from(self.claim_batch), 1, 10_000)?;
-        range("webhook.poll_interval_ms", self.poll_interval_ms, 10, 60_000)?;
-        range("webhook.backlog_refresh_s", self.backlog_refresh_s, 1, 86_400)?;
-        range("webhook.shutdown_grace_ms", self.shutdown_grace_ms, 0, 600_000)?;
+        range(
+            "webhook.claim_batch",
+            u64::from(self.claim_batch),
+            1,
+            10_000,
+        )?;
+        range(
+            "webhook.poll_interval_ms",
+            self.poll_interval_ms,
+            10,
+            60_000,
+        )?;
+        range(
+            "webhook.backlog_refresh_s",
+            self.backlog_refresh_s,
+            1,
+            86_400,
+        )?;
+        range(
+            "webhook.shutdown_grace_ms",
+            self.shutdown_grace_ms,
+            0,
+            600_000,
+        )?;
         Ok(())
     }
 }
@@ -258,8 +283,7 @@ impl MqttConfig {
             r
         } else if let Some(r) = s.strip_prefix("tcp://") {
             r
-        } else if s.starts_with("mqtts://") || s.starts_with("ssl://") || s.starts_with("wss://")
-        {
+        } else if s.starts_with("mqtts://") || s.starts_with("ssl://") || s.starts_with("wss://") {
             return Err(bad("TLS brokers are not supported yet"));
         } else {
             return Err(bad("unknown scheme"));
@@ -341,7 +365,12 @@ impl MqttConfig {
         let checks: [(&'static str, u64, u64, u64); 6] = [
             ("mqtt.keep_alive_s", self.keep_alive_s, 5, 3_600),
             ("mqtt.connect_timeout_s", self.connect_timeout_s, 1, 120),
-            ("mqtt.reconnect_base_ms", self.reconnect_base_ms, 10, 600_000),
+            (
+                "mqtt.reconnect_base_ms",
+                self.reconnect_base_ms,
+                10,
+                600_000,
+            ),
             (
                 "mqtt.reconnect_max_ms",
                 self.reconnect_max_ms,
@@ -358,7 +387,10 @@ impl MqttConfig {
         ];
         for (key, v, min, max) in checks {
             if v < min || v > max {
-                return Err(ConfigError::new(key, format!("{v} is outside {min}..={max}")));
+                return Err(ConfigError::new(
+                    key,
+                    format!("{v} is outside {min}..={max}"),
+                ));
             }
         }
         Ok(())

@@ -61,7 +61,10 @@ pub fn describe_metrics() {
         "Outbox rows dropped undelivered after webhook.max_attempt_age_s"
     );
     describe_gauge!(BACKLOG, "Undelivered outbox rows, by integration");
-    describe_counter!(STORAGE_ERRORS, "Failed storage calls of the integrations, by op");
+    describe_counter!(
+        STORAGE_ERRORS,
+        "Failed storage calls of the integrations, by op"
+    );
     describe_counter!(
         LIVE_LAGGED,
         "Live events missed because the integrations fell behind"
@@ -72,8 +75,14 @@ pub fn describe_metrics() {
         "1 while the MQTT command subscription is acknowledged"
     );
     describe_counter!(MQTT_CONNECTS, "Successful MQTT broker connections");
-    describe_counter!(MQTT_CONNECTION_ERRORS, "Lost or failed MQTT broker connections");
-    describe_counter!(MQTT_PUBLISHED, "Events written to the MQTT broker connection");
+    describe_counter!(
+        MQTT_CONNECTION_ERRORS,
+        "Lost or failed MQTT broker connections"
+    );
+    describe_counter!(
+        MQTT_PUBLISHED,
+        "Events written to the MQTT broker connection"
+    );
     describe_counter!(MQTT_DROPPED, "Events not published to MQTT, by reason");
     describe_counter!(MQTT_COMMANDS, "MQTT downlink commands, by result");
 }

@@ -327,6 +327,22 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         error: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Claimed rows the worker could not take in now (its per-integration queue was
+    /// full): their chains are due again at `at` instead of at the end of the lease.
+    /// Attempts and errors are not touched.
+    async fn outbox_release(
+        &self,
+        chains: &[(Uuid, Eui64)],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Given up (older than the max delivery age): removes the rows, makes the next
+    /// row of each chain due at once and notes `error` on the integrations.
+    async fn outbox_expired(
+        &self,
+        ids: &[i64],
+        at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
     /// Undelivered rows of an integration.
     async fn outbox_backlog(&self, integration_id: Uuid) -> Result<u64, StoreError>;
     /// Gives up on rows written before `cutoff` (max delivery age); returns how many.

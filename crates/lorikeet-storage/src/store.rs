@@ -1685,6 +1685,56 @@ macro_rules! impl_storage {
                 Ok(())
             }
 
+            async fn outbox_release(
+                &self,
+                chains: &[(Uuid, Eui64)],
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let _t = timer(BACKEND.as_str(), "outbox_release");
+                if chains.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                let chains = chains.iter().map(|(i, d)| (*i, d.0.to_vec(), at)).collect();
+                Self::set_chains(&mut tx, chains).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn outbox_expired(
+                &self,
+                ids: &[i64],
+                at: DateTime<Utc>,
+                error: &str,
+            ) -> Result<(), StoreError> {
+                let _t = timer(BACKEND.as_str(), "outbox_expired");
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                let deleted = Self::delete_outbox_rows(&mut tx, ids).await?;
+                let mut integrations: Vec<Uuid> = deleted.iter().map(|(i, _)| *i).collect();
+                integrations.sort();
+                integrations.dedup();
+                let mut chains: Vec<(Uuid, Vec<u8>, DateTime<Utc>)> =
+                    deleted.into_iter().map(|(i, d)| (i, d, at)).collect();
+                chains.sort();
+                chains.dedup();
+                Self::set_chains(&mut tx, chains).await?;
+                for integration in integrations {
+                    sqlx::query(
+                        "UPDATE integrations SET last_error = $2, last_error_at = $3 WHERE id = $1",
+                    )
+                    .bind(integration)
+                    .bind(error)
+                    .bind(Ts(at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn outbox_backlog(&self, integration_id: Uuid) -> Result<u64, StoreError> {
                 let _t = timer(BACKEND.as_str(), "outbox_backlog");
                 let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE integration_id = $1")

@@ -1051,6 +1051,50 @@ storage_test!(
 );
 
 storage_test!(
+    outbox_release_and_expiry_keep_the_chain_order,
+    |db: TestDb| async move {
+        let s = &*db.storage;
+        let (a, _, devices) = provision(s, 1).await;
+        let d0 = devices[0].dev_eui;
+        let hook = http_integration(a.id, "http://127.0.0.1:9/1");
+        s.upsert_integration(&hook).await.unwrap();
+        let ops: Vec<WriteOp> = (0..3)
+            .map(|n| WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, n)))
+            .collect();
+        s.apply(ops).await.unwrap();
+        let now = t0() + Duration::hours(1);
+        let lease = now + Duration::minutes(10);
+        let head = s.claim_outbox(now, lease, 10).await.unwrap();
+        assert_eq!(head.len(), 1);
+        // Released: due again at the given time, not at the end of the lease, and
+        // with no attempt counted.
+        let soon = now + Duration::seconds(1);
+        s.outbox_release(&[(hook.id, d0)], soon).await.unwrap();
+        assert!(s.claim_outbox(now, lease, 10).await.unwrap().is_empty());
+        let again = s.claim_outbox(soon, lease, 10).await.unwrap();
+        assert_eq!((again[0].id, again[0].attempts), (head[0].id, 0));
+        // Expired: removed, the next row is due at once, the error is noted and no
+        // delivery is claimed.
+        s.outbox_expired(&[again[0].id], soon, "gave up after 24 h")
+            .await
+            .unwrap();
+        let next = s.claim_outbox(soon, lease, 10).await.unwrap();
+        assert_eq!(next[0].payload["n"], 1);
+        let i = s
+            .get_integration(a.id, IntegrationKind::Http)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(i.last_error.as_deref(), Some("gave up after 24 h"));
+        assert_eq!(i.last_delivered_at, None);
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 2);
+        // Empty calls are no-ops.
+        s.outbox_release(&[], soon).await.unwrap();
+        s.outbox_expired(&[], soon, "x").await.unwrap();
+    }
+);
+
+storage_test!(
     outbox_chains_wait_out_their_backoff_and_go_idle,
     |db: TestDb| async move {
         let s = &*db.storage;

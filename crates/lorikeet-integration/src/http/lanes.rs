@@ -95,6 +95,16 @@ impl<T> Scheduler<T> {
         self.held
     }
 
+    /// Rows the lane could still take (0 when memory is full).
+    pub(crate) fn lane_free(&self, lane_id: Uuid) -> usize {
+        let cap = self.limits.per_lane + self.limits.lane_queue;
+        let used = self
+            .lanes
+            .get(&lane_id)
+            .map_or(0, |l| l.queue.len() + l.in_flight);
+        cap.saturating_sub(used).min(self.room())
+    }
+
     /// Takes a row into its lane, or gives it back when the lane (or memory) is full.
     pub(crate) fn offer(&mut self, lane_id: Uuid, item: T) -> Result<(), T> {
         if self.held >= self.limits.hold {
@@ -236,7 +246,10 @@ mod tests {
         assert_eq!(s.offer(a, 4), Err(4), "still 2 running + 1 waiting");
         s.finish(a, Outcome::Delivered);
         assert_eq!(s.next(), Some((a, 3)));
+        assert_eq!(s.lane_free(a), 1);
         assert!(s.offer(a, 4).is_ok());
+        assert_eq!(s.lane_free(a), 0);
+        assert_eq!(s.lane_free(Uuid::from_u128(9)), 3);
         assert_eq!(s.held(), 3);
     }
 

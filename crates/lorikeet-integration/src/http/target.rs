@@ -84,8 +84,8 @@ impl WebhookTarget {
                 name: name.clone(),
                 reason,
             };
-            let n = HeaderName::from_bytes(name.trim().as_bytes())
-                .map_err(|e| bad(e.to_string()))?;
+            let n =
+                HeaderName::from_bytes(name.trim().as_bytes()).map_err(|e| bad(e.to_string()))?;
             if FORBIDDEN_HEADERS.contains(&n.as_str()) {
                 return Err(bad("set by the HTTP client, not configurable".into()));
             }
@@ -172,9 +172,13 @@ mod tests {
 
     #[test]
     fn plain_url_gets_event_query() {
-        let t = WebhookTarget::from_integration(&integration(json!({"url": "http://127.0.0.1:9/x"})))
-            .unwrap();
-        assert_eq!(t.url_for("txack").as_str(), "http://127.0.0.1:9/x?event=txack");
+        let t =
+            WebhookTarget::from_integration(&integration(json!({"url": "http://127.0.0.1:9/x"})))
+                .unwrap();
+        assert_eq!(
+            t.url_for("txack").as_str(),
+            "http://127.0.0.1:9/x?event=txack"
+        );
         assert_eq!(t.secret(), None);
     }
 
@@ -186,9 +190,18 @@ mod tests {
             (json!({"url": "ftp://x/"}), "url"),
             (json!({"url": "not a url"}), "url"),
             (json!({"url": "http://x/?event=up"}), "url"),
-            (json!({"url": "http://x/", "headers": {"bad name": "v"}}), "header"),
-            (json!({"url": "http://x/", "headers": {"X-A": "line\nbreak"}}), "header"),
-            (json!({"url": "http://x/", "headers": {"Host": "evil"}}), "header"),
+            (
+                json!({"url": "http://x/", "headers": {"bad name": "v"}}),
+                "header",
+            ),
+            (
+                json!({"url": "http://x/", "headers": {"X-A": "line\nbreak"}}),
+                "header",
+            ),
+            (
+                json!({"url": "http://x/", "headers": {"Host": "evil"}}),
+                "header",
+            ),
         ] {
             let e = WebhookTarget::from_integration(&integration(config.clone())).unwrap_err();
             let got = match e {
