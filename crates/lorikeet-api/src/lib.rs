@@ -53,6 +53,21 @@ pub struct ApiState {
     pub metrics: Option<MetricsRender>,
     /// Every committed change is sent here (send errors, i.e. no subscriber, are fine).
     pub changes: broadcast::Sender<Change>,
+    /// Live integration events, for the Server-Sent-Event streams.
+    pub live: broadcast::Sender<LiveEvent>,
+}
+
+/// An integration event as streamed to `/events/stream` clients.
+#[derive(Debug, Clone)]
+pub struct LiveEvent {
+    /// The device.
+    pub dev_eui: lorikeet_lorawan::Eui64,
+    /// Its application.
+    pub application_id: uuid::Uuid,
+    /// Event type (`up`, `join`, …), the SSE event name.
+    pub kind: &'static str,
+    /// The event JSON (the webhook body), serialised once for every subscriber.
+    pub body: Arc<str>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -71,6 +86,7 @@ impl ApiState {
     /// holding up to 4096 unread changes per subscriber.
     pub fn new(storage: Arc<dyn Storage>, admin_token: Option<&str>) -> Self {
         let (changes, _) = broadcast::channel(4096);
+        let (live, _) = broadcast::channel(LIVE_CAPACITY);
         ApiState {
             storage,
             admin_token_hash: admin_token
@@ -78,6 +94,7 @@ impl ApiState {
                 .map(lorikeet_storage::hash_token),
             metrics: None,
             changes,
+            live,
         }
     }
 
@@ -103,6 +120,10 @@ impl ApiState {
         let _ = self.changes.send(change);
     }
 }
+
+/// Live events buffered per stream client; a client further behind is told how many
+/// it missed (an SSE `lagged` event) and continues with the newest.
+pub const LIVE_CAPACITY: usize = 1024;
 
 /// Registers the help texts of the API metrics (call once after installing the
 /// recorder).

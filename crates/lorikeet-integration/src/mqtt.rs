@@ -407,7 +407,7 @@ mod tests {
         for bad in [
             format!("application/{APP}/device/0102030405060708/command/up"),
             format!("other/{APP}/device/0102030405060708/command/down"),
-            format!("application/not-a-uuid/device/0102030405060708/command/down"),
+            "application/not-a-uuid/device/0102030405060708/command/down".to_string(),
             format!("application/{APP}/device/01020304/command/down"),
             format!("application/{APP}/device/0102030405060708/command/down/x"),
         ] {

@@ -3,6 +3,8 @@
 //! timeouts, a long outage with nothing lost and per-device order kept, and a dead
 //! endpoint that does not hold back another application.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -42,6 +42,10 @@ pub struct Config {
     pub mac: lorikeet_ns::mac::MacConfig,
     /// Per-region channel settings, by region name (`[regions.US915]`).
     pub regions: BTreeMap<String, RegionConfig>,
+    /// Webhook delivery (`docs/integrations.md`).
+    pub webhook: lorikeet_integration::WebhookConfig,
+    /// The MQTT integration; off while `server` is empty (`docs/integrations.md`).
+    pub mqtt: lorikeet_integration::MqttConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -372,6 +376,16 @@ impl Config {
                 message: e.to_string(),
             });
         }
+        let integrations = lorikeet_integration::IntegrationConfig {
+            webhook: self.webhook.clone(),
+            mqtt: self.mqtt.clone(),
+        };
+        if let Err(e) = integrations.validate() {
+            return Err(ConfigError::Invalid {
+                key: e.key,
+                message: e.message,
+            });
+        }
         if self.events.retention_days == 0 {
             return Err(ConfigError::Invalid {
                 key: "events.retention_days",
@@ -567,6 +581,16 @@ mod tests {
         let e = Config::load(None, env(&[("LORIKEET_DATABASE_URL", "mysql://x")])).unwrap_err();
         assert!(e.to_string().contains("database.url"), "{e}");
 
+        let e = Config::load(None, env(&[("LORIKEET_MQTT_SERVER", "http://x")])).unwrap_err();
+        assert!(e.to_string().contains("mqtt.server"), "{e}");
+        let e = Config::load(None, env(&[("LORIKEET_WEBHOOK_TIMEOUT_MS", "5")])).unwrap_err();
+        assert!(e.to_string().contains("webhook.timeout_ms"), "{e}");
+        let ok = Config::load(
+            None,
+            env(&[("LORIKEET_MQTT_SERVER", "mqtt://127.0.0.1:1883")]),
+        )
+        .unwrap();
+        assert!(ok.config.mqtt.enabled());
         let e = Config::load(None, env(&[("LORIKEET_MAC_MAX_MAC_RETRIES", "20")])).unwrap_err();
         assert!(e.to_string().contains("max_mac_retries"), "{e}");
         let e =

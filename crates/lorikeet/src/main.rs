@@ -98,6 +98,7 @@ async fn serve(config: Config) -> ExitCode {
     let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
         Ok(handle) => {
             lorikeet_gateway::describe_metrics();
+            lorikeet_integration::metrics::describe_metrics();
             let render: lorikeet_api::MetricsRender = Arc::new(move || handle.render());
             Some(render)
         }

@@ -16,6 +16,7 @@ mod devices;
 mod gateways;
 mod profiles;
 mod queue;
+mod stream;
 mod tenants;
 
 /// One authenticated request.
@@ -147,6 +148,8 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         QueueGet => queue::list(ctx).await,
         QueueFlush => queue::flush(ctx).await,
         EventsGet => queue::events(ctx).await,
+        DeviceEventsStream => stream::device(ctx).await,
+        ApplicationEventsStream => stream::application(ctx).await,
         GatewayCreate => gateways::create(ctx).await,
         GatewayList => gateways::list(ctx).await,
         GatewayGet => gateways::get(ctx).await,

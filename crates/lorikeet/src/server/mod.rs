@@ -191,6 +191,9 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         None => None,
     };
     let changes = api_state.changes.subscribe();
+    let webhook_changes = api_state.changes.subscribe();
+    let change_tx = api_state.changes.clone();
+    let stream_tx = api_state.live.clone();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (writer_tx, writer_rx) = mpsc::channel(PIPELINE_CAPACITY);
@@ -210,6 +213,10 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     }
 
     let mut tasks = Vec::new();
+    tasks.push((
+        "event-streams",
+        tokio::spawn(stream_bridge(live.subscribe(), stream_tx)),
+    ));
     tasks.push((
         "gateway",
         tokio::spawn(listener.run(stop(shutdown_rx.clone()))),
@@ -274,7 +281,32 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         }
         .run(),
     );
-    let writer_task = tokio::spawn(writer::run(storage.clone(), writer_rx));
+    let committed = Arc::new(tokio::sync::Notify::new());
+    let webhooks =
+        lorikeet_integration::WebhookWorker::new(storage.clone(), config.webhook.clone())
+            .map_err(|e| anyhow::anyhow!("cannot start the webhook client: {e}"))?;
+    tasks.push((
+        "webhooks",
+        tokio::spawn(webhooks.run(committed.clone(), webhook_changes, shutdown_rx.clone())),
+    ));
+    if config.mqtt.enabled() {
+        let (mqtt_tx, mqtt_rx) = mpsc::channel(config.mqtt.max_queued.max(1));
+        tasks.push((
+            "mqtt-bridge",
+            tokio::spawn(mqtt_bridge(live.subscribe(), mqtt_tx)),
+        ));
+        tasks.push((
+            "mqtt",
+            tokio::spawn(lorikeet_integration::mqtt::run(
+                config.mqtt.clone(),
+                storage.clone(),
+                change_tx,
+                mqtt_rx,
+                shutdown_rx.clone(),
+            )),
+        ));
+    }
+    let writer_task = tokio::spawn(writer::run(storage.clone(), writer_rx, committed));
     info!(%api_addr, %udp_addr, "lorikeet is running");
     Ok(Server {
         api_addr,
@@ -311,6 +343,83 @@ impl Server {
         }
         self.storage.close().await;
         info!("lorikeet stopped");
+    }
+}
+
+/// Feeds live events to the API's Server-Sent-Event streams, serialising each event
+/// once, and only while someone is listening.
+async fn stream_bridge(
+    mut live: broadcast::Receiver<app::Published>,
+    tx: broadcast::Sender<lorikeet_api::LiveEvent>,
+) {
+    loop {
+        let p = match live.recv().await {
+            Ok(p) => p,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                metrics::counter!("lorikeet_api_stream_lagged_total").increment(n);
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.receiver_count() == 0 {
+            continue;
+        }
+        let Ok(body) = serde_json::to_string(&p.event.body) else {
+            continue;
+        };
+        let _ = tx.send(lorikeet_api::LiveEvent {
+            dev_eui: p.dev_eui,
+            application_id: p.application_id,
+            kind: p.event.kind.as_str(),
+            body: body.into(),
+        });
+    }
+}
+
+/// Feeds live events to the MQTT publisher. Its queue is bounded
+/// (`mqtt.max_queued`): while the broker is away the excess is dropped and counted
+/// (MQTT delivery is at most once; the webhook outbox is the durable path).
+async fn mqtt_bridge(
+    mut live: broadcast::Receiver<app::Published>,
+    tx: mpsc::Sender<lorikeet_integration::OutEvent>,
+) {
+    use lorikeet_integration::metrics as im;
+    let mut dropped: u64 = 0;
+    loop {
+        let p = match live.recv().await {
+            Ok(p) => p,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                metrics::counter!(im::LIVE_LAGGED).increment(n);
+                warn!(missed = n, "the MQTT publisher fell behind the live events");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let body = match serde_json::to_vec(&p.event.body) {
+            Ok(b) => b,
+            Err(_) => continue,
+        };
+        let ev = lorikeet_integration::OutEvent {
+            application_id: p.application_id,
+            dev_eui: p.dev_eui,
+            kind: p.event.kind.as_str(),
+            body,
+        };
+        match tx.try_send(ev) {
+            Ok(()) if dropped > 0 => {
+                info!(dropped, "MQTT publishing resumed");
+                dropped = 0;
+            }
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!(im::MQTT_DROPPED, "reason" => "queue_full").increment(1);
+                if dropped == 0 {
+                    warn!("MQTT queue full (broker away or slow): dropping events until it drains");
+                }
+                dropped += 1;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lorikeet_storage::{Storage, WriteOp};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tracing::{error, warn};
 
@@ -17,7 +17,13 @@ pub const MAX_BATCH: usize = 4_096;
 pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 /// Runs until every sender is dropped, then flushes what is left and returns.
-pub async fn run(storage: Arc<dyn Storage>, mut rx: mpsc::Receiver<WriteOp>) {
+/// `committed` is notified after each batch, so the webhook worker looks at the
+/// outbox as soon as new rows are visible instead of at its next poll.
+pub async fn run(
+    storage: Arc<dyn Storage>,
+    mut rx: mpsc::Receiver<WriteOp>,
+    committed: Arc<Notify>,
+) {
     let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
     let mut closed = false;
     while !closed {
@@ -37,8 +43,10 @@ pub async fn run(storage: Arc<dyn Storage>, mut rx: mpsc::Receiver<WriteOp>) {
             }
         }
         commit(&*storage, &mut batch).await;
+        committed.notify_one();
     }
     commit(&*storage, &mut batch).await;
+    committed.notify_one();
 }
 
 /// Writes `batch` in one transaction, retrying while the database is unavailable.

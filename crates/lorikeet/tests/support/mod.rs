@@ -10,6 +10,11 @@ pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
 /// A complete server on loopback ports 0, over `database_url`.
 pub async fn start_server(database_url: &str) -> Server {
+    start_server_with(database_url, |_| {}).await
+}
+
+/// Like [`start_server`], with `adjust` applied to the configuration first.
+pub async fn start_server_with(database_url: &str, adjust: impl FnOnce(&mut Config)) -> Server {
     // Logs show with --nocapture; RUST_LOG narrows them.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -23,6 +28,7 @@ pub async fn start_server(database_url: &str) -> Server {
     config.api.bind = "127.0.0.1:0".parse().unwrap();
     config.api.admin_token = ADMIN_TOKEN.into();
     config.gateway.udp_bind = "127.0.0.1:0".parse().unwrap();
+    adjust(&mut config);
     lorikeet::start(config, None).await.expect("server starts")
 }
 
@@ -57,6 +63,11 @@ impl Api {
             base: format!("http://{}", server.api_addr),
             http: reqwest::Client::new(),
         }
+    }
+
+    /// `http://127.0.0.1:PORT` of the API.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
