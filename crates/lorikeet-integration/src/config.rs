@@ -198,7 +198,7 @@ pub struct MqttConfig {
     /// Connect (TCP + CONNACK) timeout, in seconds. Default 5.
     pub connect_timeout_s: u64,
     /// First wait before reconnecting after the broker went away, in ms; doubled
-    /// (with jitter) up to `reconnect_max_ms`. Default 500.
+    /// up to `reconnect_max_ms`. Default 500.
     pub reconnect_base_ms: u64,
     /// Longest wait between reconnect attempts, in ms. Default 30000.
     pub reconnect_max_ms: u64,
