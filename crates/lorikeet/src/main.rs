@@ -24,6 +24,9 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Simulate gateways and devices against a running server and report throughput,
+    /// loss and latency (docs/benchmarks.md).
+    Sim(Box<lorikeet::sim::cli::SimArgs>),
     /// Create or upgrade the database schema, then exit.
     Migrate {
         /// A TOML configuration file (only `[database]` is used).
@@ -67,6 +70,36 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             runtime.block_on(serve(config))
+        }
+        Command::Sim(args) => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .try_init();
+            let json = args.json;
+            match runtime.block_on(lorikeet::sim::cli::run(*args)) {
+                Ok(report) => {
+                    if json {
+                        match serde_json::to_string_pretty(&report) {
+                            Ok(s) => println!("{s}"),
+                            Err(e) => {
+                                eprintln!("lorikeet sim: {e}");
+                                return ExitCode::FAILURE;
+                            }
+                        }
+                    } else {
+                        print!("{report}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("lorikeet sim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::Migrate { config } => {
             let config = match load(config.as_deref()) {

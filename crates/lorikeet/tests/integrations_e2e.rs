@@ -67,6 +67,25 @@ async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Hook>>>) {
     (addr, log)
 }
 
+/// Checks a received body against `schemas/events/{kind}.json`.
+fn assert_schema(kind: &str, body: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../schemas/events/{kind}.json"));
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(body)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{kind} event does not match its schema: {errors:?}\n{body}"
+    );
+}
+
 async fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !done() {
@@ -192,6 +211,9 @@ async fn webhook_and_stream(db: TestDb) {
         ["join", "up"]
     );
     assert!(got.iter().all(|h| h.signed), "every webhook verifies");
+    for h in &got {
+        assert_schema(&h.event, &h.body);
+    }
     let up_hook = &got[1].body;
     assert_eq!(up_hook["deviceInfo"]["devEui"], dev_eui.to_string());
     assert_eq!(up_hook["deviceInfo"]["applicationId"], app_id);
@@ -372,6 +394,7 @@ async fn mqtt(db: TestDb) {
         .expect("an up event over MQTT")
         .unwrap();
     assert_eq!(topic, format!("{base}/event/up"));
+    assert_schema("up", &body);
     assert_eq!(body["fPort"], 9);
     assert_eq!(body["data"], "qw==");
     let stored = wait_events(&api, dev_eui, "up", 1).await;

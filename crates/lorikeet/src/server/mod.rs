@@ -215,7 +215,11 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let mut tasks = Vec::new();
     tasks.push((
         "event-streams",
-        tokio::spawn(stream_bridge(live.subscribe(), stream_tx)),
+        tokio::spawn(stream_bridge(
+            live.subscribe(),
+            stream_tx,
+            shutdown_rx.clone(),
+        )),
     ));
     tasks.push((
         "gateway",
@@ -293,7 +297,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         let (mqtt_tx, mqtt_rx) = mpsc::channel(config.mqtt.max_queued.max(1));
         tasks.push((
             "mqtt-bridge",
-            tokio::spawn(mqtt_bridge(live.subscribe(), mqtt_tx)),
+            tokio::spawn(mqtt_bridge(live.subscribe(), mqtt_tx, shutdown_rx.clone())),
         ));
         tasks.push((
             "mqtt",
@@ -351,9 +355,16 @@ impl Server {
 async fn stream_bridge(
     mut live: broadcast::Receiver<app::Published>,
     tx: broadcast::Sender<lorikeet_api::LiveEvent>,
+    shutdown: watch::Receiver<bool>,
 ) {
+    let stopped = stop(shutdown);
+    tokio::pin!(stopped);
     loop {
-        let p = match live.recv().await {
+        let received = tokio::select! {
+            _ = &mut stopped => return,
+            r = live.recv() => r,
+        };
+        let p = match received {
             Ok(p) => p,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 metrics::counter!("lorikeet_api_stream_lagged_total").increment(n);
@@ -382,11 +393,18 @@ async fn stream_bridge(
 async fn mqtt_bridge(
     mut live: broadcast::Receiver<app::Published>,
     tx: mpsc::Sender<lorikeet_integration::OutEvent>,
+    shutdown: watch::Receiver<bool>,
 ) {
     use lorikeet_integration::metrics as im;
     let mut dropped: u64 = 0;
+    let stopped = stop(shutdown);
+    tokio::pin!(stopped);
     loop {
-        let p = match live.recv().await {
+        let received = tokio::select! {
+            _ = &mut stopped => return,
+            r = live.recv() => r,
+        };
+        let p = match received {
             Ok(p) => p,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 metrics::counter!(im::LIVE_LAGGED).increment(n);

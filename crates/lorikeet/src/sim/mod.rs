@@ -1,6 +1,7 @@
 //! Simulated gateways and devices over the real Semtech UDP protocol, and the load
 //! generator built from them: used by the end-to-end tests and by `lorikeet sim`.
 
+pub mod cli;
 pub mod device;
 pub mod gateway;
 pub mod load;
