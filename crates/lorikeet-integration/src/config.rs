@@ -49,13 +49,13 @@ pub struct WebhookConfig {
     /// Requests in flight over all endpoints. Default 64.
     pub concurrency: usize,
     /// Requests in flight to one integration (different devices; one device's events
-    /// are always sent one after the other). Default 4.
+    /// are always sent one after the other). Default 16.
     pub concurrency_per_integration: usize,
     /// Claimed events that may wait in memory for one integration beyond those in
     /// flight; more are left in the database for later, so one slow endpoint cannot
-    /// fill the workers' memory. Default 16.
+    /// fill the workers' memory. Default 512.
     pub queue_per_integration: usize,
-    /// Most outbox rows claimed per database round trip. Default 100.
+    /// Most outbox rows claimed per database round trip. Default 200.
     pub claim_batch: u32,
     /// How often the outbox is polled when nothing announced new events, in ms.
     /// New events are picked up sooner: the live event stream wakes the workers.
@@ -76,9 +76,9 @@ impl Default for WebhookConfig {
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
             concurrency: 64,
-            concurrency_per_integration: 4,
-            queue_per_integration: 16,
-            claim_batch: 100,
+            concurrency_per_integration: 16,
+            queue_per_integration: 512,
+            claim_batch: 200,
             poll_interval_ms: 1_000,
             backlog_refresh_s: 30,
             shutdown_grace_ms: 5_000,

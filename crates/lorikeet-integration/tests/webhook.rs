@@ -426,6 +426,7 @@ lorikeet_storage::storage_test!(
         let config = WebhookConfig {
             timeout_ms: 4_000,
             poll_interval_ms: 50,
+            concurrency_per_integration: 4,
             ..WebhookConfig::default()
         };
         let f = Fixture::start(&db, config);

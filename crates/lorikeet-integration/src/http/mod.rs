@@ -75,6 +75,10 @@ pub struct WebhookWorker {
     client: Client,
     targets: HashMap<Uuid, (DateTime<Utc>, Known)>,
     sched: Scheduler<Job>,
+    /// Claim again once this few rows are held.
+    low_water: usize,
+    /// To the outcome writer (set while running).
+    writes: Option<mpsc::UnboundedSender<Write>>,
     logs: LogLimiter<Uuid>,
     storage_logs: LogLimiter<&'static str>,
     rng: StdRng,
@@ -108,6 +112,8 @@ impl WebhookWorker {
             client,
             targets: HashMap::new(),
             sched: Scheduler::new(limits),
+            low_water: limits.hold / 2,
+            writes: None,
             logs: LogLimiter::new(LOG_EVERY),
             storage_logs: LogLimiter::new(LOG_EVERY),
             rng: StdRng::from_entropy(),
@@ -129,6 +135,13 @@ impl WebhookWorker {
         log_start(&self.config);
         self.reload().await;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        let (writes_tx, writes_rx) = mpsc::unbounded_channel::<Write>();
+        let writer = tokio::spawn(write_outcomes(
+            self.storage.clone(),
+            writes_rx,
+            wake.clone(),
+        ));
+        self.writes = Some(writes_tx);
         let mut changes = Some(changes);
         let mut poll = tokio::time::interval(Duration::from_millis(self.config.poll_interval_ms));
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -150,9 +163,11 @@ impl WebhookWorker {
                     while let Ok(d) = done_rx.try_recv() {
                         batch.push(d);
                     }
-                    self.finish(batch).await;
-                    // A delivery makes the next row of its chain due at once.
-                    claim_now = true;
+                    self.finish(batch, &done_tx);
+                    // Claim when the lanes run low rather than after every batch, so
+                    // claims stay large (one round trip for many rows). The outcome
+                    // writer wakes us when delivered rows made their chains due.
+                    claim_now = self.sched.held() <= self.low_water;
                 }
                 c = next_change(&mut changes) => {
                     match c {
@@ -163,7 +178,7 @@ impl WebhookWorker {
                     }
                     claim_now = true;
                 }
-                _ = wake.notified() => claim_now = true,
+                _ = wake.notified() => claim_now = self.sched.held() <= self.low_water,
                 _ = poll.tick() => claim_now = true,
                 _ = backlog.tick() => self.refresh_backlog().await,
             }
@@ -173,7 +188,7 @@ impl WebhookWorker {
             tokio::time::Instant::now() + Duration::from_millis(self.config.shutdown_grace_ms);
         while self.sched.in_flight() > 0 {
             match tokio::time::timeout_at(deadline, done_rx.recv()).await {
-                Ok(Some(d)) => self.finish(vec![d]).await,
+                Ok(Some(d)) => self.finish(vec![d], &done_tx),
                 _ => break,
             }
         }
@@ -183,6 +198,9 @@ impl WebhookWorker {
                 "webhook requests still running at shutdown; they are sent again after a restart"
             );
         }
+        // Let the outcomes reach the database (rows not written are sent again).
+        self.writes = None;
+        let _ = tokio::time::timeout_at(deadline + Duration::from_secs(1), writer).await;
     }
 
     /// Re-reads the HTTP integrations (on start and when the API changed one).
@@ -292,14 +310,13 @@ impl WebhookWorker {
                 Some(Known::Usable(_)) => {}
                 Some(Known::Broken(e)) => {
                     let e = DeliveryError::Target(e.clone());
-                    self.failed(
+                    self.schedule_retry(
                         item.integration_id,
                         item.id,
                         item.dev_eui,
                         item.attempts,
                         &e,
-                    )
-                    .await;
+                    );
                     continue;
                 }
                 None => {
@@ -310,14 +327,13 @@ impl WebhookWorker {
                     let e = DeliveryError::Unsupported(
                         "this integration is not delivered by the webhook worker",
                     );
-                    self.failed(
+                    self.schedule_retry(
                         item.integration_id,
                         item.id,
                         item.dev_eui,
                         item.attempts,
                         &e,
-                    )
-                    .await;
+                    );
                     continue;
                 }
             }
@@ -397,41 +413,47 @@ impl WebhookWorker {
         }
     }
 
-    /// Writes the outcomes of finished requests.
-    async fn finish(&mut self, batch: Vec<Done>) {
-        let now = Utc::now();
-        let mut delivered = Vec::with_capacity(batch.len());
-        let mut skipped = Vec::new();
+    /// Takes the outcomes of finished requests: the lanes are updated and the next
+    /// requests started at once; the database writes go to the outcome writer, so
+    /// the endpoints are kept busy while they run (they concern other chains than
+    /// the rows just started).
+    fn finish(&mut self, batch: Vec<Done>, done: &mpsc::UnboundedSender<Done>) {
+        let mut failed = Vec::new();
         for d in batch {
             match d.result {
                 Some(Ok(_)) => {
                     self.sched.finish(d.lane, Outcome::Delivered);
                     metrics::counter!(m::WEBHOOK_REQUESTS, "result" => "delivered").increment(1);
-                    delivered.push(d.id);
+                    self.write(Write::Delivered(d.id));
                 }
                 None => {
                     self.sched.finish(d.lane, Outcome::Skipped);
-                    skipped.push((d.lane, d.dev_eui));
+                    self.write(Write::Release(d.lane, d.dev_eui));
                 }
                 Some(Err(e)) => {
                     self.sched.finish(d.lane, Outcome::Failed);
                     metrics::counter!(m::WEBHOOK_REQUESTS, "result" => "failed").increment(1);
-                    self.failed(d.lane, d.id, d.dev_eui, d.attempts, &e).await;
+                    failed.push((d.lane, d.id, d.dev_eui, d.attempts, e));
                 }
             }
         }
-        if let Err(e) = self.storage.outbox_delivered(&delivered, now).await {
-            // They stay leased and are sent again when the lease ends: at least once.
-            self.storage_error("outbox_delivered", &e);
-        }
-        if let Err(e) = self.storage.outbox_release(&skipped, now).await {
-            self.storage_error("outbox_release", &e);
+        self.start(done);
+        for (lane, id, dev_eui, attempts, e) in failed {
+            self.schedule_retry(lane, id, dev_eui, attempts, &e);
         }
         metrics::gauge!(m::WEBHOOK_HELD).set(self.sched.held() as f64);
     }
 
-    /// Records a failed attempt and schedules the retry.
-    async fn failed(
+    fn write(&self, w: Write) {
+        if let Some(tx) = &self.writes {
+            // The writer lives as long as the worker; a send error means shutdown,
+            // and the row is simply sent again after its lease.
+            let _ = tx.send(w);
+        }
+    }
+
+    /// Records a failed attempt and schedules the retry (written by the outcome writer).
+    fn schedule_retry(
         &mut self,
         integration: Uuid,
         id: i64,
@@ -464,14 +486,12 @@ impl WebhookWorker {
             );
         }
         let now = Utc::now();
-        let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
-        if let Err(se) = self
-            .storage
-            .outbox_failed(id, now, &e.to_string(), next)
-            .await
-        {
-            self.storage_error("outbox_failed", &se);
-        }
+        self.write(Write::Failed {
+            id,
+            at: now,
+            error: e.to_string(),
+            next: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+        });
     }
 
     async fn refresh_backlog(&mut self) {
@@ -491,6 +511,76 @@ impl WebhookWorker {
         metrics::counter!(m::STORAGE_ERRORS, "op" => op).increment(1);
         if let Some(held_back) = self.storage_logs.allow(op, std::time::Instant::now()) {
             warn!(op, held_back, "webhook outbox storage call failed: {e}");
+        }
+    }
+}
+
+/// A database write of the outcome writer.
+enum Write {
+    Delivered(i64),
+    Release(Uuid, Eui64),
+    Failed {
+        id: i64,
+        at: DateTime<Utc>,
+        error: String,
+        next: DateTime<Utc>,
+    },
+}
+
+/// Most outcomes written per round.
+const MAX_WRITE_BATCH: usize = 2_048;
+
+/// Writes delivery outcomes in batches (one transaction for all delivered rows of a
+/// round), then wakes the worker: delivered rows made the next rows of their chains
+/// due. Runs until the worker drops its sender and everything sent is written.
+async fn write_outcomes(
+    storage: Arc<dyn Storage>,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    wake: Arc<Notify>,
+) {
+    let mut logs: LogLimiter<&'static str> = LogLimiter::new(LOG_EVERY);
+    let mut fail = |op: &'static str, e: &lorikeet_storage::StoreError| {
+        metrics::counter!(m::STORAGE_ERRORS, "op" => op).increment(1);
+        if let Some(held_back) = logs.allow(op, std::time::Instant::now()) {
+            warn!(op, held_back, "webhook outbox storage call failed: {e}");
+        }
+    };
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let mut delivered = Vec::new();
+        let mut release = Vec::new();
+        for w in batch {
+            match w {
+                Write::Delivered(id) => delivered.push(id),
+                Write::Release(i, d) => release.push((i, d)),
+                Write::Failed {
+                    id,
+                    at,
+                    error,
+                    next,
+                } => {
+                    if let Err(e) = storage.outbox_failed(id, at, &error, next).await {
+                        fail("outbox_failed", &e);
+                    }
+                }
+            }
+        }
+        let now = Utc::now();
+        if let Err(e) = storage.outbox_delivered(&delivered, now).await {
+            // They stay leased and are sent again when the lease ends: at least once.
+            fail("outbox_delivered", &e);
+        }
+        if let Err(e) = storage.outbox_release(&release, now).await {
+            fail("outbox_release", &e);
+        }
+        if !delivered.is_empty() || !release.is_empty() {
+            wake.notify_one();
         }
     }
 }

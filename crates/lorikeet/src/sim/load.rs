@@ -84,7 +84,7 @@ impl Default for LoadConfig {
     }
 }
 
-/// EU868 uplink channels the devices hop over (DR5, SF7BW125).
+/// EU868 uplink channels the devices hop over (at the data rate ADR gave them).
 const CHANNELS_HZ: [u32; 3] = [868_100_000, 868_300_000, 868_500_000];
 
 #[derive(Debug, Default)]
@@ -465,7 +465,10 @@ async fn shard(
             let confirmed = confirmed_every > 0 && seq.is_multiple_of(confirmed_every);
             let body = payload(sh.cfg.payload, seq);
             let ch = global(di) % 3;
-            let Ok(frame) = devs[di].uplink(sh.cfg.f_port, &body, confirmed, 5, ch as u8) else {
+            // The data rate the network assigned (LinkADRReq), EU868 DR0..5 = SF12..7.
+            let dr = devs[di].mac.data_rate.filter(|d| *d <= 5).unwrap_or(5);
+            let sf = 12 - dr;
+            let Ok(frame) = devs[di].uplink(sh.cfg.f_port, &body, confirmed, dr, ch as u8) else {
                 continue;
             };
             let f_cnt = devs[di]
@@ -483,7 +486,7 @@ async fn shard(
                 let g = (global(di) + c) % n_gw;
                 let gw = &sh.gateways[g];
                 let snr = 9.0 - 4.0 * c as f32 - (seq % 5) as f32;
-                let meta = rx_meta(CHANNELS_HZ[ch], 7, snr, -70 - 6 * c as i32);
+                let meta = rx_meta(CHANNELS_HZ[ch], sf, snr, -70 - 6 * c as i32);
                 if gw.push_at(&frame, &meta, gw.tmst_now()).await.is_ok() {
                     sh.counters.copies_sent.fetch_add(1, Ordering::Relaxed);
                 }

@@ -9,6 +9,8 @@ use serde::Serialize;
 pub struct Percentiles {
     /// How many samples.
     pub count: usize,
+    /// Smallest.
+    pub min_ms: f64,
     /// Median.
     pub p50_ms: f64,
     /// 90th percentile.
@@ -32,6 +34,7 @@ impl Percentiles {
         };
         Percentiles {
             count: samples.len(),
+            min_ms: at(0.0),
             p50_ms: at(0.50),
             p90_ms: at(0.90),
             p99_ms: at(0.99),
@@ -117,8 +120,8 @@ impl fmt::Display for Report {
         )?;
         let p = |p: &Percentiles| {
             format!(
-                "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})",
-                p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms, p.count
+                "min {:.1} ms, p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n={})",
+                p.min_ms, p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms, p.count
             )
         };
         row(f, "latency copy → webhook", p(&self.latency))?;
