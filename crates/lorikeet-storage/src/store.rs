@@ -367,6 +367,25 @@ macro_rules! impl_storage {
             Ok(all)
         }
 
+        /// Removes outbox rows, makes the next row of each of their chains due at
+        /// `at`, and returns the integrations the rows belonged to.
+        async fn remove_outbox_rows(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            ids: &[i64],
+            at: DateTime<Utc>,
+        ) -> Result<Vec<Uuid>, StoreError> {
+            let deleted = <$store>::delete_outbox_rows(tx, ids).await?;
+            let mut integrations: Vec<Uuid> = deleted.iter().map(|(i, _)| *i).collect();
+            integrations.sort();
+            integrations.dedup();
+            let mut chains: Vec<(Uuid, Vec<u8>, DateTime<Utc>)> =
+                deleted.into_iter().map(|(i, d)| (i, d, at)).collect();
+            chains.sort();
+            chains.dedup();
+            <$store>::set_chains(tx, chains).await?;
+            Ok(integrations)
+        }
+
         /// Runs one [`WriteOp`] inside the batch transaction.
         async fn apply_one(
             tx: &mut sqlx::Transaction<'static, $db>,
@@ -1629,16 +1648,8 @@ macro_rules! impl_storage {
                     return Ok(());
                 }
                 let mut tx = self.begin_write().await?;
-                let deleted = Self::delete_outbox_rows(&mut tx, ids).await?;
-                let mut integrations: Vec<Uuid> = deleted.iter().map(|(i, _)| *i).collect();
-                integrations.sort();
-                integrations.dedup();
                 // The next row of each chain is due at once.
-                let mut chains: Vec<(Uuid, Vec<u8>, DateTime<Utc>)> =
-                    deleted.into_iter().map(|(i, d)| (i, d, at)).collect();
-                chains.sort();
-                chains.dedup();
-                Self::set_chains(&mut tx, chains).await?;
+                let integrations = remove_outbox_rows(&mut tx, ids, at).await?;
                 for integration in integrations {
                     sqlx::query("UPDATE integrations SET last_delivered_at = $2 WHERE id = $1")
                         .bind(integration)
@@ -1712,15 +1723,7 @@ macro_rules! impl_storage {
                     return Ok(());
                 }
                 let mut tx = self.begin_write().await?;
-                let deleted = Self::delete_outbox_rows(&mut tx, ids).await?;
-                let mut integrations: Vec<Uuid> = deleted.iter().map(|(i, _)| *i).collect();
-                integrations.sort();
-                integrations.dedup();
-                let mut chains: Vec<(Uuid, Vec<u8>, DateTime<Utc>)> =
-                    deleted.into_iter().map(|(i, d)| (i, d, at)).collect();
-                chains.sort();
-                chains.dedup();
-                Self::set_chains(&mut tx, chains).await?;
+                let integrations = remove_outbox_rows(&mut tx, ids, at).await?;
                 for integration in integrations {
                     sqlx::query(
                         "UPDATE integrations SET last_error = $2, last_error_at = $3 WHERE id = $1",

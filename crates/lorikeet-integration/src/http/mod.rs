@@ -366,24 +366,20 @@ impl WebhookWorker {
     /// Starts every request the lanes allow.
     fn start(&mut self, done: &mpsc::UnboundedSender<Done>) {
         while let Some((lane, job)) = self.sched.next() {
-            let target = match self.targets.get(&lane) {
-                Some((_, Known::Usable(t))) => t.clone(),
-                _ => {
-                    // Deleted or broken since it was claimed.
-                    let _ = done.send(Done {
-                        lane,
-                        id: job.id,
-                        dev_eui: job.dev_eui,
-                        attempts: job.attempts,
-                        result: None,
-                    });
-                    continue;
-                }
-            };
             let timeout = self.config.timeout();
-            if Instant::now() + timeout > job.lease_until {
-                // The lease would end mid-request: another worker may take the row.
-                metrics::counter!(m::WEBHOOK_DEFERRED, "reason" => "lease_short").increment(1);
+            let target = match self.targets.get(&lane) {
+                Some((_, Known::Usable(t))) if Instant::now() + timeout <= job.lease_until => {
+                    Some(t.clone())
+                }
+                Some((_, Known::Usable(_))) => {
+                    // The lease would end mid-request: another worker may take the row.
+                    metrics::counter!(m::WEBHOOK_DEFERRED, "reason" => "lease_short").increment(1);
+                    None
+                }
+                // Deleted or broken since it was claimed.
+                _ => None,
+            };
+            let Some(target) = target else {
                 let _ = done.send(Done {
                     lane,
                     id: job.id,
@@ -392,7 +388,7 @@ impl WebhookWorker {
                     result: None,
                 });
                 continue;
-            }
+            };
             let client = self.client.clone();
             let done = done.clone();
             metrics::gauge!(m::WEBHOOK_IN_FLIGHT).increment(1.0);

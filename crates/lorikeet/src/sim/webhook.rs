@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use lorikeet_lorawan::Eui64;
-use sha2::Sha256;
 use tokio::sync::watch;
 use warp::Filter;
 
@@ -133,17 +131,7 @@ impl Tracker {
 
 /// Checks `X-Lorikeet-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
 pub fn signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool {
-    let Some(hex_sig) = header.and_then(|h| h.strip_prefix("sha256=")) else {
-        return false;
-    };
-    let Ok(sig) = hex::decode(hex_sig) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
+    header.is_some_and(|h| lorikeet_integration::signature::verify(secret.as_bytes(), body, h))
 }
 
 /// Serves the receiver on `bind` until `shutdown` flips; returns the bound address.
@@ -189,6 +177,8 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn signatures() {
