@@ -386,6 +386,22 @@ macro_rules! impl_storage {
             Ok(integrations)
         }
 
+        /// Notes a delivery error on an integration (shown by the API).
+        async fn note_integration_error(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            integration: Uuid,
+            error: &str,
+            at: DateTime<Utc>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("UPDATE integrations SET last_error = $2, last_error_at = $3 WHERE id = $1")
+                .bind(integration)
+                .bind(error)
+                .bind(Ts(at))
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
         /// Runs one [`WriteOp`] inside the batch transaction.
         async fn apply_one(
             tx: &mut sqlx::Transaction<'static, $db>,
@@ -1682,14 +1698,7 @@ macro_rules! impl_storage {
                 if let Some(chain) = chain {
                     let integration: Uuid = chain.try_get("integration_id")?;
                     let dev_eui: Vec<u8> = chain.try_get("dev_eui")?;
-                    sqlx::query(
-                        "UPDATE integrations SET last_error = $2, last_error_at = $3 WHERE id = $1",
-                    )
-                    .bind(integration)
-                    .bind(error)
-                    .bind(Ts(at))
-                    .execute(&mut *tx)
-                    .await?;
+                    note_integration_error(&mut tx, integration, error, at).await?;
                     Self::set_chains(&mut tx, vec![(integration, dev_eui, next_attempt_at)]).await?;
                 }
                 tx.commit().await?;
@@ -1725,14 +1734,7 @@ macro_rules! impl_storage {
                 let mut tx = self.begin_write().await?;
                 let integrations = remove_outbox_rows(&mut tx, ids, at).await?;
                 for integration in integrations {
-                    sqlx::query(
-                        "UPDATE integrations SET last_error = $2, last_error_at = $3 WHERE id = $1",
-                    )
-                    .bind(integration)
-                    .bind(error)
-                    .bind(Ts(at))
-                    .execute(&mut *tx)
-                    .await?;
+                    note_integration_error(&mut tx, integration, error, at).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -306,36 +306,23 @@ impl WebhookWorker {
                 expired.push(item.id);
                 continue;
             }
-            match self.targets.get(&item.integration_id).map(|(_, k)| k) {
-                Some(Known::Usable(_)) => {}
-                Some(Known::Broken(e)) => {
-                    let e = DeliveryError::Target(e.clone());
-                    self.schedule_retry(
-                        item.integration_id,
-                        item.id,
-                        item.dev_eui,
-                        item.attempts,
-                        &e,
-                    );
-                    continue;
-                }
+            let unusable = match self.targets.get(&item.integration_id).map(|(_, k)| k) {
+                Some(Known::Usable(_)) => None,
+                Some(Known::Broken(e)) => Some(DeliveryError::Target(e.clone())),
                 None => {
                     // Not an HTTP integration (or one this worker has not seen yet):
                     // retried with backoff, so a reload in between picks it up.
                     metrics::counter!(m::WEBHOOK_DEFERRED, "reason" => "unknown_integration")
                         .increment(1);
-                    let e = DeliveryError::Unsupported(
+                    Some(DeliveryError::Unsupported(
                         "this integration is not delivered by the webhook worker",
-                    );
-                    self.schedule_retry(
-                        item.integration_id,
-                        item.id,
-                        item.dev_eui,
-                        item.attempts,
-                        &e,
-                    );
-                    continue;
+                    ))
                 }
+            };
+            if let Some(e) = unusable {
+                let (integration, dev_eui) = (item.integration_id, item.dev_eui);
+                self.schedule_retry(integration, item.id, dev_eui, item.attempts, &e);
+                continue;
             }
             let job = job(&item, lease_until);
             if self.sched.offer(item.integration_id, job).is_err() {

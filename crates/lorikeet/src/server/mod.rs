@@ -350,6 +350,22 @@ impl Server {
     }
 }
 
+/// The next live event for a bridge: `None` once shutdown is requested or the
+/// stream closed, `Err(missed)` when this receiver fell behind by `missed` events.
+async fn next_live(
+    live: &mut broadcast::Receiver<app::Published>,
+    stopped: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Option<Result<app::Published, u64>> {
+    tokio::select! {
+        _ = stopped => None,
+        r = live.recv() => match r {
+            Ok(p) => Some(Ok(p)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Err(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        },
+    }
+}
+
 /// Feeds live events to the API's Server-Sent-Event streams, serialising each event
 /// once, and only while someone is listening.
 async fn stream_bridge(
@@ -359,18 +375,13 @@ async fn stream_bridge(
 ) {
     let stopped = stop(shutdown);
     tokio::pin!(stopped);
-    loop {
-        let received = tokio::select! {
-            _ = &mut stopped => return,
-            r = live.recv() => r,
-        };
+    while let Some(received) = next_live(&mut live, stopped.as_mut()).await {
         let p = match received {
             Ok(p) => p,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                metrics::counter!("lorikeet_api_stream_lagged_total").increment(n);
+            Err(missed) => {
+                metrics::counter!("lorikeet_api_stream_lagged_total").increment(missed);
                 continue;
             }
-            Err(broadcast::error::RecvError::Closed) => return,
         };
         if tx.receiver_count() == 0 {
             continue;
@@ -399,19 +410,14 @@ async fn mqtt_bridge(
     let mut dropped: u64 = 0;
     let stopped = stop(shutdown);
     tokio::pin!(stopped);
-    loop {
-        let received = tokio::select! {
-            _ = &mut stopped => return,
-            r = live.recv() => r,
-        };
+    while let Some(received) = next_live(&mut live, stopped.as_mut()).await {
         let p = match received {
             Ok(p) => p,
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                metrics::counter!(im::LIVE_LAGGED).increment(n);
-                warn!(missed = n, "the MQTT publisher fell behind the live events");
+            Err(missed) => {
+                metrics::counter!(im::LIVE_LAGGED).increment(missed);
+                warn!(missed, "the MQTT publisher fell behind the live events");
                 continue;
             }
-            Err(broadcast::error::RecvError::Closed) => return,
         };
         let body = match serde_json::to_vec(&p.event.body) {
             Ok(b) => b,
