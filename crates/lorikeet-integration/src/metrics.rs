@@ -9,14 +9,17 @@ pub const WEBHOOK_FAILURES: &str = "lorikeet_integration_webhook_failures_total"
 pub const WEBHOOK_DURATION: &str = "lorikeet_integration_webhook_request_duration_seconds";
 /// Webhook requests running.
 pub const WEBHOOK_IN_FLIGHT: &str = "lorikeet_integration_webhook_in_flight";
-/// Claimed rows held in memory (waiting or running).
+/// Deliveries held in memory (waiting or running).
 pub const WEBHOOK_HELD: &str = "lorikeet_integration_webhook_held";
 /// Claimed rows left in the database for later, by `reason` (`lane_full`,
 /// `unknown_integration`, `lease_short`).
 pub const WEBHOOK_DEFERRED: &str = "lorikeet_integration_webhook_deferred_total";
+/// Events moved into the retry outbox, by `reason` (`failed`: its delivery failed;
+/// `behind_retry`: an earlier event of its device waits for a retry).
+pub const WEBHOOK_SPILLED: &str = "lorikeet_integration_webhook_spilled_total";
 /// Rows dropped undelivered after `max_attempt_age_s`.
 pub const WEBHOOK_EXPIRED: &str = "lorikeet_integration_webhook_expired_total";
-/// Undelivered rows per integration, label `integration`.
+/// Undelivered events per integration, label `integration`.
 pub const BACKLOG: &str = "lorikeet_integration_backlog";
 /// Storage calls of the integrations that failed, by `op`.
 pub const STORAGE_ERRORS: &str = "lorikeet_integration_storage_errors_total";
@@ -50,17 +53,21 @@ pub fn describe_metrics() {
     describe_gauge!(WEBHOOK_IN_FLIGHT, "Webhook requests running");
     describe_gauge!(
         WEBHOOK_HELD,
-        "Claimed outbox rows held in memory (waiting or running)"
+        "Webhook deliveries held in memory (waiting or running)"
     );
     describe_counter!(
         WEBHOOK_DEFERRED,
         "Claimed outbox rows left in the database for later, by reason"
     );
     describe_counter!(
+        WEBHOOK_SPILLED,
+        "Events moved into the retry outbox, by reason"
+    );
+    describe_counter!(
         WEBHOOK_EXPIRED,
         "Outbox rows dropped undelivered after webhook.max_attempt_age_s"
     );
-    describe_gauge!(BACKLOG, "Undelivered outbox rows, by integration");
+    describe_gauge!(BACKLOG, "Undelivered events, by integration");
     describe_counter!(
         STORAGE_ERRORS,
         "Failed storage calls of the integrations, by op"

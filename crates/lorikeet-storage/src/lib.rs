@@ -34,10 +34,10 @@ mod tests;
 
 pub use error::StoreError;
 pub use model::{
-    hash_token, ApiKey, Application, Device, DeviceClass, DeviceContext, DeviceKeys, DeviceProfile,
-    DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig, Integration, IntegrationKind,
-    Location, NewEvent, OutboxItem, Page, PayloadCodec, QueueItem, Tenant, DEFAULT_TENANT_ID,
-    USED_DEV_NONCE_LIMIT,
+    hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
+    DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
+    Integration, IntegrationKind, Location, NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent,
+    QueueItem, SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use postgres::PgStore;
@@ -302,19 +302,51 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// backlog does not hold a long lock); returns how many.
     async fn delete_events_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
-    // --- outbox ---
+    // --- webhook delivery ---
+    /// Every integration's delivery cursor (see [`DeliveryCursor`]).
+    async fn delivery_cursors(&self) -> Result<Vec<DeliveryCursor>, StoreError>;
+    /// Moves cursors forward (never back) and notes successful deliveries.
+    async fn save_delivery_cursors(&self, cursors: &[DeliveryCursor]) -> Result<(), StoreError>;
+    /// The application's events with an id above `after`, oldest first, at most
+    /// `limit` of them: what a webhook delivers next. Reads only, so on SQLite it
+    /// runs beside the writer.
+    async fn events_after(
+        &self,
+        application_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingEvent>, StoreError>;
+    /// Moves events into the retry outbox, and makes each idle chain they join due
+    /// at its earliest row's `next_attempt_at` (a chain that is leased or waiting for
+    /// a retry keeps its time). Rows of deleted devices, events or integrations are
+    /// skipped. Failures are noted on their integrations.
+    async fn outbox_spill(&self, rows: &[SpillRow], at: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The (integration, device) pairs with rows in the outbox: their next events
+    /// must queue behind those rows.
+    async fn outbox_active_chains(&self) -> Result<Vec<(Uuid, Eui64)>, StoreError>;
+    /// Notes a delivery error on an integration (shown by the API) without touching
+    /// any event: for settings that cannot be used at all.
+    async fn integration_failed(
+        &self,
+        integration: Uuid,
+        error: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    // --- outbox (retries) ---
     /// Claims up to `limit` outbox rows to deliver: for each (integration, device)
     /// chain that is due (`now`), its oldest undelivered row, so deliveries stay in
     /// order per device while other devices proceed. A claimed chain is not due again
     /// until `lease_until` (a crashed worker's rows come back then), or until its row
     /// is reported delivered or failed. The work is proportional to the due chains,
-    /// not to the rows waiting behind them.
+    /// not to the rows waiting behind them. Due chains found empty go idle and are
+    /// reported in [`Claimed::idle`].
     async fn claim_outbox(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
-    ) -> Result<Vec<OutboxItem>, StoreError>;
+    ) -> Result<Claimed, StoreError>;
     /// Delivered: removes the rows, makes the next row of each chain due at once and
     /// notes the success on the integrations.
     async fn outbox_delivered(&self, ids: &[i64], at: DateTime<Utc>) -> Result<(), StoreError>;
@@ -343,7 +375,8 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         at: DateTime<Utc>,
         error: &str,
     ) -> Result<(), StoreError>;
-    /// Undelivered rows of an integration.
+    /// Events an integration has still to deliver: its outbox rows plus its
+    /// application's events past its cursor.
     async fn outbox_backlog(&self, integration_id: Uuid) -> Result<u64, StoreError>;
     /// Gives up on rows written before `cutoff` (max delivery age); returns how many.
     async fn delete_outbox_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;

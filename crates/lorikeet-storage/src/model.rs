@@ -481,7 +481,7 @@ impl EventKind {
 pub struct NewEvent {
     /// DevEUI.
     pub dev_eui: Eui64,
-    /// The device's application (its integrations get outbox rows).
+    /// The device's application (whose webhooks deliver the event).
     pub application_id: Uuid,
     /// Event type.
     pub kind: EventKind,
@@ -529,4 +529,61 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     /// When the row was written (with its event).
     pub created_at: DateTime<Utc>,
+}
+
+/// What [`crate::Storage::claim_outbox`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claimed {
+    /// The head row of each due chain, to deliver now.
+    pub items: Vec<OutboxItem>,
+    /// Due chains that turned out empty (everything delivered or given up): they
+    /// are idle now, so their devices' next events may be delivered straight away.
+    pub idle: Vec<(Uuid, Eui64)>,
+}
+
+/// An event read for webhook delivery, with its JSON as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    /// Event id (ids increase in write order).
+    pub id: i64,
+    /// DevEUI (deliveries are ordered per device).
+    pub dev_eui: Eui64,
+    /// Event type.
+    pub kind: EventKind,
+    /// The event JSON, as text: sent as it is.
+    pub body: String,
+    /// Event time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An event moved into the retry outbox: its first delivery failed, or it waits
+/// behind one of its device's events that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpillRow {
+    /// Integration to deliver to.
+    pub integration_id: Uuid,
+    /// The event.
+    pub event_id: i64,
+    /// Its device.
+    pub dev_eui: Eui64,
+    /// Failed attempts so far (0 for an event that waits behind another).
+    pub attempts: u32,
+    /// When the next attempt is due.
+    pub next_attempt_at: DateTime<Utc>,
+    /// The failure, if this event's own delivery failed.
+    pub last_error: Option<String>,
+    /// When the event was written (the max delivery age counts from here).
+    pub created_at: DateTime<Utc>,
+}
+
+/// How far an integration's straight-from-the-events delivery has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryCursor {
+    /// The integration.
+    pub integration_id: Uuid,
+    /// Every event of its application up to this id is delivered, given up, or in
+    /// the outbox.
+    pub delivered_through: i64,
+    /// The last successful delivery since the previous save, if any.
+    pub last_delivered_at: Option<DateTime<Utc>>,
 }

@@ -18,8 +18,8 @@ pub enum WriteOp {
     UpsertSession(DeviceSession),
     /// Removes the device's session (e.g. before a rejoin).
     DeleteSession(Eui64),
-    /// Stores an event and, in the same transaction, one outbox row per integration
-    /// of the event's application.
+    /// Stores an event (webhooks read it from there: see
+    /// [`crate::Storage::events_after`]).
     InsertEvent(NewEvent),
     /// Records an item as sent. Confirmed items stay queued as `pending` until the
     /// device acknowledges them; unconfirmed items should be deleted instead.

@@ -55,8 +55,8 @@ impl PgStore {
     }
 
     /// One transaction with one statement per *kind* of op rather than per op: each
-    /// statement is a network round trip, so session upserts, events (with their
-    /// outbox rows) and last-seen updates of the whole batch go as arrays through
+    /// statement is a network round trip, so session upserts, events and last-seen
+    /// updates of the whole batch go as arrays through
     /// `UNNEST`. Kinds touch disjoint tables (or columns), so running them kind by
     /// kind is indistinguishable from running the ops in order; within a kind the
     /// order is kept (events) or the last op per device wins (sessions, last seen),
@@ -139,8 +139,8 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        // Events in op order (ids increase in that order: per-device delivery order),
-        // and one outbox row per integration of each event's application.
+        // Events in op order: ids increase in that order, which is the order webhooks
+        // deliver them in (per device).
         if !events.is_empty() {
             let payloads = events
                 .iter()
@@ -148,26 +148,13 @@ impl PgStore {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| crate::StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
             sqlx::query(
-                "WITH ev AS ( \
-                   INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
-                   SELECT u.dev_eui, u.application_id, u.kind, u.payload::jsonb, u.created_at \
-                   FROM UNNEST($1::bytea[], $2::uuid[], $3::text[], $4::text[], \
-                     $5::timestamptz[]) WITH ORDINALITY \
-                     AS u(dev_eui, application_id, kind, payload, created_at, ord) \
-                   WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
-                   ORDER BY u.ord \
-                   RETURNING id, dev_eui, application_id, created_at), \
-                 ob AS ( \
-                   INSERT INTO outbox (integration_id, event_id, dev_eui, attempts, \
-                     next_attempt_at, created_at) \
-                   SELECT i.id, ev.id, ev.dev_eui, 0, ev.created_at, ev.created_at \
-                   FROM ev JOIN integrations i ON i.application_id = ev.application_id \
-                   RETURNING integration_id, dev_eui, created_at) \
-                 INSERT INTO outbox_chains (integration_id, dev_eui, next_attempt_at) \
-                 SELECT integration_id, dev_eui, MIN(created_at) FROM ob \
-                 GROUP BY integration_id, dev_eui ORDER BY integration_id, dev_eui \
-                 ON CONFLICT (integration_id, dev_eui) DO UPDATE SET next_attempt_at = \
-                   excluded.next_attempt_at WHERE outbox_chains.next_attempt_at >= $6",
+                "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
+                 SELECT u.dev_eui, u.application_id, u.kind, u.payload::jsonb, u.created_at \
+                 FROM UNNEST($1::bytea[], $2::uuid[], $3::text[], $4::text[], \
+                   $5::timestamptz[]) WITH ORDINALITY \
+                   AS u(dev_eui, application_id, kind, payload, created_at, ord) \
+                 WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
+                 ORDER BY u.ord",
             )
             .bind(
                 events
@@ -179,7 +166,6 @@ impl PgStore {
             .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
             .bind(payloads)
             .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
-            .bind(crate::sql::idle().0)
             .execute(&mut *tx)
             .await?;
         }
@@ -251,5 +237,6 @@ impl_storage!(
     PgStore,
     Postgres,
     Backend::Postgres,
-    lock = "FOR UPDATE OF c SKIP LOCKED"
+    lock = "FOR UPDATE OF c SKIP LOCKED",
+    body = "payload::text"
 );

@@ -140,4 +140,10 @@ impl SqliteStore {
     }
 }
 
-impl_storage!(SqliteStore, Sqlite, Backend::Sqlite, lock = "");
+impl_storage!(
+    SqliteStore,
+    Sqlite,
+    Backend::Sqlite,
+    lock = "",
+    body = "payload"
+);

@@ -75,7 +75,7 @@ macro_rules! event_cols {
 }
 
 macro_rules! impl_storage {
-    ($store:ty, $db:ty, $backend:expr, lock = $lock:literal) => {
+    ($store:ty, $db:ty, $backend:expr, lock = $lock:literal, body = $body:literal) => {
         use std::collections::BTreeMap;
 
         use async_trait::async_trait;
@@ -446,44 +446,18 @@ macro_rules! impl_storage {
                         .await?;
                 }
                 WriteOp::InsertEvent(e) => {
-                    let id: Option<i64> = sqlx::query_scalar(
+                    sqlx::query(
                         "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
                          SELECT $1, $2, $3, $4, $5 \
-                         WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $1) RETURNING id",
+                         WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $1)",
                     )
                     .bind(e.dev_eui.0.to_vec())
                     .bind(e.application_id)
                     .bind(e.kind.as_str())
                     .bind(Json(&e.payload))
                     .bind(Ts(e.created_at))
-                    .fetch_optional(&mut **tx)
+                    .execute(&mut **tx)
                     .await?;
-                    if let Some(id) = id {
-                        sqlx::query(
-                            "INSERT INTO outbox (integration_id, event_id, dev_eui, attempts, \
-                             next_attempt_at, created_at) \
-                             SELECT id, $1, $2, 0, $3, $3 FROM integrations WHERE application_id = $4",
-                        )
-                        .bind(id)
-                        .bind(e.dev_eui.0.to_vec())
-                        .bind(Ts(e.created_at))
-                        .bind(e.application_id)
-                        .execute(&mut **tx)
-                        .await?;
-                        // Wake an idle chain; a chain waiting for a retry (or leased) is left alone.
-                        sqlx::query(
-                            "INSERT INTO outbox_chains (integration_id, dev_eui, next_attempt_at) \
-                             SELECT id, $1, $2 FROM integrations WHERE application_id = $3 \
-                             ON CONFLICT (integration_id, dev_eui) DO UPDATE SET next_attempt_at = \
-                             excluded.next_attempt_at WHERE outbox_chains.next_attempt_at >= $4",
-                        )
-                        .bind(e.dev_eui.0.to_vec())
-                        .bind(Ts(e.created_at))
-                        .bind(e.application_id)
-                        .bind(sql::idle())
-                        .execute(&mut **tx)
-                        .await?;
-                    }
                 }
                 WriteOp::QueueMarkSent {
                     id,
@@ -1500,7 +1474,8 @@ macro_rules! impl_storage {
                 let _t = timer(BACKEND.as_str(), "upsert_integration");
                 let id: Uuid = sqlx::query_scalar(
                     "INSERT INTO integrations (id, application_id, kind, config, created_at, \
-                     updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     updated_at, delivered_through) \
+                     VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(id), 0) FROM events)) \
                      ON CONFLICT (application_id, kind) DO UPDATE SET config = excluded.config, \
                      updated_at = excluded.updated_at RETURNING id",
                 )
@@ -1608,6 +1583,174 @@ macro_rules! impl_storage {
                 }
             }
 
+            // --- webhook delivery ---
+
+            async fn delivery_cursors(&self) -> Result<Vec<DeliveryCursor>, StoreError> {
+                let _t = timer(BACKEND.as_str(), "delivery_cursors");
+                let r = sqlx::query("SELECT id, delivered_through FROM integrations")
+                    .fetch_all(self.reader())
+                    .await?;
+                r.iter()
+                    .map(|row| {
+                        Ok(DeliveryCursor {
+                            integration_id: row.try_get("id")?,
+                            delivered_through: row.try_get("delivered_through")?,
+                            last_delivered_at: None,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn save_delivery_cursors(
+                &self,
+                cursors: &[DeliveryCursor],
+            ) -> Result<(), StoreError> {
+                let _t = timer(BACKEND.as_str(), "save_delivery_cursors");
+                if cursors.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                for c in cursors {
+                    sqlx::query(
+                        "UPDATE integrations SET \
+                         delivered_through = CASE WHEN delivered_through < $2 THEN $2 \
+                           ELSE delivered_through END, \
+                         last_delivered_at = COALESCE($3, last_delivered_at) WHERE id = $1",
+                    )
+                    .bind(c.integration_id)
+                    .bind(c.delivered_through)
+                    .bind(ts_opt(c.last_delivered_at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn events_after(
+                &self,
+                application_id: Uuid,
+                after: i64,
+                max: u32,
+            ) -> Result<Vec<PendingEvent>, StoreError> {
+                let _t = timer(BACKEND.as_str(), "events_after");
+                let r = sqlx::query(concat!(
+                    "SELECT id, dev_eui, kind, ",
+                    $body,
+                    " AS body, created_at FROM events \
+                     WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(application_id)
+                .bind(after)
+                .bind(i64::from(max))
+                .fetch_all(self.reader())
+                .await?;
+                r.iter()
+                    .map(|row| {
+                        let kind: String = row.try_get("kind")?;
+                        Ok(PendingEvent {
+                            id: row.try_get("id")?,
+                            dev_eui: sql::eui(row.try_get("dev_eui")?, "events", "dev_eui")?,
+                            kind: sql::known(&kind, EventKind::parse, "events", "kind")?,
+                            body: row.try_get("body")?,
+                            created_at: row.try_get::<Ts, _>("created_at")?.0,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn outbox_spill(
+                &self,
+                spill: &[SpillRow],
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let _t = timer(BACKEND.as_str(), "outbox_spill");
+                if spill.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                let mut chains: BTreeMap<(Uuid, Eui64), DateTime<Utc>> = BTreeMap::new();
+                let mut errors: BTreeMap<Uuid, &str> = BTreeMap::new();
+                for r in spill {
+                    // Only for events that still exist (a deleted device took its events).
+                    let written = sqlx::query(
+                        "INSERT INTO outbox (integration_id, event_id, dev_eui, attempts, \
+                         next_attempt_at, last_error, created_at) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7 \
+                         WHERE EXISTS (SELECT 1 FROM events WHERE id = $2) \
+                         AND EXISTS (SELECT 1 FROM integrations WHERE id = $1)",
+                    )
+                    .bind(r.integration_id)
+                    .bind(r.event_id)
+                    .bind(r.dev_eui.0.to_vec())
+                    .bind(i64::from(r.attempts))
+                    .bind(Ts(r.next_attempt_at))
+                    .bind(r.last_error.as_deref())
+                    .bind(Ts(r.created_at))
+                    .execute(&mut *tx)
+                    .await?;
+                    if written.rows_affected() == 0 {
+                        continue;
+                    }
+                    let due = chains
+                        .entry((r.integration_id, r.dev_eui))
+                        .or_insert(r.next_attempt_at);
+                    *due = (*due).min(r.next_attempt_at);
+                    if let Some(e) = &r.last_error {
+                        errors.insert(r.integration_id, e);
+                    }
+                }
+                for ((integration, dev_eui), due) in chains {
+                    // Wake an idle chain; a chain waiting for a retry (or leased) is left alone.
+                    sqlx::query(
+                        "INSERT INTO outbox_chains (integration_id, dev_eui, next_attempt_at) \
+                         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $2) \
+                         AND EXISTS (SELECT 1 FROM integrations WHERE id = $1) \
+                         ON CONFLICT (integration_id, dev_eui) DO UPDATE SET next_attempt_at = \
+                         excluded.next_attempt_at WHERE outbox_chains.next_attempt_at >= $4",
+                    )
+                    .bind(integration)
+                    .bind(dev_eui.0.to_vec())
+                    .bind(Ts(due))
+                    .bind(sql::idle())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (integration, error) in errors {
+                    note_integration_error(&mut tx, integration, error, at).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn outbox_active_chains(&self) -> Result<Vec<(Uuid, Eui64)>, StoreError> {
+                let _t = timer(BACKEND.as_str(), "outbox_active_chains");
+                let r = sqlx::query("SELECT DISTINCT integration_id, dev_eui FROM outbox")
+                    .fetch_all(self.reader())
+                    .await?;
+                r.iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get("integration_id")?,
+                            sql::eui(row.try_get("dev_eui")?, "outbox", "dev_eui")?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn integration_failed(
+                &self,
+                integration: Uuid,
+                error: &str,
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let _t = timer(BACKEND.as_str(), "integration_failed");
+                let mut tx = self.begin_write().await?;
+                note_integration_error(&mut tx, integration, error, at).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
             // --- outbox ---
 
             async fn claim_outbox(
@@ -1615,7 +1758,7 @@ macro_rules! impl_storage {
                 now: DateTime<Utc>,
                 lease_until: DateTime<Utc>,
                 max: u32,
-            ) -> Result<Vec<OutboxItem>, StoreError> {
+            ) -> Result<Claimed, StoreError> {
                 let _t = timer(BACKEND.as_str(), "claim_outbox");
                 let mut tx = self.begin_write().await?;
                 // Due chains and the oldest undelivered row of each.
@@ -1636,6 +1779,7 @@ macro_rules! impl_storage {
                 .fetch_all(&mut *tx)
                 .await?;
                 let mut items = Vec::new();
+                let mut idle = Vec::new();
                 let mut chains = Vec::with_capacity(r.len());
                 for row in &r {
                     let integration: Uuid = row.try_get("chain_integration_id")?;
@@ -1646,12 +1790,13 @@ macro_rules! impl_storage {
                         chains.push((integration, dev_eui, lease_until));
                     } else {
                         // Everything delivered (or given up): the chain goes idle.
+                        idle.push((integration, sql::eui(dev_eui.clone(), "outbox_chains", "dev_eui")?));
                         chains.push((integration, dev_eui, sql::idle().0));
                     }
                 }
                 Self::set_chains(&mut tx, chains).await?;
                 tx.commit().await?;
-                Ok(items)
+                Ok(Claimed { items, idle })
             }
 
             async fn outbox_delivered(
@@ -1742,10 +1887,15 @@ macro_rules! impl_storage {
 
             async fn outbox_backlog(&self, integration_id: Uuid) -> Result<u64, StoreError> {
                 let _t = timer(BACKEND.as_str(), "outbox_backlog");
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE integration_id = $1")
-                    .bind(integration_id)
-                    .fetch_one(self.reader())
-                    .await?;
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM outbox WHERE integration_id = $1) + \
+                     (SELECT COUNT(*) FROM events e JOIN integrations i \
+                      ON e.application_id = i.application_id AND e.id > i.delivered_through \
+                      WHERE i.id = $1)",
+                )
+                .bind(integration_id)
+                .fetch_one(self.reader())
+                .await?;
                 Ok(sql::count(n))
             }
 

@@ -135,6 +135,44 @@ fn event(dev_eui: Eui64, application_id: Uuid, kind: EventKind, n: i64) -> NewEv
     }
 }
 
+/// Moves the integration's events past its cursor into the outbox (as the webhook
+/// worker does when their first delivery fails) and moves the cursor past them.
+async fn spill_all(s: &dyn Storage, hook: &Integration) {
+    let cursor = s
+        .delivery_cursors()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.integration_id == hook.id)
+        .unwrap();
+    let evs = s
+        .events_after(hook.application_id, cursor.delivered_through, 10_000)
+        .await
+        .unwrap();
+    let rows: Vec<SpillRow> = evs
+        .iter()
+        .map(|e| SpillRow {
+            integration_id: hook.id,
+            event_id: e.id,
+            dev_eui: e.dev_eui,
+            attempts: 0,
+            next_attempt_at: e.created_at,
+            last_error: None,
+            created_at: e.created_at,
+        })
+        .collect();
+    s.outbox_spill(&rows, t0()).await.unwrap();
+    if let Some(last) = evs.last() {
+        s.save_delivery_cursors(&[DeliveryCursor {
+            integration_id: hook.id,
+            delivered_through: last.id,
+            last_delivered_at: None,
+        }])
+        .await
+        .unwrap();
+    }
+}
+
 fn http_integration(application_id: Uuid, url: &str) -> Integration {
     Integration {
         id: Uuid::new_v4(),
@@ -928,7 +966,168 @@ storage_test!(integrations_upsert_get_delete, |db: TestDb| async move {
 });
 
 storage_test!(
-    events_fan_out_to_the_outbox_in_the_same_transaction,
+    webhooks_read_events_after_their_cursor,
+    |db: TestDb| async move {
+        let s = &*db.storage;
+        let (a, p, devices) = provision(s, 2).await;
+        let (d0, d1) = (devices[0].dev_eui, devices[1].dev_eui);
+        // Events written before the integration exists are not its business.
+        s.apply(vec![WriteOp::InsertEvent(event(
+            d0,
+            a.id,
+            EventKind::Up,
+            0,
+        ))])
+        .await
+        .unwrap();
+        let hook = http_integration(a.id, "http://127.0.0.1:9/1");
+        s.upsert_integration(&hook).await.unwrap();
+        let start = s
+            .delivery_cursors()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.integration_id == hook.id)
+            .unwrap()
+            .delivered_through;
+        assert!(s.events_after(a.id, start, 10).await.unwrap().is_empty());
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 0);
+
+        // Another application's events are not read.
+        let other = app(DEFAULT_TENANT_ID, "other");
+        s.create_application(&other).await.unwrap();
+        let stranger = device(100, &other, &p);
+        s.create_device(&stranger).await.unwrap();
+        s.apply(vec![
+            WriteOp::InsertEvent(event(d0, a.id, EventKind::Join, 1)),
+            WriteOp::InsertEvent(event(stranger.dev_eui, other.id, EventKind::Up, 2)),
+            WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 3)),
+            WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, 4)),
+        ])
+        .await
+        .unwrap();
+        let evs = s.events_after(a.id, start, 10).await.unwrap();
+        assert_eq!(evs.len(), 3);
+        let ns: Vec<i64> = evs
+            .iter()
+            .map(|e| {
+                serde_json::from_str::<serde_json::Value>(&e.body).unwrap()["n"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ns, [1, 3, 4], "oldest first");
+        assert!(evs.windows(2).all(|w| w[0].id < w[1].id));
+        assert_eq!((evs[0].dev_eui, evs[0].kind), (d0, EventKind::Join));
+        assert_eq!(evs[0].created_at, t0() + Duration::seconds(1));
+        // Paged by the caller's position and limit.
+        let page = s.events_after(a.id, evs[0].id, 1).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, evs[1].id);
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 3);
+
+        // The cursor moves forward only; deliveries are noted.
+        let at = t0() + Duration::minutes(1);
+        s.save_delivery_cursors(&[DeliveryCursor {
+            integration_id: hook.id,
+            delivered_through: evs[1].id,
+            last_delivered_at: Some(at),
+        }])
+        .await
+        .unwrap();
+        s.save_delivery_cursors(&[DeliveryCursor {
+            integration_id: hook.id,
+            delivered_through: evs[0].id,
+            last_delivered_at: None,
+        }])
+        .await
+        .unwrap();
+        let cursor = s
+            .delivery_cursors()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|c| c.integration_id == hook.id)
+            .unwrap();
+        assert_eq!(cursor.delivered_through, evs[1].id);
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 1);
+        let i = s
+            .get_integration(a.id, IntegrationKind::Http)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(i.last_delivered_at, Some(at));
+
+        // Replacing the settings keeps the cursor.
+        s.upsert_integration(&http_integration(a.id, "http://127.0.0.1:9/2"))
+            .await
+            .unwrap();
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 1);
+
+        // Spilled: in the outbox (counted once), the chain due at the earliest row,
+        // and the error noted. A row for a vanished event is skipped.
+        s.outbox_spill(
+            &[
+                SpillRow {
+                    integration_id: hook.id,
+                    event_id: evs[2].id,
+                    dev_eui: d0,
+                    attempts: 1,
+                    next_attempt_at: at + Duration::seconds(5),
+                    last_error: Some("HTTP 503".into()),
+                    created_at: evs[2].created_at,
+                },
+                SpillRow {
+                    integration_id: hook.id,
+                    event_id: 1_000_000,
+                    dev_eui: d0,
+                    attempts: 0,
+                    next_attempt_at: at,
+                    last_error: None,
+                    created_at: at,
+                },
+            ],
+            at,
+        )
+        .await
+        .unwrap();
+        s.save_delivery_cursors(&[DeliveryCursor {
+            integration_id: hook.id,
+            delivered_through: evs[2].id,
+            last_delivered_at: None,
+        }])
+        .await
+        .unwrap();
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 1);
+        assert_eq!(s.outbox_active_chains().await.unwrap(), vec![(hook.id, d0)]);
+        let i = s
+            .get_integration(a.id, IntegrationKind::Http)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(i.last_error.as_deref(), Some("HTTP 503"));
+        assert!(s.claim_outbox(at, at, 10).await.unwrap().items.is_empty());
+        let due = at + Duration::seconds(5);
+        let claimed = s.claim_outbox(due, due, 10).await.unwrap();
+        assert_eq!(claimed.items.len(), 1);
+        assert_eq!(claimed.items[0].event_id, evs[2].id);
+        assert_eq!(claimed.items[0].attempts, 1);
+        assert_eq!(claimed.items[0].payload["n"], 4);
+        // Delivered: the chain is due, found empty, reported idle, and gone from
+        // the active chains.
+        s.outbox_delivered(&[claimed.items[0].id], due)
+            .await
+            .unwrap();
+        let after = s.claim_outbox(due, due, 10).await.unwrap();
+        assert!(after.items.is_empty());
+        assert_eq!(after.idle, vec![(hook.id, d0)]);
+        assert!(s.outbox_active_chains().await.unwrap().is_empty());
+        assert!(s.claim_outbox(due, due, 10).await.unwrap().idle.is_empty());
+    }
+);
+
+storage_test!(
+    outbox_chains_deliver_in_order_with_leases_and_retries,
     |db: TestDb| async move {
         let s = &*db.storage;
         let (a, _, devices) = provision(s, 2).await;
@@ -951,6 +1150,8 @@ storage_test!(
         ])
         .await
         .unwrap();
+        spill_all(s, &hook1).await;
+        spill_all(s, &hook2).await;
 
         let evs = s.list_events(d0, 10).await.unwrap();
         assert_eq!(
@@ -968,7 +1169,7 @@ storage_test!(
         // Only the oldest row per (integration, device) is claimable: 2 devices x 2 integrations.
         let now = t0() + Duration::minutes(1);
         let lease = now + Duration::seconds(30);
-        let claimed = s.claim_outbox(now, lease, 100).await.unwrap();
+        let claimed = s.claim_outbox(now, lease, 100).await.unwrap().items;
         assert_eq!(claimed.len(), 4);
         let head = |integration: Uuid, dev: Eui64| {
             claimed
@@ -982,11 +1183,16 @@ storage_test!(
         assert_eq!(h1d0.kind, EventKind::Join);
         assert_eq!(head(hook1.id, d1).payload["n"], 3);
         // Claimed rows are leased: nothing more is due now.
-        assert!(s.claim_outbox(now, lease, 100).await.unwrap().is_empty());
+        assert!(s
+            .claim_outbox(now, lease, 100)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
 
         // Delivered: the next event of that chain becomes claimable.
         s.outbox_delivered(&[h1d0.id], now).await.unwrap();
-        let next = s.claim_outbox(now, lease, 100).await.unwrap();
+        let next = s.claim_outbox(now, lease, 100).await.unwrap().items;
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].payload["n"], 2);
         assert_eq!(next[0].integration_id, hook1.id);
@@ -1002,11 +1208,17 @@ storage_test!(
         s.outbox_failed(next[0].id, now, "HTTP 500", retry)
             .await
             .unwrap();
-        assert!(s.claim_outbox(now, lease, 100).await.unwrap().is_empty());
+        assert!(s
+            .claim_outbox(now, lease, 100)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
         let again = s
             .claim_outbox(retry, retry + Duration::seconds(30), 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].id, next[0].id);
         assert_eq!(again[0].attempts, 1);
@@ -1024,7 +1236,8 @@ storage_test!(
         let back = s
             .claim_outbox(later, later + Duration::seconds(30), 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(back.len(), 3, "hook1/d1, hook2/d0, hook2/d1");
 
         // Limit respected.
@@ -1033,6 +1246,7 @@ storage_test!(
             s.claim_outbox(much_later, much_later, 1)
                 .await
                 .unwrap()
+                .items
                 .len(),
             1
         );
@@ -1062,23 +1276,29 @@ storage_test!(
             .map(|n| WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, n)))
             .collect();
         s.apply(ops).await.unwrap();
+        spill_all(s, &hook).await;
         let now = t0() + Duration::hours(1);
         let lease = now + Duration::minutes(10);
-        let head = s.claim_outbox(now, lease, 10).await.unwrap();
+        let head = s.claim_outbox(now, lease, 10).await.unwrap().items;
         assert_eq!(head.len(), 1);
         // Released: due again at the given time, not at the end of the lease, and
         // with no attempt counted.
         let soon = now + Duration::seconds(1);
         s.outbox_release(&[(hook.id, d0)], soon).await.unwrap();
-        assert!(s.claim_outbox(now, lease, 10).await.unwrap().is_empty());
-        let again = s.claim_outbox(soon, lease, 10).await.unwrap();
+        assert!(s
+            .claim_outbox(now, lease, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        let again = s.claim_outbox(soon, lease, 10).await.unwrap().items;
         assert_eq!((again[0].id, again[0].attempts), (head[0].id, 0));
         // Expired: removed, the next row is due at once, the error is noted and no
         // delivery is claimed.
         s.outbox_expired(&[again[0].id], soon, "gave up after 24 h")
             .await
             .unwrap();
-        let next = s.claim_outbox(soon, lease, 10).await.unwrap();
+        let next = s.claim_outbox(soon, lease, 10).await.unwrap().items;
         assert_eq!(next[0].payload["n"], 1);
         let i = s
             .get_integration(a.id, IntegrationKind::Http)
@@ -1108,11 +1328,13 @@ storage_test!(
             .collect();
         ops.push(WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 1000)));
         s.apply(ops).await.unwrap();
+        spill_all(s, &hook).await;
         let now = t0() + Duration::hours(1);
         let claimed = s
             .claim_outbox(now, now + Duration::seconds(30), 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(claimed.len(), 2, "one head per device, not the backlog");
         let head0 = claimed.iter().find(|c| c.dev_eui == d0).unwrap().clone();
         let head1 = claimed.iter().find(|c| c.dev_eui == d1).unwrap().clone();
@@ -1131,9 +1353,12 @@ storage_test!(
         ))])
         .await
         .unwrap();
+        spill_all(s, &hook).await;
         // d1 delivered: its chain is due again at once, finds nothing and goes idle.
         s.outbox_delivered(&[head1.id], now).await.unwrap();
-        assert!(s.claim_outbox(now, now, 100).await.unwrap().is_empty());
+        let idle = s.claim_outbox(now, now, 100).await.unwrap();
+        assert!(idle.items.is_empty());
+        assert_eq!(idle.idle, vec![(hook.id, d1)]);
         // A new event wakes the idle chain.
         s.apply(vec![WriteOp::InsertEvent(event(
             d1,
@@ -1143,10 +1368,12 @@ storage_test!(
         ))])
         .await
         .unwrap();
+        spill_all(s, &hook).await;
         let woke = s
             .claim_outbox(now, now + Duration::seconds(30), 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(woke.len(), 1);
         assert_eq!(woke[0].payload["n"], 1001);
 
@@ -1154,7 +1381,8 @@ storage_test!(
         let again = s
             .claim_outbox(retry, retry + Duration::seconds(30), 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         let again0 = again.iter().find(|c| c.dev_eui == d0).unwrap().clone();
         assert_eq!((again0.id, again0.attempts), (head0.id, 1));
         // Delivering a batch of ids at once.
@@ -1164,7 +1392,8 @@ storage_test!(
         let next = s
             .claim_outbox(retry, retry + Duration::seconds(30), 100)
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         assert_eq!(next.len(), 1);
         assert_eq!(next[0].payload["n"], 1);
         assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 300);
@@ -1183,6 +1412,7 @@ storage_test!(
             .map(|n| WriteOp::InsertEvent(event(d, a.id, EventKind::Up, n * 60)))
             .collect();
         s.apply(ops).await.unwrap();
+        spill_all(s, &hook).await;
         // Events at t0 + 0, 1, ... 19 minutes; keep those from minute 15 on.
         let removed = s
             .delete_events_older_than(t0() + Duration::minutes(15))
@@ -1191,7 +1421,9 @@ storage_test!(
         assert_eq!(removed, 15);
         let left = s.list_events(d, 100).await.unwrap();
         assert_eq!(left.len(), 5);
+        // The rows of deleted events went with them.
         assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 5);
+        assert_eq!(s.events_after(a.id, 0, 100).await.unwrap().len(), 5);
         // Deleting the integration drops its undelivered rows.
         s.delete_integration(a.id, IntegrationKind::Http)
             .await
@@ -1321,10 +1553,12 @@ mod measure {
     async fn measure_apply_throughput() {
         let lite = TestDb::sqlite().await;
         let r = uplinks_per_second(&lite, 2000, 500, 40).await;
-        println!("sqlite: {r:.0} uplinks/s (session + event + outbox row + last seen, 500 per transaction)");
+        println!("sqlite: {r:.0} uplinks/s (session + event + last seen, 500 per transaction)");
         if let Some(pg) = TestDb::postgres().await {
             let r = uplinks_per_second(&pg, 2000, 500, 40).await;
-            println!("postgres: {r:.0} uplinks/s (session + event + outbox row + last seen, 500 per transaction)");
+            println!(
+                "postgres: {r:.0} uplinks/s (session + event + last seen, 500 per transaction)"
+            );
         }
     }
 
