@@ -311,7 +311,7 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
     let dev = Eui64::from_u64(0x0102_0304_05ab_cdef);
     let seen = Utc::now();
     db.storage
-        .apply(vec![WriteOp::DeviceSeen {
+        .apply(&[WriteOp::DeviceSeen {
             dev_eui: dev,
             at: seen,
         }])
@@ -408,7 +408,7 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
 
     // Events, newest first, limited.
     let app_id = Uuid::parse_str(&app).unwrap();
-    let ops = (0..3)
+    let ops: Vec<WriteOp> = (0..3)
         .map(|n| {
             WriteOp::InsertEvent(NewEvent {
                 dev_eui: dev,
@@ -423,7 +423,7 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
             })
         })
         .collect();
-    db.storage.apply(ops).await.unwrap();
+    db.storage.apply(&ops).await.unwrap();
     let (st, ev) = s
         .admin(Method::GET, &format!("{path}/events?limit=2"), None)
         .await;
@@ -451,7 +451,7 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
         .await;
     assert_eq!((st, &g), (201, &json!({"gatewayId": "aa555a0000000101"})));
     db.storage
-        .apply(vec![WriteOp::GatewaySeen {
+        .apply(&[WriteOp::GatewaySeen {
             gateway_id: Eui64::from_u64(0xaa55_5a00_0000_0101),
             at: Utc::now(),
             stats: Some(json!({"rxnb": 4})),

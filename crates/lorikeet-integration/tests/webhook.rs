@@ -165,7 +165,7 @@ impl Fixture {
                 }));
             }
         }
-        self.storage.apply(ops).await.unwrap();
+        self.storage.apply(&ops).await.unwrap();
         self.wake.notify_one();
     }
 }

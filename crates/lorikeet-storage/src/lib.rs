@@ -383,7 +383,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     // --- the batched write of the hot path ---
     /// Runs every op in order in one transaction: all or nothing.
-    async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    async fn apply(&self, ops: &[WriteOp]) -> Result<(), StoreError>;
 
     // --- start-up loads, built on the paged methods ---
     /// Every session, read page by page.

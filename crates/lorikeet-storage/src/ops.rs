@@ -106,3 +106,47 @@ pub enum Change {
     /// An integration of this application was created, replaced or deleted.
     IntegrationChanged(Uuid),
 }
+
+/// A write batch sorted by kind, for backends that run one statement per kind.
+/// Kinds touch disjoint tables or columns, so running them kind by kind gives the
+/// same result as running the ops in order, as long as each kind keeps its own
+/// order: the last session write and the last `DeviceSeen` of a device win, and
+/// events keep their order (their ids are the delivery order per device).
+pub(crate) struct Grouped<'a> {
+    /// The last session write per device (`None`: delete), in DevEUI order (a
+    /// consistent lock order across transactions).
+    pub sessions: std::collections::BTreeMap<Eui64, Option<&'a DeviceSession>>,
+    /// Events in op order.
+    pub events: Vec<&'a NewEvent>,
+    /// The last `DeviceSeen` per device.
+    pub seen: std::collections::BTreeMap<Eui64, DateTime<Utc>>,
+    /// Everything else, in op order.
+    pub others: Vec<&'a WriteOp>,
+}
+
+impl<'a> Grouped<'a> {
+    pub(crate) fn new(ops: &'a [WriteOp]) -> Self {
+        let mut g = Grouped {
+            sessions: std::collections::BTreeMap::new(),
+            events: Vec::new(),
+            seen: std::collections::BTreeMap::new(),
+            others: Vec::new(),
+        };
+        for op in ops {
+            match op {
+                WriteOp::UpsertSession(s) => {
+                    g.sessions.insert(s.dev_eui, Some(s));
+                }
+                WriteOp::DeleteSession(dev_eui) => {
+                    g.sessions.insert(*dev_eui, None);
+                }
+                WriteOp::InsertEvent(e) => g.events.push(e),
+                WriteOp::DeviceSeen { dev_eui, at } => {
+                    g.seen.insert(*dev_eui, *at);
+                }
+                other => g.others.push(other),
+            }
+        }
+        g
+    }
+}

@@ -62,35 +62,17 @@ impl PgStore {
     /// order is kept (events) or the last op per device wins (sessions, last seen),
     /// which is what running them in order leaves behind. Rare ops (queue, joins,
     /// class, gateways) run one by one.
-    async fn apply_batch(&self, ops: Vec<crate::WriteOp>) -> Result<(), crate::StoreError> {
-        use std::collections::BTreeMap;
-
-        use crate::WriteOp;
-
-        let mut sessions: BTreeMap<lorikeet_lorawan::Eui64, Option<crate::DeviceSession>> =
-            BTreeMap::new();
-        let mut events = Vec::new();
-        let mut seen = BTreeMap::new();
-        let mut others = Vec::new();
-        for op in ops {
-            match op {
-                WriteOp::UpsertSession(s) => {
-                    sessions.insert(s.dev_eui, Some(s));
-                }
-                WriteOp::DeleteSession(dev_eui) => {
-                    sessions.insert(dev_eui, None);
-                }
-                WriteOp::InsertEvent(e) => events.push(e),
-                WriteOp::DeviceSeen { dev_eui, at } => {
-                    seen.insert(dev_eui, at);
-                }
-                other => others.push(other),
-            }
-        }
+    async fn apply_batch(&self, ops: &[crate::WriteOp]) -> Result<(), crate::StoreError> {
+        let crate::ops::Grouped {
+            sessions,
+            events,
+            seen,
+            others,
+        } = crate::ops::Grouped::new(ops);
 
         let mut tx = self.begin_write().await?;
         // Sessions, in DevEUI order (a consistent lock order across transactions).
-        let upserts: Vec<&crate::DeviceSession> = sessions.values().flatten().collect();
+        let upserts: Vec<&crate::DeviceSession> = sessions.values().flatten().copied().collect();
         if !upserts.is_empty() {
             let col = |f: &dyn Fn(&crate::DeviceSession) -> Vec<u8>| -> Vec<Vec<u8>> {
                 upserts.iter().map(|s| f(s)).collect()

@@ -8,6 +8,13 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
+/// Session rows per statement (13 parameters each; SQLite allows 32,766).
+const SESSION_ROWS: usize = 1_000;
+/// Event rows per statement (5 parameters each).
+const EVENT_ROWS: usize = 2_000;
+/// Rows per statement for one- and two-column lists.
+const KEY_ROWS: usize = 5_000;
+
 /// Storage in one SQLite file: WAL journal, `synchronous=NORMAL`, foreign keys on,
 /// a 5 s busy timeout. Writes go through a single connection (SQLite allows one
 /// writer at a time; queuing them in-process avoids `SQLITE_BUSY`), reads through a
@@ -86,11 +93,101 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// One transaction, one statement per op: SQLite runs in-process, so a statement
-    /// costs microseconds and grouping buys little.
-    async fn apply_batch(&self, ops: Vec<crate::WriteOp>) -> Result<(), crate::StoreError> {
+    /// One transaction, one multi-row statement per kind of op (per chunk of rows).
+    /// sqlx runs SQLite on a worker thread and every statement is a round trip to it,
+    /// so a statement per op cost more than the writes themselves.
+    async fn apply_batch(&self, ops: &[crate::WriteOp]) -> Result<(), crate::StoreError> {
+        use sqlx::QueryBuilder;
+
+        use crate::sql::Ts;
+
+        let crate::ops::Grouped {
+            sessions,
+            events,
+            seen,
+            others,
+        } = crate::ops::Grouped::new(ops);
         let mut tx = self.begin_write().await?;
-        for op in ops {
+        let upserts: Vec<&crate::DeviceSession> = sessions.values().flatten().copied().collect();
+        for chunk in upserts.chunks(SESSION_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO device_sessions (dev_eui, dev_addr, mac_version, \
+                 f_nwk_s_int_key, s_nwk_s_int_key, nwk_s_enc_key, app_s_key, f_cnt_up, \
+                 n_f_cnt_down, a_f_cnt_down, conf_f_cnt, ns_state, updated_at) \
+                 SELECT * FROM (",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(s.dev_eui.0.to_vec())
+                    .push_bind(s.dev_addr.0.to_vec())
+                    .push_bind(s.mac_version.as_str())
+                    .push_bind(s.f_nwk_s_int_key.as_bytes().to_vec())
+                    .push_bind(s.s_nwk_s_int_key.as_bytes().to_vec())
+                    .push_bind(s.nwk_s_enc_key.as_bytes().to_vec())
+                    .push_bind(s.app_s_key.as_bytes().to_vec())
+                    .push_bind(i64::from(s.f_cnt_up))
+                    .push_bind(i64::from(s.n_f_cnt_down))
+                    .push_bind(i64::from(s.a_f_cnt_down))
+                    .push_bind(i64::from(s.conf_f_cnt))
+                    .push_bind(s.ns_state.as_str())
+                    .push_bind(Ts(s.updated_at));
+            });
+            q.push(
+                ") WHERE column1 IN (SELECT dev_eui FROM devices) \
+                 ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = excluded.dev_addr, \
+                 mac_version = excluded.mac_version, f_nwk_s_int_key = excluded.f_nwk_s_int_key, \
+                 s_nwk_s_int_key = excluded.s_nwk_s_int_key, nwk_s_enc_key = excluded.nwk_s_enc_key, \
+                 app_s_key = excluded.app_s_key, f_cnt_up = excluded.f_cnt_up, \
+                 n_f_cnt_down = excluded.n_f_cnt_down, a_f_cnt_down = excluded.a_f_cnt_down, \
+                 conf_f_cnt = excluded.conf_f_cnt, ns_state = excluded.ns_state, \
+                 updated_at = excluded.updated_at",
+            );
+            // Each chunk size is its own SQL text: keep them out of the statement cache.
+            q.build().persistent(false).execute(&mut *tx).await?;
+        }
+        let deletes: Vec<Vec<u8>> = sessions
+            .iter()
+            .filter(|(_, s)| s.is_none())
+            .map(|(e, _)| e.0.to_vec())
+            .collect();
+        for chunk in deletes.chunks(KEY_ROWS) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("DELETE FROM device_sessions WHERE dev_eui IN (");
+            let mut list = q.separated(", ");
+            for e in chunk {
+                list.push_bind(e.as_slice());
+            }
+            q.push(")");
+            q.build().persistent(false).execute(&mut *tx).await?;
+        }
+        // Events in op order: ids increase in that order, which is the order webhooks
+        // deliver them in (per device).
+        for chunk in events.chunks(EVENT_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
+                 SELECT * FROM (",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.dev_eui.0.to_vec())
+                    .push_bind(e.application_id)
+                    .push_bind(e.kind.as_str())
+                    .push_bind(sqlx::types::Json(&e.payload))
+                    .push_bind(Ts(e.created_at));
+            });
+            q.push(") WHERE column1 IN (SELECT dev_eui FROM devices)");
+            q.build().persistent(false).execute(&mut *tx).await?;
+        }
+        let seen: Vec<(&lorikeet_lorawan::Eui64, &chrono::DateTime<chrono::Utc>)> =
+            seen.iter().collect();
+        for chunk in seen.chunks(KEY_ROWS) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("UPDATE devices SET last_seen_at = v.column2 FROM (");
+            q.push_values(chunk, |mut b, (e, at)| {
+                b.push_bind(e.0.to_vec()).push_bind(Ts(**at));
+            });
+            q.push(") AS v WHERE devices.dev_eui = v.column1");
+            q.build().persistent(false).execute(&mut *tx).await?;
+        }
+        for op in others {
             apply_one(&mut tx, op).await?;
         }
         tx.commit().await?;

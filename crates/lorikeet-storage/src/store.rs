@@ -405,9 +405,11 @@ macro_rules! impl_storage {
         /// Runs one [`WriteOp`] inside the batch transaction.
         async fn apply_one(
             tx: &mut sqlx::Transaction<'static, $db>,
-            op: WriteOp,
+            op: &WriteOp,
         ) -> Result<(), StoreError> {
-            match op {
+            // The batch paths send sessions, events and last-seen times as multi-row
+            // statements; what comes here is rare enough that a copy costs nothing.
+            match op.clone() {
                 WriteOp::UpsertSession(s) => {
                     sqlx::query(concat!(
                         "INSERT INTO device_sessions (",
@@ -1913,7 +1915,7 @@ macro_rules! impl_storage {
 
             // --- batch ---
 
-            async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+            async fn apply(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
                 let _t = timer(BACKEND.as_str(), "apply");
                 if ops.is_empty() {
                     return Ok(());

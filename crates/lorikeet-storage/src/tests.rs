@@ -468,7 +468,7 @@ storage_test!(
         let d = device(1, &a, &p);
         s.create_device(&d).await.unwrap();
         s.set_device_keys(d.dev_eui, &key(9), None).await.unwrap();
-        s.apply(vec![
+        s.apply(&[
             WriteOp::UpsertSession(session(d.dev_eui, 0x2601_0001)),
             WriteOp::InsertEvent(event(d.dev_eui, a.id, EventKind::Up, 1)),
         ])
@@ -531,7 +531,7 @@ storage_test!(
                 at: t0(),
             },
         ];
-        s.apply(ops).await.unwrap();
+        s.apply(&ops).await.unwrap();
         // Pages of one, then everything: the same as reading each device alone.
         let first = s.device_keys_page(None, 1).await.unwrap();
         assert_eq!(first.len(), 1);
@@ -571,7 +571,7 @@ storage_test!(keys_and_bounded_dev_nonces, |db: TestDb| async move {
 
     // More joins than the limit: only the most recent USED_DEV_NONCE_LIMIT stay.
     let total = USED_DEV_NONCE_LIMIT + 5;
-    let ops = (0..total)
+    let ops: Vec<WriteOp> = (0..total)
         .map(|i| WriteOp::RecordJoin {
             dev_eui: dev,
             dev_nonce: (i * 7) as u16,
@@ -579,7 +579,7 @@ storage_test!(keys_and_bounded_dev_nonces, |db: TestDb| async move {
             at: t0(),
         })
         .collect();
-    s.apply(ops).await.unwrap();
+    s.apply(&ops).await.unwrap();
     let k = s.get_device_keys(dev).await.unwrap().unwrap();
     assert_eq!(k.join_nonce, total as u32);
     assert_eq!(k.last_dev_nonce, Some(((total - 1) * 7) as u16));
@@ -592,7 +592,7 @@ storage_test!(keys_and_bounded_dev_nonces, |db: TestDb| async move {
     assert_eq!(*k.used_dev_nonces.last().unwrap(), ((total - 1) * 7) as u16);
 
     // A nonce used again moves to the newest position instead of duplicating.
-    s.apply(vec![WriteOp::RecordJoin {
+    s.apply(&[WriteOp::RecordJoin {
         dev_eui: dev,
         dev_nonce: (10 * 7) as u16,
         join_nonce: total as u32 + 1,
@@ -622,7 +622,7 @@ storage_test!(sessions_are_written_in_batches, |db: TestDb| async move {
     let mut s0 = session(devices[0].dev_eui, 0x2601_0001);
     let s1 = session(devices[1].dev_eui, 0x2601_0001); // same DevAddr
     let s2 = session(devices[2].dev_eui, 0x2601_0002);
-    s.apply(vec![
+    s.apply(&[
         WriteOp::UpsertSession(s0.clone()),
         WriteOp::UpsertSession(s1.clone()),
         WriteOp::UpsertSession(s2.clone()),
@@ -646,7 +646,7 @@ storage_test!(sessions_are_written_in_batches, |db: TestDb| async move {
     s0.conf_f_cnt = 9;
     s0.ns_state = r#"{"pending":["LinkADRReq"]}"#.into();
     s0.updated_at = t0() + Duration::seconds(1);
-    s.apply(vec![WriteOp::UpsertSession(s0.clone())])
+    s.apply(&[WriteOp::UpsertSession(s0.clone())])
         .await
         .unwrap();
     assert_eq!(s.get_session(s0.dev_eui).await.unwrap().unwrap(), s0);
@@ -657,7 +657,7 @@ storage_test!(sessions_are_written_in_batches, |db: TestDb| async move {
     assert_eq!(rest, std::slice::from_ref(&s2));
     assert_eq!(s.load_all_sessions().await.unwrap().len(), 3);
 
-    s.apply(vec![WriteOp::DeleteSession(s2.dev_eui)])
+    s.apply(&[WriteOp::DeleteSession(s2.dev_eui)])
         .await
         .unwrap();
     assert!(s.get_session(s2.dev_eui).await.unwrap().is_none());
@@ -670,16 +670,17 @@ storage_test!(sessions_are_written_in_batches, |db: TestDb| async move {
 storage_test!(
     a_batch_leaves_what_running_its_ops_in_order_leaves,
     |db: TestDb| async move {
-        // Postgres groups ops by kind; the outcome must equal sequential application.
+        // Both backends group ops by kind; the outcome must equal sequential application.
         let s = &*db.storage;
         let (a, _, devices) = provision(s, 3).await;
         let (d0, d1, d2) = (devices[0].dev_eui, devices[1].dev_eui, devices[2].dev_eui);
-        s.apply(vec![WriteOp::UpsertSession(session(d2, 9))])
+        let ghost = Eui64([0xEE; 8]);
+        s.apply(&[WriteOp::UpsertSession(session(d2, 9))])
             .await
             .unwrap();
         let mut later = session(d0, 2);
         later.f_cnt_up = 99;
-        s.apply(vec![
+        s.apply(&[
             WriteOp::UpsertSession(session(d0, 1)),
             WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 1)),
             WriteOp::UpsertSession(session(d1, 1)),
@@ -697,9 +698,18 @@ storage_test!(
                 dev_eui: d0,
                 at: t0(),
             },
+            // Writes about a device that is gone are skipped, not fatal.
+            WriteOp::UpsertSession(session(ghost, 4)),
+            WriteOp::InsertEvent(event(ghost, a.id, EventKind::Up, 4)),
+            WriteOp::DeviceSeen {
+                dev_eui: ghost,
+                at: t0(),
+            },
         ])
         .await
         .unwrap();
+        assert!(s.get_session(ghost).await.unwrap().is_none());
+        assert!(s.list_events(ghost, 10).await.unwrap().is_empty());
         assert_eq!(s.get_session(d0).await.unwrap().unwrap(), later);
         assert!(s.get_session(d1).await.unwrap().is_none());
         assert_eq!(
@@ -733,7 +743,7 @@ storage_test!(a_failing_batch_writes_nothing, |db: TestDb| async move {
     // Break one table so that the last op of the batch fails.
     db.execute("DROP TABLE gateways").await.unwrap();
     let r = s
-        .apply(vec![
+        .apply(&[
             WriteOp::UpsertSession(session(dev, 1)),
             WriteOp::InsertEvent(event(dev, a.id, EventKind::Up, 1)),
             WriteOp::DeviceSeen {
@@ -758,7 +768,7 @@ storage_test!(device_seen_and_class, |db: TestDb| async move {
     let s = &*db.storage;
     let (_, _, devices) = provision(s, 1).await;
     let dev = devices[0].dev_eui;
-    s.apply(vec![
+    s.apply(&[
         WriteOp::DeviceSeen {
             dev_eui: dev,
             at: t0(),
@@ -822,7 +832,7 @@ storage_test!(downlink_queue_lifecycle, |db: TestDb| async move {
         Err(StoreError::MissingReference { .. })
     ));
 
-    s.apply(vec![WriteOp::QueueMarkSent {
+    s.apply(&[WriteOp::QueueMarkSent {
         id: q1.id,
         f_cnt_down: 42,
         sent_at: t0(),
@@ -835,7 +845,7 @@ storage_test!(downlink_queue_lifecycle, |db: TestDb| async move {
     assert!(q[0].pending);
     assert_eq!(q[0].sent_at, Some(t0()));
 
-    s.apply(vec![WriteOp::QueueDelete(q1.id)]).await.unwrap();
+    s.apply(&[WriteOp::QueueDelete(q1.id)]).await.unwrap();
     assert_eq!(s.get_queue(dev).await.unwrap(), std::slice::from_ref(&q2));
 
     s.enqueue(&QueueItem {
@@ -875,7 +885,7 @@ storage_test!(gateways_round_trip_and_seen, |db: TestDb| async move {
     ));
     assert_eq!(s.get_gateway(g.gateway_id).await.unwrap().unwrap(), g);
     let stats = json!({"rxnb": 3, "rxok": 2});
-    s.apply(vec![
+    s.apply(&[
         WriteOp::GatewaySeen {
             gateway_id: g.gateway_id,
             at: t0(),
@@ -972,14 +982,9 @@ storage_test!(
         let (a, p, devices) = provision(s, 2).await;
         let (d0, d1) = (devices[0].dev_eui, devices[1].dev_eui);
         // Events written before the integration exists are not its business.
-        s.apply(vec![WriteOp::InsertEvent(event(
-            d0,
-            a.id,
-            EventKind::Up,
-            0,
-        ))])
-        .await
-        .unwrap();
+        s.apply(&[WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, 0))])
+            .await
+            .unwrap();
         let hook = http_integration(a.id, "http://127.0.0.1:9/1");
         s.upsert_integration(&hook).await.unwrap();
         let start = s
@@ -998,7 +1003,7 @@ storage_test!(
         s.create_application(&other).await.unwrap();
         let stranger = device(100, &other, &p);
         s.create_device(&stranger).await.unwrap();
-        s.apply(vec![
+        s.apply(&[
             WriteOp::InsertEvent(event(d0, a.id, EventKind::Join, 1)),
             WriteOp::InsertEvent(event(stranger.dev_eui, other.id, EventKind::Up, 2)),
             WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 3)),
@@ -1140,7 +1145,7 @@ storage_test!(
         };
         s.upsert_integration(&hook1).await.unwrap();
         s.upsert_integration(&hook2).await.unwrap();
-        s.apply(vec![
+        s.apply(&[
             WriteOp::InsertEvent(event(d0, a.id, EventKind::Join, 1)),
             WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, 2)),
             WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 3)),
@@ -1275,7 +1280,7 @@ storage_test!(
         let ops: Vec<WriteOp> = (0..3)
             .map(|n| WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, n)))
             .collect();
-        s.apply(ops).await.unwrap();
+        s.apply(&ops).await.unwrap();
         spill_all(s, &hook).await;
         let now = t0() + Duration::hours(1);
         let lease = now + Duration::minutes(10);
@@ -1327,7 +1332,7 @@ storage_test!(
             .map(|n| WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, n)))
             .collect();
         ops.push(WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 1000)));
-        s.apply(ops).await.unwrap();
+        s.apply(&ops).await.unwrap();
         spill_all(s, &hook).await;
         let now = t0() + Duration::hours(1);
         let claimed = s
@@ -1345,14 +1350,9 @@ storage_test!(
         s.outbox_failed(head0.id, now, "timeout", retry)
             .await
             .unwrap();
-        s.apply(vec![WriteOp::InsertEvent(event(
-            d0,
-            a.id,
-            EventKind::Up,
-            301,
-        ))])
-        .await
-        .unwrap();
+        s.apply(&[WriteOp::InsertEvent(event(d0, a.id, EventKind::Up, 301))])
+            .await
+            .unwrap();
         spill_all(s, &hook).await;
         // d1 delivered: its chain is due again at once, finds nothing and goes idle.
         s.outbox_delivered(&[head1.id], now).await.unwrap();
@@ -1360,14 +1360,9 @@ storage_test!(
         assert!(idle.items.is_empty());
         assert_eq!(idle.idle, vec![(hook.id, d1)]);
         // A new event wakes the idle chain.
-        s.apply(vec![WriteOp::InsertEvent(event(
-            d1,
-            a.id,
-            EventKind::Up,
-            1001,
-        ))])
-        .await
-        .unwrap();
+        s.apply(&[WriteOp::InsertEvent(event(d1, a.id, EventKind::Up, 1001))])
+            .await
+            .unwrap();
         spill_all(s, &hook).await;
         let woke = s
             .claim_outbox(now, now + Duration::seconds(30), 100)
@@ -1408,10 +1403,10 @@ storage_test!(
         let d = devices[0].dev_eui;
         let hook = http_integration(a.id, "http://127.0.0.1:9/1");
         s.upsert_integration(&hook).await.unwrap();
-        let ops = (0..20)
+        let ops: Vec<WriteOp> = (0..20)
             .map(|n| WriteOp::InsertEvent(event(d, a.id, EventKind::Up, n * 60)))
             .collect();
-        s.apply(ops).await.unwrap();
+        s.apply(&ops).await.unwrap();
         spill_all(s, &hook).await;
         // Events at t0 + 0, 1, ... 19 minutes; keep those from minute 15 on.
         let removed = s
@@ -1440,7 +1435,7 @@ storage_test!(a_reopened_store_keeps_everything, |db: TestDb| async move {
         .await
         .unwrap();
     let sess = session(dev, 0x2601_0101);
-    s.apply(vec![
+    s.apply(&[
         WriteOp::UpsertSession(sess.clone()),
         WriteOp::RecordJoin {
             dev_eui: dev,
@@ -1543,7 +1538,7 @@ mod measure {
                 });
                 n += 1;
             }
-            s.apply(ops).await.unwrap();
+            s.apply(&ops).await.unwrap();
         }
         n as f64 / start.elapsed().as_secs_f64()
     }

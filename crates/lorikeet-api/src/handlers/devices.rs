@@ -319,7 +319,7 @@ pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     };
     ctx.state
         .storage
-        .apply(vec![WriteOp::UpsertSession(session.clone())])
+        .apply(&[WriteOp::UpsertSession(session.clone())])
         .await?;
     ctx.state.notify(Change::SessionChanged(dev_eui));
     Ok(Out::ok(activation_json(&session)))

@@ -18,7 +18,7 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
 
 /// Runs until every sender is dropped, then flushes what is left and returns.
 /// `committed` is notified after each batch, so the webhook worker looks at the
-/// outbox as soon as new rows are visible instead of at its next poll.
+/// new events as soon as they are visible instead of at its next poll.
 pub async fn run(
     storage: Arc<dyn Storage>,
     mut rx: mpsc::Receiver<WriteOp>,
@@ -61,7 +61,7 @@ async fn commit(storage: &dyn Storage, batch: &mut Vec<WriteOp>) {
     let mut failures = 0;
     loop {
         let started = std::time::Instant::now();
-        match storage.apply(batch.clone()).await {
+        match storage.apply(batch).await {
             Ok(()) => {
                 metrics::counter!("lorikeet_storage_ops_written_total").increment(n as u64);
                 metrics::histogram!("lorikeet_storage_batch_size").record(n as f64);
@@ -99,7 +99,7 @@ async fn one_by_one(storage: &dyn Storage, ops: Vec<WriteOp>) {
         let mut delay = Duration::from_millis(50);
         let mut failures = 0;
         loop {
-            match storage.apply(vec![op.clone()]).await {
+            match storage.apply(std::slice::from_ref(&op)).await {
                 Ok(()) => break,
                 Err(e) if e.is_transient() => {}
                 Err(e) => {
