@@ -418,7 +418,7 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
                 } else {
                     EventKind::Up
                 },
-                payload: json!({"fCnt": n}),
+                payload: json!({"fCnt": n}).to_string().into(),
                 created_at: Utc::now() + Duration::seconds(n),
             })
         })

@@ -160,7 +160,9 @@ impl Fixture {
                         "deduplicationId": Uuid::new_v4(),
                         "devEui": d.to_string(),
                         "n": i,
-                    }),
+                    })
+                    .to_string()
+                    .into(),
                     created_at: Utc::now(),
                 }));
             }

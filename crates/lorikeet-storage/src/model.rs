@@ -485,8 +485,9 @@ pub struct NewEvent {
     pub application_id: Uuid,
     /// Event type.
     pub kind: EventKind,
-    /// The integration event JSON (ChirpStack v4 shape).
-    pub payload: serde_json::Value,
+    /// The integration event JSON (ChirpStack v4 shape), serialised once by its
+    /// producer (it must be valid JSON) and shared with live subscribers.
+    pub payload: std::sync::Arc<str>,
     /// Event time.
     pub created_at: DateTime<Utc>,
 }

@@ -124,11 +124,7 @@ impl PgStore {
         // Events in op order: ids increase in that order, which is the order webhooks
         // deliver them in (per device).
         if !events.is_empty() {
-            let payloads = events
-                .iter()
-                .map(|e| serde_json::to_string(&e.payload))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| crate::StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+            let payloads: Vec<&str> = events.iter().map(|e| &*e.payload).collect();
             sqlx::query(
                 "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
                  SELECT u.dev_eui, u.application_id, u.kind, u.payload::jsonb, u.created_at \
@@ -220,5 +216,6 @@ impl_storage!(
     Postgres,
     Backend::Postgres,
     lock = "FOR UPDATE OF c SKIP LOCKED",
-    body = "payload::text"
+    body = "payload::text",
+    json = "::jsonb"
 );

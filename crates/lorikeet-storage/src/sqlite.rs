@@ -170,7 +170,7 @@ impl SqliteStore {
                 b.push_bind(e.dev_eui.0.to_vec())
                     .push_bind(e.application_id)
                     .push_bind(e.kind.as_str())
-                    .push_bind(sqlx::types::Json(&e.payload))
+                    .push_bind(&*e.payload)
                     .push_bind(Ts(e.created_at));
             });
             q.push(") WHERE column1 IN (SELECT dev_eui FROM devices)");
@@ -242,5 +242,6 @@ impl_storage!(
     Sqlite,
     Backend::Sqlite,
     lock = "",
-    body = "payload"
+    body = "payload",
+    json = ""
 );

@@ -74,8 +74,11 @@ macro_rules! event_cols {
     };
 }
 
+/// The `Storage` implementation shared by both backends. `lock`: the row-lock clause
+/// of the outbox claim; `body`: the events' JSON as text; `json`: the cast that turns
+/// a text parameter into the JSON column type.
 macro_rules! impl_storage {
-    ($store:ty, $db:ty, $backend:expr, lock = $lock:literal, body = $body:literal) => {
+    ($store:ty, $db:ty, $backend:expr, lock = $lock:literal, body = $body:literal, json = $json:literal) => {
         use std::collections::BTreeMap;
 
         use async_trait::async_trait;
@@ -448,15 +451,16 @@ macro_rules! impl_storage {
                         .await?;
                 }
                 WriteOp::InsertEvent(e) => {
-                    sqlx::query(
+                    sqlx::query(concat!(
                         "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
-                         SELECT $1, $2, $3, $4, $5 \
-                         WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $1)",
-                    )
+                         SELECT $1, $2, $3, $4",
+                        $json,
+                        ", $5 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $1)"
+                    ))
                     .bind(e.dev_eui.0.to_vec())
                     .bind(e.application_id)
                     .bind(e.kind.as_str())
-                    .bind(Json(&e.payload))
+                    .bind(&*e.payload)
                     .bind(Ts(e.created_at))
                     .execute(&mut **tx)
                     .await?;

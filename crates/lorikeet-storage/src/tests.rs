@@ -130,7 +130,9 @@ fn event(dev_eui: Eui64, application_id: Uuid, kind: EventKind, n: i64) -> NewEv
         dev_eui,
         application_id,
         kind,
-        payload: json!({"n": n, "devEui": dev_eui.to_string()}),
+        payload: json!({"n": n, "devEui": dev_eui.to_string()})
+            .to_string()
+            .into(),
         created_at: t0() + Duration::seconds(n),
     }
 }

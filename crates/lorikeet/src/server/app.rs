@@ -1,6 +1,6 @@
 //! The application side: turns the core's events into integration events (decrypting
-//! and decoding uplinks), and hands them to storage, which writes each event and its
-//! outbox rows in one transaction.
+//! and decoding uplinks), and hands them to the writer (webhooks read them from the
+//! events table) and to the live subscribers (MQTT, the API's event streams).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -26,8 +26,10 @@ pub struct Published {
     pub dev_eui: Eui64,
     /// Its application.
     pub application_id: uuid::Uuid,
-    /// The event.
-    pub event: IntegrationEvent,
+    /// Event type.
+    pub kind: EventType,
+    /// The event JSON, serialised once for storage and every subscriber.
+    pub body: Arc<str>,
 }
 
 /// Events being decoded at once; results are still emitted in arrival order.
@@ -85,7 +87,7 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
         seen_at: None,
         events: Vec::with_capacity(1),
     };
-    let info = (*dev.info).clone();
+    let info = || (*dev.info).clone();
     match &e {
         ns::Event::Up(up) => {
             let data = lorikeet_app::decrypt_uplink_payload(up);
@@ -123,7 +125,7 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
             }
             out.events.push(lorikeet_app::up_event(
                 up,
-                info.clone(),
+                info(),
                 &data,
                 object,
                 &dev.region_config_id,
@@ -137,7 +139,7 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
                     ("f_cnt".to_owned(), up.f_cnt.to_string()),
                 ]);
                 out.events.push(lorikeet_app::app_log_event(
-                    info,
+                    info(),
                     level,
                     "UPLINK_CODEC",
                     description,
@@ -147,7 +149,7 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
             }
         }
         other => {
-            if let Some(ev) = lorikeet_app::other_event(other, info, now) {
+            if let Some(ev) = lorikeet_app::other_event(other, info(), now) {
                 out.events.push(ev);
             }
         }
@@ -242,18 +244,20 @@ impl AppTask {
         }
         for ev in p.events {
             metrics::counter!("lorikeet_events_total", "type" => ev.kind.as_str()).increment(1);
+            let body: Arc<str> = ev.body.to_string().into();
             let op = WriteOp::InsertEvent(NewEvent {
                 dev_eui: p.dev_eui,
                 application_id: p.application_id,
                 kind: kind(ev.kind),
-                payload: ev.body.clone(),
+                payload: body.clone(),
                 created_at: now,
             });
             let _ = self.writer.send(op).await;
             let _ = self.live.send(Published {
                 dev_eui: p.dev_eui,
                 application_id: p.application_id,
-                event: ev,
+                kind: ev.kind,
+                body,
             });
         }
     }

@@ -366,8 +366,7 @@ async fn next_live(
     }
 }
 
-/// Feeds live events to the API's Server-Sent-Event streams, serialising each event
-/// once, and only while someone is listening.
+/// Feeds live events to the API's Server-Sent-Event streams while someone is listening.
 async fn stream_bridge(
     mut live: broadcast::Receiver<app::Published>,
     tx: broadcast::Sender<lorikeet_api::LiveEvent>,
@@ -386,14 +385,11 @@ async fn stream_bridge(
         if tx.receiver_count() == 0 {
             continue;
         }
-        let Ok(body) = serde_json::to_string(&p.event.body) else {
-            continue;
-        };
         let _ = tx.send(lorikeet_api::LiveEvent {
             dev_eui: p.dev_eui,
             application_id: p.application_id,
-            kind: p.event.kind.as_str(),
-            body: body.into(),
+            kind: p.kind.as_str(),
+            body: p.body,
         });
     }
 }
@@ -419,15 +415,11 @@ async fn mqtt_bridge(
                 continue;
             }
         };
-        let body = match serde_json::to_vec(&p.event.body) {
-            Ok(b) => b,
-            Err(_) => continue,
-        };
         let ev = lorikeet_integration::OutEvent {
             application_id: p.application_id,
             dev_eui: p.dev_eui,
-            kind: p.event.kind.as_str(),
-            body,
+            kind: p.kind.as_str(),
+            body: p.body.as_bytes().to_vec(),
         };
         match tx.try_send(ev) {
             Ok(()) if dropped > 0 => {
