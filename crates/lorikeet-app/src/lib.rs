@@ -48,11 +48,38 @@ pub fn up_event(
     object: Option<serde_json::Value>,
     region_config_id: &str,
 ) -> IntegrationEvent {
+    IntegrationEvent {
+        kind: EventType::Up,
+        body: to_value(&up_body(up, device_info, data, object, region_config_id)),
+    }
+}
+
+/// [`up_event`]'s body serialised straight to JSON text, without building a
+/// `serde_json::Value` tree first: what the server's hot path stores and delivers.
+pub fn up_event_json(
+    up: &UpEvent,
+    device_info: DeviceInfo,
+    data: &[u8],
+    object: Option<serde_json::Value>,
+    region_config_id: &str,
+) -> String {
+    let body = up_body(up, device_info, data, object, region_config_id);
+    // Strings, numbers, maps and vectors only: serialising cannot fail.
+    serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned())
+}
+
+fn up_body(
+    up: &UpEvent,
+    device_info: DeviceInfo,
+    data: &[u8],
+    object: Option<serde_json::Value>,
+    region_config_id: &str,
+) -> UpEventJson {
     let time = up
         .rx_info
         .first()
         .map_or_else(|| utc(SystemTime::now()), |r| utc(r.ns_time));
-    let body = UpEventJson {
+    UpEventJson {
         deduplication_id: up.deduplication_id,
         time,
         device_info,
@@ -67,10 +94,6 @@ pub fn up_event(
         rx_info: up.rx_info.iter().map(UplinkRxInfo::from).collect(),
         tx_info: TxInfoJson::from(&up.tx_info),
         region_config_id: region_config_id.to_owned(),
-    };
-    IntegrationEvent {
-        kind: EventType::Up,
-        body: to_value(&body),
     }
 }
 

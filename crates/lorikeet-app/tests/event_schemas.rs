@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use lorikeet_app::{
-    app_log_event, decrypt_uplink_payload, other_event, up_event, DeviceClass, DeviceInfo,
-    EventType, IntegrationEvent,
+    app_log_event, decrypt_uplink_payload, other_event, up_event, up_event_json, DeviceClass,
+    DeviceInfo, EventType, IntegrationEvent,
 };
 use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
 use lorikeet_ns::output::{DownlinkId, Event, LogCode, LogLevel, UpEvent};
@@ -183,6 +183,30 @@ fn up_with_object() -> IntegrationEvent {
     let object =
         json!({"temperature": 21.5, "humidity": 40, "alarm": false, "nested": {"a": [1, 2]}});
     up_event(&up, device_info(), &data, Some(object), "eu868")
+}
+
+#[test]
+fn up_event_json_is_the_up_event_body_as_text() {
+    // The server stores and delivers the text form; it must be the same event.
+    for (f_port, payload, object) in [
+        (
+            Some(10),
+            &[0x01u8, 0x02, 0x03][..],
+            Some(json!({"t": 21.5, "n": [1, 2]})),
+        ),
+        (None, &[][..], None),
+    ] {
+        let up = uplink(
+            f_port,
+            payload,
+            vec![full_rx(), bare_rx()],
+            lora_tx(Some(5)),
+        );
+        let data = decrypt_uplink_payload(&up);
+        let text = up_event_json(&up, device_info(), &data, object.clone(), "eu868");
+        let value = up_event(&up, device_info(), &data, object, "eu868").body;
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), value);
+    }
 }
 
 /// An `up` without FPort (and so without data or object).

@@ -23,6 +23,10 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
+            // No ping round trip per query: a connection that died fails its query,
+            // is dropped, and the caller's retry (the writer's, the worker's next
+            // round) gets a fresh one.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         let store = PgStore { pool };
@@ -127,7 +131,7 @@ impl PgStore {
             let payloads: Vec<&str> = events.iter().map(|e| &*e.payload).collect();
             sqlx::query(
                 "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
-                 SELECT u.dev_eui, u.application_id, u.kind, u.payload::jsonb, u.created_at \
+                 SELECT u.dev_eui, u.application_id, u.kind, u.payload::json, u.created_at \
                  FROM UNNEST($1::bytea[], $2::uuid[], $3::text[], $4::text[], \
                    $5::timestamptz[]) WITH ORDINALITY \
                    AS u(dev_eui, application_id, kind, payload, created_at, ord) \
@@ -217,5 +221,5 @@ impl_storage!(
     Backend::Postgres,
     lock = "FOR UPDATE OF c SKIP LOCKED",
     body = "payload::text",
-    json = "::jsonb"
+    json = "::json"
 );

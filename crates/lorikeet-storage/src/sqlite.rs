@@ -45,6 +45,8 @@ impl SqliteStore {
             .idle_timeout(None)
             .max_lifetime(None)
             .acquire_timeout(Duration::from_secs(30))
+            // In-process: a ping is a round trip to sqlx's worker thread for nothing.
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let store_w = SqliteStore {
@@ -58,6 +60,7 @@ impl SqliteStore {
         }
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await?;

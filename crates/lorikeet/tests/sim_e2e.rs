@@ -33,6 +33,7 @@ fn args(server: &lorikeet::Server, activation: ActivationArg, mac_version: &str)
         gateway_base: 0x70b3_d57e_5a00_0000,
         net_id: "000000".into(),
         shards: 2,
+        rxpk_per_push: 8,
         // The server runs in this process.
         server_pid: Some(std::process::id()),
         json: false,

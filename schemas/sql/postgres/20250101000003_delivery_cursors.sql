@@ -8,3 +8,7 @@ ALTER TABLE integrations ADD COLUMN delivered_through BIGINT NOT NULL DEFAULT 0;
 -- Events written before this migration already have outbox rows.
 UPDATE integrations SET delivered_through = (SELECT COALESCE(MAX(id), 0) FROM events);
 CREATE INDEX events_application ON events (application_id, id);
+-- Events are written once and read back as text (webhook bodies, the API): `json`
+-- keeps the producer's text as it is (validated, not re-encoded), where `jsonb`
+-- parsed it into a binary form on every insert and rendered it again on every read.
+ALTER TABLE events ALTER COLUMN payload TYPE JSON USING payload::json;

@@ -74,7 +74,12 @@ struct Prepared {
     dev_eui: Eui64,
     application_id: uuid::Uuid,
     seen_at: Option<SystemTime>,
-    events: Vec<IntegrationEvent>,
+    /// Each event's type and JSON text.
+    events: Vec<(EventType, Arc<str>)>,
+}
+
+fn text(ev: IntegrationEvent) -> (EventType, Arc<str>) {
+    (ev.kind, ev.body.to_string().into())
 }
 
 /// Builds the integration events of one core event (decrypting and decoding uplinks).
@@ -123,13 +128,10 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
                     }
                 }
             }
-            out.events.push(lorikeet_app::up_event(
-                up,
-                info(),
-                &data,
-                object,
-                &dev.region_config_id,
-            ));
+            // The hot path: serialised straight from the event struct.
+            let body =
+                lorikeet_app::up_event_json(up, info(), &data, object, &dev.region_config_id);
+            out.events.push((EventType::Up, body.into()));
             if let Some((level, description)) = problem {
                 let context = BTreeMap::from([
                     (
@@ -138,19 +140,19 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
                     ),
                     ("f_cnt".to_owned(), up.f_cnt.to_string()),
                 ]);
-                out.events.push(lorikeet_app::app_log_event(
+                out.events.push(text(lorikeet_app::app_log_event(
                     info(),
                     level,
                     "UPLINK_CODEC",
                     description,
                     context,
                     now,
-                ));
+                )));
             }
         }
         other => {
             if let Some(ev) = lorikeet_app::other_event(other, info(), now) {
-                out.events.push(ev);
+                out.events.push(text(ev));
             }
         }
     }
@@ -242,13 +244,12 @@ impl AppTask {
                 })
                 .await;
         }
-        for ev in p.events {
-            metrics::counter!("lorikeet_events_total", "type" => ev.kind.as_str()).increment(1);
-            let body: Arc<str> = ev.body.to_string().into();
+        for (event_type, body) in p.events {
+            metrics::counter!("lorikeet_events_total", "type" => event_type.as_str()).increment(1);
             let op = WriteOp::InsertEvent(NewEvent {
                 dev_eui: p.dev_eui,
                 application_id: p.application_id,
-                kind: kind(ev.kind),
+                kind: kind(event_type),
                 payload: body.clone(),
                 created_at: now,
             });
@@ -256,7 +257,7 @@ impl AppTask {
             let _ = self.live.send(Published {
                 dev_eui: p.dev_eui,
                 application_id: p.application_id,
-                kind: ev.kind,
+                kind: event_type,
                 body,
             });
         }

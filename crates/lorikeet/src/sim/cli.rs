@@ -89,6 +89,10 @@ pub struct SimArgs {
     /// Generator tasks.
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
+    /// Most rxpk per PUSH_DATA (lora_pkt_fwd sends up to 8 packets received in one
+    /// concentrator poll together); 1 sends every reception on its own.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=64))]
+    pub rxpk_per_push: u8,
     /// The server's process id, for its memory use (default: a local `lorikeet serve`, if found).
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -255,6 +259,7 @@ pub async fn run(args: SimArgs) -> Result<Report, SimRunError> {
         join_rate_per_s: args.join_rate.max(1.0),
         drain: Duration::from_secs_f64(args.drain.max(0.0)),
         shards: args.shards.max(1),
+        rxpk_per_push: usize::from(args.rxpk_per_push),
         progress: !args.quiet,
         server_pid: args.server_pid.or_else(find_server_pid),
     };

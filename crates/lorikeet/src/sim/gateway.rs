@@ -119,40 +119,69 @@ impl SimGateway {
         Err(io::Error::new(io::ErrorKind::TimedOut, "no PULL_ACK"))
     }
 
-    /// The rxpk JSON for one reception (as lora_pkt_fwd writes it).
-    fn rxpk(&self, phy: &[u8], rx: &RxMeta, tmst: u32) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "tmst": tmst,
-            "chan": 0,
-            "rfch": 0,
-            "freq": f64::from(rx.frequency_hz) / 1e6,
-            "stat": 1,
-            "modu": "LORA",
-            "datr": format!("SF{}BW{}", rx.spreading_factor, rx.bandwidth_hz / 1000),
-            "codr": "4/5",
-            "lsnr": rx.snr_db,
-            "rssi": rx.rssi_dbm,
-            "size": phy.len(),
-            "data": base64::engine::general_purpose::STANDARD.encode(phy),
-        });
-        if self.with_time {
-            v["time"] = serde_json::Value::String(
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            );
+    /// The rxpk JSON object for one reception (as lora_pkt_fwd writes it), as text.
+    pub fn rxpk(&self, phy: &[u8], rx: &RxMeta, tmst: u32) -> String {
+        #[derive(serde::Serialize)]
+        struct Rxpk<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            time: Option<String>,
+            tmst: u32,
+            chan: u8,
+            rfch: u8,
+            freq: f64,
+            stat: i8,
+            modu: &'static str,
+            datr: &'a str,
+            codr: &'static str,
+            lsnr: f32,
+            rssi: i32,
+            size: usize,
+            data: String,
         }
-        v
+        let datr = format!("SF{}BW{}", rx.spreading_factor, rx.bandwidth_hz / 1000);
+        let v = Rxpk {
+            time: self
+                .with_time
+                .then(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            tmst,
+            chan: 0,
+            rfch: 0,
+            freq: f64::from(rx.frequency_hz) / 1e6,
+            stat: 1,
+            modu: "LORA",
+            datr: &datr,
+            codr: "4/5",
+            lsnr: rx.snr_db,
+            rssi: rx.rssi_dbm,
+            size: phy.len(),
+            data: base64::engine::general_purpose::STANDARD.encode(phy),
+        };
+        // Plain fields only: serialising cannot fail.
+        serde_json::to_string(&v).unwrap_or_default()
     }
 
     /// Sends a PUSH_DATA with one rxpk received at concentrator time `tmst`, without
     /// waiting for the PUSH_ACK (a forwarder does not wait either).
     pub async fn push_at(&self, phy: &[u8], rx: &RxMeta, tmst: u32) -> io::Result<u16> {
+        self.push_rxpks(&[self.rxpk(phy, rx, tmst)]).await
+    }
+
+    /// Sends one PUSH_DATA carrying several receptions (see [`SimGateway::rxpk`]),
+    /// without waiting for the PUSH_ACK.
+    pub async fn push_rxpks(&self, rxpks: &[String]) -> io::Result<u16> {
         let token = self.next_token();
-        let body = serde_json::json!({ "rxpk": [self.rxpk(phy, rx, tmst)] });
-        let json = serde_json::to_vec(&body).map_err(io::Error::other)?;
-        let mut d = Vec::with_capacity(12 + json.len());
+        let len: usize = rxpks.iter().map(|r| r.len() + 1).sum();
+        let mut d = Vec::with_capacity(12 + 11 + len);
         d.extend_from_slice(&[2, (token >> 8) as u8, token as u8, 0x00]);
         d.extend_from_slice(&self.id.0);
-        d.extend_from_slice(&json);
+        d.extend_from_slice(b"{\"rxpk\":[");
+        for (i, r) in rxpks.iter().enumerate() {
+            if i > 0 {
+                d.push(b',');
+            }
+            d.extend_from_slice(r.as_bytes());
+        }
+        d.extend_from_slice(b"]}");
         self.up.send(&d).await?;
         Ok(token)
     }
@@ -237,5 +266,56 @@ pub fn lora_params(m: &Modulation) -> Option<(u8, u32)> {
             ..
         } => Some((*spreading_factor, *bandwidth_hz)),
         Modulation::Fsk { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn batched_push_data_is_what_a_forwarder_sends() {
+        let server = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let id = Eui64([1, 2, 3, 4, 5, 6, 7, 8]);
+        let gw = SimGateway::connect(id, server.local_addr().unwrap())
+            .await
+            .unwrap();
+        let meta = |sf, rssi| RxMeta {
+            frequency_hz: 868_300_000,
+            spreading_factor: sf,
+            bandwidth_hz: 125_000,
+            rssi_dbm: rssi,
+            snr_db: 7.5,
+        };
+        let rxpks = [
+            gw.rxpk(&[0x40, 1, 2, 3], &meta(7, -60), 1_000),
+            gw.rxpk(&[0x80, 9], &meta(12, -110), 2_000),
+        ];
+        gw.push_rxpks(&rxpks).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let (n, _) = server.recv_from(&mut buf).await.unwrap();
+        let wire::Upstream::PushData {
+            gateway_id, json, ..
+        } = wire::parse_upstream(&buf[..n]).unwrap()
+        else {
+            panic!("not a PUSH_DATA");
+        };
+        assert_eq!(gateway_id, id);
+        let push =
+            wire::push_data::decode_push_data(id, json, std::time::SystemTime::now()).unwrap();
+        let frames: Vec<_> = push.uplinks.into_iter().map(Result::unwrap).collect();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].phy_payload, [0x40, 1, 2, 3]);
+        assert_eq!(frames[0].tmst, 1_000);
+        assert_eq!(frames[0].rssi_dbm, -60);
+        assert_eq!(frames[0].frequency_hz, 868_300_000);
+        assert!(frames[0].time.is_some());
+        assert_eq!(frames[1].phy_payload, [0x80, 9]);
+        assert_eq!(frames[1].snr_db, Some(7.5));
+        assert_eq!(
+            lora_params(&frames[1].modulation),
+            Some((12, 125_000)),
+            "datr SF12BW125"
+        );
     }
 }

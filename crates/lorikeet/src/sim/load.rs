@@ -58,6 +58,9 @@ pub struct LoadConfig {
     pub drain: Duration,
     /// Generator tasks.
     pub shards: usize,
+    /// Most rxpk per PUSH_DATA in the measured phase (receptions of one generator
+    /// round are sent together, as a forwarder sends one concentrator poll's packets).
+    pub rxpk_per_push: usize,
     /// Print a progress line every second (to stderr).
     pub progress: bool,
     /// The server's process, for its RSS.
@@ -78,6 +81,7 @@ impl Default for LoadConfig {
             join_rate_per_s: 200.0,
             drain: Duration::from_secs(3),
             shards: 2,
+            rxpk_per_push: 8,
             progress: false,
             server_pid: None,
         }
@@ -456,6 +460,9 @@ async fn shard(
     } else {
         0
     };
+    // Receptions waiting for their gateway's next PUSH_DATA.
+    let mut batches: Vec<Vec<String>> = vec![Vec::new(); n_gw];
+    let per_push = sh.cfg.rxpk_per_push.max(1);
     while started.elapsed() < sh.cfg.duration {
         let mut due = pacer.due().min(512);
         while due > 0 {
@@ -487,8 +494,9 @@ async fn shard(
                 let gw = &sh.gateways[g];
                 let snr = 9.0 - 4.0 * c as f32 - (seq % 5) as f32;
                 let meta = rx_meta(CHANNELS_HZ[ch], sf, snr, -70 - 6 * c as i32);
-                if gw.push_at(&frame, &meta, gw.tmst_now()).await.is_ok() {
-                    sh.counters.copies_sent.fetch_add(1, Ordering::Relaxed);
+                batches[g].push(gw.rxpk(&frame, &meta, gw.tmst_now()));
+                if batches[g].len() >= per_push {
+                    flush(&sh, gw, &mut batches[g]).await;
                 }
             }
             sh.counters.uplinks_sent.fetch_add(1, Ordering::Relaxed);
@@ -501,6 +509,9 @@ async fn shard(
                     handle(&sh, si, &mut devs, m, &mut waiting);
                 }
             }
+        }
+        for (g, batch) in batches.iter_mut().enumerate() {
+            flush(&sh, &sh.gateways[g], batch).await;
         }
         tokio::select! {
             m = rx.recv() => {
@@ -524,6 +535,19 @@ async fn shard(
         }
     }
     Some((measured, delivered_before))
+}
+
+/// Sends a gateway's waiting receptions in one PUSH_DATA.
+async fn flush(sh: &Shared, gw: &SimGateway, batch: &mut Vec<String>) {
+    if batch.is_empty() {
+        return;
+    }
+    if gw.push_rxpks(batch).await.is_ok() {
+        sh.counters
+            .copies_sent
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+    batch.clear();
 }
 
 fn rx_meta(frequency_hz: u32, sf: u8, snr_db: f32, rssi_dbm: i32) -> RxMeta {

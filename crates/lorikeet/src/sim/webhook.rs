@@ -104,13 +104,11 @@ impl Tracker {
             return true;
         }
         let now = Instant::now();
-        let key = serde_json::from_slice::<serde_json::Value>(body)
+        // Only the two fields that identify the uplink are read (the rest is skipped
+        // without being built): the receiver shares the machine with the server.
+        let key = serde_json::from_slice::<UpKey>(body)
             .ok()
-            .and_then(|v| {
-                let dev_eui: Eui64 = v["deviceInfo"]["devEui"].as_str()?.parse().ok()?;
-                let f_cnt = u32::try_from(v["fCnt"].as_u64()?).ok()?;
-                Some((dev_eui, f_cnt))
-            });
+            .and_then(|v| Some((v.device_info.dev_eui.parse().ok()?, v.f_cnt)));
         let Some(key) = key else {
             lock(&self.counts).unknown += 1;
             return true;
@@ -127,6 +125,21 @@ impl Tracker {
         }
         true
     }
+}
+
+/// What the receiver reads of an `up` event.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpKey<'a> {
+    #[serde(borrow)]
+    device_info: DevEuiOnly<'a>,
+    f_cnt: u32,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DevEuiOnly<'a> {
+    dev_eui: &'a str,
 }
 
 /// Checks `X-Lorikeet-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
