@@ -32,6 +32,7 @@ fn args(server: &lorikeet::Server, activation: ActivationArg, mac_version: &str)
         dev_eui_base: 0x70b3_d57e_5000_0000,
         gateway_base: 0x70b3_d57e_5a00_0000,
         net_id: "000000".into(),
+        phases: None,
         shards: 2,
         rxpk_per_push: 8,
         // The server runs in this process.

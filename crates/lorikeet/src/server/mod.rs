@@ -31,9 +31,14 @@ use tracing::{info, warn};
 
 use crate::config::{ApiConfig, Config, RxWindow};
 
-/// Capacity of the channel from the core to the application side and of the
-/// writer's queue: deep enough to ride out a slow commit, bounded so memory is.
-const PIPELINE_CAPACITY: usize = 65_536;
+/// Capacity of the channel from the core to the application side (events).
+/// Deep enough to ride out a slow commit, short enough that what waits in it is
+/// well under a second of work: under overload the excess is shed at the gateway
+/// edge (counted) instead of queuing here, so latency recovers as soon as the load
+/// falls, and memory stays bounded.
+const APP_QUEUE: usize = 8_192;
+/// Capacity of the writer's queue (about three ops per uplink); see [`APP_QUEUE`].
+const WRITER_QUEUE: usize = 16_384;
 /// How long shutdown waits for queued writes to reach the database.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(4);
 
@@ -196,8 +201,8 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let stream_tx = api_state.live.clone();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (writer_tx, writer_rx) = mpsc::channel(PIPELINE_CAPACITY);
-    let (app_tx, app_rx) = mpsc::channel(PIPELINE_CAPACITY);
+    let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
+    let (app_tx, app_rx) = mpsc::channel(APP_QUEUE);
     let (ns_updates_tx, ns_updates_rx) = mpsc::channel(1024);
     let (app_updates_tx, app_updates_rx) = mpsc::channel(1024);
     let (live, _) = broadcast::channel(4096);

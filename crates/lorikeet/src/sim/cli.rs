@@ -86,6 +86,10 @@ pub struct SimArgs {
     /// The server's NetID (ABP addresses come from its block).
     #[arg(long, default_value = "000000")]
     pub net_id: String,
+    /// Rate phases instead of --rate/--duration, e.g. `60000:5,15000:10` (uplinks
+    /// per second : seconds): an overload, then the normal rate. Rates must be > 0.
+    #[arg(long, value_parser = parse_phases)]
+    pub phases: Option<Phases>,
     /// Generator tasks.
     #[arg(long, default_value_t = 2)]
     pub shards: usize,
@@ -102,6 +106,35 @@ pub struct SimArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Rate phases: (uplinks per second, seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phases(pub Vec<(f64, f64)>);
+
+fn parse_phases(s: &str) -> Result<Phases, String> {
+    s.split(',')
+        .map(|p| {
+            let (rate, secs) = p
+                .split_once(':')
+                .ok_or_else(|| format!("phase {p:?}: expected RATE:SECONDS"))?;
+            let rate: f64 = rate
+                .trim()
+                .parse()
+                .map_err(|_| format!("phase {p:?}: rate is not a number"))?;
+            let secs: f64 = secs
+                .trim()
+                .parse()
+                .map_err(|_| format!("phase {p:?}: seconds is not a number"))?;
+            if !(rate > 0.0 && rate.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+                return Err(format!(
+                    "phase {p:?}: the rate must be above 0 and the length 0..86400 s"
+                ));
+            }
+            Ok((rate, secs))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Phases)
 }
 
 fn parse_copies(s: &str) -> Result<(usize, usize), String> {
@@ -258,6 +291,14 @@ pub async fn run(args: SimArgs) -> Result<Report, SimRunError> {
         f_port: 10,
         join_rate_per_s: args.join_rate.max(1.0),
         drain: Duration::from_secs_f64(args.drain.max(0.0)),
+        rate_phases: args
+            .phases
+            .clone()
+            .map(|p| p.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(r, s)| (r, Duration::from_secs_f64(s)))
+            .collect(),
         shards: args.shards.max(1),
         rxpk_per_push: usize::from(args.rxpk_per_push),
         progress: !args.quiet,
@@ -270,10 +311,39 @@ pub async fn run(args: SimArgs) -> Result<Report, SimRunError> {
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        Cli::command().debug_assert();
+        let c = Cli::try_parse_from(["sim", "--phases", "60000:5,12000:8", "--rxpk-per-push", "1"])
+            .unwrap();
+        assert_eq!(
+            c.args.phases,
+            Some(Phases(vec![(60000.0, 5.0), (12000.0, 8.0)]))
+        );
+        assert_eq!(c.args.rxpk_per_push, 1);
+        assert!(Cli::try_parse_from(["sim", "--rxpk-per-push", "0"]).is_err());
+        assert!(Cli::try_parse_from(["sim", "--phases", "0:1"]).is_err());
+    }
+
     use super::*;
 
     #[test]
     fn option_parsers() {
+        assert_eq!(
+            parse_phases("60000:5, 15000:10"),
+            Ok(Phases(vec![(60000.0, 5.0), (15000.0, 10.0)]))
+        );
+        assert!(parse_phases("0:5").is_err());
+        assert!(parse_phases("100").is_err());
+        assert!(parse_phases("100:x").is_err());
         assert_eq!(parse_copies("1-3"), Ok((1, 3)));
         assert_eq!(parse_copies("2"), Ok((2, 2)));
         assert!(parse_copies("0-1").is_err());

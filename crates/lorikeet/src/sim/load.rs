@@ -56,6 +56,9 @@ pub struct LoadConfig {
     pub join_rate_per_s: f64,
     /// How long to wait for stragglers after the measured phase.
     pub drain: Duration,
+    /// Rate phases (uplinks per second, length) replacing `rate_per_s` and
+    /// `duration` when not empty: e.g. an overload followed by the normal rate.
+    pub rate_phases: Vec<(f64, Duration)>,
     /// Generator tasks.
     pub shards: usize,
     /// Most rxpk per PUSH_DATA in the measured phase (receptions of one generator
@@ -80,11 +83,28 @@ impl Default for LoadConfig {
             f_port: 10,
             join_rate_per_s: 200.0,
             drain: Duration::from_secs(3),
+            rate_phases: Vec::new(),
             shards: 2,
             rxpk_per_push: 8,
             progress: false,
             server_pid: None,
         }
+    }
+}
+
+impl LoadConfig {
+    /// The measured phase's rate phases.
+    fn phases(&self) -> Vec<(f64, Duration)> {
+        if self.rate_phases.is_empty() {
+            vec![(self.rate_per_s, self.duration)]
+        } else {
+            self.rate_phases.clone()
+        }
+    }
+
+    /// Length of the measured phase.
+    fn total_duration(&self) -> Duration {
+        self.phases().iter().map(|(_, d)| *d).sum()
     }
 }
 
@@ -256,7 +276,9 @@ pub async fn run(
 
     let c = &shared.counters;
     let r = tracker.received();
-    let mut latencies = tracker.take_latencies();
+    let deliveries = tracker.take_deliveries();
+    let mut latencies: Vec<i64> = deliveries.iter().map(|(_, l)| *l).collect();
+    let timeline = super::report::timeline(&deliveries);
     let mut leads = std::mem::take(&mut *lock(&shared.leads_us));
     let delivered = r.delivered;
     let secs = measured.as_secs_f64().max(1e-9);
@@ -281,6 +303,8 @@ pub async fn run(
         downlinks_refused: c.downlinks_refused.load(Ordering::Relaxed),
         other_events: r.other,
         server_rss_mib: cfg.server_pid.and_then(super::report::rss_mib),
+        timeline,
+        phased: !cfg.rate_phases.is_empty(),
     })
 }
 
@@ -325,19 +349,53 @@ async fn on_downlink(
     }
 }
 
-/// Spreads `rate` events per second over ticks; returns how many are due now.
+/// Spreads events over ticks at a rate that may change by phase (rate per second,
+/// length in seconds); returns how many are due now. A single phase at rate 0 means
+/// as fast as possible.
 struct Pacer {
-    rate: f64,
+    phases: Vec<(f64, f64)>,
     started: Instant,
     done: u64,
 }
 
 impl Pacer {
-    fn due(&mut self) -> u64 {
-        if self.rate <= 0.0 {
-            return u64::MAX;
+    fn new(rate: f64) -> Self {
+        Pacer {
+            phases: vec![(rate, f64::INFINITY)],
+            started: Instant::now(),
+            done: 0,
         }
-        let should = (self.started.elapsed().as_secs_f64() * self.rate) as u64;
+    }
+
+    fn phased(phases: Vec<(f64, f64)>, started: Instant) -> Self {
+        Pacer {
+            phases,
+            started,
+            done: 0,
+        }
+    }
+
+    /// Events that should have happened `t` seconds in.
+    fn target(&self, t: f64) -> Option<u64> {
+        let mut left = t;
+        let mut n = 0.0;
+        for (rate, len) in &self.phases {
+            if left <= 0.0 {
+                break;
+            }
+            if *rate <= 0.0 {
+                return None;
+            }
+            n += rate * left.min(*len);
+            left -= len;
+        }
+        Some(n as u64)
+    }
+
+    fn due(&mut self) -> u64 {
+        let Some(should) = self.target(self.started.elapsed().as_secs_f64()) else {
+            return u64::MAX;
+        };
         let n = should.saturating_sub(self.done);
         self.done += n;
         n
@@ -381,14 +439,11 @@ async fn shard(
     // Join phase.
     let join_timeout = Duration::from_secs(12);
     let mut waiting: HashMap<usize, Instant> = HashMap::new();
-    let mut pacer = Pacer {
-        rate: sh.cfg.join_rate_per_s / shards as f64,
-        started: Instant::now(),
-        done: 0,
-    };
+    let join_rate = sh.cfg.join_rate_per_s / shards as f64;
+    let mut pacer = Pacer::new(join_rate);
     let join_deadline = Instant::now()
         + Duration::from_secs(60)
-        + Duration::from_secs_f64(devs.len() as f64 / pacer.rate.max(1.0));
+        + Duration::from_secs_f64(devs.len() as f64 / join_rate.max(1.0));
     let mut next_join = 0;
     loop {
         let unjoined = devs.iter().filter(|d| d.session.is_none()).count();
@@ -448,11 +503,14 @@ async fn shard(
     sh.measuring.store(true, Ordering::Relaxed);
     let delivered_before = sh.tracker.received().delivered;
     let started = Instant::now();
-    let mut pacer = Pacer {
-        rate: sh.cfg.rate_per_s / shards as f64,
+    let mut pacer = Pacer::phased(
+        sh.cfg
+            .phases()
+            .iter()
+            .map(|(r, d)| (r / shards as f64, d.as_secs_f64()))
+            .collect(),
         started,
-        done: 0,
-    };
+    );
     let mut seq: u64 = si as u64;
     let mut next = 0usize;
     let confirmed_every = if sh.cfg.confirmed_share > 0.0 {
@@ -463,7 +521,8 @@ async fn shard(
     // Receptions waiting for their gateway's next PUSH_DATA.
     let mut batches: Vec<Vec<String>> = vec![Vec::new(); n_gw];
     let per_push = sh.cfg.rxpk_per_push.max(1);
-    while started.elapsed() < sh.cfg.duration {
+    let duration = sh.cfg.total_duration();
+    while started.elapsed() < duration {
         let mut due = pacer.due().min(512);
         while due > 0 {
             let di = joined[next % joined.len()];
@@ -615,5 +674,22 @@ fn handle(
                 .downlinks_refused
                 .fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phased_pacing_follows_each_phase() {
+        let p = Pacer::phased(vec![(1000.0, 2.0), (100.0, 3.0)], Instant::now());
+        assert_eq!(p.target(1.0), Some(1000));
+        assert_eq!(p.target(2.0), Some(2000));
+        assert_eq!(p.target(3.0), Some(2100));
+        assert_eq!(p.target(5.0), Some(2300));
+        // Past the last phase nothing more is due.
+        assert_eq!(p.target(9.0), Some(2300));
+        assert_eq!(Pacer::new(0.0).target(1.0), None, "0 = as fast as possible");
     }
 }

@@ -86,6 +86,50 @@ pub struct Report {
     pub other_events: std::collections::BTreeMap<String, u64>,
     /// The server's resident memory at the end, when known.
     pub server_rss_mib: Option<f64>,
+    /// Latency by the second the uplinks were sent in (from the first one sent).
+    pub timeline: Vec<Second>,
+    /// The run had rate phases (the table then shows the timeline).
+    #[serde(skip)]
+    pub phased: bool,
+}
+
+/// Delivered uplinks sent within one second of the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Second {
+    /// Seconds from the first uplink sent.
+    pub second: u64,
+    /// Uplinks sent in that second and delivered.
+    pub delivered: usize,
+    /// Their median latency.
+    pub p50_ms: f64,
+    /// Their 99th-percentile latency.
+    pub p99_ms: f64,
+}
+
+/// Groups deliveries (send time, latency in µs) by the second they were sent in.
+pub fn timeline(deliveries: &[(std::time::Instant, i64)]) -> Vec<Second> {
+    let Some(first) = deliveries.iter().map(|(t, _)| *t).min() else {
+        return Vec::new();
+    };
+    let mut by_second: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();
+    for (t, l) in deliveries {
+        by_second
+            .entry(t.duration_since(first).as_secs())
+            .or_default()
+            .push(*l);
+    }
+    by_second
+        .into_iter()
+        .map(|(second, mut l)| {
+            let p = Percentiles::from_micros(&mut l);
+            Second {
+                second,
+                delivered: p.count,
+                p50_ms: p.p50_ms,
+                p99_ms: p.p99_ms,
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for Report {
@@ -146,6 +190,16 @@ impl fmt::Display for Report {
         }
         if let Some(rss) = self.server_rss_mib {
             row(f, "server RSS", format!("{rss:.1} MiB"))?;
+        }
+        if self.phased {
+            writeln!(f, "  latency by second sent:")?;
+            for s in &self.timeline {
+                writeln!(
+                    f,
+                    "    {:>4} s  {:>7} delivered  p50 {:>8.1} ms  p99 {:>8.1} ms",
+                    s.second, s.delivered, s.p50_ms, s.p99_ms
+                )?;
+            }
         }
         Ok(())
     }

@@ -21,7 +21,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct Tracker {
     sent: Vec<Mutex<HashMap<(Eui64, u32), Instant>>>,
-    delivered: Mutex<Vec<i64>>,
+    /// Delivered uplinks: when the first copy was sent, and the latency in µs.
+    delivered: Mutex<Vec<(Instant, i64)>>,
     counts: Mutex<Counts>,
     secret: Option<String>,
 }
@@ -87,8 +88,9 @@ impl Tracker {
         }
     }
 
-    /// Latencies of delivered uplinks in µs (taken: later calls see only new ones).
-    pub fn take_latencies(&self) -> Vec<i64> {
+    /// Delivered uplinks: send time and latency in µs (taken: later calls see only
+    /// new ones).
+    pub fn take_deliveries(&self) -> Vec<(Instant, i64)> {
         std::mem::take(&mut *lock(&self.delivered))
     }
 
@@ -119,7 +121,7 @@ impl Tracker {
             Some(at) => {
                 c.delivered += 1;
                 drop(c);
-                lock(&self.delivered).push(now.duration_since(at).as_micros() as i64);
+                lock(&self.delivered).push((at, now.duration_since(at).as_micros() as i64));
             }
             None => c.duplicates += 1,
         }
@@ -217,7 +219,7 @@ mod tests {
         let r = t.received();
         assert_eq!((r.delivered, r.duplicates), (1, 1));
         assert_eq!(r.other.get("join"), Some(&1));
-        assert_eq!(t.take_latencies().len(), 1);
+        assert_eq!(t.take_deliveries().len(), 1);
         assert_eq!(t.outstanding(), 0);
     }
 }
