@@ -55,10 +55,11 @@ pub struct WebhookConfig {
     /// flight; more are left in the database for later, so one slow endpoint cannot
     /// fill the workers' memory. Default 512.
     pub queue_per_integration: usize,
-    /// Most outbox rows claimed per database round trip. Default 200.
+    /// Most new events read, or outbox rows claimed, per database round trip.
+    /// Default 200.
     pub claim_batch: u32,
-    /// How often the outbox is polled when nothing announced new events, in ms.
-    /// New events are picked up sooner: the live event stream wakes the workers.
+    /// How often new events and due retries are polled for when nothing announced
+    /// them, in ms. New events are picked up sooner: each commit wakes the worker.
     /// Default 1000.
     pub poll_interval_ms: u64,
     /// How often the backlog gauge of each integration is refreshed, in seconds. Default 30.
