@@ -518,9 +518,13 @@ async fn shard(
     } else {
         0
     };
-    // Receptions waiting for their gateway's next PUSH_DATA.
-    let mut batches: Vec<Vec<String>> = vec![Vec::new(); n_gw];
+    // Receptions waiting for their gateway's next PUSH_DATA. A forwarder polls its
+    // concentrator every 10 ms and sends what it got in one datagram, so each gateway
+    // sends at most one PUSH_DATA per 10 ms unless a batch fills (the shards take
+    // turns: each sends for every gateway at most once per 10 ms × shards).
+    let mut batches: Vec<Batch> = (0..n_gw).map(|_| Batch::default()).collect();
     let per_push = sh.cfg.rxpk_per_push.max(1);
+    let poll_every = Duration::from_millis(10) * u32::try_from(shards).unwrap_or(1);
     let duration = sh.cfg.total_duration();
     while started.elapsed() < duration {
         let mut due = pacer.due().min(512);
@@ -546,15 +550,18 @@ async fn shard(
             } else {
                 copies.0
             };
-            let now = Instant::now();
-            sh.tracker.sent(devs[di].dev_eui, f_cnt, now);
+            let dev_eui = devs[di].dev_eui;
             for c in 0..k {
                 let g = (global(di) + c) % n_gw;
                 let gw = &sh.gateways[g];
                 let snr = 9.0 - 4.0 * c as f32 - (seq % 5) as f32;
                 let meta = rx_meta(CHANNELS_HZ[ch], sf, snr, -70 - 6 * c as i32);
-                batches[g].push(gw.rxpk(&frame, &meta, gw.tmst_now()));
-                if batches[g].len() >= per_push {
+                batches[g].rxpks.push(gw.rxpk(&frame, &meta, gw.tmst_now()));
+                if c == 0 {
+                    // Latency runs from the copy of the uplink's main gateway.
+                    batches[g].uplinks.push((dev_eui, f_cnt));
+                }
+                if batches[g].rxpks.len() >= per_push {
                     flush(&sh, gw, &mut batches[g]).await;
                 }
             }
@@ -570,7 +577,9 @@ async fn shard(
             }
         }
         for (g, batch) in batches.iter_mut().enumerate() {
-            flush(&sh, &sh.gateways[g], batch).await;
+            if per_push == 1 || batch.last.is_none_or(|t| t.elapsed() >= poll_every) {
+                flush(&sh, &sh.gateways[g], batch).await;
+            }
         }
         tokio::select! {
             m = rx.recv() => {
@@ -580,6 +589,9 @@ async fn shard(
             }
             _ = tokio::time::sleep(Duration::from_millis(1)) => {}
         }
+    }
+    for (g, batch) in batches.iter_mut().enumerate() {
+        flush(&sh, &sh.gateways[g], batch).await;
     }
     let measured = started.elapsed();
     // Keep answering downlinks while the others finish.
@@ -596,17 +608,34 @@ async fn shard(
     Some((measured, delivered_before))
 }
 
-/// Sends a gateway's waiting receptions in one PUSH_DATA.
-async fn flush(sh: &Shared, gw: &SimGateway, batch: &mut Vec<String>) {
-    if batch.is_empty() {
+/// One gateway's receptions waiting for its next PUSH_DATA.
+#[derive(Default)]
+struct Batch {
+    rxpks: Vec<String>,
+    /// The uplinks (DevEUI, FCnt) whose main copy is in this batch.
+    uplinks: Vec<(Eui64, u32)>,
+    /// When this gateway last sent.
+    last: Option<Instant>,
+}
+
+/// Sends a gateway's waiting receptions in one PUSH_DATA. An uplink's latency is
+/// measured from when its main copy was sent.
+async fn flush(sh: &Shared, gw: &SimGateway, batch: &mut Batch) {
+    if batch.rxpks.is_empty() {
         return;
     }
-    if gw.push_rxpks(batch).await.is_ok() {
+    let now = Instant::now();
+    for (dev_eui, f_cnt) in &batch.uplinks {
+        sh.tracker.sent(*dev_eui, *f_cnt, now);
+    }
+    if gw.push_rxpks(&batch.rxpks).await.is_ok() {
         sh.counters
             .copies_sent
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            .fetch_add(batch.rxpks.len() as u64, Ordering::Relaxed);
     }
-    batch.clear();
+    batch.rxpks.clear();
+    batch.uplinks.clear();
+    batch.last = Some(now);
 }
 
 fn rx_meta(frequency_hz: u32, sf: u8, snr_db: f32, rssi_dbm: i32) -> RxMeta {

@@ -68,7 +68,7 @@ pub struct Report {
     pub duplicate_deliveries: u64,
     /// Delivered uplinks per second over the measured phase.
     pub throughput_per_s: f64,
-    /// First gateway copy sent → webhook received.
+    /// The uplink's main gateway copy sent → webhook received.
     pub latency: Percentiles,
     /// Downlinks received by the gateways.
     pub downlinks: u64,
