@@ -208,6 +208,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let (live, _) = broadcast::channel(4096);
 
     let mut ns = NetworkServer::new(ns_config(&config));
+    ns.reserve_devices(loaded.devices.len());
     for d in loaded.devices {
         ns.upsert_device(d);
     }
