@@ -195,24 +195,26 @@ pub async fn load_all(
         }
         ctx.profiles.insert(p.id, p);
     }
-    let mut sessions: HashMap<Eui64, st::DeviceSession> = storage
-        .load_all_sessions()
-        .await?
-        .into_iter()
-        .map(|s| (s.dev_eui, s))
-        .collect();
-    let mut keys: HashMap<Eui64, st::DeviceKeys> = storage
-        .load_all_device_keys()
-        .await?
-        .into_iter()
-        .map(|k| (k.dev_eui, k))
-        .collect();
+    // The large tables are read side by side: the database sends one while we
+    // decode another.
+    let (sessions, keys, queue_items, devices) = tokio::try_join!(
+        storage.load_all_sessions(),
+        storage.load_all_device_keys(),
+        storage.load_all_queue_items(),
+        storage.load_all_devices(),
+    )?;
+    let mut sessions: HashMap<Eui64, st::DeviceSession> =
+        sessions.into_iter().map(|s| (s.dev_eui, s)).collect();
+    let mut keys: HashMap<Eui64, st::DeviceKeys> =
+        keys.into_iter().map(|k| (k.dev_eui, k)).collect();
     let mut queues: HashMap<Eui64, Vec<st::QueueItem>> = HashMap::new();
-    for q in storage.load_all_queue_items().await? {
+    for q in queue_items {
         queues.entry(q.dev_eui).or_default().push(q);
     }
     let mut out = Loaded::default();
-    for d in storage.load_all_devices().await? {
+    out.devices.reserve(devices.len());
+    out.app.reserve(devices.len());
+    for d in devices {
         let (Some(p), Some(np), Some(a)) = (
             ctx.profiles.get(&d.device_profile_id),
             ctx.ns_profiles.get(&d.device_profile_id),
