@@ -149,4 +149,18 @@ impl<'a> Grouped<'a> {
         }
         g
     }
+
+    /// The sessions to write, in DevEUI order.
+    pub(crate) fn upserts(&self) -> Vec<&'a DeviceSession> {
+        self.sessions.values().flatten().copied().collect()
+    }
+
+    /// The devices whose session goes, in DevEUI order.
+    pub(crate) fn deletes(&self) -> Vec<Vec<u8>> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.is_none())
+            .map(|(e, _)| e.0.to_vec())
+            .collect()
+    }
 }

@@ -67,58 +67,71 @@ impl PgStore {
     /// which is what running them in order leaves behind. Rare ops (queue, joins,
     /// class, gateways) run one by one.
     async fn apply_batch(&self, ops: &[crate::WriteOp]) -> Result<(), crate::StoreError> {
-        let crate::ops::Grouped {
-            sessions,
-            events,
-            seen,
-            others,
-        } = crate::ops::Grouped::new(ops);
-
+        let g = crate::ops::Grouped::new(ops);
         let mut tx = self.begin_write().await?;
         // Sessions, in DevEUI order (a consistent lock order across transactions).
-        let upserts: Vec<&crate::DeviceSession> = sessions.values().flatten().copied().collect();
+        let upserts = g.upserts();
         if !upserts.is_empty() {
             let col = |f: &dyn Fn(&crate::DeviceSession) -> Vec<u8>| -> Vec<Vec<u8>> {
                 upserts.iter().map(|s| f(s)).collect()
             };
-            sqlx::query(
-                "INSERT INTO device_sessions (dev_eui, dev_addr, mac_version, f_nwk_s_int_key, \
-                 s_nwk_s_int_key, nwk_s_enc_key, app_s_key, f_cnt_up, n_f_cnt_down, \
-                 a_f_cnt_down, conf_f_cnt, ns_state, updated_at) \
-                 SELECT u.* FROM UNNEST($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], \
+            sqlx::query(concat!(
+                "INSERT INTO device_sessions (",
+                session_cols!(),
+                ") SELECT u.* FROM UNNEST($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], \
                    $5::bytea[], $6::bytea[], $7::bytea[], $8::int8[], $9::int8[], $10::int8[], \
                    $11::int8[], $12::text[], $13::timestamptz[]) \
                  AS u(dev_eui, dev_addr, mac_version, f, s, n, a, fcu, nfd, afd, cfc, st, ts) \
-                 WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
-                 ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = excluded.dev_addr, \
-                 mac_version = excluded.mac_version, f_nwk_s_int_key = excluded.f_nwk_s_int_key, \
-                 s_nwk_s_int_key = excluded.s_nwk_s_int_key, nwk_s_enc_key = excluded.nwk_s_enc_key, \
-                 app_s_key = excluded.app_s_key, f_cnt_up = excluded.f_cnt_up, \
-                 n_f_cnt_down = excluded.n_f_cnt_down, a_f_cnt_down = excluded.a_f_cnt_down, \
-                 conf_f_cnt = excluded.conf_f_cnt, ns_state = excluded.ns_state, \
-                 updated_at = excluded.updated_at",
-            )
+                 WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) ",
+                session_upsert_set!()
+            ))
             .bind(col(&|s| s.dev_eui.0.to_vec()))
             .bind(col(&|s| s.dev_addr.0.to_vec()))
-            .bind(upserts.iter().map(|s| s.mac_version.as_str()).collect::<Vec<_>>())
+            .bind(
+                upserts
+                    .iter()
+                    .map(|s| s.mac_version.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .bind(col(&|s| s.f_nwk_s_int_key.as_bytes().to_vec()))
             .bind(col(&|s| s.s_nwk_s_int_key.as_bytes().to_vec()))
             .bind(col(&|s| s.nwk_s_enc_key.as_bytes().to_vec()))
             .bind(col(&|s| s.app_s_key.as_bytes().to_vec()))
-            .bind(upserts.iter().map(|s| i64::from(s.f_cnt_up)).collect::<Vec<_>>())
-            .bind(upserts.iter().map(|s| i64::from(s.n_f_cnt_down)).collect::<Vec<_>>())
-            .bind(upserts.iter().map(|s| i64::from(s.a_f_cnt_down)).collect::<Vec<_>>())
-            .bind(upserts.iter().map(|s| i64::from(s.conf_f_cnt)).collect::<Vec<_>>())
-            .bind(upserts.iter().map(|s| s.ns_state.as_str()).collect::<Vec<_>>())
+            .bind(
+                upserts
+                    .iter()
+                    .map(|s| i64::from(s.f_cnt_up))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                upserts
+                    .iter()
+                    .map(|s| i64::from(s.n_f_cnt_down))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                upserts
+                    .iter()
+                    .map(|s| i64::from(s.a_f_cnt_down))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                upserts
+                    .iter()
+                    .map(|s| i64::from(s.conf_f_cnt))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                upserts
+                    .iter()
+                    .map(|s| s.ns_state.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .bind(upserts.iter().map(|s| s.updated_at).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
         }
-        let deletes: Vec<Vec<u8>> = sessions
-            .iter()
-            .filter(|(_, s)| s.is_none())
-            .map(|(e, _)| e.0.to_vec())
-            .collect();
+        let deletes = g.deletes();
         if !deletes.is_empty() {
             sqlx::query("DELETE FROM device_sessions WHERE dev_eui = ANY($1)")
                 .bind(deletes)
@@ -127,6 +140,7 @@ impl PgStore {
         }
         // Events in op order: ids increase in that order, which is the order webhooks
         // deliver them in (per device).
+        let events = &g.events;
         if !events.is_empty() {
             let payloads: Vec<&str> = events.iter().map(|e| &*e.payload).collect();
             sqlx::query(
@@ -151,6 +165,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        let seen = &g.seen;
         if !seen.is_empty() {
             sqlx::query(
                 "UPDATE devices d SET last_seen_at = u.at \
@@ -162,8 +177,8 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        for op in others {
-            apply_one(&mut tx, op).await?;
+        for op in g.others {
+            apply_other(&mut tx, op).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -220,6 +235,5 @@ impl_storage!(
     Postgres,
     Backend::Postgres,
     lock = "FOR UPDATE OF c SKIP LOCKED",
-    body = "payload::text",
-    json = "::json"
+    body = "payload::text"
 );

@@ -104,21 +104,14 @@ impl SqliteStore {
 
         use crate::sql::Ts;
 
-        let crate::ops::Grouped {
-            sessions,
-            events,
-            seen,
-            others,
-        } = crate::ops::Grouped::new(ops);
+        let g = crate::ops::Grouped::new(ops);
         let mut tx = self.begin_write().await?;
-        let upserts: Vec<&crate::DeviceSession> = sessions.values().flatten().copied().collect();
-        for chunk in upserts.chunks(SESSION_ROWS) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO device_sessions (dev_eui, dev_addr, mac_version, \
-                 f_nwk_s_int_key, s_nwk_s_int_key, nwk_s_enc_key, app_s_key, f_cnt_up, \
-                 n_f_cnt_down, a_f_cnt_down, conf_f_cnt, ns_state, updated_at) \
-                 SELECT * FROM (",
-            );
+        for chunk in g.upserts().chunks(SESSION_ROWS) {
+            let mut q = QueryBuilder::<Sqlite>::new(concat!(
+                "INSERT INTO device_sessions (",
+                session_cols!(),
+                ") SELECT * FROM ("
+            ));
             q.push_values(chunk, |mut b, s| {
                 b.push_bind(s.dev_eui.0.to_vec())
                     .push_bind(s.dev_addr.0.to_vec())
@@ -134,25 +127,14 @@ impl SqliteStore {
                     .push_bind(s.ns_state.as_str())
                     .push_bind(Ts(s.updated_at));
             });
-            q.push(
-                ") WHERE column1 IN (SELECT dev_eui FROM devices) \
-                 ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = excluded.dev_addr, \
-                 mac_version = excluded.mac_version, f_nwk_s_int_key = excluded.f_nwk_s_int_key, \
-                 s_nwk_s_int_key = excluded.s_nwk_s_int_key, nwk_s_enc_key = excluded.nwk_s_enc_key, \
-                 app_s_key = excluded.app_s_key, f_cnt_up = excluded.f_cnt_up, \
-                 n_f_cnt_down = excluded.n_f_cnt_down, a_f_cnt_down = excluded.a_f_cnt_down, \
-                 conf_f_cnt = excluded.conf_f_cnt, ns_state = excluded.ns_state, \
-                 updated_at = excluded.updated_at",
-            );
+            q.push(concat!(
+                ") WHERE column1 IN (SELECT dev_eui FROM devices) ",
+                session_upsert_set!()
+            ));
             // Each chunk size is its own SQL text: keep them out of the statement cache.
             q.build().persistent(false).execute(&mut *tx).await?;
         }
-        let deletes: Vec<Vec<u8>> = sessions
-            .iter()
-            .filter(|(_, s)| s.is_none())
-            .map(|(e, _)| e.0.to_vec())
-            .collect();
-        for chunk in deletes.chunks(KEY_ROWS) {
+        for chunk in g.deletes().chunks(KEY_ROWS) {
             let mut q =
                 QueryBuilder::<Sqlite>::new("DELETE FROM device_sessions WHERE dev_eui IN (");
             let mut list = q.separated(", ");
@@ -164,7 +146,7 @@ impl SqliteStore {
         }
         // Events in op order: ids increase in that order, which is the order webhooks
         // deliver them in (per device).
-        for chunk in events.chunks(EVENT_ROWS) {
+        for chunk in g.events.chunks(EVENT_ROWS) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
                  SELECT * FROM (",
@@ -180,7 +162,7 @@ impl SqliteStore {
             q.build().persistent(false).execute(&mut *tx).await?;
         }
         let seen: Vec<(&lorikeet_lorawan::Eui64, &chrono::DateTime<chrono::Utc>)> =
-            seen.iter().collect();
+            g.seen.iter().collect();
         for chunk in seen.chunks(KEY_ROWS) {
             let mut q =
                 QueryBuilder::<Sqlite>::new("UPDATE devices SET last_seen_at = v.column2 FROM (");
@@ -190,8 +172,8 @@ impl SqliteStore {
             q.push(") AS v WHERE devices.dev_eui = v.column1");
             q.build().persistent(false).execute(&mut *tx).await?;
         }
-        for op in others {
-            apply_one(&mut tx, op).await?;
+        for op in g.others {
+            apply_other(&mut tx, op).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -245,6 +227,5 @@ impl_storage!(
     Sqlite,
     Backend::Sqlite,
     lock = "",
-    body = "payload",
-    json = ""
+    body = "payload"
 );

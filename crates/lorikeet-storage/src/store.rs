@@ -50,6 +50,18 @@ macro_rules! session_cols {
          app_s_key, f_cnt_up, n_f_cnt_down, a_f_cnt_down, conf_f_cnt, ns_state, updated_at"
     };
 }
+/// What a session upsert replaces when the device already has a session.
+macro_rules! session_upsert_set {
+    () => {
+        "ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = excluded.dev_addr, \
+         mac_version = excluded.mac_version, f_nwk_s_int_key = excluded.f_nwk_s_int_key, \
+         s_nwk_s_int_key = excluded.s_nwk_s_int_key, nwk_s_enc_key = excluded.nwk_s_enc_key, \
+         app_s_key = excluded.app_s_key, f_cnt_up = excluded.f_cnt_up, \
+         n_f_cnt_down = excluded.n_f_cnt_down, a_f_cnt_down = excluded.a_f_cnt_down, \
+         conf_f_cnt = excluded.conf_f_cnt, ns_state = excluded.ns_state, \
+         updated_at = excluded.updated_at"
+    };
+}
 macro_rules! queue_cols {
     () => {
         "id, dev_eui, f_port, data, confirmed, object, f_cnt_down, pending, sent_at, expires_at, \
@@ -75,10 +87,9 @@ macro_rules! event_cols {
 }
 
 /// The `Storage` implementation shared by both backends. `lock`: the row-lock clause
-/// of the outbox claim; `body`: the events' JSON as text; `json`: the cast that turns
-/// a text parameter into the JSON column type.
+/// of the outbox claim; `body`: the events' JSON as text.
 macro_rules! impl_storage {
-    ($store:ty, $db:ty, $backend:expr, lock = $lock:literal, body = $body:literal, json = $json:literal) => {
+    ($store:ty, $db:ty, $backend:expr, lock = $lock:literal, body = $body:literal) => {
         use std::collections::BTreeMap;
 
         use async_trait::async_trait;
@@ -405,66 +416,20 @@ macro_rules! impl_storage {
             Ok(())
         }
 
-        /// Runs one [`WriteOp`] inside the batch transaction.
-        async fn apply_one(
+        /// Runs one of the rare ops of a batch (queue, joins, class, gateways) inside
+        /// the batch transaction. Sessions, events and last-seen times never come here:
+        /// [`crate::ops::Grouped`] sets them apart and each backend's `apply_batch`
+        /// writes them as multi-row statements.
+        async fn apply_other(
             tx: &mut sqlx::Transaction<'static, $db>,
             op: &WriteOp,
         ) -> Result<(), StoreError> {
-            // The batch paths send sessions, events and last-seen times as multi-row
-            // statements; what comes here is rare enough that a copy costs nothing.
+            // Rare enough that a copy costs nothing.
             match op.clone() {
-                WriteOp::UpsertSession(s) => {
-                    sqlx::query(concat!(
-                        "INSERT INTO device_sessions (",
-                        session_cols!(),
-                        ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 \
-                         WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $1) \
-                         ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = excluded.dev_addr, \
-                         mac_version = excluded.mac_version, \
-                         f_nwk_s_int_key = excluded.f_nwk_s_int_key, \
-                         s_nwk_s_int_key = excluded.s_nwk_s_int_key, \
-                         nwk_s_enc_key = excluded.nwk_s_enc_key, app_s_key = excluded.app_s_key, \
-                         f_cnt_up = excluded.f_cnt_up, n_f_cnt_down = excluded.n_f_cnt_down, \
-                         a_f_cnt_down = excluded.a_f_cnt_down, conf_f_cnt = excluded.conf_f_cnt, \
-                         ns_state = excluded.ns_state, updated_at = excluded.updated_at"
-                    ))
-                    .bind(s.dev_eui.0.to_vec())
-                    .bind(s.dev_addr.0.to_vec())
-                    .bind(&s.mac_version)
-                    .bind(s.f_nwk_s_int_key.as_bytes().to_vec())
-                    .bind(s.s_nwk_s_int_key.as_bytes().to_vec())
-                    .bind(s.nwk_s_enc_key.as_bytes().to_vec())
-                    .bind(s.app_s_key.as_bytes().to_vec())
-                    .bind(i64::from(s.f_cnt_up))
-                    .bind(i64::from(s.n_f_cnt_down))
-                    .bind(i64::from(s.a_f_cnt_down))
-                    .bind(i64::from(s.conf_f_cnt))
-                    .bind(&s.ns_state)
-                    .bind(Ts(s.updated_at))
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                WriteOp::DeleteSession(dev_eui) => {
-                    sqlx::query("DELETE FROM device_sessions WHERE dev_eui = $1")
-                        .bind(dev_eui.0.to_vec())
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                WriteOp::InsertEvent(e) => {
-                    sqlx::query(concat!(
-                        "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
-                         SELECT $1, $2, $3, $4",
-                        $json,
-                        ", $5 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $1)"
-                    ))
-                    .bind(e.dev_eui.0.to_vec())
-                    .bind(e.application_id)
-                    .bind(e.kind.as_str())
-                    .bind(&*e.payload)
-                    .bind(Ts(e.created_at))
-                    .execute(&mut **tx)
-                    .await?;
-                }
+                WriteOp::UpsertSession(_)
+                | WriteOp::DeleteSession(_)
+                | WriteOp::InsertEvent(_)
+                | WriteOp::DeviceSeen { .. } => {}
                 WriteOp::QueueMarkSent {
                     id,
                     f_cnt_down,
@@ -529,13 +494,6 @@ macro_rules! impl_storage {
                     .bind(USED_DEV_NONCE_LIMIT as i64)
                     .execute(&mut **tx)
                     .await?;
-                }
-                WriteOp::DeviceSeen { dev_eui, at } => {
-                    sqlx::query("UPDATE devices SET last_seen_at = $2 WHERE dev_eui = $1")
-                        .bind(dev_eui.0.to_vec())
-                        .bind(Ts(at))
-                        .execute(&mut **tx)
-                        .await?;
                 }
                 WriteOp::DeviceClass { dev_eui, class } => {
                     sqlx::query("UPDATE devices SET device_class_enabled = $2 WHERE dev_eui = $1")

@@ -137,6 +137,22 @@ fn event(dev_eui: Eui64, application_id: Uuid, kind: EventKind, n: i64) -> NewEv
     }
 }
 
+/// Saves one integration's delivery cursor.
+async fn save_cursor(
+    s: &dyn Storage,
+    integration_id: Uuid,
+    through: i64,
+    at: Option<DateTime<Utc>>,
+) {
+    s.save_delivery_cursors(&[DeliveryCursor {
+        integration_id,
+        delivered_through: through,
+        last_delivered_at: at,
+    }])
+    .await
+    .unwrap();
+}
+
 /// Moves the integration's events past its cursor into the outbox (as the webhook
 /// worker does when their first delivery fails) and moves the cursor past them.
 async fn spill_all(s: &dyn Storage, hook: &Integration) {
@@ -165,13 +181,7 @@ async fn spill_all(s: &dyn Storage, hook: &Integration) {
         .collect();
     s.outbox_spill(&rows, t0()).await.unwrap();
     if let Some(last) = evs.last() {
-        s.save_delivery_cursors(&[DeliveryCursor {
-            integration_id: hook.id,
-            delivered_through: last.id,
-            last_delivered_at: None,
-        }])
-        .await
-        .unwrap();
+        save_cursor(s, hook.id, last.id, None).await;
     }
 }
 
@@ -1035,20 +1045,8 @@ storage_test!(
 
         // The cursor moves forward only; deliveries are noted.
         let at = t0() + Duration::minutes(1);
-        s.save_delivery_cursors(&[DeliveryCursor {
-            integration_id: hook.id,
-            delivered_through: evs[1].id,
-            last_delivered_at: Some(at),
-        }])
-        .await
-        .unwrap();
-        s.save_delivery_cursors(&[DeliveryCursor {
-            integration_id: hook.id,
-            delivered_through: evs[0].id,
-            last_delivered_at: None,
-        }])
-        .await
-        .unwrap();
+        save_cursor(s, hook.id, evs[1].id, Some(at)).await;
+        save_cursor(s, hook.id, evs[0].id, None).await;
         let cursor = s
             .delivery_cursors()
             .await
@@ -1098,13 +1096,7 @@ storage_test!(
         )
         .await
         .unwrap();
-        s.save_delivery_cursors(&[DeliveryCursor {
-            integration_id: hook.id,
-            delivered_through: evs[2].id,
-            last_delivered_at: None,
-        }])
-        .await
-        .unwrap();
+        save_cursor(s, hook.id, evs[2].id, None).await;
         assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 1);
         assert_eq!(s.outbox_active_chains().await.unwrap(), vec![(hook.id, d0)]);
         let i = s

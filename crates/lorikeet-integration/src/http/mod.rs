@@ -478,17 +478,9 @@ impl WebhookWorker {
                 continue;
             }
             if feed.slow.contains(&ev.dev_eui) {
-                metrics::counter!(m::WEBHOOK_SPILLED, "reason" => "behind_retry").increment(1);
                 feed.open.insert(ev.id);
-                self.spill.push(SpillRow {
-                    integration_id: lane,
-                    event_id: ev.id,
-                    dev_eui: ev.dev_eui,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    last_error: None,
-                    created_at: ev.created_at,
-                });
+                self.spill
+                    .push(behind_retry(lane, ev.id, ev.dev_eui, ev.created_at, now));
                 feed.read_pos = ev.id;
                 continue;
             }
@@ -855,16 +847,13 @@ impl WebhookWorker {
                     created_at,
                 } = job.source
                 {
-                    metrics::counter!(m::WEBHOOK_SPILLED, "reason" => "behind_retry").increment(1);
-                    self.spill.push(SpillRow {
-                        integration_id: lane,
+                    self.spill.push(behind_retry(
+                        lane,
                         event_id,
                         dev_eui,
-                        attempts: 0,
-                        next_attempt_at,
-                        last_error: None,
                         created_at,
-                    });
+                        next_attempt_at,
+                    ));
                 }
             }
         }
@@ -1038,6 +1027,27 @@ async fn write_outcomes(
         if !delivered.is_empty() || !release.is_empty() {
             wake.notify_one();
         }
+    }
+}
+
+/// An event that must wait in the outbox behind an earlier event of its device
+/// (counted as spilled).
+fn behind_retry(
+    integration_id: Uuid,
+    event_id: i64,
+    dev_eui: Eui64,
+    created_at: DateTime<Utc>,
+    next_attempt_at: DateTime<Utc>,
+) -> SpillRow {
+    metrics::counter!(m::WEBHOOK_SPILLED, "reason" => "behind_retry").increment(1);
+    SpillRow {
+        integration_id,
+        event_id,
+        dev_eui,
+        attempts: 0,
+        next_attempt_at,
+        last_error: None,
+        created_at,
     }
 }
 
