@@ -39,6 +39,10 @@ impl ApiError {
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, message)
     }
+    /// 503: a dependency the request needs is not available right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
     /// 500: our fault; details go to the log, not to the client.
     pub fn internal() -> Self {
         Self::new(

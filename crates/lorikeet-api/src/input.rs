@@ -39,9 +39,6 @@ pub fn is_lorawan_1_1(mac_version: &str) -> bool {
     mac_version.starts_with("1.1")
 }
 
-/// The largest FRMPayload of any region and data rate (bytes).
-pub const MAX_DOWNLINK_PAYLOAD: usize = 242;
-
 /// Checks `value` against `allowed`, naming the field and the accepted values.
 pub fn one_of(field: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError> {
     if allowed.contains(&value) {

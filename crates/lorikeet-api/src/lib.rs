@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
+use lorikeet_codec::{CodecLimits, Codecs};
 use lorikeet_storage::{Change, Storage};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub changes: broadcast::Sender<Change>,
     /// Live integration events, for the Server-Sent-Event streams.
     pub live: broadcast::Sender<LiveEvent>,
+    /// The codec runtime: downlinks queued as an object are encoded when queued.
+    pub codecs: Option<Codecs>,
 }
 
 /// An integration event as streamed to `/events/stream` clients.
@@ -87,6 +90,13 @@ impl ApiState {
     pub fn new(storage: Arc<dyn Storage>, admin_token: Option<&str>) -> Self {
         let (changes, _) = broadcast::channel(4096);
         let (live, _) = broadcast::channel(LIVE_CAPACITY);
+        // A runtime of its own until the server shares its pool (`with_codecs`); if
+        // even that cannot start, objects are refused with 503 rather than failing here.
+        let codecs = Codecs::new(CodecLimits {
+            workers: 1,
+            ..CodecLimits::default()
+        })
+        .ok();
         ApiState {
             storage,
             admin_token_hash: admin_token
@@ -95,7 +105,14 @@ impl ApiState {
             metrics: None,
             changes,
             live,
+            codecs,
         }
+    }
+
+    /// Uses the server's codec runtime (one pool for the uplink decoder and the API).
+    pub fn with_codecs(mut self, codecs: Codecs) -> Self {
+        self.codecs = Some(codecs);
+        self
     }
 
     /// Serves `/metrics` with `render`.

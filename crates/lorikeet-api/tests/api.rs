@@ -252,7 +252,7 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
                 "supportsClassC": true,
                 "rx2Dr": 3,
                 "rx2FrequencyHz": 869525000,
-                "payloadCodec": {"type": "javascript", "script": "function decodeUplink(i){return {data:{}}}"},
+                "payloadCodec": {"type": "javascript", "script": "function decodeUplink(i){return {data:{}}} function encodeDownlink(i){return {bytes:[i.data.setpoint]}}"},
                 "macSettings": {"installationMarginDb": 10}
             })),
         )
@@ -367,7 +367,12 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
             "fNwkSIntKey": "101112131415161718191a1b1c1d1e1f",
             "fCntUp": 7,
             "nFCntDown": 0,
-            "aFCntDown": 0
+            "aFCntDown": 0,
+            // The receive windows: the profile's rx2Dr, the rest the region's defaults.
+            "rx1Delay": 1,
+            "rx1DrOffset": 0,
+            "rx2Dr": 3,
+            "rx2FrequencyHz": 869_525_000
         })
     );
     let stored = db.storage.get_session(dev).await.unwrap().unwrap();
@@ -388,6 +393,16 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
         .admin(
             Method::POST,
             &format!("{path}/queue"),
+            Some(json!({"fPort": 11, "object": {"other": 21}})),
+        )
+        .await;
+    // The profile's codec cannot encode that (no setpoint): refused when queued.
+    assert_eq!(st, 400, "{q2}");
+    assert!(err(&q2).contains("codec cannot encode"), "{q2}");
+    let (st, q2) = s
+        .admin(
+            Method::POST,
+            &format!("{path}/queue"),
             Some(json!({"fPort": 11, "object": {"setpoint": 21}})),
         )
         .await;
@@ -399,6 +414,8 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
     assert_eq!(items[0]["data"], "AQID");
     assert_eq!(items[0]["confirmed"], true);
     assert_eq!(items[1]["object"], json!({"setpoint": 21}));
+    // Encoded when queued, by the profile's script.
+    assert_eq!(items[1]["data"], "FQ==");
     let (st, _) = s
         .admin(Method::DELETE, &format!("{path}/queue"), None)
         .await;

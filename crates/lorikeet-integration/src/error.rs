@@ -1,6 +1,7 @@
 //! Error types of the integrations. Delivery failures and refused commands are
 //! values that get counted, logged and (for webhooks) retried; none of them ends a loop.
 
+use lorikeet_service::EnqueueError;
 use lorikeet_storage::StoreError;
 
 /// A setting that is out of range or malformed.
@@ -132,17 +133,12 @@ pub enum CommandError {
         /// The application of the topic.
         application_id: String,
     },
-    /// A field is missing or out of range (fPort, data, object…).
+    /// A field of the command is wrong (devEui).
     #[error("{0}")]
     Invalid(String),
-    /// The device's queue is full.
-    #[error("the queue of device {dev_eui} is full ({max} items)")]
-    QueueFull {
-        /// The device.
-        dev_eui: String,
-        /// The limit.
-        max: usize,
-    },
+    /// The shared downlink rule refused it (fPort, data, object, codec, queue full…).
+    #[error(transparent)]
+    Refused(#[from] EnqueueError),
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
@@ -159,7 +155,7 @@ impl CommandError {
             CommandError::UnknownDevice(_) => "unknown_device",
             CommandError::WrongApplication { .. } => "wrong_application",
             CommandError::Invalid(_) => "invalid",
-            CommandError::QueueFull { .. } => "queue_full",
+            CommandError::Refused(e) => e.reason(),
             CommandError::Storage(_) => "storage",
         }
     }

@@ -11,10 +11,10 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use chrono::Utc;
+use lorikeet_codec::Codecs;
 use lorikeet_lorawan::Eui64;
-use lorikeet_storage::{Change, PayloadCodec, QueueItem, Storage};
+use lorikeet_service::DownlinkRequest;
+use lorikeet_storage::{Change, Storage};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -27,13 +27,9 @@ use crate::error::CommandError;
 use crate::metrics as m;
 use crate::ratelimit::LogLimiter;
 
-/// At most this many items wait per device (the API's limit too).
-pub const MAX_QUEUE_ITEMS: usize = 64;
 /// Largest command accepted: a 242-byte payload in base64 plus JSON fits easily;
 /// an `object` for a codec gets room too.
 const MAX_COMMAND_BYTES: usize = 16 << 10;
-/// Largest FRMPayload of any data rate.
-const MAX_DOWNLINK_PAYLOAD: usize = 242;
 /// Commands waiting for the database.
 const COMMAND_QUEUE: usize = 1_024;
 
@@ -105,11 +101,12 @@ struct CommandBody {
     object: Option<serde_json::Value>,
 }
 
-/// Checks a command and turns it into a queue item (without storage lookups).
+/// Checks a command's form (the shared downlink rule, without storage lookups) and
+/// returns the request to enqueue.
 pub fn parse_command(
     topic_dev_eui: Eui64,
     payload: &[u8],
-) -> Result<(QueueItem, bool), CommandError> {
+) -> Result<DownlinkRequest, CommandError> {
     if payload.len() > MAX_COMMAND_BYTES {
         return Err(CommandError::TooLarge {
             len: payload.len(),
@@ -128,62 +125,25 @@ pub fn parse_command(
             });
         }
     }
-    let f_port = match b.f_port {
-        Some(p @ 1..=223) => p as u8,
-        Some(p) => {
-            return Err(CommandError::Invalid(format!(
-                "fPort must be from 1 to 223, got {p}"
-            )))
-        }
-        None => return Err(CommandError::Invalid("fPort is required".into())),
-    };
-    let (data, object, needs_codec) = match (b.data, b.object) {
-        (Some(_), Some(_)) => {
-            return Err(CommandError::Invalid(
-                "send either data (base64) or object, not both".into(),
-            ))
-        }
-        (None, None) => {
-            return Err(CommandError::Invalid(
-                "data (base64) or object is required".into(),
-            ))
-        }
-        (Some(d), None) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(d.trim())
-                .map_err(|e| CommandError::Invalid(format!("data is not valid base64: {e}")))?;
-            if bytes.len() > MAX_DOWNLINK_PAYLOAD {
-                return Err(CommandError::Invalid(format!(
-                    "data is {} bytes, more than {MAX_DOWNLINK_PAYLOAD}",
-                    bytes.len()
-                )));
-            }
-            (bytes, None, false)
-        }
-        (None, Some(o)) => (Vec::new(), Some(o), true),
-    };
-    let item = QueueItem {
-        id: Uuid::new_v4(),
-        dev_eui: topic_dev_eui,
-        f_port,
-        data,
+    let req = DownlinkRequest {
+        f_port: b.f_port,
+        data: b.data,
+        object: b.object,
         confirmed: b.confirmed,
-        object,
-        f_cnt_down: None,
-        pending: false,
-        sent_at: None,
         expires_at: None,
-        created_at: Utc::now(),
     };
-    Ok((item, needs_codec))
+    // Refused here already, before any database work.
+    lorikeet_service::downlink::check(req.clone())?;
+    Ok(req)
 }
 
 /// Runs the MQTT integration until `shutdown`. `events` are published; commands are
-/// enqueued through `storage` and announced on `changes` (so Class C devices are
-/// sent to at once).
+/// enqueued through `storage` (objects encoded with `codecs`) and announced on
+/// `changes` (so Class C devices are sent to at once).
 pub async fn run(
     config: MqttConfig,
     storage: Arc<dyn Storage>,
+    codecs: Option<Codecs>,
     changes: broadcast::Sender<Change>,
     mut events: mpsc::Receiver<OutEvent>,
     mut shutdown: watch::Receiver<bool>,
@@ -219,6 +179,7 @@ pub async fn run(
     let commands = tokio::spawn(handle_commands(
         config.topic_prefix.clone(),
         storage,
+        codecs,
         changes,
         cmd_rx,
     ));
@@ -319,12 +280,13 @@ pub async fn run(
 async fn handle_commands(
     prefix: String,
     storage: Arc<dyn Storage>,
+    codecs: Option<Codecs>,
     changes: broadcast::Sender<Change>,
     mut rx: mpsc::Receiver<(String, Vec<u8>)>,
 ) {
     let mut logs = LogLimiter::new(Duration::from_secs(10));
     while let Some((topic, payload)) = rx.recv().await {
-        match command(&prefix, &*storage, &topic, &payload).await {
+        match command(&prefix, &*storage, codecs.as_ref(), &topic, &payload).await {
             Ok(dev_eui) => {
                 metrics::counter!(m::MQTT_COMMANDS, "result" => "enqueued").increment(1);
                 let _ = changes.send(Change::QueueChanged(dev_eui));
@@ -343,11 +305,12 @@ async fn handle_commands(
 async fn command(
     prefix: &str,
     storage: &dyn Storage,
+    codecs: Option<&Codecs>,
     topic: &str,
     payload: &[u8],
 ) -> Result<Eui64, CommandError> {
     let (app, dev_eui) = parse_command_topic(prefix, topic)?;
-    let (item, needs_codec) = parse_command(dev_eui, payload)?;
+    let req = parse_command(dev_eui, payload)?;
     let device = storage
         .get_device(dev_eui)
         .await?
@@ -358,21 +321,7 @@ async fn command(
             application_id: app.to_string(),
         });
     }
-    if needs_codec {
-        let profile = storage.get_device_profile(device.device_profile_id).await?;
-        if profile.is_none_or(|p| p.payload_codec == PayloadCodec::None) {
-            return Err(CommandError::Invalid(
-                "object needs a payload codec on the device profile; send data (base64)".into(),
-            ));
-        }
-    }
-    if storage.get_queue(dev_eui).await?.len() >= MAX_QUEUE_ITEMS {
-        return Err(CommandError::QueueFull {
-            dev_eui: dev_eui.to_string(),
-            max: MAX_QUEUE_ITEMS,
-        });
-    }
-    storage.enqueue(&item).await?;
+    lorikeet_service::enqueue(storage, codecs, &device, req).await?;
     Ok(dev_eui)
 }
 
@@ -426,18 +375,17 @@ mod tests {
     #[test]
     fn commands_are_checked() {
         let dev = Eui64::from_u64(0x0102_0304_0506_0708);
-        let (item, codec) = parse_command(
+        let req = parse_command(
             dev,
             br#"{"devEui":"0102030405060708","confirmed":true,"fPort":10,"data":"AQID"}"#,
         )
         .unwrap();
         assert_eq!(
-            (item.f_port, item.data.as_slice(), item.confirmed, codec),
-            (10, &[1u8, 2, 3][..], true, false)
+            (req.f_port, req.data.as_deref(), req.confirmed),
+            (Some(10), Some("AQID"), true)
         );
-        let (item, codec) = parse_command(dev, br#"{"fPort":2,"object":{"led":true}}"#).unwrap();
-        assert!(codec);
-        assert_eq!(item.object, Some(serde_json::json!({"led": true})));
+        let req = parse_command(dev, br#"{"fPort":2,"object":{"led":true}}"#).unwrap();
+        assert_eq!(req.object, Some(serde_json::json!({"led": true})));
         for (body, reason) in [
             (&br#"not json"#[..], "json"),
             (br#"{"fPort":1,"data":"AQ==","extra":1}"#, "json"),

@@ -241,6 +241,35 @@ impl Session {
     pub fn rx1_delay_secs(&self) -> u32 {
         u32::from(self.state.rx1_delay_s.max(1))
     }
+
+    /// A session stored without receive windows (ABP activations before they were
+    /// filled in) has an RX2 frequency of 0, which no gateway can transmit on: it
+    /// gets the profile's windows. Returns whether anything changed.
+    pub fn fill_unset_rx_windows(&mut self, profile: &DeviceProfile) -> bool {
+        if self.state.rx2_frequency_hz != 0 {
+            return false;
+        }
+        let rx = RxWindows::for_profile(profile);
+        self.state.rx1_delay_s = rx.rx1_delay_s;
+        self.state.rx1_dr_offset = rx.rx1_dr_offset;
+        self.state.rx2_dr = rx.rx2_dr;
+        self.state.rx2_frequency_hz = rx.rx2_frequency_hz;
+        true
+    }
+}
+
+impl RxWindows {
+    /// What a device configured out of band (ABP) listens with: the profile's
+    /// settings, else the region's defaults.
+    pub fn for_profile(profile: &DeviceProfile) -> RxWindows {
+        let (default_hz, default_dr) = profile.region.rx2_default();
+        RxWindows {
+            rx1_delay_s: profile.rx1_delay_s.max(1),
+            rx1_dr_offset: profile.rx1_dr_offset,
+            rx2_dr: profile.rx2_dr.unwrap_or(default_dr),
+            rx2_frequency_hz: profile.rx2_frequency_hz.unwrap_or(default_hz),
+        }
+    }
 }
 
 /// Receive-window settings of a session.

@@ -111,7 +111,9 @@ pub(crate) fn process(
             format!("JoinRequest refused: DevNonce {nonce} was already used (replay protection)"),
         );
     }
-    let join_nonce = join.last_join_nonce.map_or(0, |n| n + 1);
+    // Devices keep the last JoinNonce they accepted, starting from 0, and a 1.1 device
+    // accepts only a greater one: the first JoinAccept must already carry 1.
+    let join_nonce = join.last_join_nonce.map_or(1, |n| n.saturating_add(1));
     if join_nonce > MAX_JOIN_NONCE {
         return refuse(
             ns,

@@ -212,8 +212,11 @@ impl NetworkServer {
 
     /// Adds or replaces a device (provisioning, start-up load). Runtime state of an
     /// existing entry (a downlink in flight) is kept.
-    pub fn upsert_device(&mut self, device: Device) {
+    pub fn upsert_device(&mut self, mut device: Device) {
         let dev_eui = device.dev_eui;
+        if let Some(s) = device.session.as_mut() {
+            s.fill_unset_rx_windows(&device.profile);
+        }
         let new_addr = device.session.as_ref().map(|s| s.dev_addr);
         let old_addr = self
             .devices
@@ -324,10 +327,13 @@ impl NetworkServer {
 
     /// Replaces the session (ABP activation from outside, or its removal) and asks
     /// for it to be stored again, so a write still queued from before cannot win.
-    pub fn set_session(&mut self, dev_eui: &Eui64, session: Option<crate::device::Session>) {
+    pub fn set_session(&mut self, dev_eui: &Eui64, mut session: Option<crate::device::Session>) {
         let Some(e) = self.devices.get_mut(dev_eui) else {
             return;
         };
+        if let Some(s) = session.as_mut() {
+            s.fill_unset_rx_windows(&e.device.profile);
+        }
         let old = e.device.session.as_ref().map(|s| s.dev_addr);
         let new = session.as_ref().map(|s| s.dev_addr);
         e.device.session = session;

@@ -211,6 +211,23 @@ fn dev_nonce_reuse_is_rejected_1_0_3() {
 }
 
 #[test]
+fn join_nonces_start_at_one_and_grow() {
+    // A factory-fresh 1.1 device remembers JoinNonce 0 and accepts only a greater one.
+    let mut h = Harness::eu868();
+    let p = profile(region("EU868"), MacVersion::V1_1_0);
+    let mut dev = VirtualDevice::otaa(5, MacVersion::V1_1_0);
+    h.ns.upsert_device(dev.provisioned(p));
+    join(&mut h, &mut dev);
+    assert_eq!(dev.last_join_nonce, 1, "the first JoinAccept carries 1");
+    assert_eq!(
+        h.ns.device(&dev.dev_eui).unwrap().join.last_join_nonce,
+        Some(1)
+    );
+    join(&mut h, &mut dev);
+    assert_eq!(dev.last_join_nonce, 2);
+}
+
+#[test]
 fn dev_nonce_must_increase_1_0_4() {
     let mut h = Harness::eu868();
     let region = region("EU868");
@@ -480,6 +497,29 @@ fn without_gateway_time_a_late_rx1_falls_back_on_too_late() {
     assert_eq!(rx1.window, Window::Rx1);
     h.tx_ack(&rx1, TxResult::Rejected("TOO_LATE".into()));
     assert_eq!(h.next_tx().window, Window::Rx2);
+}
+
+#[test]
+fn a_session_stored_without_receive_windows_gets_the_profiles() {
+    // Sessions written by ABP activations before the windows were filled in carry
+    // an RX2 frequency of 0: the core gives them the profile's (region's) windows.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(22, MacVersion::V1_0_3);
+    let mut d = dev.abp(DevAddr::from_u32(0x0000_0bbd), p);
+    d.session.as_mut().unwrap().state = lorikeet_ns::SessionState::default();
+    h.ns.upsert_device(d);
+    h.ns.set_queue(&dev.dev_eui, vec![item(7, 5, b"rx2", false)]);
+    let up = dev.uplink(Some(1), b"s", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let rx1 = h.next_tx();
+    h.tx_ack(&rx1, TxResult::Rejected("TOO_LATE".into()));
+    let rx2 = h.next_tx();
+    assert_eq!(rx2.window, Window::Rx2);
+    assert_eq!(rx2.frequency_hz, 869_525_000);
+    assert_eq!(rx2.dr, 0);
 }
 
 #[test]

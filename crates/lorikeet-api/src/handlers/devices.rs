@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use lorikeet_lorawan::Aes128Key;
-use lorikeet_storage::{Change, Device, DeviceClass, DeviceFilter, DeviceSession, WriteOp};
+use lorikeet_ns::device::{RxWindows, SessionState};
+use lorikeet_storage::{
+    Change, Device, DeviceClass, DeviceFilter, DeviceProfile, DeviceSession, WriteOp,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -238,9 +241,79 @@ struct ActivateBody {
     n_f_cnt_down: u32,
     #[serde(default)]
     a_f_cnt_down: u32,
+    /// Receive-window overrides; by default the profile's settings, else the
+    /// region's defaults (an ABP device is configured with them out of band).
+    rx1_delay: Option<u32>,
+    rx1_dr_offset: Option<u32>,
+    rx2_dr: Option<u32>,
+    rx2_frequency_hz: Option<u64>,
+}
+
+/// The receive windows an ABP session starts with: the body's overrides, else the
+/// device profile's settings, else the region's defaults. Every field is set, so
+/// RX2 and Class C downlinks never go out on an unset frequency.
+fn abp_rx_windows(b: &ActivateBody, profile: &DeviceProfile) -> Result<RxWindows, ApiError> {
+    let region = lorikeet_region::build_region(&profile.region, &Default::default())
+        .map_err(|e| ApiError::bad_request(format!("the device profile's region: {e}")))?;
+    let (default_hz, default_dr) = region.rx2_default();
+    let small = |field: &str, v: u32, max: u32| -> Result<u8, ApiError> {
+        u8::try_from(v)
+            .ok()
+            .filter(|v| u32::from(*v) <= max)
+            .ok_or_else(|| ApiError::bad_request(format!("{field} must be 0..={max}, got {v}")))
+    };
+    let rx1_delay_s = match b.rx1_delay {
+        Some(0) => {
+            return Err(ApiError::bad_request(
+                "rx1Delay must be 1..=15 seconds, got 0",
+            ))
+        }
+        Some(v) => small("rx1Delay", v, 15)?,
+        None => profile.rx1_delay.clamp(1, 15),
+    };
+    let rx1_dr_offset = match b.rx1_dr_offset {
+        Some(v) => small("rx1DrOffset", v, 7)?,
+        None => profile.rx1_dr_offset,
+    };
+    let rx2_dr = match b.rx2_dr {
+        Some(v) => small("rx2Dr", v, 15)?,
+        None => profile.rx2_dr.unwrap_or(default_dr),
+    };
+    if !region
+        .data_rates()
+        .iter()
+        .any(|e| e.dr == rx2_dr && e.direction.allows(false))
+    {
+        return Err(ApiError::bad_request(format!(
+            "rx2Dr {rx2_dr} is not a downlink data rate of {}",
+            profile.region
+        )));
+    }
+    let rx2_frequency_hz = match b.rx2_frequency_hz {
+        Some(f) => {
+            let (lo, hi) = region.frequency_range_hz();
+            u32::try_from(f)
+                .ok()
+                .filter(|f| (lo..=hi).contains(f))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "rx2FrequencyHz must be in hertz inside {}'s band {lo}..={hi}, got {f}",
+                        profile.region
+                    ))
+                })?
+        }
+        None => profile.rx2_frequency_hz.unwrap_or(default_hz),
+    };
+    Ok(RxWindows {
+        rx1_delay_s,
+        rx1_dr_offset,
+        rx2_dr,
+        rx2_frequency_hz,
+    })
 }
 
 fn activation_json(s: &DeviceSession) -> Value {
+    let state: SessionState = serde_json::from_str(&s.ns_state).unwrap_or_default();
     json!({
         "devAddr": s.dev_addr,
         "appSKey": s.app_s_key.expose_hex(),
@@ -250,6 +323,10 @@ fn activation_json(s: &DeviceSession) -> Value {
         "fCntUp": s.f_cnt_up,
         "nFCntDown": s.n_f_cnt_down,
         "aFCntDown": s.a_f_cnt_down,
+        "rx1Delay": state.rx1_delay_s.max(1),
+        "rx1DrOffset": state.rx1_dr_offset,
+        "rx2Dr": state.rx2_dr,
+        "rx2FrequencyHz": state.rx2_frequency_hz,
     })
 }
 
@@ -302,6 +379,14 @@ pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         let k = input::key("nwkSKey", nwk)?;
         (k.clone(), k.clone(), k)
     };
+    let rx = abp_rx_windows(&b, &profile)?;
+    let state = SessionState {
+        rx1_delay_s: rx.rx1_delay_s,
+        rx1_dr_offset: rx.rx1_dr_offset,
+        rx2_dr: rx.rx2_dr,
+        rx2_frequency_hz: rx.rx2_frequency_hz,
+        ..SessionState::default()
+    };
     let session = DeviceSession {
         dev_eui,
         dev_addr,
@@ -314,7 +399,7 @@ pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         n_f_cnt_down: b.n_f_cnt_down,
         a_f_cnt_down: b.a_f_cnt_down,
         conf_f_cnt: 0,
-        ns_state: "{}".into(),
+        ns_state: serde_json::to_string(&state).map_err(|_| ApiError::internal())?,
         updated_at: Utc::now(),
     };
     ctx.state

@@ -2,19 +2,15 @@
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use lorikeet_storage::{Change, PayloadCodec, QueueItem};
+use lorikeet_service::{DownlinkRequest, EnqueueError};
+use lorikeet_storage::{Change, QueueItem};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 use super::Ctx;
 use crate::error::ApiError;
-use crate::input::{self, MAX_DOWNLINK_PAYLOAD};
+use crate::input;
 use crate::Out;
-
-/// At most this many items wait per device; more is almost always a client bug, and
-/// the network server keeps queues in memory.
-pub const MAX_QUEUE_ITEMS: usize = 64;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -48,70 +44,23 @@ pub(super) async fn enqueue(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let dev_eui = ctx.eui_param("devEui")?;
     let b: QueueBody = ctx.body()?;
     let d = ctx.device(dev_eui).await?;
-    let f_port = match b.f_port {
-        Some(p @ 1..=223) => p as u8,
-        Some(p) => {
-            return Err(ApiError::bad_request(format!(
-                "fPort must be from 1 to 223, got {p} (0 is reserved for MAC commands)"
-            )))
-        }
-        None => return Err(ApiError::bad_request("fPort is required")),
-    };
-    let (data, object) = match (b.data, b.object) {
-        (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request(
-                "send either data (base64 bytes) or object (to encode with the codec), not both",
-            ))
-        }
-        (None, None) => {
-            return Err(ApiError::bad_request(
-                "data (base64 bytes) or object (to encode with the codec) is required",
-            ))
-        }
-        (Some(data), None) => {
-            let bytes = B64
-                .decode(data.trim())
-                .map_err(|e| ApiError::bad_request(format!("data is not valid base64: {e}")))?;
-            if bytes.len() > MAX_DOWNLINK_PAYLOAD {
-                return Err(ApiError::bad_request(format!(
-                    "data is {} bytes; no LoRaWAN data rate carries more than {MAX_DOWNLINK_PAYLOAD}",
-                    bytes.len()
-                )));
-            }
-            (bytes, None)
-        }
-        (None, Some(object)) => {
-            let profile = ctx.profile(d.device_profile_id).await?;
-            if profile.payload_codec == PayloadCodec::None {
-                return Err(ApiError::bad_request(format!(
-                    "object needs a payload codec, but device profile {} has none; send data \
-                     (base64) or set payloadCodec on the profile",
-                    profile.id
-                )));
-            }
-            (Vec::new(), Some(object))
-        }
-    };
-    if ctx.state.storage.get_queue(dev_eui).await?.len() >= MAX_QUEUE_ITEMS {
-        return Err(ApiError::conflict(format!(
-            "the queue of device {dev_eui} is full ({MAX_QUEUE_ITEMS} items); flush it with \
-             DELETE /api/v1/devices/{dev_eui}/queue or wait for it to drain"
-        )));
-    }
-    let item = QueueItem {
-        id: Uuid::new_v4(),
-        dev_eui,
-        f_port,
-        data,
+    let req = DownlinkRequest {
+        f_port: b.f_port,
+        data: b.data,
+        object: b.object,
         confirmed: b.confirmed,
-        object,
-        f_cnt_down: None,
-        pending: false,
-        sent_at: None,
         expires_at: b.expires_at,
-        created_at: Utc::now(),
     };
-    ctx.state.storage.enqueue(&item).await?;
+    let item = lorikeet_service::enqueue(&*ctx.state.storage, ctx.state.codecs.as_ref(), &d, req)
+        .await
+        .map_err(|e| match e {
+            EnqueueError::Invalid(_) | EnqueueError::Codec(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            EnqueueError::QueueFull { .. } => ApiError::conflict(e.to_string()),
+            EnqueueError::NoCodecRuntime => ApiError::unavailable(e.to_string()),
+            EnqueueError::Store(e) => e.into(),
+        })?;
     ctx.state.notify(Change::QueueChanged(dev_eui));
     Ok(Out::created(json!({ "id": item.id })))
 }

@@ -307,6 +307,8 @@ pub struct VirtualDevice {
     pub app_key: Aes128Key,
     pub nwk_key: Option<Aes128Key>,
     pub dev_nonce: u16,
+    /// The last JoinNonce accepted; 0 on a factory-fresh device (as LoRaMac-node keeps it).
+    pub last_join_nonce: u32,
     pub dev_addr: Option<DevAddr>,
     pub keys: Option<SessionKeys>,
     pub f_cnt_up: u32,
@@ -333,6 +335,7 @@ impl VirtualDevice {
             app_key: key(0x2b),
             nwk_key: version.is_1_1().then(|| key(0x3c)),
             dev_nonce: 0,
+            last_join_nonce: 0,
             dev_addr: None,
             keys: None,
             f_cnt_up: 0,
@@ -424,6 +427,15 @@ impl VirtualDevice {
         if ja.dl_settings.opt_neg != self.version.is_1_1() {
             return Err("OptNeg does not match the device's version".into());
         }
+        // LoRaWAN 1.1 devices accept only a JoinNonce greater than the last one.
+        if self.version.is_1_1() && ja.join_nonce.get() <= self.last_join_nonce {
+            return Err(format!(
+                "JoinNonce {} is not greater than the last accepted {}",
+                ja.join_nonce.get(),
+                self.last_join_nonce
+            ));
+        }
+        self.last_join_nonce = ja.join_nonce.get();
         let keys = crypto::derive_session_keys(&ja, &ctx, &nwk_key, &self.app_key);
         self.keys = Some(keys);
         self.dev_addr = Some(ja.dev_addr);

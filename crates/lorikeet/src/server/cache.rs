@@ -110,16 +110,7 @@ struct Context {
     ns_profiles: HashMap<Uuid, Arc<ns::DeviceProfile>>,
 }
 
-/// The codec crate's view of a stored codec setting.
-pub fn codec_config(c: &st::PayloadCodec) -> CodecConfig {
-    match c {
-        st::PayloadCodec::None => CodecConfig::None,
-        st::PayloadCodec::CayenneLpp => CodecConfig::CayenneLpp,
-        st::PayloadCodec::JavaScript { script } => CodecConfig::JavaScript {
-            script: script.clone(),
-        },
-    }
-}
+pub use lorikeet_service::codec_config;
 
 fn app_device(
     d: &st::Device,

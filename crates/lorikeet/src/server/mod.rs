@@ -182,7 +182,8 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         .await
         .with_context(|| format!("cannot bind the API on {}", config.api.bind))?;
     let api_addr = api_listener.local_addr()?;
-    let mut api_state = ApiState::new(storage.clone(), Some(&admin_token));
+    let mut api_state =
+        ApiState::new(storage.clone(), Some(&admin_token)).with_codecs(codecs.clone());
     let monitoring: Option<SocketAddr> = config.monitoring.bind.parse().ok();
     if let (Some(m), None) = (metrics.clone(), monitoring) {
         api_state = api_state.with_metrics(m);
@@ -280,6 +281,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         }
         .run(shutdown_rx.clone()),
     );
+    let codecs_for_commands = codecs.clone();
     let app_task = tokio::spawn(
         app::AppTask {
             devices: loaded.app,
@@ -310,6 +312,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             tokio::spawn(lorikeet_integration::mqtt::run(
                 config.mqtt.clone(),
                 storage.clone(),
+                Some(codecs_for_commands),
                 change_tx,
                 mqtt_rx,
                 shutdown_rx.clone(),
