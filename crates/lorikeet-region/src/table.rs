@@ -365,3 +365,90 @@ pub(crate) const US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13: [MaxPayloadRow; 6] = [
     MaxPayloadRow::new(12, 250),
     MaxPayloadRow::new(13, 250),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BandPlan, Direction};
+
+    /// What a new or edited table must hold for the generic code to be right.
+    #[test]
+    fn every_table_is_complete_and_consistent() {
+        let oldest = RegParamsRevision::ALL[0];
+        for name in RegionName::ALL {
+            let t = name.table();
+            assert_eq!(t.name, name);
+            let drs: Vec<u8> = t.data_rates.iter().map(|e| e.dr).collect();
+            assert!(drs.windows(2).all(|w| w[0] < w[1]), "{name}: DRs ascending");
+            for row in t.max_payloads {
+                assert!(drs.contains(&row.dr), "{name}: payload row DR{}", row.dr);
+            }
+            for e in t.data_rates {
+                let latest = max_payload(t.max_payloads, e.dr, RegParamsRevision::LATEST, false);
+                assert!(latest.is_some(), "{name}: no max payload for DR{}", e.dr);
+                if e.direction.allows(true) {
+                    for rule in [Some(t.rx1_data_rate), t.rx1_data_rate_rp001]
+                        .into_iter()
+                        .flatten()
+                    {
+                        assert!(
+                            rule.apply(e.dr, 0, false).is_some(),
+                            "{name}: RX1 DR{}",
+                            e.dr
+                        );
+                    }
+                }
+            }
+            if let Rx1DataRate::Table(rows) = t.rx1_data_rate {
+                for (dr, _) in rows {
+                    assert!(t.is_uplink_dr(*dr), "{name}: RX1 row DR{dr}");
+                }
+            }
+            assert_eq!(t.max_tx_power_index.first().map(|r| r.0), Some(oldest));
+            let rx2_dr = t.data_rates.iter().find(|e| e.dr == t.rx2.1);
+            assert!(
+                rx2_dr.is_some_and(|e| e.direction != Direction::Uplink),
+                "{name}"
+            );
+            assert!(!t.class_b.beacon_frequencies_hz.is_empty());
+            assert!(!t.class_b.ping_slot_frequencies_hz.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_newest_row_for_the_revision_wins() {
+        let rows = [
+            MaxPayloadRow::new(2, 59).dwell(Some(19)),
+            MaxPayloadRow::new(2, 123)
+                .dwell(Some(19))
+                .since(RegParamsRevision::Rp002V1_0_1),
+            MaxPayloadRow::new(3, 58).since(RegParamsRevision::Rp002V1_0_2),
+            MaxPayloadRow::new(4, 59).dwell(None),
+        ];
+        let m = |dr, rev, dwell| max_payload(&rows, dr, rev, dwell).map(|p| p.m);
+        assert_eq!(m(2, RegParamsRevision::Rp002V1_0_0, false), Some(59));
+        assert_eq!(m(2, RegParamsRevision::Rp002V1_0_1, false), Some(123));
+        assert_eq!(m(2, RegParamsRevision::Rp002V1_0_4, true), Some(19));
+        assert_eq!(m(3, RegParamsRevision::Rp002V1_0_1, false), None);
+        assert_eq!(m(3, RegParamsRevision::Rp002V1_0_2, true), Some(58));
+        assert_eq!(m(4, RegParamsRevision::Rp002V1_0_4, true), None);
+        assert_eq!(m(5, RegParamsRevision::Rp002V1_0_4, false), None);
+    }
+
+    #[test]
+    fn sub_bands_of_eight_add_the_wide_channel_when_there_is_one() {
+        let grid = |count| ChannelGrid {
+            first_hz: 0,
+            step_hz: 1,
+            count,
+            min_dr: 0,
+            max_dr: 0,
+        };
+        let us = sub_bands_of_eight(&[grid(64), grid(8)]);
+        assert_eq!(us.len(), 8);
+        assert_eq!(us[1], vec![8, 9, 10, 11, 12, 13, 14, 15, 65]);
+        let cn = sub_bands_of_eight(&[grid(96)]);
+        assert_eq!(cn.len(), 12);
+        assert_eq!(cn[11], (88..96).collect::<Vec<u8>>());
+    }
+}
