@@ -1,15 +1,15 @@
 //! AS923 groups 1–4 (RP002-1.0.3 §2.10; RP001-1.1revB §2.7). The groups differ
 //! only by AS923_FREQ_OFFSET, which moves the default channels, RX2 and the
-//! Class B frequencies.
+//! Class B frequencies; each group has its own table, built from group 1's.
 
-use crate::datarate::{DataRateEntry, MaxPayload, EU_STYLE_DR0_7};
-use crate::region::{common_accessors, Common};
-use crate::{
-    Channel, ChannelPlan, ClassBDefaults, DwellTimeLimits, RegParamsRevision, Region, RegionConfig,
-    RegionError, RegionName, SubBand,
+use crate::datarate::EU_STYLE_DR0_7;
+use crate::table::{
+    BandTable, ChannelLayout, ClassB, DwellTime, MaxPayloadRow, Rx1DataRate, Rx1Frequency,
 };
-
-const BAND_HZ: (u32, u32) = (915_000_000, 928_000_000);
+use crate::{
+    Band, BandPlan, Channel, DwellTimeLimits, RegParamsRevision, RegionConfig, RegionError,
+    RegionName,
+};
 
 /// The AS923 frequency-offset groups (RP002-1.0.3 §2.10.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -24,189 +24,124 @@ pub enum As923Group {
     Group4,
 }
 
+/// AS923_FREQ_OFFSET_HZ of groups 1–4, subtracted from the group-1 frequencies.
+const OFFSET_HZ: [u32; 4] = [0, 1_800_000, 6_600_000, 5_900_000];
+
 impl As923Group {
     /// AS923_FREQ_OFFSET_HZ subtracted from the group-1 frequencies.
     pub fn frequency_offset_hz(self) -> u32 {
-        match self {
-            As923Group::Group1 => 0,
-            As923Group::Group2 => 1_800_000,
-            As923Group::Group3 => 6_600_000,
-            As923Group::Group4 => 5_900_000,
-        }
+        OFFSET_HZ[self.index()]
     }
 
-    fn name(self) -> RegionName {
+    fn index(self) -> usize {
         match self {
-            As923Group::Group1 => RegionName::As923Group1,
-            As923Group::Group2 => RegionName::As923Group2,
-            As923Group::Group3 => RegionName::As923Group3,
-            As923Group::Group4 => RegionName::As923Group4,
+            As923Group::Group1 => 0,
+            As923Group::Group2 => 1,
+            As923Group::Group3 => 2,
+            As923Group::Group4 => 3,
         }
     }
 }
 
-/// Effective RX1DROffset for RX1DROffset 0–7 (RP002-1.0.3 §2.10.7).
-const EFFECTIVE_RX1_DR_OFFSET: [i8; 8] = [0, 1, 2, 3, 4, 5, -1, -2];
-
-/// `MIN(max_dr, MAX(MinDR, uplink DR − effective offset))`, MinDR = DR2 under
-/// the downlink dwell-time limit (RP002-1.0.3 §2.10.7).
-fn rx1_dr(
-    uplink_dr: u8,
-    rx1_dr_offset: u8,
-    downlink_dwell_time_400ms: bool,
-    max_dr: i8,
-) -> Option<u8> {
-    if uplink_dr > 7 {
-        return None;
+impl BandPlan for As923Group {
+    fn table(self) -> &'static BandTable {
+        &TABLES[self.index()]
     }
-    let effective = *EFFECTIVE_RX1_DR_OFFSET.get(usize::from(rx1_dr_offset))?;
-    let min_dr: i8 = if downlink_dwell_time_400ms { 2 } else { 0 };
-    // uplink_dr <= 7, so the cast is exact; the result is within min_dr..=max_dr.
-    let dr = (uplink_dr as i8 - effective).max(min_dr).min(max_dr);
-    u8::try_from(dr).ok()
 }
 
 /// An AS923 band plan for one group.
-#[derive(Debug, Clone)]
-pub struct As923 {
-    group: As923Group,
-    common: Common,
-}
+pub type As923 = Band<As923Group>;
 
-impl As923 {
+impl Band<As923Group> {
     /// Builds an AS923 group. Devices boot with uplink and downlink dwell-time
     /// limits on (LoRaMac-node default; the network changes them with TxParamSetupReq).
     pub fn new(group: As923Group, config: &RegionConfig) -> Result<Self, RegionError> {
-        let name = group.name();
-        let off = group.frequency_offset_hz();
-        let defaults = [
-            Channel::new(923_200_000 - off, 0, 5),
-            Channel::new(923_400_000 - off, 0, 5),
-        ];
-        let plan = ChannelPlan::dynamic(name, &defaults, config, BAND_HZ, |dr| dr <= 7)?;
-        let beacon_hz = 923_400_000 - off;
-        let class_b = ClassBDefaults {
-            beacon_dr: 3,
-            ping_slot_dr: 3,
-            beacon_frequencies_hz: vec![beacon_hz],
-            ping_slot_frequencies_hz: vec![beacon_hz],
-        };
-        let dwell = DwellTimeLimits {
-            uplink_400ms: true,
-            downlink_400ms: true,
-        };
-        Ok(As923 {
-            group,
-            common: Common::new(name, plan, Some(dwell), config, class_b)?,
-        })
+        Self::with_plan(group, config)
     }
 
     /// The frequency-offset group.
     pub fn group(&self) -> As923Group {
-        self.group
+        self.plan()
     }
 }
 
-impl Region for As923 {
-    common_accessors!();
+static TABLES: [BandTable; 4] = [
+    group::<{ OFFSET_HZ[0] }>(RegionName::As923Group1),
+    group::<{ OFFSET_HZ[1] }>(RegionName::As923Group2),
+    group::<{ OFFSET_HZ[2] }>(RegionName::As923Group3),
+    group::<{ OFFSET_HZ[3] }>(RegionName::As923Group4),
+];
 
-    fn name(&self) -> RegionName {
-        self.group.name()
-    }
+/// Max payloads with and without the dwell-time limit (RP002-1.0.3 §2.10.6).
+const MAX_PAYLOADS: [MaxPayloadRow; 9] = [
+    MaxPayloadRow::new(0, 59).dwell(None),
+    MaxPayloadRow::new(1, 59).dwell(None),
+    MaxPayloadRow::new(2, 59).dwell(Some(19)),
+    // DR2 grew from 59 to 123 bytes in RP002-1.0.1.
+    MaxPayloadRow::new(2, 123)
+        .dwell(Some(19))
+        .since(RegParamsRevision::Rp002V1_0_1),
+    MaxPayloadRow::new(3, 123).dwell(Some(61)),
+    MaxPayloadRow::new(4, 250).dwell(Some(133)),
+    MaxPayloadRow::new(5, 250),
+    MaxPayloadRow::new(6, 250),
+    MaxPayloadRow::new(7, 250),
+];
 
-    fn data_rates(&self) -> &[DataRateEntry] {
-        &EU_STYLE_DR0_7
-    }
-
-    fn max_payload(&self, dr: u8, revision: RegParamsRevision, dwell: bool) -> Option<MaxPayload> {
-        let m = match (dr, dwell) {
-            (0 | 1, true) => return None,
-            (2, true) => 19,
-            (3, true) => 61,
-            (4, true) => 133,
-            (0 | 1, false) => 59,
-            // DR2 grew from 59 to 123 bytes in RP002-1.0.1.
-            (2, false) if revision >= RegParamsRevision::Rp002V1_0_1 => 123,
-            (2, false) => 59,
-            (3, false) => 123,
-            (4..=7, _) => 250,
-            _ => return None,
-        };
-        Some(MaxPayload::from_m(m))
-    }
-
-    fn rx1_data_rate(
-        &self,
-        uplink_dr: u8,
-        rx1_dr_offset: u8,
-        downlink_dwell_time_400ms: bool,
-    ) -> Option<u8> {
-        rx1_dr(uplink_dr, rx1_dr_offset, downlink_dwell_time_400ms, 7)
-    }
-
-    fn rx1_data_rate_for_revision(
-        &self,
-        uplink_dr: u8,
-        rx1_dr_offset: u8,
-        downlink_dwell_time_400ms: bool,
-        revision: RegParamsRevision,
-    ) -> Option<u8> {
-        // RP001: MIN(5, …); RP002 Table 2.10.7 lets RX1 reach DR7.
-        let max_dr = if revision.is_rp002() { 7 } else { 5 };
-        rx1_dr(uplink_dr, rx1_dr_offset, downlink_dwell_time_400ms, max_dr)
-    }
-
-    fn rx1_frequency_hz(&self, _uplink_channel_index: u8, uplink_frequency_hz: u32) -> Option<u32> {
-        Some(uplink_frequency_hz)
-    }
-
-    fn rx2_default(&self) -> (u32, u8) {
-        (923_200_000 - self.group.frequency_offset_hz(), 2)
-    }
-
-    fn max_eirp_dbm(&self) -> f32 {
-        16.0
-    }
-
-    fn max_tx_power_index(&self) -> u8 {
-        7
-    }
-
-    fn max_tx_power_index_for_revision(&self, revision: RegParamsRevision) -> u8 {
+/// The table of the group whose AS923_FREQ_OFFSET is `OFFSET`.
+const fn group<const OFFSET: u32>(name: RegionName) -> BandTable {
+    BandTable {
+        name,
+        band_hz: (915_000_000, 928_000_000),
+        channels: ChannelLayout::Dynamic {
+            defaults: &const {
+                [
+                    Channel::new(923_200_000 - OFFSET, 0, 5),
+                    Channel::new(923_400_000 - OFFSET, 0, 5),
+                ]
+            },
+        },
+        data_rates: &EU_STYLE_DR0_7,
+        max_eirp_dbm: 16.0,
         // RP001-1.0.2 (revision A) defined TXPower 0..=5 only.
-        if revision == RegParamsRevision::Rp001V1_0_2 {
-            5
-        } else {
-            7
-        }
-    }
-
-    fn max_adr_data_rate(&self) -> u8 {
-        5
-    }
-
-    fn frequency_range_hz(&self) -> (u32, u32) {
-        BAND_HZ
-    }
-
-    fn duty_cycle_sub_bands(&self) -> &[SubBand] {
+        max_tx_power_index: &[
+            (RegParamsRevision::Rp001V1_0_2, 5),
+            (RegParamsRevision::Rp001V1_0_2RevB, 7),
+        ],
+        max_payloads: &MAX_PAYLOADS,
+        // MinDR = DR2 under the downlink dwell-time limit (RP002-1.0.3 §2.10.7);
+        // RP001 capped RX1 at DR5, RP002 Table 2.10.7 lets it reach DR7.
+        rx1_data_rate: Rx1DataRate::EffectiveOffset {
+            dwell_min_dr: 2,
+            max_dr: 7,
+        },
+        rx1_data_rate_rp001: Some(Rx1DataRate::EffectiveOffset {
+            dwell_min_dr: 2,
+            max_dr: 5,
+        }),
+        rx1_frequency: Rx1Frequency::Uplink,
+        rx2: (923_200_000 - OFFSET, 2),
+        max_adr_data_rate: 5,
+        dwell_time: DwellTime::Configurable(DwellTimeLimits {
+            uplink_400ms: true,
+            downlink_400ms: true,
+        }),
         // Duty cycle and listen-before-talk rules are per country; none enforced here.
-        &[]
-    }
-
-    fn implements_tx_param_setup(&self) -> bool {
-        true
-    }
-
-    fn downlink_tx_power_eirp_dbm(&self, _frequency_hz: u32) -> f32 {
-        self.common.downlink_eirp_override_dbm.unwrap_or(16.0)
+        duty_cycle_sub_bands: &[],
+        downlink_eirp_dbm: 16.0,
+        class_b: ClassB {
+            beacon_dr: 3,
+            ping_slot_dr: 3,
+            beacon_frequencies_hz: &const { [923_400_000 - OFFSET] },
+            ping_slot_frequencies_hz: &const { [923_400_000 - OFFSET] },
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CfList, ChannelConfig, Modulation};
+    use crate::{CfList, ChannelConfig, MaxPayload, Modulation, Region};
 
     fn as923(group: As923Group) -> As923 {
         As923::new(group, &RegionConfig::default()).unwrap()

@@ -1,164 +1,130 @@
-//! AU915-928 (RP002-1.0.3 §2.8; RP001-1.1revB §2.6).
+//! AU915-928 (RP002-1.0.3 §2.8; RP001-1.1revB §2.6). Shares the 500 kHz
+//! downlink channels and Class B hopping of US915.
 
-use crate::datarate::{
-    DataRateEntry, Direction, LrFhssCodingRate, MaxPayload, US_AU_DOWNLINK_DR8_13,
+use crate::datarate::{DataRateEntry, Direction, LrFhssCodingRate, US_AU_DOWNLINK_DR8_13};
+use crate::table::{
+    BandTable, ChannelGrid, ChannelLayout, DwellTime, MaxPayloadRow, Rx1DataRate,
+    US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13,
 };
-use crate::region::{common_accessors, Common};
-use crate::us915::{class_b_us_au, downlink_channel_hz, grid_72, sub_bands_72};
-use crate::{
-    ChMaskScheme, ChannelPlan, DwellTimeLimits, RegParamsRevision, Region, RegionConfig,
-    RegionError, RegionName, SubBand,
-};
-
-const BAND_HZ: (u32, u32) = (915_000_000, 928_000_000);
-const RX2_FREQUENCY_HZ: u32 = 923_300_000;
-
-/// RP002-1.0.3 Table 2.8.3: uplink DR0–DR7 (DR7 LR-FHSS), downlink DR8–DR13.
-const DATA_RATES: [DataRateEntry; 14] = [
-    DataRateEntry::lora(0, 12, 125_000, 250, Direction::Uplink),
-    DataRateEntry::lora(1, 11, 125_000, 440, Direction::Uplink),
-    DataRateEntry::lora(2, 10, 125_000, 980, Direction::Uplink),
-    DataRateEntry::lora(3, 9, 125_000, 1_760, Direction::Uplink),
-    DataRateEntry::lora(4, 8, 125_000, 3_125, Direction::Uplink),
-    DataRateEntry::lora(5, 7, 125_000, 5_470, Direction::Uplink),
-    DataRateEntry::lora(6, 8, 500_000, 12_500, Direction::Uplink),
-    DataRateEntry::lr_fhss(7, LrFhssCodingRate::OneThird, 1_523_000, 162),
-    US_AU_DOWNLINK_DR8_13[0],
-    US_AU_DOWNLINK_DR8_13[1],
-    US_AU_DOWNLINK_DR8_13[2],
-    US_AU_DOWNLINK_DR8_13[3],
-    US_AU_DOWNLINK_DR8_13[4],
-    US_AU_DOWNLINK_DR8_13[5],
-];
-
-/// RP002-1.0.3 Table 2.8.7: RX1 DR by uplink DR and RX1DROffset 0–5.
-const RX1_DR_TABLE: [[u8; 6]; 8] = [
-    [8, 8, 8, 8, 8, 8],
-    [9, 8, 8, 8, 8, 8],
-    [10, 9, 8, 8, 8, 8],
-    [11, 10, 9, 8, 8, 8],
-    [12, 11, 10, 9, 8, 8],
-    [13, 12, 11, 10, 9, 8],
-    [13, 13, 12, 11, 10, 9],
-    [9, 8, 8, 8, 8, 8],
-];
+use crate::us915::{CLASS_B, DOWNLINK_CHANNELS_HZ, RX1_FREQUENCY};
+use crate::{Band, BandPlan, ChMaskScheme, DwellTimeLimits, RegParamsRevision, RegionName};
 
 /// The AU915 band plan.
-#[derive(Debug, Clone)]
-pub struct Au915 {
-    common: Common,
-}
+pub type Au915 = Band<Au915Plan>;
 
-impl Au915 {
-    /// Builds AU915 with the operator's enabled sub-bands / channels. Devices
-    /// boot with the uplink dwell-time limit on (RP002-1.0.3 §2.8.8).
-    pub fn new(config: &RegionConfig) -> Result<Self, RegionError> {
-        let name = RegionName::Au915;
-        let channels = grid_72(915_200_000, (0, 5), 915_900_000, (6, 7));
-        let plan = ChannelPlan::fixed(
-            name,
-            ChMaskScheme::Fixed72,
-            channels,
-            config,
-            &sub_bands_72(),
-        )?;
-        let dwell = DwellTimeLimits {
-            uplink_400ms: true,
-            downlink_400ms: false,
-        };
-        Ok(Au915 {
-            common: Common::new(name, plan, Some(dwell), config, class_b_us_au())?,
-        })
+/// Selects the AU915 table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Au915Plan;
+
+impl BandPlan for Au915Plan {
+    fn table(self) -> &'static BandTable {
+        &TABLE
     }
 }
 
-impl Region for Au915 {
-    common_accessors!();
+/// Dwell-time dependent sizes arrived with RP002-1.0.2 (RP001 had no dwell table).
+const DWELL_TABLE: RegParamsRevision = RegParamsRevision::Rp002V1_0_2;
 
-    fn name(&self) -> RegionName {
-        RegionName::Au915
-    }
-
-    fn data_rates(&self) -> &[DataRateEntry] {
-        &DATA_RATES
-    }
-
-    fn max_payload(&self, dr: u8, revision: RegParamsRevision, dwell: bool) -> Option<MaxPayload> {
-        // Dwell-time dependent sizes and LR-FHSS arrived with RP002-1.0.2.
-        let rp002_2 = revision >= RegParamsRevision::Rp002V1_0_2;
-        let m = match (dr, rp002_2 && dwell) {
-            (0 | 1, true) => return None,
-            (2, true) => 19,
-            (3, true) => 61,
-            (4, true) => 133,
-            (0..=2, false) => 59,
-            (3, false) => 123,
-            (4, false) | (5 | 6, _) => 250,
-            (7, _) if rp002_2 => 58,
-            (8, _) => 61,
-            (9, _) => 137,
-            (10..=13, _) => 250,
-            _ => return None,
-        };
-        Some(MaxPayload::from_m(m))
-    }
-
-    fn rx1_data_rate(&self, uplink_dr: u8, rx1_dr_offset: u8, _dwell: bool) -> Option<u8> {
-        RX1_DR_TABLE
-            .get(usize::from(uplink_dr))?
-            .get(usize::from(rx1_dr_offset))
-            .copied()
-    }
-
-    fn rx1_frequency_hz(&self, uplink_channel_index: u8, _uplink_frequency_hz: u32) -> Option<u32> {
-        (uplink_channel_index < 72).then(|| downlink_channel_hz(uplink_channel_index % 8))
-    }
-
-    fn rx2_default(&self) -> (u32, u8) {
-        (RX2_FREQUENCY_HZ, 8)
-    }
-
-    fn max_eirp_dbm(&self) -> f32 {
-        30.0
-    }
-
-    fn max_tx_power_index(&self) -> u8 {
-        14
-    }
-
-    fn max_tx_power_index_for_revision(&self, revision: RegParamsRevision) -> u8 {
-        if revision <= RegParamsRevision::Rp001V1_0_2RevB {
-            10
-        } else {
-            14
-        }
-    }
-
-    fn max_adr_data_rate(&self) -> u8 {
-        5
-    }
-
-    fn frequency_range_hz(&self) -> (u32, u32) {
-        BAND_HZ
-    }
-
-    fn duty_cycle_sub_bands(&self) -> &[SubBand] {
-        &[]
-    }
-
-    fn implements_tx_param_setup(&self) -> bool {
-        true
-    }
-
-    fn downlink_tx_power_eirp_dbm(&self, _frequency_hz: u32) -> f32 {
-        self.common.downlink_eirp_override_dbm.unwrap_or(27.0)
-    }
-}
+pub(crate) static TABLE: BandTable = BandTable {
+    name: RegionName::Au915,
+    band_hz: (915_000_000, 928_000_000),
+    // 64 × 125 kHz 915.2 + 0.2·i MHz, then 8 × 500 kHz 915.9 + 1.6·i MHz.
+    channels: ChannelLayout::Fixed {
+        scheme: ChMaskScheme::Fixed72,
+        grids: &[
+            ChannelGrid {
+                first_hz: 915_200_000,
+                step_hz: 200_000,
+                count: 64,
+                min_dr: 0,
+                max_dr: 5,
+            },
+            ChannelGrid {
+                first_hz: 915_900_000,
+                step_hz: 1_600_000,
+                count: 8,
+                min_dr: 6,
+                max_dr: 7,
+            },
+        ],
+    },
+    // RP002-1.0.3 Table 2.8.3: uplink DR0–DR7 (DR7 LR-FHSS), downlink DR8–DR13.
+    data_rates: &[
+        DataRateEntry::lora(0, 12, 125_000, 250, Direction::Uplink),
+        DataRateEntry::lora(1, 11, 125_000, 440, Direction::Uplink),
+        DataRateEntry::lora(2, 10, 125_000, 980, Direction::Uplink),
+        DataRateEntry::lora(3, 9, 125_000, 1_760, Direction::Uplink),
+        DataRateEntry::lora(4, 8, 125_000, 3_125, Direction::Uplink),
+        DataRateEntry::lora(5, 7, 125_000, 5_470, Direction::Uplink),
+        DataRateEntry::lora(6, 8, 500_000, 12_500, Direction::Uplink),
+        DataRateEntry::lr_fhss(7, LrFhssCodingRate::OneThird, 1_523_000, 162),
+        US_AU_DOWNLINK_DR8_13[0],
+        US_AU_DOWNLINK_DR8_13[1],
+        US_AU_DOWNLINK_DR8_13[2],
+        US_AU_DOWNLINK_DR8_13[3],
+        US_AU_DOWNLINK_DR8_13[4],
+        US_AU_DOWNLINK_DR8_13[5],
+    ],
+    max_eirp_dbm: 30.0,
+    max_tx_power_index: &[
+        (RegParamsRevision::Rp001V1_0_2, 10),
+        (RegParamsRevision::Rp001V1_0_3RevA, 14),
+    ],
+    // LR-FHSS (DR7) exists from RP002-1.0.2 on.
+    max_payloads: &[
+        MaxPayloadRow::new(0, 59),
+        MaxPayloadRow::new(0, 59).dwell(None).since(DWELL_TABLE),
+        MaxPayloadRow::new(1, 59),
+        MaxPayloadRow::new(1, 59).dwell(None).since(DWELL_TABLE),
+        MaxPayloadRow::new(2, 59),
+        MaxPayloadRow::new(2, 59).dwell(Some(19)).since(DWELL_TABLE),
+        MaxPayloadRow::new(3, 123),
+        MaxPayloadRow::new(3, 123)
+            .dwell(Some(61))
+            .since(DWELL_TABLE),
+        MaxPayloadRow::new(4, 250),
+        MaxPayloadRow::new(4, 250)
+            .dwell(Some(133))
+            .since(DWELL_TABLE),
+        MaxPayloadRow::new(5, 250),
+        MaxPayloadRow::new(6, 250),
+        MaxPayloadRow::new(7, 58).since(RegParamsRevision::Rp002V1_0_2),
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[0],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[1],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[2],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[3],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[4],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[5],
+    ],
+    // RP002-1.0.3 Table 2.8.7: RX1 DR by uplink DR and RX1DROffset 0–5.
+    rx1_data_rate: Rx1DataRate::Table(&[
+        (0, &[8, 8, 8, 8, 8, 8]),
+        (1, &[9, 8, 8, 8, 8, 8]),
+        (2, &[10, 9, 8, 8, 8, 8]),
+        (3, &[11, 10, 9, 8, 8, 8]),
+        (4, &[12, 11, 10, 9, 8, 8]),
+        (5, &[13, 12, 11, 10, 9, 8]),
+        (6, &[13, 13, 12, 11, 10, 9]),
+        (7, &[9, 8, 8, 8, 8, 8]),
+    ]),
+    rx1_data_rate_rp001: None,
+    rx1_frequency: RX1_FREQUENCY,
+    rx2: (DOWNLINK_CHANNELS_HZ[0], 8),
+    max_adr_data_rate: 5,
+    // Devices boot with the uplink dwell-time limit on (RP002-1.0.3 §2.8.8).
+    dwell_time: DwellTime::Configurable(DwellTimeLimits {
+        uplink_400ms: true,
+        downlink_400ms: false,
+    }),
+    duty_cycle_sub_bands: &[],
+    downlink_eirp_dbm: 27.0,
+    class_b: CLASS_B,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CfList, LinkAdrChMask, Modulation};
+    use crate::{CfList, LinkAdrChMask, MaxPayload, Modulation, Region, RegionConfig};
 
     fn au915(sub_bands: &[u8]) -> Au915 {
         Au915::new(&RegionConfig {

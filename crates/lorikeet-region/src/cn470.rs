@@ -3,134 +3,73 @@
 //! devices use. The RP002 plans (20 MHz / 26 MHz antenna, types A and B) are
 //! not implemented; see `docs/regions.md`.
 
-use crate::datarate::{DataRateEntry, MaxPayload, EU_STYLE_DR0_7};
-use crate::region::{common_accessors, rx1_dr_subtract, Common};
-use crate::{
-    ChMaskScheme, Channel, ChannelPlan, ClassBDefaults, RegParamsRevision, Region, RegionConfig,
-    RegionError, RegionName, SubBand,
+use crate::datarate::EU_STYLE_DR0_7;
+use crate::table::{
+    frequency_grid, BandTable, ChannelGrid, ChannelLayout, ClassB, DwellTime, Rx1DataRate,
+    Rx1Frequency, EU_STYLE_MAX_PAYLOADS_DR0_7,
 };
-
-const BAND_HZ: (u32, u32) = (470_000_000, 510_000_000);
-const RX2_FREQUENCY_HZ: u32 = 505_300_000;
-
-/// DR0–DR5, LoRa 125 kHz SF12–SF7 (RP001-1.1revB Table 2.8.3).
-const DATA_RATES: [DataRateEntry; 6] = [
-    EU_STYLE_DR0_7[0],
-    EU_STYLE_DR0_7[1],
-    EU_STYLE_DR0_7[2],
-    EU_STYLE_DR0_7[3],
-    EU_STYLE_DR0_7[4],
-    EU_STYLE_DR0_7[5],
-];
-
-/// Downlink channel `i` (0–47): 500.3 + 0.2·i MHz.
-fn downlink_channel_hz(i: u8) -> u32 {
-    500_300_000 + 200_000 * u32::from(i % 48)
-}
+use crate::{Band, BandPlan, ChMaskScheme, RegParamsRevision, RegionName};
 
 /// The CN470 (RP001) band plan.
-#[derive(Debug, Clone)]
-pub struct Cn470 {
-    common: Common,
-}
+pub type Cn470 = Band<Cn470Plan>;
 
-impl Cn470 {
-    /// Builds CN470 with the operator's enabled sub-bands (12 sub-bands of 8
-    /// channels, numbered from 1) or channels.
-    pub fn new(config: &RegionConfig) -> Result<Self, RegionError> {
-        let name = RegionName::Cn470;
-        let channels = (0..96u32)
-            .map(|i| Channel::new(470_300_000 + 200_000 * i, 0, 5))
-            .collect();
-        let sub_bands: Vec<Vec<u8>> = (0..12u8).map(|s| (8 * s..8 * s + 8).collect()).collect();
-        let plan = ChannelPlan::fixed(name, ChMaskScheme::Fixed96, channels, config, &sub_bands)?;
-        let beacon: Vec<u32> = (0..8u32).map(|i| 508_300_000 + 200_000 * i).collect();
-        let class_b = ClassBDefaults {
-            beacon_dr: 2,
-            ping_slot_dr: 2,
-            beacon_frequencies_hz: beacon.clone(),
-            ping_slot_frequencies_hz: beacon,
-        };
-        Ok(Cn470 {
-            common: Common::new(name, plan, None, config, class_b)?,
-        })
+/// Selects the CN470 table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Cn470Plan;
+
+impl BandPlan for Cn470Plan {
+    fn table(self) -> &'static BandTable {
+        &TABLE
     }
 }
 
-impl Region for Cn470 {
-    common_accessors!();
+/// Class B beacon and ping slots hop over 508.3 + 0.2·i MHz, i = 0…7.
+const CLASS_B_FREQUENCIES_HZ: [u32; 8] = frequency_grid(508_300_000, 200_000);
 
-    fn name(&self) -> RegionName {
-        RegionName::Cn470
-    }
-
-    fn data_rates(&self) -> &[DataRateEntry] {
-        &DATA_RATES
-    }
-
-    fn max_payload(
-        &self,
-        dr: u8,
-        _revision: RegParamsRevision,
-        _dwell: bool,
-    ) -> Option<MaxPayload> {
-        let m = match dr {
-            0..=2 => 59,
-            3 => 123,
-            4 | 5 => 250,
-            _ => return None,
-        };
-        Some(MaxPayload::from_m(m))
-    }
-
-    fn rx1_data_rate(&self, uplink_dr: u8, rx1_dr_offset: u8, _dwell: bool) -> Option<u8> {
-        if uplink_dr > 5 {
-            return None;
-        }
-        rx1_dr_subtract(uplink_dr, rx1_dr_offset)
-    }
-
-    fn rx1_frequency_hz(&self, uplink_channel_index: u8, _uplink_frequency_hz: u32) -> Option<u32> {
-        (uplink_channel_index < 96).then(|| downlink_channel_hz(uplink_channel_index % 48))
-    }
-
-    fn rx2_default(&self) -> (u32, u8) {
-        (RX2_FREQUENCY_HZ, 0)
-    }
-
-    fn max_eirp_dbm(&self) -> f32 {
-        19.15
-    }
-
-    fn max_tx_power_index(&self) -> u8 {
-        7
-    }
-
-    fn max_adr_data_rate(&self) -> u8 {
-        5
-    }
-
-    fn frequency_range_hz(&self) -> (u32, u32) {
-        BAND_HZ
-    }
-
-    fn duty_cycle_sub_bands(&self) -> &[SubBand] {
-        &[]
-    }
-
-    fn implements_tx_param_setup(&self) -> bool {
-        false
-    }
-
-    fn downlink_tx_power_eirp_dbm(&self, _frequency_hz: u32) -> f32 {
-        self.common.downlink_eirp_override_dbm.unwrap_or(19.0)
-    }
-}
+pub(crate) static TABLE: BandTable = BandTable {
+    name: RegionName::Cn470,
+    band_hz: (470_000_000, 510_000_000),
+    // 96 channels 470.3 + 0.2·i MHz in 12 sub-bands of 8 (enabled_sub_bands 1–12).
+    channels: ChannelLayout::Fixed {
+        scheme: ChMaskScheme::Fixed96,
+        grids: &[ChannelGrid {
+            first_hz: 470_300_000,
+            step_hz: 200_000,
+            count: 96,
+            min_dr: 0,
+            max_dr: 5,
+        }],
+    },
+    // DR0–DR5, LoRa 125 kHz SF12–SF7 (RP001-1.1revB Table 2.8.3).
+    data_rates: EU_STYLE_DR0_7.split_at(6).0,
+    max_eirp_dbm: 19.15,
+    max_tx_power_index: &[(RegParamsRevision::Rp001V1_0_2, 7)],
+    max_payloads: EU_STYLE_MAX_PAYLOADS_DR0_7.split_at(6).0,
+    rx1_data_rate: Rx1DataRate::Subtract { answer_as: &[] },
+    rx1_data_rate_rp001: None,
+    // Downlink channel (uplink channel mod 48): 500.3 + 0.2·i MHz.
+    rx1_frequency: Rx1Frequency::Grid {
+        first_hz: 500_300_000,
+        step_hz: 200_000,
+        count: 48,
+    },
+    rx2: (505_300_000, 0),
+    max_adr_data_rate: 5,
+    dwell_time: DwellTime::None,
+    duty_cycle_sub_bands: &[],
+    downlink_eirp_dbm: 19.0,
+    class_b: ClassB {
+        beacon_dr: 2,
+        ping_slot_dr: 2,
+        beacon_frequencies_hz: &CLASS_B_FREQUENCIES_HZ,
+        ping_slot_frequencies_hz: &CLASS_B_FREQUENCIES_HZ,
+    },
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CfList, LinkAdrChMask, Modulation};
+    use crate::{CfList, LinkAdrChMask, MaxPayload, Modulation, Region, RegionConfig, RegionError};
 
     fn cn470(sub_bands: &[u8]) -> Cn470 {
         Cn470::new(&RegionConfig {

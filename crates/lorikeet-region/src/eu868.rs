@@ -1,185 +1,134 @@
 //! EU863-870 (RP002-1.0.3 §2.4; RP001-1.1revB §2.2).
 
-use crate::datarate::{DataRateEntry, LrFhssCodingRate, MaxPayload, EU_STYLE_DR0_7};
-use crate::region::{common_accessors, rx1_dr_subtract, Common};
-use crate::{
-    Channel, ChannelPlan, ClassBDefaults, RegParamsRevision, Region, RegionConfig, RegionError,
-    RegionName, SubBand,
+use crate::datarate::{DataRateEntry, LrFhssCodingRate, EU_STYLE_DR0_7};
+use crate::table::{
+    BandTable, ChannelLayout, ClassB, DwellTime, MaxPayloadRow, Rx1DataRate, Rx1Frequency,
+    EU_STYLE_MAX_PAYLOADS_DR0_7,
 };
-
-const BAND_HZ: (u32, u32) = (863_000_000, 870_000_000);
-const RX2_FREQUENCY_HZ: u32 = 869_525_000;
-
-/// DR0–DR7 plus the LR-FHSS data rates DR8–DR11 (RP002-1.0.3 Table 2.4.3).
-const DATA_RATES: [DataRateEntry; 12] = [
-    EU_STYLE_DR0_7[0],
-    EU_STYLE_DR0_7[1],
-    EU_STYLE_DR0_7[2],
-    EU_STYLE_DR0_7[3],
-    EU_STYLE_DR0_7[4],
-    EU_STYLE_DR0_7[5],
-    EU_STYLE_DR0_7[6],
-    EU_STYLE_DR0_7[7],
-    DataRateEntry::lr_fhss(8, LrFhssCodingRate::OneThird, 137_000, 162),
-    DataRateEntry::lr_fhss(9, LrFhssCodingRate::TwoThirds, 137_000, 325),
-    DataRateEntry::lr_fhss(10, LrFhssCodingRate::OneThird, 336_000, 162),
-    DataRateEntry::lr_fhss(11, LrFhssCodingRate::TwoThirds, 336_000, 325),
-];
-
-/// The three join channels every EU868 device knows (RP002-1.0.3 §2.4.2).
-const DEFAULT_CHANNELS: [Channel; 3] = [
-    Channel::new(868_100_000, 0, 5),
-    Channel::new(868_300_000, 0, 5),
-    Channel::new(868_500_000, 0, 5),
-];
-
-/// ETSI EN 300 220 sub-bands (h1.3 … h1.7) with their duty cycle and power limits.
-const SUB_BANDS: [SubBand; 6] = [
-    SubBand {
-        min_frequency_hz: 863_000_000,
-        max_frequency_hz: 865_000_000,
-        duty_cycle_percent: 0.1,
-        max_eirp_dbm: 16.0,
-    },
-    SubBand {
-        min_frequency_hz: 865_000_000,
-        max_frequency_hz: 868_000_000,
-        duty_cycle_percent: 1.0,
-        max_eirp_dbm: 16.0,
-    },
-    SubBand {
-        min_frequency_hz: 868_000_000,
-        max_frequency_hz: 868_600_000,
-        duty_cycle_percent: 1.0,
-        max_eirp_dbm: 16.0,
-    },
-    SubBand {
-        min_frequency_hz: 868_700_000,
-        max_frequency_hz: 869_200_000,
-        duty_cycle_percent: 0.1,
-        max_eirp_dbm: 16.0,
-    },
-    SubBand {
-        min_frequency_hz: 869_400_000,
-        max_frequency_hz: 869_650_000,
-        duty_cycle_percent: 10.0,
-        max_eirp_dbm: 29.0,
-    },
-    SubBand {
-        min_frequency_hz: 869_700_000,
-        max_frequency_hz: 870_000_000,
-        duty_cycle_percent: 1.0,
-        max_eirp_dbm: 16.0,
-    },
-];
+use crate::{Band, BandPlan, Channel, RegParamsRevision, RegionName, SubBand};
 
 /// The EU868 band plan.
-#[derive(Debug, Clone)]
-pub struct Eu868 {
-    common: Common,
-}
+pub type Eu868 = Band<Eu868Plan>;
 
-impl Eu868 {
-    /// Builds EU868 with the operator's extra channels.
-    pub fn new(config: &RegionConfig) -> Result<Self, RegionError> {
-        let name = RegionName::Eu868;
-        let plan = ChannelPlan::dynamic(name, &DEFAULT_CHANNELS, config, BAND_HZ, |dr| {
-            DATA_RATES.iter().any(|e| e.dr == dr)
-        })?;
-        let class_b = ClassBDefaults {
-            beacon_dr: 3,
-            ping_slot_dr: 3,
-            beacon_frequencies_hz: vec![RX2_FREQUENCY_HZ],
-            ping_slot_frequencies_hz: vec![RX2_FREQUENCY_HZ],
-        };
-        Ok(Eu868 {
-            common: Common::new(name, plan, None, config, class_b)?,
-        })
+/// Selects the EU868 table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Eu868Plan;
+
+impl BandPlan for Eu868Plan {
+    fn table(self) -> &'static BandTable {
+        &TABLE
     }
 }
 
-impl Region for Eu868 {
-    common_accessors!();
+const RX2_FREQUENCY_HZ: u32 = 869_525_000;
 
-    fn name(&self) -> RegionName {
-        RegionName::Eu868
-    }
-
-    fn data_rates(&self) -> &[DataRateEntry] {
-        &DATA_RATES
-    }
-
-    fn max_payload(&self, dr: u8, revision: RegParamsRevision, _dwell: bool) -> Option<MaxPayload> {
-        let lr_fhss = revision >= RegParamsRevision::Rp002V1_0_2;
-        let m = match dr {
-            0..=2 => 59,
-            3 => 123,
-            4..=7 => 250,
-            8 | 10 if lr_fhss => 58,
-            9 | 11 if lr_fhss => 123,
-            _ => return None,
-        };
-        Some(MaxPayload::from_m(m))
-    }
-
-    fn rx1_data_rate(&self, uplink_dr: u8, rx1_dr_offset: u8, _dwell: bool) -> Option<u8> {
-        // LR-FHSS uplinks are answered as if the uplink were DR1 (CR 1/3) or DR2 (CR 2/3).
-        let base = match uplink_dr {
-            0..=7 => uplink_dr,
-            8 | 10 => 1,
-            9 | 11 => 2,
-            _ => return None,
-        };
-        rx1_dr_subtract(base, rx1_dr_offset)
-    }
-
-    fn rx1_frequency_hz(&self, _uplink_channel_index: u8, uplink_frequency_hz: u32) -> Option<u32> {
-        Some(uplink_frequency_hz)
-    }
-
-    fn rx2_default(&self) -> (u32, u8) {
-        (RX2_FREQUENCY_HZ, 0)
-    }
-
-    fn max_eirp_dbm(&self) -> f32 {
-        16.0
-    }
-
-    fn max_tx_power_index(&self) -> u8 {
-        7
-    }
-
-    fn max_adr_data_rate(&self) -> u8 {
-        5
-    }
-
-    fn frequency_range_hz(&self) -> (u32, u32) {
-        BAND_HZ
-    }
-
-    fn duty_cycle_sub_bands(&self) -> &[SubBand] {
-        &SUB_BANDS
-    }
-
-    fn implements_tx_param_setup(&self) -> bool {
-        false
-    }
-
-    fn downlink_tx_power_eirp_dbm(&self, frequency_hz: u32) -> f32 {
-        if let Some(p) = self.common.downlink_eirp_override_dbm {
-            return p;
-        }
-        SUB_BANDS
-            .iter()
-            .find(|sb| (sb.min_frequency_hz..=sb.max_frequency_hz).contains(&frequency_hz))
-            .map_or(16.0, |sb| sb.max_eirp_dbm)
-    }
-}
+pub(crate) static TABLE: BandTable = BandTable {
+    name: RegionName::Eu868,
+    band_hz: (863_000_000, 870_000_000),
+    // The three join channels every EU868 device knows (RP002-1.0.3 §2.4.2).
+    channels: ChannelLayout::Dynamic {
+        defaults: &[
+            Channel::new(868_100_000, 0, 5),
+            Channel::new(868_300_000, 0, 5),
+            Channel::new(868_500_000, 0, 5),
+        ],
+    },
+    // DR0–DR7 plus the LR-FHSS data rates DR8–DR11 (RP002-1.0.3 Table 2.4.3).
+    data_rates: &[
+        EU_STYLE_DR0_7[0],
+        EU_STYLE_DR0_7[1],
+        EU_STYLE_DR0_7[2],
+        EU_STYLE_DR0_7[3],
+        EU_STYLE_DR0_7[4],
+        EU_STYLE_DR0_7[5],
+        EU_STYLE_DR0_7[6],
+        EU_STYLE_DR0_7[7],
+        DataRateEntry::lr_fhss(8, LrFhssCodingRate::OneThird, 137_000, 162),
+        DataRateEntry::lr_fhss(9, LrFhssCodingRate::TwoThirds, 137_000, 325),
+        DataRateEntry::lr_fhss(10, LrFhssCodingRate::OneThird, 336_000, 162),
+        DataRateEntry::lr_fhss(11, LrFhssCodingRate::TwoThirds, 336_000, 325),
+    ],
+    max_eirp_dbm: 16.0,
+    max_tx_power_index: &[(RegParamsRevision::Rp001V1_0_2, 7)],
+    // LR-FHSS exists from RP002-1.0.2 on.
+    max_payloads: &[
+        EU_STYLE_MAX_PAYLOADS_DR0_7[0],
+        EU_STYLE_MAX_PAYLOADS_DR0_7[1],
+        EU_STYLE_MAX_PAYLOADS_DR0_7[2],
+        EU_STYLE_MAX_PAYLOADS_DR0_7[3],
+        EU_STYLE_MAX_PAYLOADS_DR0_7[4],
+        EU_STYLE_MAX_PAYLOADS_DR0_7[5],
+        EU_STYLE_MAX_PAYLOADS_DR0_7[6],
+        EU_STYLE_MAX_PAYLOADS_DR0_7[7],
+        MaxPayloadRow::new(8, 58).since(RegParamsRevision::Rp002V1_0_2),
+        MaxPayloadRow::new(9, 123).since(RegParamsRevision::Rp002V1_0_2),
+        MaxPayloadRow::new(10, 58).since(RegParamsRevision::Rp002V1_0_2),
+        MaxPayloadRow::new(11, 123).since(RegParamsRevision::Rp002V1_0_2),
+    ],
+    // LR-FHSS uplinks are answered as if the uplink were DR1 (CR 1/3) or DR2 (CR 2/3).
+    rx1_data_rate: Rx1DataRate::Subtract {
+        answer_as: &[(8, 1), (9, 2), (10, 1), (11, 2)],
+    },
+    rx1_data_rate_rp001: None,
+    rx1_frequency: Rx1Frequency::Uplink,
+    rx2: (RX2_FREQUENCY_HZ, 0),
+    max_adr_data_rate: 5,
+    dwell_time: DwellTime::None,
+    // ETSI EN 300 220 sub-bands (h1.3 … h1.7) with their duty cycle and power limits.
+    duty_cycle_sub_bands: &[
+        SubBand {
+            min_frequency_hz: 863_000_000,
+            max_frequency_hz: 865_000_000,
+            duty_cycle_percent: 0.1,
+            max_eirp_dbm: 16.0,
+        },
+        SubBand {
+            min_frequency_hz: 865_000_000,
+            max_frequency_hz: 868_000_000,
+            duty_cycle_percent: 1.0,
+            max_eirp_dbm: 16.0,
+        },
+        SubBand {
+            min_frequency_hz: 868_000_000,
+            max_frequency_hz: 868_600_000,
+            duty_cycle_percent: 1.0,
+            max_eirp_dbm: 16.0,
+        },
+        SubBand {
+            min_frequency_hz: 868_700_000,
+            max_frequency_hz: 869_200_000,
+            duty_cycle_percent: 0.1,
+            max_eirp_dbm: 16.0,
+        },
+        SubBand {
+            min_frequency_hz: 869_400_000,
+            max_frequency_hz: 869_650_000,
+            duty_cycle_percent: 10.0,
+            max_eirp_dbm: 29.0,
+        },
+        SubBand {
+            min_frequency_hz: 869_700_000,
+            max_frequency_hz: 870_000_000,
+            duty_cycle_percent: 1.0,
+            max_eirp_dbm: 16.0,
+        },
+    ],
+    downlink_eirp_dbm: 16.0,
+    class_b: ClassB {
+        beacon_dr: 3,
+        ping_slot_dr: 3,
+        beacon_frequencies_hz: &[RX2_FREQUENCY_HZ],
+        ping_slot_frequencies_hz: &[RX2_FREQUENCY_HZ],
+    },
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CfList, ChannelConfig, LinkAdrChMask, Modulation};
+    use crate::{
+        CfList, ChannelConfig, LinkAdrChMask, MaxPayload, Modulation, Region, RegionConfig,
+        RegionError,
+    };
 
     fn eu868() -> Eu868 {
         Eu868::new(&RegionConfig::default()).unwrap()

@@ -1,129 +1,62 @@
 //! KR920-923 (RP002-1.0.3 §2.11; RP001-1.1revB §2.9).
 
-use crate::datarate::{DataRateEntry, MaxPayload, EU_STYLE_DR0_7};
-use crate::region::{common_accessors, rx1_dr_subtract, Common};
-use crate::{
-    Channel, ChannelPlan, ClassBDefaults, RegParamsRevision, Region, RegionConfig, RegionError,
-    RegionName, SubBand,
+use crate::datarate::EU_STYLE_DR0_7;
+use crate::table::{
+    BandTable, ChannelLayout, ClassB, DwellTime, Rx1DataRate, Rx1Frequency,
+    EU_STYLE_MAX_PAYLOADS_DR0_7,
 };
-
-const BAND_HZ: (u32, u32) = (920_900_000, 923_300_000);
-const RX2_FREQUENCY_HZ: u32 = 921_900_000;
-const BEACON_FREQUENCY_HZ: u32 = 923_100_000;
-
-/// DR0–DR5, LoRa 125 kHz SF12–SF7 (RP002-1.0.3 Table 2.11.3).
-const DATA_RATES: [DataRateEntry; 6] = [
-    EU_STYLE_DR0_7[0],
-    EU_STYLE_DR0_7[1],
-    EU_STYLE_DR0_7[2],
-    EU_STYLE_DR0_7[3],
-    EU_STYLE_DR0_7[4],
-    EU_STYLE_DR0_7[5],
-];
-
-const DEFAULT_CHANNELS: [Channel; 3] = [
-    Channel::new(922_100_000, 0, 5),
-    Channel::new(922_300_000, 0, 5),
-    Channel::new(922_500_000, 0, 5),
-];
+use crate::{Band, BandPlan, Channel, RegParamsRevision, RegionName};
 
 /// The KR920 band plan.
-#[derive(Debug, Clone)]
-pub struct Kr920 {
-    common: Common,
-}
+pub type Kr920 = Band<Kr920Plan>;
 
-impl Kr920 {
-    /// Builds KR920 with the operator's extra channels.
-    pub fn new(config: &RegionConfig) -> Result<Self, RegionError> {
-        let name = RegionName::Kr920;
-        let plan = ChannelPlan::dynamic(name, &DEFAULT_CHANNELS, config, BAND_HZ, |dr| dr <= 5)?;
-        let class_b = ClassBDefaults {
-            beacon_dr: 3,
-            ping_slot_dr: 3,
-            beacon_frequencies_hz: vec![BEACON_FREQUENCY_HZ],
-            ping_slot_frequencies_hz: vec![BEACON_FREQUENCY_HZ],
-        };
-        Ok(Kr920 {
-            common: Common::new(name, plan, None, config, class_b)?,
-        })
+/// Selects the KR920 table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Kr920Plan;
+
+impl BandPlan for Kr920Plan {
+    fn table(self) -> &'static BandTable {
+        &TABLE
     }
 }
 
-impl Region for Kr920 {
-    common_accessors!();
+const BEACON_FREQUENCY_HZ: u32 = 923_100_000;
 
-    fn name(&self) -> RegionName {
-        RegionName::Kr920
-    }
-
-    fn data_rates(&self) -> &[DataRateEntry] {
-        &DATA_RATES
-    }
-
-    fn max_payload(
-        &self,
-        dr: u8,
-        _revision: RegParamsRevision,
-        _dwell: bool,
-    ) -> Option<MaxPayload> {
-        let m = match dr {
-            0..=2 => 59,
-            3 => 123,
-            4 | 5 => 250,
-            _ => return None,
-        };
-        Some(MaxPayload::from_m(m))
-    }
-
-    fn rx1_data_rate(&self, uplink_dr: u8, rx1_dr_offset: u8, _dwell: bool) -> Option<u8> {
-        if uplink_dr > 5 {
-            return None;
-        }
-        rx1_dr_subtract(uplink_dr, rx1_dr_offset)
-    }
-
-    fn rx1_frequency_hz(&self, _uplink_channel_index: u8, uplink_frequency_hz: u32) -> Option<u32> {
-        Some(uplink_frequency_hz)
-    }
-
-    fn rx2_default(&self) -> (u32, u8) {
-        (RX2_FREQUENCY_HZ, 0)
-    }
-
-    fn max_eirp_dbm(&self) -> f32 {
-        14.0
-    }
-
-    fn max_tx_power_index(&self) -> u8 {
-        7
-    }
-
-    fn max_adr_data_rate(&self) -> u8 {
-        5
-    }
-
-    fn frequency_range_hz(&self) -> (u32, u32) {
-        BAND_HZ
-    }
-
-    fn duty_cycle_sub_bands(&self) -> &[SubBand] {
-        &[]
-    }
-
-    fn implements_tx_param_setup(&self) -> bool {
-        false
-    }
-
-    fn downlink_tx_power_eirp_dbm(&self, _frequency_hz: u32) -> f32 {
-        self.common.downlink_eirp_override_dbm.unwrap_or(23.0)
-    }
-}
+pub(crate) static TABLE: BandTable = BandTable {
+    name: RegionName::Kr920,
+    band_hz: (920_900_000, 923_300_000),
+    channels: ChannelLayout::Dynamic {
+        defaults: &[
+            Channel::new(922_100_000, 0, 5),
+            Channel::new(922_300_000, 0, 5),
+            Channel::new(922_500_000, 0, 5),
+        ],
+    },
+    // DR0–DR5, LoRa 125 kHz SF12–SF7 (RP002-1.0.3 Table 2.11.3).
+    data_rates: EU_STYLE_DR0_7.split_at(6).0,
+    max_eirp_dbm: 14.0,
+    max_tx_power_index: &[(RegParamsRevision::Rp001V1_0_2, 7)],
+    max_payloads: EU_STYLE_MAX_PAYLOADS_DR0_7.split_at(6).0,
+    rx1_data_rate: Rx1DataRate::Subtract { answer_as: &[] },
+    rx1_data_rate_rp001: None,
+    rx1_frequency: Rx1Frequency::Uplink,
+    rx2: (921_900_000, 0),
+    max_adr_data_rate: 5,
+    dwell_time: DwellTime::None,
+    duty_cycle_sub_bands: &[],
+    downlink_eirp_dbm: 23.0,
+    class_b: ClassB {
+        beacon_dr: 3,
+        ping_slot_dr: 3,
+        beacon_frequencies_hz: &[BEACON_FREQUENCY_HZ],
+        ping_slot_frequencies_hz: &[BEACON_FREQUENCY_HZ],
+    },
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CfList, ChannelConfig};
+    use crate::{CfList, ChannelConfig, MaxPayload, Region, RegionConfig, RegionError};
 
     fn kr920() -> Kr920 {
         Kr920::new(&RegionConfig::default()).unwrap()

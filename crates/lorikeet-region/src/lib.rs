@@ -1,5 +1,6 @@
-//! LoRaWAN regional parameters: one module per band plan behind the object-safe
-//! [`Region`] trait.
+//! LoRaWAN regional parameters: each band plan is a data table ([`BandTable`],
+//! one module per region) read by one generic implementation of the
+//! object-safe [`Region`] trait ([`Band`]).
 //!
 //! Pure: no I/O, no clock. Build a region from its name and the operator's
 //! [`RegionConfig`] with [`build_region`], then ask it for RX1/RX2 parameters,
@@ -8,6 +9,7 @@
 //! RP002-1.0.3/1.0.4, with the older revisions' differences where devices still
 //! depend on them (see [`RegParamsRevision`] and `docs/regions.md`).
 
+mod band;
 mod cflist;
 mod channels;
 mod config;
@@ -16,6 +18,7 @@ mod error;
 mod name;
 mod region;
 mod revision;
+mod table;
 
 pub mod as923;
 pub mod au915;
@@ -29,6 +32,7 @@ pub mod us915;
 
 use std::sync::Arc;
 
+pub use band::{Band, BandPlan};
 pub use cflist::CfList;
 pub use channels::{ChMaskScheme, Channel, ChannelPlan, LinkAdrChMask};
 pub use config::{ChannelConfig, RegionConfig};
@@ -42,6 +46,7 @@ pub use region::{
     ClassBDefaults, DwellTimeLimits, Region, SubBand, ADR_ACK_DELAY, ADR_ACK_LIMIT, BEACON_PERIOD_S,
 };
 pub use revision::RegParamsRevision;
+pub use table::BandTable;
 
 /// Builds a region from its name (`"EU868"`, `"US915"`, `"AS923-2"`, …) and the
 /// operator's configuration. Unknown names and invalid configuration are typed errors.
@@ -53,28 +58,26 @@ pub fn build_region(name: &str, config: &RegionConfig) -> Result<Arc<dyn Region>
 impl RegionName {
     /// Builds this region with `config` applied.
     pub fn build(self, config: &RegionConfig) -> Result<Arc<dyn Region>, RegionError> {
-        Ok(match self {
-            RegionName::Eu868 => Arc::new(eu868::Eu868::new(config)?),
-            RegionName::Us915 => Arc::new(us915::Us915::new(config)?),
-            RegionName::Au915 => Arc::new(au915::Au915::new(config)?),
-            RegionName::As923Group1 => {
-                Arc::new(as923::As923::new(as923::As923Group::Group1, config)?)
-            }
-            RegionName::As923Group2 => {
-                Arc::new(as923::As923::new(as923::As923Group::Group2, config)?)
-            }
-            RegionName::As923Group3 => {
-                Arc::new(as923::As923::new(as923::As923Group::Group3, config)?)
-            }
-            RegionName::As923Group4 => {
-                Arc::new(as923::As923::new(as923::As923Group::Group4, config)?)
-            }
-            RegionName::Cn470 => Arc::new(cn470::Cn470::new(config)?),
-            RegionName::In865 => Arc::new(in865::In865::new(config)?),
-            RegionName::Kr920 => Arc::new(kr920::Kr920::new(config)?),
-            RegionName::Ru864 => Arc::new(ru864::Ru864::new(config)?),
-            RegionName::Eu433 => Arc::new(eu433::Eu433::new(config)?),
-        })
+        Ok(Arc::new(Band::with_plan(self, config)?))
+    }
+}
+
+impl BandPlan for RegionName {
+    fn table(self) -> &'static BandTable {
+        match self {
+            RegionName::Eu868 => &eu868::TABLE,
+            RegionName::Us915 => &us915::TABLE,
+            RegionName::Au915 => &au915::TABLE,
+            RegionName::As923Group1 => as923::As923Group::Group1.table(),
+            RegionName::As923Group2 => as923::As923Group::Group2.table(),
+            RegionName::As923Group3 => as923::As923Group::Group3.table(),
+            RegionName::As923Group4 => as923::As923Group::Group4.table(),
+            RegionName::Cn470 => &cn470::TABLE,
+            RegionName::In865 => &in865::TABLE,
+            RegionName::Kr920 => &kr920::TABLE,
+            RegionName::Ru864 => &ru864::TABLE,
+            RegionName::Eu433 => &eu433::TABLE,
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Debug;
 
 use crate::channels::{ChannelPlan, LinkAdrChMask};
 use crate::datarate::{lora_required_snr_db, DataRate, DataRateEntry, MaxPayload, Modulation};
-use crate::{RegParamsRevision, RegionConfig, RegionError, RegionName};
+use crate::{RegParamsRevision, RegionError, RegionName};
 
 /// Default ADR_ACK_LIMIT (RP002-1.0.3 §2.x.8, every region).
 pub const ADR_ACK_LIMIT: u16 = 64;
@@ -51,8 +51,8 @@ pub struct ClassBDefaults {
 }
 
 /// A band plan. Object safe: the server keeps an `Arc<dyn Region>` per device
-/// profile. Required methods carry the region's tables; provided methods derive
-/// the rest from them.
+/// profile. Required methods read the region's table; provided methods derive
+/// the rest from them. [`Band`](crate::Band) is the implementation, for every region.
 pub trait Region: Send + Sync + Debug {
     /// The region's name.
     fn name(&self) -> RegionName;
@@ -260,66 +260,3 @@ fn hop(freqs: &[u32], n: u64) -> u32 {
         .copied()
         .unwrap_or(0)
 }
-
-/// State every region keeps after configuration.
-#[derive(Debug, Clone)]
-pub(crate) struct Common {
-    pub plan: ChannelPlan,
-    pub dwell: DwellTimeLimits,
-    pub downlink_eirp_override_dbm: Option<f32>,
-    pub class_b: ClassBDefaults,
-}
-
-impl Common {
-    /// `dwell_default` is `None` for regions without dwell-time rules; setting
-    /// dwell to `true` there is a configuration error.
-    pub fn new(
-        region: RegionName,
-        plan: ChannelPlan,
-        dwell_default: Option<DwellTimeLimits>,
-        config: &RegionConfig,
-        class_b: ClassBDefaults,
-    ) -> Result<Self, RegionError> {
-        let dwell = match dwell_default {
-            Some(d) => DwellTimeLimits {
-                uplink_400ms: config.uplink_dwell_time_400ms.unwrap_or(d.uplink_400ms),
-                downlink_400ms: config.downlink_dwell_time_400ms.unwrap_or(d.downlink_400ms),
-            },
-            None => {
-                if config.uplink_dwell_time_400ms == Some(true)
-                    || config.downlink_dwell_time_400ms == Some(true)
-                {
-                    return Err(RegionError::DwellTimeNotApplicable { region });
-                }
-                DwellTimeLimits::default()
-            }
-        };
-        Ok(Common {
-            plan,
-            dwell,
-            downlink_eirp_override_dbm: config.downlink_tx_power_eirp_dbm,
-            class_b,
-        })
-    }
-}
-
-/// RX1 data rate for EU-style regions: `max(uplink_dr - offset, 0)`, offsets 0–5.
-pub(crate) fn rx1_dr_subtract(uplink_dr: u8, rx1_dr_offset: u8) -> Option<u8> {
-    (rx1_dr_offset <= 5).then(|| uplink_dr.saturating_sub(rx1_dr_offset))
-}
-
-/// Implements the accessors that only read [`Common`].
-macro_rules! common_accessors {
-    () => {
-        fn channel_plan(&self) -> &$crate::ChannelPlan {
-            &self.common.plan
-        }
-        fn dwell_time(&self) -> $crate::DwellTimeLimits {
-            self.common.dwell
-        }
-        fn class_b(&self) -> &$crate::ClassBDefaults {
-            &self.common.class_b
-        }
-    };
-}
-pub(crate) use common_accessors;

@@ -1,193 +1,135 @@
 //! US902-928 (RP002-1.0.3 §2.5; RP001-1.1revB §2.3).
 
-use crate::datarate::{
-    DataRateEntry, Direction, LrFhssCodingRate, MaxPayload, US_AU_DOWNLINK_DR8_13,
+use crate::datarate::{DataRateEntry, Direction, LrFhssCodingRate, US_AU_DOWNLINK_DR8_13};
+use crate::table::{
+    frequency_grid, BandTable, ChannelGrid, ChannelLayout, ClassB, DwellTime, MaxPayloadRow,
+    Rx1DataRate, Rx1Frequency, US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13,
 };
-use crate::region::{common_accessors, Common};
-use crate::{
-    ChMaskScheme, Channel, ChannelPlan, ClassBDefaults, DwellTimeLimits, RegParamsRevision, Region,
-    RegionConfig, RegionError, RegionName, SubBand,
-};
-
-const BAND_HZ: (u32, u32) = (902_000_000, 928_000_000);
-const RX2_FREQUENCY_HZ: u32 = 923_300_000;
-
-/// RP002-1.0.3 Table 2.5.3: uplink DR0–DR6 (DR5/DR6 LR-FHSS), downlink DR8–DR13.
-const DATA_RATES: [DataRateEntry; 13] = [
-    DataRateEntry::lora(0, 10, 125_000, 980, Direction::Uplink),
-    DataRateEntry::lora(1, 9, 125_000, 1_760, Direction::Uplink),
-    DataRateEntry::lora(2, 8, 125_000, 3_125, Direction::Uplink),
-    DataRateEntry::lora(3, 7, 125_000, 5_470, Direction::Uplink),
-    DataRateEntry::lora(4, 8, 500_000, 12_500, Direction::Uplink),
-    DataRateEntry::lr_fhss(5, LrFhssCodingRate::OneThird, 1_523_000, 162),
-    DataRateEntry::lr_fhss(6, LrFhssCodingRate::TwoThirds, 1_523_000, 325),
-    US_AU_DOWNLINK_DR8_13[0],
-    US_AU_DOWNLINK_DR8_13[1],
-    US_AU_DOWNLINK_DR8_13[2],
-    US_AU_DOWNLINK_DR8_13[3],
-    US_AU_DOWNLINK_DR8_13[4],
-    US_AU_DOWNLINK_DR8_13[5],
-];
-
-/// RP002-1.0.3 Table 2.5.7: RX1 DR by uplink DR (rows) and RX1DROffset (columns).
-const RX1_DR_TABLE: [[u8; 4]; 7] = [
-    [10, 9, 8, 8],
-    [11, 10, 9, 8],
-    [12, 11, 10, 9],
-    [13, 12, 11, 10],
-    [13, 13, 12, 11],
-    [10, 9, 8, 8],
-    [11, 10, 9, 8],
-];
-
-/// 500 kHz downlink channel `i`: 923.3 + 0.6·i MHz (RP002-1.0.3 §2.5.2).
-pub(crate) fn downlink_channel_hz(i: u8) -> u32 {
-    RX2_FREQUENCY_HZ + 600_000 * u32::from(i % 8)
-}
-
-/// The 64 + 8 uplink channels of a US915/AU915-style grid.
-pub(crate) fn grid_72(
-    first_125_hz: u32,
-    drs_125: (u8, u8),
-    first_500_hz: u32,
-    drs_500: (u8, u8),
-) -> Vec<Channel> {
-    let narrow = (0..64u32).map(|i| Channel::new(first_125_hz + 200_000 * i, drs_125.0, drs_125.1));
-    let wide = (0..8u32).map(|i| Channel::new(first_500_hz + 1_600_000 * i, drs_500.0, drs_500.1));
-    narrow.chain(wide).collect()
-}
-
-/// Sub-band `s` (1-based) = channels 8(s−1)..8(s−1)+7 and 64+(s−1).
-pub(crate) fn sub_bands_72() -> Vec<Vec<u8>> {
-    (0..8u8)
-        .map(|s| (8 * s..8 * s + 8).chain(std::iter::once(64 + s)).collect())
-        .collect()
-}
-
-/// Beacon and ping-slot hopping frequencies of US915/AU915 (RP002-1.0.3 §2.5.9).
-pub(crate) fn class_b_us_au() -> ClassBDefaults {
-    let freqs: Vec<u32> = (0..8).map(downlink_channel_hz).collect();
-    ClassBDefaults {
-        beacon_dr: 8,
-        ping_slot_dr: 8,
-        beacon_frequencies_hz: freqs.clone(),
-        ping_slot_frequencies_hz: freqs,
-    }
-}
+use crate::{Band, BandPlan, ChMaskScheme, DwellTimeLimits, RegParamsRevision, RegionName};
 
 /// The US915 band plan.
-#[derive(Debug, Clone)]
-pub struct Us915 {
-    common: Common,
-}
+pub type Us915 = Band<Us915Plan>;
 
-impl Us915 {
-    /// Builds US915 with the operator's enabled sub-bands / channels.
-    pub fn new(config: &RegionConfig) -> Result<Self, RegionError> {
-        let name = RegionName::Us915;
-        let channels = grid_72(902_300_000, (0, 3), 903_000_000, (4, 6));
-        let plan = ChannelPlan::fixed(
-            name,
-            ChMaskScheme::Fixed72,
-            channels,
-            config,
-            &sub_bands_72(),
-        )?;
-        let mut common = Common::new(name, plan, None, config, class_b_us_au())?;
-        // FCC 15.247 limits every uplink to 400 ms; the payload table already includes it.
-        common.dwell = DwellTimeLimits {
-            uplink_400ms: true,
-            downlink_400ms: false,
-        };
-        Ok(Us915 { common })
+/// Selects the US915 table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Us915Plan;
+
+impl BandPlan for Us915Plan {
+    fn table(self) -> &'static BandTable {
+        &TABLE
     }
 }
 
-impl Region for Us915 {
-    common_accessors!();
+/// The eight 500 kHz downlink channels 923.3 + 0.6·i MHz (RP002-1.0.3 §2.5.2),
+/// shared by US915 and AU915 for RX1 and Class B.
+pub(crate) const DOWNLINK_CHANNELS_HZ: [u32; 8] = frequency_grid(923_300_000, 600_000);
 
-    fn name(&self) -> RegionName {
-        RegionName::Us915
-    }
+/// RX1 on the 500 kHz downlink channel (uplink channel mod 8); US915 and AU915.
+pub(crate) const RX1_FREQUENCY: Rx1Frequency = Rx1Frequency::Grid {
+    first_hz: DOWNLINK_CHANNELS_HZ[0],
+    step_hz: 600_000,
+    count: 8,
+};
 
-    fn data_rates(&self) -> &[DataRateEntry] {
-        &DATA_RATES
-    }
+/// Beacon and ping slots hop over the eight downlink channels at DR8
+/// (RP002-1.0.3 §2.5.9, §2.8.9).
+pub(crate) const CLASS_B: ClassB = ClassB {
+    beacon_dr: 8,
+    ping_slot_dr: 8,
+    beacon_frequencies_hz: &DOWNLINK_CHANNELS_HZ,
+    ping_slot_frequencies_hz: &DOWNLINK_CHANNELS_HZ,
+};
 
-    fn max_payload(&self, dr: u8, revision: RegParamsRevision, _dwell: bool) -> Option<MaxPayload> {
-        let lr_fhss = revision >= RegParamsRevision::Rp002V1_0_2;
-        let m = match dr {
-            0 => 19,
-            1 => 61,
-            2 => 133,
-            3 | 4 => 250,
-            5 if lr_fhss => 58,
-            6 if lr_fhss => 133,
-            8 => 61,
-            9 => 137,
-            10..=13 => 250,
-            _ => return None,
-        };
-        Some(MaxPayload::from_m(m))
-    }
-
-    fn rx1_data_rate(&self, uplink_dr: u8, rx1_dr_offset: u8, _dwell: bool) -> Option<u8> {
-        RX1_DR_TABLE
-            .get(usize::from(uplink_dr))?
-            .get(usize::from(rx1_dr_offset))
-            .copied()
-    }
-
-    fn rx1_frequency_hz(&self, uplink_channel_index: u8, _uplink_frequency_hz: u32) -> Option<u32> {
-        (uplink_channel_index < 72).then(|| downlink_channel_hz(uplink_channel_index % 8))
-    }
-
-    fn rx2_default(&self) -> (u32, u8) {
-        (RX2_FREQUENCY_HZ, 8)
-    }
-
-    fn max_eirp_dbm(&self) -> f32 {
-        30.0
-    }
-
-    fn max_tx_power_index(&self) -> u8 {
-        14
-    }
-
-    fn max_tx_power_index_for_revision(&self, revision: RegParamsRevision) -> u8 {
-        // RP001-1.0.2 defined TXPower 0..=10 only.
-        if revision <= RegParamsRevision::Rp001V1_0_2RevB {
-            10
-        } else {
-            14
-        }
-    }
-
-    fn max_adr_data_rate(&self) -> u8 {
-        3
-    }
-
-    fn frequency_range_hz(&self) -> (u32, u32) {
-        BAND_HZ
-    }
-
-    fn duty_cycle_sub_bands(&self) -> &[SubBand] {
-        &[]
-    }
-
-    fn implements_tx_param_setup(&self) -> bool {
-        false
-    }
-
-    fn downlink_tx_power_eirp_dbm(&self, _frequency_hz: u32) -> f32 {
-        self.common.downlink_eirp_override_dbm.unwrap_or(26.0)
-    }
-}
+pub(crate) static TABLE: BandTable = BandTable {
+    name: RegionName::Us915,
+    band_hz: (902_000_000, 928_000_000),
+    // 64 × 125 kHz 902.3 + 0.2·i MHz, then 8 × 500 kHz 903.0 + 1.6·i MHz.
+    channels: ChannelLayout::Fixed {
+        scheme: ChMaskScheme::Fixed72,
+        grids: &[
+            ChannelGrid {
+                first_hz: 902_300_000,
+                step_hz: 200_000,
+                count: 64,
+                min_dr: 0,
+                max_dr: 3,
+            },
+            ChannelGrid {
+                first_hz: 903_000_000,
+                step_hz: 1_600_000,
+                count: 8,
+                min_dr: 4,
+                max_dr: 6,
+            },
+        ],
+    },
+    // RP002-1.0.3 Table 2.5.3: uplink DR0–DR6 (DR5/DR6 LR-FHSS), downlink DR8–DR13.
+    data_rates: &[
+        DataRateEntry::lora(0, 10, 125_000, 980, Direction::Uplink),
+        DataRateEntry::lora(1, 9, 125_000, 1_760, Direction::Uplink),
+        DataRateEntry::lora(2, 8, 125_000, 3_125, Direction::Uplink),
+        DataRateEntry::lora(3, 7, 125_000, 5_470, Direction::Uplink),
+        DataRateEntry::lora(4, 8, 500_000, 12_500, Direction::Uplink),
+        DataRateEntry::lr_fhss(5, LrFhssCodingRate::OneThird, 1_523_000, 162),
+        DataRateEntry::lr_fhss(6, LrFhssCodingRate::TwoThirds, 1_523_000, 325),
+        US_AU_DOWNLINK_DR8_13[0],
+        US_AU_DOWNLINK_DR8_13[1],
+        US_AU_DOWNLINK_DR8_13[2],
+        US_AU_DOWNLINK_DR8_13[3],
+        US_AU_DOWNLINK_DR8_13[4],
+        US_AU_DOWNLINK_DR8_13[5],
+    ],
+    max_eirp_dbm: 30.0,
+    // RP001-1.0.2 defined TXPower 0..=10 only.
+    max_tx_power_index: &[
+        (RegParamsRevision::Rp001V1_0_2, 10),
+        (RegParamsRevision::Rp001V1_0_3RevA, 14),
+    ],
+    // The FCC 400 ms uplink dwell limit is built into these sizes; LR-FHSS
+    // exists from RP002-1.0.2 on.
+    max_payloads: &[
+        MaxPayloadRow::new(0, 19),
+        MaxPayloadRow::new(1, 61),
+        MaxPayloadRow::new(2, 133),
+        MaxPayloadRow::new(3, 250),
+        MaxPayloadRow::new(4, 250),
+        MaxPayloadRow::new(5, 58).since(RegParamsRevision::Rp002V1_0_2),
+        MaxPayloadRow::new(6, 133).since(RegParamsRevision::Rp002V1_0_2),
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[0],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[1],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[2],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[3],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[4],
+        US_AU_DOWNLINK_MAX_PAYLOADS_DR8_13[5],
+    ],
+    // RP002-1.0.3 Table 2.5.7: RX1 DR by uplink DR and RX1DROffset 0–3.
+    rx1_data_rate: Rx1DataRate::Table(&[
+        (0, &[10, 9, 8, 8]),
+        (1, &[11, 10, 9, 8]),
+        (2, &[12, 11, 10, 9]),
+        (3, &[13, 12, 11, 10]),
+        (4, &[13, 13, 12, 11]),
+        (5, &[10, 9, 8, 8]),
+        (6, &[11, 10, 9, 8]),
+    ]),
+    rx1_data_rate_rp001: None,
+    rx1_frequency: RX1_FREQUENCY,
+    rx2: (DOWNLINK_CHANNELS_HZ[0], 8),
+    max_adr_data_rate: 3,
+    // FCC 15.247 limits every uplink to 400 ms.
+    dwell_time: DwellTime::Fixed(DwellTimeLimits {
+        uplink_400ms: true,
+        downlink_400ms: false,
+    }),
+    duty_cycle_sub_bands: &[],
+    downlink_eirp_dbm: 26.0,
+    class_b: CLASS_B,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CfList, LinkAdrChMask, Modulation};
+    use crate::{CfList, LinkAdrChMask, Modulation, Region, RegionConfig, RegionError};
 
     fn us915(sub_bands: &[u8]) -> Us915 {
         Us915::new(&RegionConfig {
