@@ -6,8 +6,8 @@
 
 mod support;
 
-use lorikeet::sim::cli::{run, ActivationArg, SimArgs};
-use lorikeet::sim::PayloadKind;
+use lorikeet_sim::cli::{run, ActivationArg, SimArgs};
+use lorikeet_sim::PayloadKind;
 use lorikeet_storage::testing::TestDb;
 use support::*;
 

@@ -532,7 +532,7 @@ async fn shard(
             let di = joined[next % joined.len()];
             next += 1;
             seq = seq.wrapping_add(shards as u64);
-            let confirmed = confirmed_every > 0 && seq.is_multiple_of(confirmed_every);
+            let confirmed = confirmed_every > 0 && seq % confirmed_every == 0;
             let body = payload(sh.cfg.payload, seq);
             let ch = global(di) % 3;
             // The data rate the network assigned (LinkADRReq), EU868 DR0..5 = SF12..7.
@@ -570,7 +570,7 @@ async fn shard(
                 sh.counters.confirmed_sent.fetch_add(1, Ordering::Relaxed);
             }
             due -= 1;
-            if due.is_multiple_of(64) {
+            if due % 64 == 0 {
                 while let Ok(m) = rx.try_recv() {
                     handle(&sh, si, &mut devs, m, &mut waiting);
                 }
