@@ -3,7 +3,6 @@
 
 pub mod config;
 pub mod server;
-pub mod sim;
 
 pub use config::Config;
 pub use server::{start, Server};

@@ -1,12 +1,15 @@
 //! The `lorikeet` binary: command line, logging, metrics and signal handling around
 //! [`lorikeet::start`].
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use lorikeet::config::{Config, LogFormat};
+
+mod sim;
 
 /// Lorikeet: a LoRaWAN network server and application server in one binary.
 #[derive(Debug, Parser)]
@@ -26,7 +29,15 @@ enum Command {
     },
     /// Simulate gateways and devices against a running server and report throughput,
     /// loss and latency (docs/benchmarks.md).
-    Sim(Box<lorikeet::sim::cli::SimArgs>),
+    ///
+    /// Runs the `lorikeet-sim` binary found next to this one or on PATH (build it with
+    /// `cargo build --release -p lorikeet-sim`); `lorikeet sim --help` shows its options.
+    #[command(disable_help_flag = true)]
+    Sim {
+        /// Passed to `lorikeet-sim` as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
     /// Create or upgrade the database schema, then exit.
     Migrate {
         /// A TOML configuration file (only `[database]` is used).
@@ -52,77 +63,47 @@ fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    match Cli::parse().command {
+        // No runtime: on Unix this process becomes the simulator.
+        Command::Sim { args } => sim::run(args),
+        Command::Serve { config } => match load(config.as_deref()) {
+            Ok(config) => block_on(serve(config)),
+            Err(code) => code,
+        },
+        Command::Migrate { config } => match load(config.as_deref()) {
+            Ok(config) => block_on(migrate(config)),
+            Err(code) => code,
+        },
+    }
+}
+
+fn block_on(task: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(r) => r,
+        Ok(runtime) => runtime.block_on(task),
         Err(e) => {
             eprintln!("lorikeet: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            ExitCode::FAILURE
         }
-    };
-    match cli.command {
-        Command::Serve { config } => {
-            let config = match load(config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            runtime.block_on(serve(config))
+    }
+}
+
+async fn migrate(config: Config) -> ExitCode {
+    // `connect` applies every pending migration.
+    match lorikeet_storage::connect(&config.database.url).await {
+        Ok(s) => {
+            s.close().await;
+            tracing::info!(
+                "database {} is up to date",
+                lorikeet_storage::redact_url(&config.database.url)
+            );
+            ExitCode::SUCCESS
         }
-        Command::Sim(args) => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-                )
-                .with_writer(std::io::stderr)
-                .try_init();
-            let json = args.json;
-            match runtime.block_on(lorikeet::sim::cli::run(*args)) {
-                Ok(report) => {
-                    if json {
-                        match serde_json::to_string_pretty(&report) {
-                            Ok(s) => println!("{s}"),
-                            Err(e) => {
-                                eprintln!("lorikeet sim: {e}");
-                                return ExitCode::FAILURE;
-                            }
-                        }
-                    } else {
-                        print!("{report}");
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("lorikeet sim: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Migrate { config } => {
-            let config = match load(config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            runtime.block_on(async {
-                // `connect` applies every pending migration.
-                match lorikeet_storage::connect(&config.database.url).await {
-                    Ok(s) => {
-                        s.close().await;
-                        tracing::info!(
-                            "database {} is up to date",
-                            lorikeet_storage::redact_url(&config.database.url)
-                        );
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => {
-                        eprintln!("lorikeet: migration failed: {e}");
-                        ExitCode::FAILURE
-                    }
-                }
-            })
+        Err(e) => {
+            eprintln!("lorikeet: migration failed: {e}");
+            ExitCode::FAILURE
         }
     }
 }

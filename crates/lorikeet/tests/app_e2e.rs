@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
-use lorikeet::sim::{RxMeta, SimGateway};
 use lorikeet_lorawan::Eui64;
+use lorikeet_sim::{RxMeta, SimGateway};
 use lorikeet_storage::testing::TestDb;
 use serde_json::json;
 use support::*;

@@ -9,8 +9,8 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
-use lorikeet::sim::{RxMeta, SimDevice, SimGateway};
 use lorikeet_lorawan::{Aes128Key, Eui64};
+use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
 use lorikeet_storage::testing::TestDb;
 use serde_json::json;
 use support::*;
@@ -209,7 +209,7 @@ async fn scenario(db: TestDb, mac_version: &str) {
     assert_eq!(rx2.tmst(), Some(up_tmst.wrapping_add(2_000_000)));
     assert_eq!(rx2.packet.frequency_hz, 869_525_000);
     assert_eq!(
-        lorikeet::sim::gateway::lora_params(&rx2.packet.modulation),
+        lorikeet_sim::gateway::lora_params(&rx2.packet.modulation),
         Some((12, 125_000))
     );
     assert_eq!(rx2.packet.phy_payload, rx1.packet.phy_payload);

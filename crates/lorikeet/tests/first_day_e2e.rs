@@ -12,7 +12,7 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
-use lorikeet::sim::{RxMeta, SimDevice, SimGateway};
+use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
 use lorikeet_lorawan::crypto::{self, JoinContext, JoinType, SessionKeys};
 use lorikeet_lorawan::{Aes128Key, DevAddr, DevNonce, Eui64, PhyPayload};
 use lorikeet_storage::testing::TestDb;

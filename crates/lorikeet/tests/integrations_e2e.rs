@@ -12,9 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lorikeet::sim::{RxMeta, SimGateway};
 use lorikeet_integration::signature::verify;
 use lorikeet_lorawan::Eui64;
+use lorikeet_sim::{RxMeta, SimGateway};
 use lorikeet_storage::testing::TestDb;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};

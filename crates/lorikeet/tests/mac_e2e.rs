@@ -8,9 +8,9 @@ mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lorikeet::sim::{RxMeta, SimGateway};
 use lorikeet_lorawan::mac::{self as lmac, cid};
 use lorikeet_lorawan::Eui64;
+use lorikeet_sim::{RxMeta, SimGateway};
 use lorikeet_storage::testing::TestDb;
 use serde_json::json;
 use support::*;

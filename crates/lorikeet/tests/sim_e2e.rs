@@ -1,13 +1,15 @@
 //! `lorikeet sim` at small scale against a running server: every device joins, no
 //! uplink is lost between the gateway socket and the webhook, confirmed uplinks are
 //! acknowledged and every downlink reaches its gateway before the receive window.
+//! Afterwards nothing it provisioned is left on the server (unless `--keep`), also
+//! after Ctrl-C; a wrong `--udp` fails before anything is provisioned.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
-use lorikeet::sim::cli::{run, ActivationArg, SimArgs};
-use lorikeet::sim::PayloadKind;
+use lorikeet_sim::cli::{run, run_until, ActivationArg, SimArgs, SimRunError};
+use lorikeet_sim::PayloadKind;
 use lorikeet_storage::testing::TestDb;
 use support::*;
 
@@ -39,11 +41,44 @@ fn args(server: &lorikeet::Server, activation: ActivationArg, mac_version: &str)
         server_pid: Some(std::process::id()),
         json: false,
         quiet: true,
+        keep: false,
     }
 }
 
+/// What the server holds: (applications, device profiles, devices, gateways,
+/// integrations), counted through the API and, for integrations, the store.
+async fn holdings(server: &lorikeet::Server) -> (usize, usize, usize, usize, usize) {
+    let api = Api::new(server);
+    let count = |v: serde_json::Value| v["items"].as_array().map_or(0, Vec::len);
+    let apps = count(
+        api.get("/api/v1/applications?limit=100")
+            .await
+            .expect_status(200),
+    );
+    let profiles = count(
+        api.get("/api/v1/device-profiles?limit=100")
+            .await
+            .expect_status(200),
+    );
+    let devices = count(
+        api.get("/api/v1/devices?limit=100")
+            .await
+            .expect_status(200),
+    );
+    let gateways = count(
+        api.get("/api/v1/gateways?limit=100")
+            .await
+            .expect_status(200),
+    );
+    let integrations = server.storage.list_integrations(None).await.unwrap().len();
+    (apps, profiles, devices, gateways, integrations)
+}
+
+const NOTHING: (usize, usize, usize, usize, usize) = (0, 0, 0, 0, 0);
+
 async fn small_run(db: TestDb, activation: ActivationArg, mac_version: &str) {
     let server = start_server(db.url()).await;
+    assert_eq!(holdings(&server).await, NOTHING, "a fresh server");
     let report = run(args(&server, activation, mac_version)).await.unwrap();
     println!("{report}");
     if activation == ActivationArg::Otaa {
@@ -69,6 +104,11 @@ async fn small_run(db: TestDb, activation: ActivationArg, mac_version: &str) {
         "{report}"
     );
     assert!(report.server_rss_mib.is_some_and(|m| m > 1.0), "{report}");
+    assert_eq!(
+        holdings(&server).await,
+        NOTHING,
+        "the run removed its application, profile, devices, gateways and webhook"
+    );
     server.shutdown().await;
 }
 
@@ -88,4 +128,93 @@ async fn sim_otaa_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_abp_lorawan_1_1_sqlite() {
     small_run(TestDb::sqlite().await, ActivationArg::Abp, "1.1.0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_keep_leaves_what_it_provisioned() {
+    let db = TestDb::sqlite().await;
+    let server = start_server(db.url()).await;
+    let mut a = args(&server, ActivationArg::Abp, "1.0.3");
+    a.devices = 4;
+    a.duration = 0.5;
+    a.drain = 1.0;
+    a.keep = true;
+    let report = run(a).await.unwrap();
+    assert!(report.uplinks_sent > 0, "{report}");
+    assert_eq!(holdings(&server).await, (1, 1, 4, 3, 1));
+    server.shutdown().await;
+}
+
+/// A run "Ctrl-C"ed once `path` answers 200 ends at once, as `Interrupted`, and leaves
+/// nothing behind.
+async fn interrupted_run(when_found: &str) {
+    let db = TestDb::sqlite().await;
+    let server = start_server(db.url()).await;
+    let mut a = args(&server, ActivationArg::Otaa, "1.0.3");
+    // Far longer than the test: only the interruption ends it.
+    a.duration = 600.0;
+    let api = Api::new(&server);
+    let interrupt = async {
+        while api.get(when_found).await.status != 200 {
+            tokio::task::yield_now().await;
+        }
+    };
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), run_until(a, interrupt))
+        .await
+        .expect("the interruption ends the run");
+    assert!(matches!(r, Err(SimRunError::Interrupted)), "{r:?}");
+    assert_eq!(holdings(&server).await, NOTHING);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_interrupted_while_provisioning_removes_what_it_provisioned() {
+    // The first device is created early in provisioning, 19 more follow.
+    interrupted_run("/api/v1/devices/70b3d57e50000000").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_interrupted_while_running_removes_what_it_provisioned() {
+    // A session exists once the device joined: the load generator is running.
+    interrupted_run("/api/v1/devices/70b3d57e50000000/activation").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_with_a_wrong_udp_address_fails_before_provisioning() {
+    let db = TestDb::sqlite().await;
+    let server = start_server(db.url()).await;
+    // A port nothing listens on (bound, then released).
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut a = args(&server, ActivationArg::Otaa, "1.0.3");
+    a.udp = closed;
+    let e = run(a).await.unwrap_err();
+    assert!(matches!(e, SimRunError::Udp { .. }), "{e:?}");
+    let message = e.to_string();
+    assert!(message.contains(&closed.to_string()), "{message}");
+    assert!(message.contains("--udp"), "{message}");
+    assert_eq!(holdings(&server).await, NOTHING, "nothing was provisioned");
+
+    // A wrong API is named too, and also stops the run before anything is created.
+    let mut a = args(&server, ActivationArg::Otaa, "1.0.3");
+    a.api = format!("http://{closed}");
+    let e = run(a).await.unwrap_err();
+    assert!(matches!(e, SimRunError::Api(_)), "{e:?}");
+    let message = e.to_string();
+    assert!(
+        message.contains(&format!("http://{closed}/api/v1/")),
+        "{message}"
+    );
+    assert!(
+        message.to_lowercase().contains("connection refused"),
+        "{message}"
+    );
+    let mut a = args(&server, ActivationArg::Otaa, "1.0.3");
+    a.token = Some("wrong".into());
+    let e = run(a).await.unwrap_err();
+    assert!(e.to_string().contains("401"), "{e}");
+    assert_eq!(holdings(&server).await, NOTHING);
+    server.shutdown().await;
 }

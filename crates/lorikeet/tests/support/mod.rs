@@ -109,7 +109,7 @@ pub async fn provision_otaa(
     gateway: lorikeet_lorawan::Eui64,
     mac_version: &str,
     codec: Value,
-) -> (lorikeet::sim::SimDevice, String) {
+) -> (lorikeet_sim::SimDevice, String) {
     use serde_json::json;
     let app = api
         .post(
@@ -170,7 +170,7 @@ pub async fn provision_otaa(
         gw.status
     );
     (
-        lorikeet::sim::SimDevice::otaa(
+        lorikeet_sim::SimDevice::otaa(
             dev_eui,
             "70b3d57ed0000000".parse().unwrap(),
             app_key,
@@ -219,9 +219,9 @@ pub async fn wait_events(
 
 /// Joins `dev` through `gw` (asserting the JoinAccept arrives and opens).
 pub async fn join(
-    gw: &lorikeet::sim::SimGateway,
-    dev: &mut lorikeet::sim::SimDevice,
-    rx: &lorikeet::sim::RxMeta,
+    gw: &lorikeet_sim::SimGateway,
+    dev: &mut lorikeet_sim::SimDevice,
+    rx: &lorikeet_sim::RxMeta,
 ) {
     use std::time::Duration;
     gw.push(&dev.join_request(), rx).await.unwrap();

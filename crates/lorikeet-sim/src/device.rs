@@ -59,6 +59,10 @@ pub struct SimDevice {
     pub nwk_key: Option<Aes128Key>,
     /// Next DevNonce.
     pub dev_nonce: u16,
+    /// The last JoinNonce accepted: 0 on a factory-fresh device. A 1.1 device accepts
+    /// only a greater one (as LoRaMac-node does), so a server that reuses or restarts
+    /// JoinNonces is caught.
+    pub last_join_nonce: u32,
     /// The session, once joined or activated.
     pub session: Option<SimSession>,
     /// Sets the ADR bit in uplinks (the network then drives data rate and power).
@@ -101,6 +105,7 @@ impl SimDevice {
             app_key,
             nwk_key,
             dev_nonce: 0,
+            last_join_nonce: 0,
             session: None,
             adr: false,
             mac: SimMac::default(),
@@ -123,6 +128,7 @@ impl SimDevice {
             app_key: Aes128Key::default(),
             nwk_key: None,
             dev_nonce: 0,
+            last_join_nonce: 0,
             session: Some(SimSession {
                 dev_addr,
                 keys,
@@ -176,6 +182,14 @@ impl SimDevice {
         let key = self.join_key();
         let ja = crypto::open_join_accept(&parsed, &ctx, &key)
             .map_err(|e| SimError::Refused(e.to_string()))?;
+        let join_nonce = ja.join_nonce.get();
+        if self.v11 && join_nonce <= self.last_join_nonce {
+            return Err(SimError::Refused(format!(
+                "JoinNonce {join_nonce} is not greater than the last accepted {}",
+                self.last_join_nonce
+            )));
+        }
+        self.last_join_nonce = join_nonce;
         let keys = crypto::derive_session_keys(&ja, &ctx, &key, &self.app_key);
         self.session = Some(SimSession {
             dev_addr: ja.dev_addr,

@@ -1,19 +1,22 @@
 //! `lorikeet sim`: provisions devices, gateways and a webhook through a running
 //! Lorikeet's API, runs the load generator against its Semtech UDP port, receives
-//! the webhooks itself and reports what it measured.
+//! the webhooks itself, reports what it measured and removes what it provisioned.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use lorikeet_lorawan::NetId;
+use lorikeet_lorawan::{Eui64, NetId};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::gateway::SimGateway;
 use super::load::{self, LoadConfig, PayloadKind};
-use super::provision::{self, Activation, ProvisionConfig};
+use super::provision::{self, Activation, Api, Created, ProvisionConfig, ProvisionError};
 use super::report::Report;
 use super::webhook::{self, Tracker};
 
@@ -106,6 +109,11 @@ pub struct SimArgs {
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// Keep what the run provisioned (application, devices, webhook, profile,
+    /// gateways) on the server; by default it is removed at the end, also after an
+    /// error or Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Rate phases: (uplinks per second, seconds).
@@ -167,19 +175,55 @@ fn parse_hex_u64(s: &str) -> Result<u64, String> {
     u64::from_str_radix(s.trim_start_matches("0x"), 16).map_err(|e| format!("{s:?}: {e}"))
 }
 
-/// Why a simulation could not run.
+/// Why a simulation could not run. Every message about a connection names its address.
 #[derive(Debug, thiserror::Error)]
 pub enum SimRunError {
     /// A bad option.
     #[error("{0}")]
     Usage(String),
+    /// The API check before provisioning failed (nothing was created).
+    #[error("the API is not usable (--api, --token): {0}")]
+    Api(#[source] ProvisionError),
+    /// The Semtech UDP check before provisioning failed (nothing was created).
+    #[error("no Semtech UDP server at {addr} (--udp): {source}")]
+    Udp {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The webhook receiver could not listen.
+    #[error("cannot listen for webhooks on {addr} (--webhook-bind): {source}")]
+    Webhook {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Provisioning through the API failed.
     #[error("provisioning: {0}")]
-    Provision(#[from] provision::ProvisionError),
-    /// Sockets.
+    Provision(#[source] ProvisionError),
+    /// The load generator failed (its message names the server's address).
     #[error("{0}")]
-    Io(#[from] std::io::Error),
+    Load(#[source] std::io::Error),
+    /// Stopped by Ctrl-C.
+    #[error("interrupted")]
+    Interrupted,
+    /// The run was measured but what it provisioned could not all be removed.
+    #[error("removing what the run provisioned: {source}; left on the server: {left}")]
+    Cleanup {
+        /// Why.
+        source: ProvisionError,
+        /// What is left, for people.
+        left: String,
+        /// The run's report.
+        report: Box<Report>,
+    },
 }
+
+/// How long the Semtech UDP check waits for a PULL_ACK or a refusal. Lorikeet does
+/// not answer an unknown gateway, so a good address costs this much.
+const UDP_PROBE_WAIT: Duration = Duration::from_millis(500);
 
 /// A local `lorikeet serve` process, if exactly one is visible.
 fn find_server_pid() -> Option<u32> {
@@ -205,6 +249,16 @@ fn find_server_pid() -> Option<u32> {
 
 /// Runs a whole simulation and returns its report.
 pub async fn run(args: SimArgs) -> Result<Report, SimRunError> {
+    run_until(args, std::future::pending()).await
+}
+
+/// Like [`run`], stopping early when `interrupt` completes (the binary passes Ctrl-C):
+/// no new request or uplink is sent, what was provisioned is removed (unless
+/// `--keep`) and the result is [`SimRunError::Interrupted`].
+pub async fn run_until(
+    args: SimArgs,
+    interrupt: impl Future<Output = ()>,
+) -> Result<Report, SimRunError> {
     if !(0.0..=1.0).contains(&args.confirmed) {
         return Err(SimRunError::Usage("--confirmed must be within 0..1".into()));
     }
@@ -242,13 +296,30 @@ pub async fn run(args: SimArgs) -> Result<Report, SimRunError> {
             })?,
     };
 
+    // Both ends are checked before anything is created. A gateway EUI the run never
+    // provisions: the check must not claim a simulated gateway's downlink address.
+    let api = Api::new(&args.api, &token).map_err(SimRunError::Api)?;
+    api.check().await.map_err(SimRunError::Api)?;
+    let probe_id = Eui64::from_u64(args.gateway_base.wrapping_sub(1));
+    SimGateway::probe(probe_id, args.udp, UDP_PROBE_WAIT)
+        .await
+        .map_err(|source| SimRunError::Udp {
+            addr: args.udp,
+            source,
+        })?;
+
     // The receiver first, so the webhook can point at it.
     let mut secret_bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret_bytes);
     let secret = hex::encode(secret_bytes);
     let tracker: Arc<Tracker> = Tracker::new(Some(secret.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let hook_addr = webhook::serve(args.webhook_bind, tracker.clone(), stop_rx).await?;
+    let hook_addr = webhook::serve(args.webhook_bind, tracker.clone(), stop_rx)
+        .await
+        .map_err(|source| SimRunError::Webhook {
+            addr: args.webhook_bind,
+            source,
+        })?;
 
     let codec = match args.payload {
         PayloadKind::Cayenne => json!({"type": "cayenne_lpp"}),
@@ -260,9 +331,7 @@ pub async fn run(args: SimArgs) -> Result<Report, SimRunError> {
             args.devices, args.gateways, args.api
         );
     }
-    let provisioned = provision::provision(&ProvisionConfig {
-        api: args.api.trim_end_matches('/').to_owned(),
-        token,
+    let pcfg = ProvisionConfig {
         devices: args.devices,
         gateways: args.gateways,
         activation: match args.activation {
@@ -277,36 +346,114 @@ pub async fn run(args: SimArgs) -> Result<Report, SimRunError> {
         gateway_base: args.gateway_base,
         net_id,
         concurrency: 16,
-    })
-    .await?;
-
-    let cfg = LoadConfig {
-        server: args.udp,
-        gateways: provisioned.gateways,
-        rate_per_s: args.rate.max(0.0),
-        duration: Duration::from_secs_f64(args.duration.max(0.1)),
-        copies: args.copies,
-        confirmed_share: args.confirmed,
-        payload: args.payload,
-        f_port: 10,
-        join_rate_per_s: args.join_rate.max(1.0),
-        drain: Duration::from_secs_f64(args.drain.max(0.0)),
-        rate_phases: args
-            .phases
-            .clone()
-            .map(|p| p.0)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(r, s)| (r, Duration::from_secs_f64(s)))
-            .collect(),
-        shards: args.shards.max(1),
-        rxpk_per_push: usize::from(args.rxpk_per_push),
-        progress: !args.quiet,
-        server_pid: args.server_pid.or_else(find_server_pid),
     };
-    let report = load::run(cfg, provisioned.devices, tracker).await;
+    let created = Created::default();
+    let stop = AtomicBool::new(false);
+    tokio::pin!(interrupt);
+
+    let provisioning = provision::provision(&api, &pcfg, &created, &stop);
+    tokio::pin!(provisioning);
+    let provisioned = tokio::select! {
+        r = &mut provisioning => r.map_err(SimRunError::Provision),
+        () = &mut interrupt => {
+            // Requests in flight finish, so `created` knows all that exists.
+            stop.store(true, Ordering::Relaxed);
+            let _ = provisioning.await;
+            Err(SimRunError::Interrupted)
+        }
+    };
+    let outcome = match provisioned {
+        Ok(p) => {
+            // E.g. kept by an earlier `--keep` run with the same bases.
+            if p.existing_devices > 0 {
+                eprintln!(
+                    "lorikeet sim: warning: {} of the devices existed already; they stay in \
+                     their own application, so their uplinks go to its webhook, not to this \
+                     run's receiver (they count as lost), and the end does not remove them. \
+                     Use another --dev-eui-base, or delete them.",
+                    p.existing_devices
+                );
+            }
+            if p.existing_gateways > 0 {
+                eprintln!(
+                    "lorikeet sim: note: {} of the gateways existed already; they are used and \
+                     not removed at the end. The server refuses their PULL_DATA for \
+                     gateway.address_takeover_silence_s (30 s by default) after another \
+                     forwarder last used them: wait, or use another --gateway-base.",
+                    p.existing_gateways
+                );
+            }
+            let cfg = LoadConfig {
+                server: args.udp,
+                gateways: p.gateways,
+                rate_per_s: args.rate.max(0.0),
+                duration: Duration::from_secs_f64(args.duration.max(0.1)),
+                copies: args.copies,
+                confirmed_share: args.confirmed,
+                payload: args.payload,
+                f_port: 10,
+                join_rate_per_s: args.join_rate.max(1.0),
+                drain: Duration::from_secs_f64(args.drain.max(0.0)),
+                rate_phases: args
+                    .phases
+                    .clone()
+                    .map(|p| p.0)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(r, s)| (r, Duration::from_secs_f64(s)))
+                    .collect(),
+                shards: args.shards.max(1),
+                rxpk_per_push: usize::from(args.rxpk_per_push),
+                progress: !args.quiet,
+                server_pid: args.server_pid.or_else(find_server_pid),
+            };
+            tokio::select! {
+                r = load::run(cfg, p.devices, tracker) => r.map_err(SimRunError::Load),
+                () = &mut interrupt => {
+                    if !args.quiet {
+                        eprintln!();
+                    }
+                    Err(SimRunError::Interrupted)
+                }
+            }
+        }
+        Err(e) => Err(e),
+    };
+
+    // The webhook receiver stays up until the webhook is gone: the server would
+    // otherwise retry into a closed port meanwhile.
+    let cleanup = if args.keep {
+        if !args.quiet && !created.is_empty() {
+            eprintln!("lorikeet sim: kept on the server (--keep): {created}");
+            if created.has_webhook() {
+                eprintln!(
+                    "lorikeet sim: the webhook points at http://{hook_addr}/sim, which closes now"
+                );
+            }
+        }
+        Ok(())
+    } else {
+        if !args.quiet && !created.is_empty() {
+            eprintln!("lorikeet sim: removing {created}");
+        }
+        provision::remove(&api, &created).await
+    };
     let _ = stop_tx.send(true);
-    Ok(report?)
+    match (outcome, cleanup) {
+        (outcome, Ok(())) => outcome,
+        (Ok(report), Err(source)) => Err(SimRunError::Cleanup {
+            source,
+            left: created.to_string(),
+            report: Box::new(report),
+        }),
+        (Err(e), Err(source)) => {
+            // The run's own error is the result; this one must not go unseen.
+            eprintln!(
+                "lorikeet sim: removing what the run provisioned: {source}; left on the server: {created}"
+            );
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]

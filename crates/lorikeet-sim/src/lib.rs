@@ -1,5 +1,9 @@
 //! Simulated gateways and devices over the real Semtech UDP protocol, and the load
-//! generator built from them: used by the end-to-end tests and by `lorikeet sim`.
+//! generator built from them: used by the end-to-end tests of `lorikeet` and by the
+//! `lorikeet-sim` binary (which `lorikeet sim` runs).
+//!
+//! A crate of its own so the server does not carry the simulator or what only it
+//! needs; it depends on the protocol crates, never on the `lorikeet` server crate.
 
 pub mod cli;
 pub mod device;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use lorikeet_lorawan::{DevAddr, Eui64};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::device::SimDevice;
 use super::gateway::{ReceivedDownlink, RxMeta, SimGateway};
@@ -156,8 +157,15 @@ pub async fn run(
 ) -> std::io::Result<Report> {
     let mut gateways = Vec::with_capacity(cfg.gateways.len());
     for id in &cfg.gateways {
-        let gw = SimGateway::connect(*id, cfg.server).await?;
-        gw.pull_data(Duration::from_secs(5)).await?;
+        // The server's address in the message: a bare "Connection refused" says nothing.
+        let named = |e: std::io::Error| {
+            std::io::Error::new(
+                e.kind(),
+                format!("gateway {id} to Semtech UDP {}: {e}", cfg.server),
+            )
+        };
+        let gw = SimGateway::connect(*id, cfg.server).await.map_err(named)?;
+        gw.pull_data(Duration::from_secs(5)).await.map_err(named)?;
         gateways.push(Arc::new(gw));
     }
     if gateways.is_empty() {
@@ -184,34 +192,35 @@ pub async fn run(
         shard_tx.push(tx);
         shard_rx.push(rx);
     }
-    let mut background = Vec::new();
+    // JoinSets: if this future is dropped (Ctrl-C), every task it started stops too.
+    let mut background = JoinSet::new();
     for (gi, gw) in shared.gateways.iter().enumerate() {
         let gw2 = gw.clone();
         let sh = shared.clone();
-        background.push(tokio::spawn(async move {
+        background.spawn(async move {
             while !sh.stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 let _ = gw2.keepalive().await;
             }
-        }));
+        });
         let gw2 = gw.clone();
         let sh = shared.clone();
-        background.push(tokio::spawn(async move {
+        background.spawn(async move {
             while !sh.stop.load(Ordering::Relaxed) {
                 gw2.drain_acks(Duration::from_millis(500)).await;
             }
-        }));
+        });
         let gw2 = gw.clone();
         let sh = shared.clone();
         let txs = shard_tx.clone();
-        background.push(tokio::spawn(async move {
+        background.spawn(async move {
             while !sh.stop.load(Ordering::Relaxed) {
                 let Ok(Some(dl)) = gw2.recv_downlink(Duration::from_millis(500)).await else {
                     continue;
                 };
                 on_downlink(&sh, gi, &gw2, dl, &txs).await;
             }
-        }));
+        });
     }
 
     // Devices into shards.
@@ -220,16 +229,17 @@ pub async fn run(
         per_shard[i % shards].push(d);
     }
     let started = Instant::now();
-    let mut tasks = Vec::new();
+    let mut tasks = JoinSet::new();
     for (si, (devs, rx)) in per_shard.into_iter().zip(shard_rx).enumerate() {
         let sh = shared.clone();
-        tasks.push(tokio::spawn(shard(sh, si, shards, devs, rx)));
+        tasks.spawn(shard(sh, si, shards, devs, rx));
     }
 
     // Progress and the end of the measured phase.
-    let progress = {
+    let mut progress = JoinSet::new();
+    {
         let sh = shared.clone();
-        tokio::spawn(async move {
+        progress.spawn(async move {
             let mut last = 0;
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.tick().await;
@@ -250,12 +260,12 @@ pub async fn run(
                     last = sent;
                 }
             }
-        })
-    };
+        });
+    }
     let mut measured = Duration::ZERO;
     let mut delivered_before = 0;
-    for t in tasks {
-        if let Ok(Some((d, before))) = t.await {
+    while let Some(t) = tasks.join_next().await {
+        if let Ok(Some((d, before))) = t {
             measured = measured.max(d);
             delivered_before += before;
         }
@@ -266,13 +276,11 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     shared.stop.store(true, Ordering::Relaxed);
-    let _ = progress.await;
+    let _ = progress.join_next().await;
     if cfg.progress {
         eprintln!();
     }
-    for b in background {
-        b.abort();
-    }
+    background.abort_all();
 
     let c = &shared.counters;
     let r = tracker.received();
@@ -532,7 +540,7 @@ async fn shard(
             let di = joined[next % joined.len()];
             next += 1;
             seq = seq.wrapping_add(shards as u64);
-            let confirmed = confirmed_every > 0 && seq.is_multiple_of(confirmed_every);
+            let confirmed = confirmed_every > 0 && seq % confirmed_every == 0;
             let body = payload(sh.cfg.payload, seq);
             let ch = global(di) % 3;
             // The data rate the network assigned (LinkADRReq), EU868 DR0..5 = SF12..7.
@@ -570,7 +578,7 @@ async fn shard(
                 sh.counters.confirmed_sent.fetch_add(1, Ordering::Relaxed);
             }
             due -= 1;
-            if due.is_multiple_of(64) {
+            if due % 64 == 0 {
                 while let Ok(m) = rx.try_recv() {
                     handle(&sh, si, &mut devs, m, &mut waiting);
                 }

@@ -116,7 +116,24 @@ impl SimGateway {
                 }
             }
         }
-        Err(io::Error::new(io::ErrorKind::TimedOut, "no PULL_ACK"))
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no PULL_ACK within {timeout:?}"),
+        ))
+    }
+
+    /// Checks `server` before anything is provisioned: sends PULL_DATA as gateway `id`
+    /// for up to `wait`. `Ok(true)`: acknowledged. `Ok(false)`: no answer, which is
+    /// what a server that drops unknown gateways (Lorikeet by default) gives. An
+    /// error: e.g. nothing listens there (ICMP port unreachable, reported on the
+    /// connected socket as `ConnectionRefused`).
+    pub async fn probe(id: Eui64, server: SocketAddr, wait: Duration) -> io::Result<bool> {
+        let gw = SimGateway::connect(id, server).await?;
+        match gw.pull_data(wait).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The rxpk JSON object for one reception (as lora_pkt_fwd writes it), as text.
