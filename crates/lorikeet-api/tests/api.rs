@@ -1309,10 +1309,26 @@ async fn openapi_describes_exactly_the_served_routes() {
     assert_eq!(st, 200);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let mut documented = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, ops) in spec["paths"].as_object().unwrap() {
-        for method in ops.as_object().unwrap().keys() {
+        for (method, op) in ops.as_object().unwrap() {
             if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
                 documented.insert((method.to_uppercase(), path.clone()));
+                // Client generators name their functions after operationId: each
+                // operation needs one, unique and camelCase.
+                let id = op["operationId"].as_str().unwrap_or_else(|| {
+                    panic!("{} {path} has no operationId", method.to_uppercase())
+                });
+                assert!(
+                    id.starts_with(|c: char| c.is_ascii_lowercase())
+                        && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "operationId {id:?} of {} {path} is not camelCase",
+                    method.to_uppercase()
+                );
+                assert!(
+                    operation_ids.insert(id.to_owned()),
+                    "operationId {id:?} is used twice"
+                );
             }
         }
     }
