@@ -895,6 +895,54 @@ fn base64_of(n: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
 }
 
+storage_test!(
+    a_write_answers_what_a_read_returns,
+    |db: TestDb| async move {
+        // The databases keep microseconds; a PUT used to answer with the nanoseconds
+        // of the clock, so its `updatedAt` differed from every later GET.
+        let s = start(db.storage.clone()).await;
+        let (app, profile) = app_and_profile(&s, "1.0.3").await;
+        let (st, _) = s
+            .admin(
+                Method::POST,
+                "/api/v1/devices",
+                Some(device_body("0102030405060708", &app, &profile)),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let mut profile_body = s
+            .admin(
+                Method::GET,
+                &format!("/api/v1/device-profiles/{profile}"),
+                None,
+            )
+            .await
+            .1;
+        profile_body["name"] = json!("renamed");
+        let mut device = device_body("0102030405060708", &app, &profile);
+        device["name"] = json!("renamed");
+        let writes = [
+            (
+                format!("/api/v1/applications/{app}"),
+                json!({"name": "renamed", "description": "d"}),
+            ),
+            (format!("/api/v1/device-profiles/{profile}"), profile_body),
+            ("/api/v1/devices/0102030405060708".to_owned(), device),
+        ];
+        for (path, body) in writes {
+            let (st, put) = s.admin(Method::PUT, &path, Some(body)).await;
+            assert_eq!(st, 200, "{path}: {put}");
+            assert!(put["updatedAt"].is_string(), "{path}: {put}");
+            let (st, got) = s.admin(Method::GET, &path, None).await;
+            assert_eq!(st, 200);
+            for (key, v) in put.as_object().unwrap() {
+                assert_eq!(&got[key], v, "{path}: {key} differs between PUT and GET");
+            }
+        }
+        s.stop().await;
+    }
+);
+
 storage_test!(device_list_pages_are_small, |db: TestDb| async move {
     let s = start(db.storage.clone()).await;
     let (app, profile) = app_and_profile(&s, "1.0.3").await;

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use lorikeet_lorawan::Aes128Key;
 use lorikeet_storage::{Change, Device, DeviceClass, DeviceFilter, DeviceSession, WriteOp};
 use serde::Deserialize;
@@ -80,7 +79,7 @@ async fn build(
              {application_id}; use a profile of the application's tenant"
         )));
     }
-    let now = Utc::now();
+    let now = lorikeet_storage::now();
     Ok(Device {
         dev_eui,
         join_eui,
@@ -315,7 +314,7 @@ pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         a_f_cnt_down: b.a_f_cnt_down,
         conf_f_cnt: 0,
         ns_state: "{}".into(),
-        updated_at: Utc::now(),
+        updated_at: lorikeet_storage::now(),
     };
     ctx.state
         .storage

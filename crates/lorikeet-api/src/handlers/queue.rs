@@ -109,7 +109,7 @@ pub(super) async fn enqueue(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         pending: false,
         sent_at: None,
         expires_at: b.expires_at,
-        created_at: Utc::now(),
+        created_at: lorikeet_storage::now(),
     };
     ctx.state.storage.enqueue(&item).await?;
     ctx.state.notify(Change::QueueChanged(dev_eui));
