@@ -201,6 +201,20 @@ storage_test!(
         assert_eq!(resp.headers()["www-authenticate"], "Bearer");
         let v: Value = resp.json().await.unwrap();
         assert!(err(&v).contains("Bearer <token>"), "{v}");
+        // "Bearer " with nothing after it: what `-H "Authorization: Bearer $TOKEN"`
+        // sends when the variable is unset. Say so rather than "must be Bearer".
+        for header in ["Bearer ", "Bearer", "bearer   "] {
+            let resp = s
+                .client
+                .get(format!("{}/api/v1/devices", s.base))
+                .header("authorization", header)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 401);
+            let v: Value = resp.json().await.unwrap();
+            assert!(err(&v).starts_with("empty token"), "{header:?}: {v}");
+        }
         s.stop().await;
     }
 );

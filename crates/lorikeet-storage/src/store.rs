@@ -1091,7 +1091,7 @@ macro_rules! impl_storage {
                 .bind(dev_eui.0.to_vec())
                 .bind(app_key.as_bytes().to_vec())
                 .bind(nwk_key.map(|k| k.as_bytes().to_vec()))
-                .bind(Ts(crate::now()))
+                .bind(Ts(Utc::now()))
                 .execute(self.writer())
                 .await
                 .map_err(|e| StoreError::from_write("device keys", dev_eui, e))?;

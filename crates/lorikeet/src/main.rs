@@ -140,6 +140,7 @@ async fn serve(config: Config) -> ExitCode {
             None
         }
     };
+    let token_source = admin_token_source(&config);
     let server = match lorikeet::start(config, metrics).await {
         Ok(s) => s,
         Err(e) => {
@@ -148,19 +149,34 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     eprintln!(
-        "lorikeet is running: API http://{} (admin token in {}), Semtech UDP on {}",
-        server.api_addr,
-        if std::env::var("LORIKEET_API_ADMIN_TOKEN").is_ok() {
-            "LORIKEET_API_ADMIN_TOKEN".to_string()
-        } else {
-            "the configured admin_token_file or api.admin_token".to_string()
-        },
-        server.udp_addr
+        "lorikeet is running: API http://{} (admin token {token_source}), Semtech UDP on {}",
+        server.api_addr, server.udp_addr
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Where the admin token comes from, for the start-up line: the first thing a new
+/// operator needs to make an API call.
+fn admin_token_source(config: &Config) -> String {
+    if !config.api.admin_token.is_empty() {
+        // The environment overrides the file; both land in api.admin_token.
+        if std::env::var("LORIKEET_API_ADMIN_TOKEN").is_ok_and(|v| !v.is_empty()) {
+            "from LORIKEET_API_ADMIN_TOKEN".to_owned()
+        } else {
+            "from api.admin_token of the config file".to_owned()
+        }
+    } else {
+        let file = &config.api.admin_token_file;
+        format!(
+            "in {}",
+            std::path::absolute(file)
+                .unwrap_or_else(|_| file.clone())
+                .display()
+        )
+    }
 }
 
 async fn wait_for_signal() {
