@@ -27,11 +27,13 @@ use warp::{Buf, Filter, Reply};
 mod auth;
 mod error;
 mod handlers;
+mod http;
 pub mod input;
 mod router;
 
 pub use auth::Principal;
 pub use error::ApiError;
+pub use http::serve_filter;
 pub use router::{RouteId, ROUTES};
 
 /// Largest accepted request body.
@@ -170,11 +172,7 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await
+    serve_filter(listener, routes(state), shutdown).await
 }
 
 /// A route serving only `GET /metrics`, for a separate monitoring address.
