@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
                 )
                 .with_writer(std::io::stderr)
+                .with_ansi(colour(&std::io::stderr()))
                 .try_init();
             let json = args.json;
             match runtime.block_on(lorikeet::sim::cli::run(*args)) {
@@ -205,9 +206,18 @@ fn init_logging(config: &Config) {
     // The level was validated with the config.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stdout.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.with_ansi(false).json().init(),
+        LogFormat::Human => builder.with_ansi(colour(&std::io::stdout())).init(),
     }
+}
+
+/// Colour codes only for a terminal: a file or a pipe gets plain text. `NO_COLOR`
+/// (any non-empty value) turns them off on a terminal too.
+fn colour(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
