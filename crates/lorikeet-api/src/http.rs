@@ -105,7 +105,10 @@ fn connection_failed(peer: SocketAddr, e: &(dyn std::error::Error + 'static)) {
 async fn accept_failed(e: std::io::Error) {
     use std::io::ErrorKind::*;
     // A connection that died between SYN and accept: nothing to do.
-    if matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset) {
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
         return;
     }
     // E.g. EMFILE (too many open files): the operator must act; back off so the

@@ -139,6 +139,10 @@ pub fn describe_metrics() {
         metrics::Unit::Seconds,
         "API request latency by route template"
     );
+    metrics::describe_counter!(
+        "lorikeet_api_stream_lagged_total",
+        "Live events an event-stream client missed because it fell behind"
+    );
 }
 
 /// The whole API as one warp filter.

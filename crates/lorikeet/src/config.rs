@@ -461,7 +461,8 @@ fn resolve_binds(value: &mut toml::Value) -> Result<(), ConfigError> {
         if s.is_empty() || s.parse::<SocketAddr>().is_ok() {
             continue;
         }
-        let addr = resolve_bind(s).map_err(|message| ConfigError::Invalid { key: name, message })?;
+        let addr =
+            resolve_bind(s).map_err(|message| ConfigError::Invalid { key: name, message })?;
         *s = addr.to_string();
     }
     Ok(())
@@ -730,9 +731,19 @@ mod tests {
         assert_eq!(c.api.bind.to_string(), "[::1]:8080");
 
         for (var, value, key, says) in [
-            ("LORIKEET_API_BIND", "localhost:http", "api.bind", "not a port"),
+            (
+                "LORIKEET_API_BIND",
+                "localhost:http",
+                "api.bind",
+                "not a port",
+            ),
             ("LORIKEET_API_BIND", ":8080", "api.bind", "no host"),
-            ("LORIKEET_MONITORING_BIND", "9100", "monitoring.bind", "no port"),
+            (
+                "LORIKEET_MONITORING_BIND",
+                "9100",
+                "monitoring.bind",
+                "no port",
+            ),
             (
                 "LORIKEET_GATEWAY_UDP_BIND",
                 "localhost:99999",
@@ -740,7 +751,9 @@ mod tests {
                 "not a port",
             ),
         ] {
-            let e = Config::load(None, env(&[(var, value)])).unwrap_err().to_string();
+            let e = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(key) && e.contains(says), "{value}: {e}");
         }
     }
@@ -758,13 +771,23 @@ mod tests {
             Config::load(None, env(&[("LORIKEET_LOG_LEVEL", good)]))
                 .unwrap_or_else(|e| panic!("{good}: {e}"));
         }
-        for bad in ["verbose", "lorikeet", "info,chatty", "lorikeet=loud", "", " , "] {
+        for bad in [
+            "verbose",
+            "lorikeet",
+            "info,chatty",
+            "lorikeet=loud",
+            "",
+            " , ",
+        ] {
             let e = Config::load(None, env(&[("LORIKEET_LOG_LEVEL", bad)]))
                 .map(|_| ())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains("log.level"), "{bad:?}: {e}");
-            assert!(e.contains("info"), "{bad:?}: the message suggests a level: {e}");
+            assert!(
+                e.contains("info"),
+                "{bad:?}: the message suggests a level: {e}"
+            );
         }
         let e = Config::load(None, env(&[("LORIKEET_LOG_LEVEL", "verbose")]))
             .map(|_| ())

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use lorikeet::config::{Config, LogFormat};
@@ -129,13 +128,8 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => {
-            lorikeet_gateway::describe_metrics();
-            lorikeet_integration::metrics::describe_metrics();
-            let render: lorikeet_api::MetricsRender = Arc::new(move || handle.render());
-            Some(render)
-        }
+    let metrics = match lorikeet::prometheus::install() {
+        Ok(render) => Some(render),
         Err(e) => {
             tracing::warn!("metrics disabled: {e}");
             None

@@ -6,8 +6,11 @@
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use lorikeet::sim::{RxMeta, SimGateway};
+use lorikeet_lorawan::Eui64;
 use serde_json::json;
 use support::binary;
 use support::*;
@@ -55,7 +58,11 @@ fn host_names_are_accepted_as_bind_addresses() {
             ("LORIKEET_GATEWAY_UDP_BIND", "localhost:0"),
         ],
     );
-    assert!(served.api_addr.starts_with("127.0.0.1:"), "{}", served.api_addr);
+    assert!(
+        served.api_addr.starts_with("127.0.0.1:"),
+        "{}",
+        served.api_addr
+    );
     assert!(served.udp_addr.ip().is_loopback());
     served.stop();
 }
@@ -112,4 +119,93 @@ async fn a_client_leaving_an_event_stream_is_not_an_error() {
     }
     let errors: Vec<_> = log.lines().filter(|l| l.contains("ERROR")).collect();
     assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[tokio::test]
+async fn every_metric_family_has_help_and_latencies_are_histograms() {
+    let dir = binary::fresh_dir("metrics");
+    let served = binary::serve(&dir, &[("LORIKEET_API_ADMIN_TOKEN", ADMIN_TOKEN)]);
+    let api = Api::at(served.base());
+
+    // Traffic through every part that records metrics: the API, a join, uplinks,
+    // a downlink, events and the batched writer.
+    let gateway = Eui64::from_u64(0x00aa_bbcc_0000_0101);
+    let dev_eui = Eui64::from_u64(0x0102_0304_0506_0999);
+    let (mut dev, _) =
+        provision_otaa(&api, dev_eui, gateway, "1.0.3", json!({"type": "none"})).await;
+    let gw = SimGateway::connect(gateway, served.udp_addr).await.unwrap();
+    gw.pull_data(Duration::from_secs(2)).await.unwrap();
+    let rx = RxMeta {
+        frequency_hz: 868_100_000,
+        spreading_factor: 7,
+        bandwidth_hz: 125_000,
+        rssi_dbm: -70,
+        snr_db: 8.5,
+    };
+    join(&gw, &mut dev, &rx).await;
+    for i in 0..2u8 {
+        let up = dev.uplink(10, &[i], false, 5, 0).unwrap();
+        gw.push(&up, &rx).await.unwrap();
+    }
+    wait_events(&api, dev_eui, "up", 2).await;
+
+    let text = reqwest::get(format!("{}/metrics", served.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut types = BTreeMap::new();
+    let mut helps = BTreeSet::new();
+    let mut families = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            types.insert(name.to_owned(), kind.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# HELP ") {
+            helps.insert(rest.split(' ').next().unwrap().to_owned());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|s| name.strip_suffix(s))
+                .find(|base| types.contains_key(*base))
+                .unwrap_or(name);
+            families.insert(family.to_owned());
+        }
+    }
+    for must in [
+        "lorikeet_api_requests_total",
+        "lorikeet_api_request_duration_seconds",
+        "lorikeet_db_query_duration_seconds",
+        "lorikeet_joins_total",
+        "lorikeet_uplinks_total",
+        "lorikeet_events_total",
+        "lorikeet_storage_batch_seconds",
+        "lorikeet_storage_batch_size",
+    ] {
+        assert!(families.contains(must), "{must} not rendered:\n{text}");
+    }
+    let no_help: Vec<_> = families.iter().filter(|f| !helps.contains(*f)).collect();
+    assert!(no_help.is_empty(), "families without # HELP: {no_help:?}");
+    let untyped: Vec<_> = families
+        .iter()
+        .filter(|f| !types.contains_key(*f))
+        .collect();
+    assert!(untyped.is_empty(), "families without # TYPE: {untyped:?}");
+    for family in families
+        .iter()
+        .filter(|f| f.ends_with("_seconds") || *f == "lorikeet_storage_batch_size")
+    {
+        assert_eq!(
+            types[family], "histogram",
+            "{family} must be a histogram (summaries cannot be aggregated)"
+        );
+    }
+    assert!(
+        text.contains("lorikeet_api_request_duration_seconds_bucket{")
+            && text.contains("le=\"0.005\""),
+        "{text}"
+    );
+    served.stop();
 }
