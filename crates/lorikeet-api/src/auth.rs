@@ -80,17 +80,21 @@ pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Princ
             "missing Authorization header; send 'Authorization: Bearer <token>'",
         ));
     };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        })
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
-        })?;
+    let value = value.to_str().map(str::trim).unwrap_or_default();
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::unauthorized(
+            "the Authorization header must be 'Bearer <token>'",
+        ));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        // Typically `-H "Authorization: Bearer $TOKEN"` with the variable unset.
+        return Err(ApiError::unauthorized(
+            "empty token: the Authorization header is 'Bearer' with nothing after it \
+             (is the variable holding the token set?)",
+        ));
+    }
     let hash = hash_token(token);
     // Comparing digests rather than the tokens keeps the comparison's timing
     // independent of how much of the secret matches.

@@ -28,11 +28,13 @@ use warp::{Buf, Filter, Reply};
 mod auth;
 mod error;
 mod handlers;
+mod http;
 pub mod input;
 mod router;
 
 pub use auth::Principal;
 pub use error::ApiError;
+pub use http::serve_filter;
 pub use router::{RouteId, ROUTES};
 
 /// Largest accepted request body.
@@ -154,6 +156,10 @@ pub fn describe_metrics() {
         metrics::Unit::Seconds,
         "API request latency by route template"
     );
+    metrics::describe_counter!(
+        "lorikeet_api_stream_lagged_total",
+        "Live events an event-stream client missed because it fell behind"
+    );
 }
 
 /// The whole API as one warp filter.
@@ -187,11 +193,7 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(state))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await
+    serve_filter(listener, routes(state), shutdown).await
 }
 
 /// A route serving only `GET /metrics`, for a separate monitoring address.

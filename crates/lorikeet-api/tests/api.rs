@@ -201,6 +201,20 @@ storage_test!(
         assert_eq!(resp.headers()["www-authenticate"], "Bearer");
         let v: Value = resp.json().await.unwrap();
         assert!(err(&v).contains("Bearer <token>"), "{v}");
+        // "Bearer " with nothing after it: what `-H "Authorization: Bearer $TOKEN"`
+        // sends when the variable is unset. Say so rather than "must be Bearer".
+        for header in ["Bearer ", "Bearer", "bearer   "] {
+            let resp = s
+                .client
+                .get(format!("{}/api/v1/devices", s.base))
+                .header("authorization", header)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 401);
+            let v: Value = resp.json().await.unwrap();
+            assert!(err(&v).starts_with("empty token"), "{header:?}: {v}");
+        }
         s.stop().await;
     }
 );
@@ -912,6 +926,54 @@ fn base64_of(n: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
 }
 
+storage_test!(
+    a_write_answers_what_a_read_returns,
+    |db: TestDb| async move {
+        // The databases keep microseconds; a PUT used to answer with the nanoseconds
+        // of the clock, so its `updatedAt` differed from every later GET.
+        let s = start(db.storage.clone()).await;
+        let (app, profile) = app_and_profile(&s, "1.0.3").await;
+        let (st, _) = s
+            .admin(
+                Method::POST,
+                "/api/v1/devices",
+                Some(device_body("0102030405060708", &app, &profile)),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let mut profile_body = s
+            .admin(
+                Method::GET,
+                &format!("/api/v1/device-profiles/{profile}"),
+                None,
+            )
+            .await
+            .1;
+        profile_body["name"] = json!("renamed");
+        let mut device = device_body("0102030405060708", &app, &profile);
+        device["name"] = json!("renamed");
+        let writes = [
+            (
+                format!("/api/v1/applications/{app}"),
+                json!({"name": "renamed", "description": "d"}),
+            ),
+            (format!("/api/v1/device-profiles/{profile}"), profile_body),
+            ("/api/v1/devices/0102030405060708".to_owned(), device),
+        ];
+        for (path, body) in writes {
+            let (st, put) = s.admin(Method::PUT, &path, Some(body)).await;
+            assert_eq!(st, 200, "{path}: {put}");
+            assert!(put["updatedAt"].is_string(), "{path}: {put}");
+            let (st, got) = s.admin(Method::GET, &path, None).await;
+            assert_eq!(st, 200);
+            for (key, v) in put.as_object().unwrap() {
+                assert_eq!(&got[key], v, "{path}: {key} differs between PUT and GET");
+            }
+        }
+        s.stop().await;
+    }
+);
+
 storage_test!(device_list_pages_are_small, |db: TestDb| async move {
     let s = start(db.storage.clone()).await;
     let (app, profile) = app_and_profile(&s, "1.0.3").await;
@@ -1326,10 +1388,26 @@ async fn openapi_describes_exactly_the_served_routes() {
     assert_eq!(st, 200);
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let mut documented = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, ops) in spec["paths"].as_object().unwrap() {
-        for method in ops.as_object().unwrap().keys() {
+        for (method, op) in ops.as_object().unwrap() {
             if ["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
                 documented.insert((method.to_uppercase(), path.clone()));
+                // Client generators name their functions after operationId: each
+                // operation needs one, unique and camelCase.
+                let id = op["operationId"].as_str().unwrap_or_else(|| {
+                    panic!("{} {path} has no operationId", method.to_uppercase())
+                });
+                assert!(
+                    id.starts_with(|c: char| c.is_ascii_lowercase())
+                        && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "operationId {id:?} of {} {path} is not camelCase",
+                    method.to_uppercase()
+                );
+                assert!(
+                    operation_ids.insert(id.to_owned()),
+                    "operationId {id:?} is used twice"
+                );
             }
         }
     }

@@ -235,7 +235,7 @@ pub async fn enqueue(
         pending: false,
         sent_at: None,
         expires_at: checked.expires_at,
-        created_at: Utc::now(),
+        created_at: lorikeet_storage::now(),
     };
     storage.enqueue(&item).await?;
     Ok(item)

@@ -44,6 +44,14 @@ pub use postgres::PgStore;
 pub use sql::describe_metrics;
 pub use sqlite::SqliteStore;
 
+/// The current time at the precision both databases keep (microseconds). Every
+/// timestamp that is stored is made here, so a value a write answers with equals
+/// the one read back later.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 /// Which database a [`Storage`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -70,7 +70,8 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
-    /// Address the HTTP API listens on.
+    /// Address the HTTP API listens on (a host name is resolved at load, see
+    /// [`BIND_KEYS`]).
     pub bind: SocketAddr,
     /// Bearer token with all rights. Empty: read from (or generated into) `admin_token_file`.
     pub admin_token: String,
@@ -93,6 +94,7 @@ impl Default for ApiConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct MonitoringConfig {
     /// Separate address for `GET /metrics`; empty serves it on the API address.
+    /// After loading it is empty or an IP socket address (host names are resolved).
     pub bind: String,
 }
 
@@ -310,6 +312,7 @@ impl Config {
             merge(&mut value, file_value);
         }
         let warnings = apply_env(&mut value, env)?;
+        resolve_binds(&mut value)?;
         let config: Config = value.try_into().map_err(|e: toml::de::Error| {
             ConfigError::Value(e.to_string().replace('\n', " ").trim().to_owned())
         })?;
@@ -392,22 +395,107 @@ impl Config {
                 message: "must be at least 1 day".into(),
             });
         }
-        if self
-            .log
-            .level
-            .parse::<tracing_subscriber::EnvFilter>()
-            .is_err()
-        {
+        if let Err(message) = check_log_filter(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
-                message: format!(
-                    "{:?} is not a tracing filter such as \"info\"",
-                    self.log.level
-                ),
+                message,
             });
         }
         Ok(())
     }
+}
+
+/// Checks a `tracing` filter such as `info` or `lorikeet_gateway=debug,info`.
+///
+/// `EnvFilter` reads a bare word that is not a level as a target name: `verbose`
+/// means "target verbose at TRACE, everything else off", which silently turns all
+/// logging off. A bare word must therefore be a level; a target needs `=level`.
+pub fn check_log_filter(filter: &str) -> Result<(), String> {
+    use tracing_subscriber::filter::LevelFilter;
+    const HINT: &str = "use a level (off, error, warn, info, debug, trace), or target=level \
+                        pairs with a default, e.g. \"lorikeet_gateway=debug,info\"";
+    if let Err(e) = filter.parse::<tracing_subscriber::EnvFilter>() {
+        return Err(format!("{filter:?} is not a log filter ({e}); {HINT}"));
+    }
+    let directives: Vec<&str> = filter
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Err(format!("empty, which would log nothing; {HINT}"));
+    }
+    for d in directives {
+        if d.contains(['[', '{']) {
+            // Span and field filters: EnvFilter's own syntax check is all we do.
+            continue;
+        }
+        let level = d.rsplit_once('=').map_or(d, |(_, level)| level);
+        if level.parse::<LevelFilter>().is_err() {
+            return Err(if d.contains('=') {
+                format!("{d:?}: {level:?} is not a level; {HINT}")
+            } else {
+                format!("{d:?} is not a level (a bare word would name a target and turn everything else off); {HINT}")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The socket-address keys. Each may be written with a host name
+/// (`localhost:8080`): it is resolved once, at load, to its first IPv4 address (or
+/// its first address when it has no IPv4 one).
+pub const BIND_KEYS: &[(&str, &str, &str)] = &[
+    ("api", "bind", "api.bind"),
+    ("monitoring", "bind", "monitoring.bind"),
+    ("gateway", "udp_bind", "gateway.udp_bind"),
+];
+
+/// Replaces host names in the [`BIND_KEYS`] by an IP socket address.
+fn resolve_binds(value: &mut toml::Value) -> Result<(), ConfigError> {
+    for &(section, key, name) in BIND_KEYS {
+        let Some(toml::Value::String(s)) = value.get_mut(section).and_then(|t| t.get_mut(key))
+        else {
+            continue;
+        };
+        if s.is_empty() || s.parse::<SocketAddr>().is_ok() {
+            continue;
+        }
+        let addr =
+            resolve_bind(s).map_err(|message| ConfigError::Invalid { key: name, message })?;
+        *s = addr.to_string();
+    }
+    Ok(())
+}
+
+fn resolve_bind(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err(format!(
+            "{s:?} has no port: write HOST:PORT, e.g. 127.0.0.1:8080, 0.0.0.0:8080 (every interface) or localhost:8080"
+        ));
+    };
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(format!("{s:?}: {port:?} is not a port number (0-65535)"));
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "{s:?} has no host: write 0.0.0.0:{port} for every interface or 127.0.0.1:{port} for this machine only"
+        ));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("{s:?}: cannot resolve {host:?} ({e}); write an IP address such as 127.0.0.1:{port}")
+        })?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?}: {host:?} has no address"))
 }
 
 /// Recursively overlays `over` onto `base` (tables merge, everything else replaces).
@@ -567,10 +655,8 @@ mod tests {
         );
 
         let e = Config::load(None, env(&[("LORIKEET_API_BIND", "localhost")])).unwrap_err();
-        assert!(
-            e.to_string().contains("api.bind") || e.to_string().contains("bind"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("api.bind"), "{e}");
+        assert!(e.to_string().contains("no port"), "{e}");
 
         let e = Config::load(None, env(&[("LORIKEET_NETWORK_NET_ID", "12")])).unwrap_err();
         assert!(e.to_string().contains("net_id"), "{e}");
@@ -621,6 +707,93 @@ mod tests {
         std::fs::write(&path, "[network]\ndedup_windw_ms = 100\n").unwrap();
         let e = Config::load(Some(&path), env(&[])).unwrap_err();
         assert!(e.to_string().contains("dedup_windw_ms"), "{e}");
+    }
+
+    #[test]
+    fn bind_addresses_take_host_names() {
+        // localhost comes from the hosts file: no DNS query leaves the machine.
+        let c = Config::load(
+            None,
+            env(&[
+                ("LORIKEET_API_BIND", "localhost:8080"),
+                ("LORIKEET_MONITORING_BIND", "localhost:9100"),
+                ("LORIKEET_GATEWAY_UDP_BIND", "localhost:1700"),
+            ]),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.api.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.monitoring.bind, "127.0.0.1:9100");
+        assert_eq!(c.gateway.udp_bind.to_string(), "127.0.0.1:1700");
+        let c = Config::load(None, env(&[("LORIKEET_API_BIND", "[::1]:8080")]))
+            .unwrap()
+            .config;
+        assert_eq!(c.api.bind.to_string(), "[::1]:8080");
+
+        for (var, value, key, says) in [
+            (
+                "LORIKEET_API_BIND",
+                "localhost:http",
+                "api.bind",
+                "not a port",
+            ),
+            ("LORIKEET_API_BIND", ":8080", "api.bind", "no host"),
+            (
+                "LORIKEET_MONITORING_BIND",
+                "9100",
+                "monitoring.bind",
+                "no port",
+            ),
+            (
+                "LORIKEET_GATEWAY_UDP_BIND",
+                "localhost:99999",
+                "gateway.udp_bind",
+                "not a port",
+            ),
+        ] {
+            let e = Config::load(None, env(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains(says), "{value}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_log_level_that_logs_nothing_is_refused() {
+        for good in [
+            "info",
+            "DEBUG",
+            "off",
+            "lorikeet_gateway=debug,info",
+            "warn,lorikeet=trace",
+            "info,[uplink{dev_eui=0102030405060708}]=debug",
+        ] {
+            Config::load(None, env(&[("LORIKEET_LOG_LEVEL", good)]))
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "verbose",
+            "lorikeet",
+            "info,chatty",
+            "lorikeet=loud",
+            "",
+            " , ",
+        ] {
+            let e = Config::load(None, env(&[("LORIKEET_LOG_LEVEL", bad)]))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("log.level"), "{bad:?}: {e}");
+            assert!(
+                e.contains("info"),
+                "{bad:?}: the message suggests a level: {e}"
+            );
+        }
+        let e = Config::load(None, env(&[("LORIKEET_LOG_LEVEL", "verbose")]))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"verbose\" is not a level"), "{e}");
     }
 
     #[test]

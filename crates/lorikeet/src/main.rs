@@ -4,7 +4,6 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use lorikeet::config::{Config, LogFormat};
@@ -109,18 +108,14 @@ async fn migrate(config: Config) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let metrics = match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-        Ok(handle) => {
-            lorikeet_gateway::describe_metrics();
-            lorikeet_integration::metrics::describe_metrics();
-            let render: lorikeet_api::MetricsRender = Arc::new(move || handle.render());
-            Some(render)
-        }
+    let metrics = match lorikeet::prometheus::install() {
+        Ok(render) => Some(render),
         Err(e) => {
             tracing::warn!("metrics disabled: {e}");
             None
         }
     };
+    let token_source = admin_token_source(&config);
     let server = match lorikeet::start(config, metrics).await {
         Ok(s) => s,
         Err(e) => {
@@ -129,19 +124,34 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     eprintln!(
-        "lorikeet is running: API http://{} (admin token in {}), Semtech UDP on {}",
-        server.api_addr,
-        if std::env::var("LORIKEET_API_ADMIN_TOKEN").is_ok() {
-            "LORIKEET_API_ADMIN_TOKEN".to_string()
-        } else {
-            "the configured admin_token_file or api.admin_token".to_string()
-        },
-        server.udp_addr
+        "lorikeet is running: API http://{} (admin token {token_source}), Semtech UDP on {}",
+        server.api_addr, server.udp_addr
     );
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Where the admin token comes from, for the start-up line: the first thing a new
+/// operator needs to make an API call.
+fn admin_token_source(config: &Config) -> String {
+    if !config.api.admin_token.is_empty() {
+        // The environment overrides the file; both land in api.admin_token.
+        if std::env::var("LORIKEET_API_ADMIN_TOKEN").is_ok_and(|v| !v.is_empty()) {
+            "from LORIKEET_API_ADMIN_TOKEN".to_owned()
+        } else {
+            "from api.admin_token of the config file".to_owned()
+        }
+    } else {
+        let file = &config.api.admin_token_file;
+        format!(
+            "in {}",
+            std::path::absolute(file)
+                .unwrap_or_else(|_| file.clone())
+                .display()
+        )
+    }
 }
 
 async fn wait_for_signal() {
@@ -170,9 +180,18 @@ fn init_logging(config: &Config) {
     // The level was validated with the config.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs go to stdout.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     match config.log.format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.with_ansi(false).json().init(),
+        LogFormat::Human => builder.with_ansi(colour(&std::io::stdout())).init(),
     }
+}
+
+/// Colour codes only for a terminal: a file or a pipe gets plain text. `NO_COLOR`
+/// (any non-empty value) turns them off on a terminal too.
+fn colour(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

@@ -12,9 +12,9 @@ mod support;
 use std::time::Duration;
 
 use base64::Engine as _;
-use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
 use lorikeet_lorawan::crypto::{self, JoinContext, JoinType, SessionKeys};
 use lorikeet_lorawan::{Aes128Key, DevAddr, DevNonce, Eui64, PhyPayload};
+use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
 use lorikeet_storage::testing::TestDb;
 use serde_json::json;
 use support::*;

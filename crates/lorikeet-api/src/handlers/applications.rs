@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use lorikeet_storage::{Application, Change, HttpIntegrationConfig, Integration, IntegrationKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,7 +40,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         .principal
         .target_tenant(ctx.state, b.tenant_id.as_deref())
         .await?;
-    let now = Utc::now();
+    let now = lorikeet_storage::now();
     let a = Application {
         id: Uuid::new_v4(),
         tenant_id,
@@ -84,7 +83,7 @@ pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     }
     a.name = input::name("name", &b.name)?;
     a.description = b.description;
-    a.updated_at = Utc::now();
+    a.updated_at = lorikeet_storage::now();
     if !ctx.state.storage.update_application(&a).await? {
         return Err(ApiError::not_found(format!("application {id} not found")));
     }
@@ -153,7 +152,7 @@ pub(super) async fn put_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.id_param("application")?;
     ctx.application(id).await?;
     let config = validate_http(ctx.body()?)?;
-    let now = Utc::now();
+    let now = lorikeet_storage::now();
     let i = Integration {
         id: Uuid::new_v4(),
         application_id: id,

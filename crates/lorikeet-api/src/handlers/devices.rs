@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
 use lorikeet_lorawan::Aes128Key;
 use lorikeet_ns::device::{RxWindows, SessionState};
 use lorikeet_storage::{
@@ -83,7 +82,7 @@ async fn build(
              {application_id}; use a profile of the application's tenant"
         )));
     }
-    let now = Utc::now();
+    let now = lorikeet_storage::now();
     Ok(Device {
         dev_eui,
         join_eui,
@@ -400,7 +399,7 @@ pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         a_f_cnt_down: b.a_f_cnt_down,
         conf_f_cnt: 0,
         ns_state: serde_json::to_string(&state).map_err(|_| ApiError::internal())?,
-        updated_at: Utc::now(),
+        updated_at: lorikeet_storage::now(),
     };
     ctx.state
         .storage

@@ -1,6 +1,5 @@
 //! Gateways.
 
-use chrono::Utc;
 use lorikeet_storage::{Change, Gateway, Location};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -69,7 +68,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         .principal
         .target_tenant(ctx.state, b.tenant_id.as_deref())
         .await?;
-    let now = Utc::now();
+    let now = lorikeet_storage::now();
     let g = Gateway {
         gateway_id,
         tenant_id,

@@ -162,7 +162,7 @@ fn build(
         payload_codec,
         mac_settings,
         created_at,
-        updated_at: Utc::now(),
+        updated_at: lorikeet_storage::now(),
     })
 }
 
@@ -170,7 +170,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let b: ProfileBody = ctx.body()?;
     let tenant_hint = b.tenant_id.clone();
     // Validate the body before looking anything up, so bad input is always a 400.
-    let mut p = build(b, Uuid::new_v4(), Uuid::nil(), Utc::now())?;
+    let mut p = build(b, Uuid::new_v4(), Uuid::nil(), lorikeet_storage::now())?;
     p.tenant_id = ctx
         .principal
         .target_tenant(ctx.state, tenant_hint.as_deref())

@@ -1,6 +1,5 @@
 //! Tenants and API keys.
 
-use chrono::Utc;
 use lorikeet_storage::{hash_token, ApiKey, Change, Tenant, DEFAULT_TENANT_ID};
 use rand::RngCore;
 use serde::Deserialize;
@@ -31,7 +30,7 @@ struct TenantBody {
 pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     ctx.principal.require_admin("create tenants")?;
     let b: TenantBody = ctx.body()?;
-    let now = Utc::now();
+    let now = lorikeet_storage::now();
     let t = Tenant {
         id: Uuid::new_v4(),
         name: input::name("name", &b.name)?,
@@ -119,7 +118,7 @@ pub(super) async fn create_key(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         id: Uuid::new_v4(),
         tenant_id,
         name,
-        created_at: Utc::now(),
+        created_at: lorikeet_storage::now(),
     };
     ctx.state
         .storage

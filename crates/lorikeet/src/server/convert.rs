@@ -220,7 +220,7 @@ pub fn session_row(
         conf_f_cnt: s.conf_f_cnt.unwrap_or(0),
         // Our own types: serialising cannot fail.
         ns_state: serde_json::to_string(&s.state).unwrap_or_default(),
-        updated_at: Utc::now(),
+        updated_at: lorikeet_storage::now(),
     }
 }
 

@@ -486,11 +486,7 @@ async fn serve_metrics(
     render: MetricsRender,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(metrics_route(render))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    lorikeet_api::serve_filter(listener, metrics_route(render), shutdown).await;
 }
 
 /// Deletes stored events and delivered outbox rows past the retention period, hourly.

@@ -275,7 +275,7 @@ impl Running {
                 dev_eui,
                 dev_nonce: join.last_dev_nonce?,
                 join_nonce: join.last_join_nonce?,
-                at: chrono::Utc::now(),
+                at: lorikeet_storage::now(),
             },
             StoreChange::QueueItemDone { queue_item_id, .. } => WriteOp::QueueDelete(queue_item_id),
         })

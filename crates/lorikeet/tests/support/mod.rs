@@ -5,6 +5,8 @@
 use lorikeet::{Config, Server};
 use serde_json::Value;
 
+pub mod binary;
+
 /// The admin token test servers use.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
@@ -61,6 +63,15 @@ impl Api {
     pub fn new(server: &Server) -> Self {
         Api {
             base: format!("http://{}", server.api_addr),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A client of the API at `base` (`http://127.0.0.1:PORT`), e.g. of a
+    /// [`binary::Served`] started with `LORIKEET_API_ADMIN_TOKEN` = [`ADMIN_TOKEN`].
+    pub fn at(base: impl Into<String>) -> Self {
+        Api {
+            base: base.into(),
             http: reqwest::Client::new(),
         }
     }

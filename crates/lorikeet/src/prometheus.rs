@@ -1,0 +1,146 @@
+//! The Prometheus exporter behind `GET /metrics`: every metric family gets a help
+//! text, and latencies are histograms with fixed buckets, so they can be
+//! aggregated across instances (summaries' quantiles cannot).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder};
+
+/// Upper bounds, in seconds, of the buckets of every `*_seconds` histogram: from
+/// half a millisecond (a cached API read, a small SQLite batch) to 10 s (a webhook
+/// near its timeout).
+pub const LATENCY_BUCKETS_S: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Upper bounds of the buckets of `lorikeet_storage_batch_size` (operations per
+/// committed batch; the writer takes at most 4096).
+pub const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 4096.0,
+];
+
+/// How often histogram samples are folded into their buckets when nobody scrapes.
+const UPKEEP: Duration = Duration::from_secs(5);
+
+/// The exporter's configuration (buckets), before it is installed.
+pub fn builder() -> Result<PrometheusBuilder, BuildError> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_S)?
+        .set_buckets_for_metric(
+            Matcher::Full("lorikeet_storage_batch_size".into()),
+            BATCH_SIZE_BUCKETS,
+        )
+}
+
+/// Installs the process-wide recorder and registers every help text; returns the
+/// renderer for `/metrics`. Must run inside the Tokio runtime (it starts the
+/// upkeep task).
+pub fn install() -> Result<lorikeet_api::MetricsRender, BuildError> {
+    let handle = builder()?.upkeep_timeout(UPKEEP).install_recorder()?;
+    describe();
+    Ok(Arc::new(move || handle.render()))
+}
+
+/// Registers the help text of every metric Lorikeet records.
+pub fn describe() {
+    lorikeet_api::describe_metrics();
+    lorikeet_storage::describe_metrics();
+    lorikeet_gateway::describe_metrics();
+    lorikeet_integration::metrics::describe_metrics();
+    describe_server();
+}
+
+/// The metrics recorded by the server wiring (`crate::server`).
+fn describe_server() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(
+        "lorikeet_uplink_frames_total",
+        "Radio frames received from gateways, before deduplication"
+    );
+    describe_counter!(
+        "lorikeet_uplinks_total",
+        "Data uplinks accepted (after deduplication and MIC/FCnt checks)"
+    );
+    describe_counter!(
+        "lorikeet_uplinks_dropped_total",
+        "Uplinks dropped by the network server, by reason"
+    );
+    describe_counter!("lorikeet_joins_total", "Join requests accepted");
+    describe_counter!(
+        "lorikeet_downlinks_total",
+        "Downlinks handed to gateways, by result (sent, no_answer, rejected)"
+    );
+    describe_counter!(
+        "lorikeet_events_total",
+        "Integration events produced, by type"
+    );
+    describe_counter!(
+        "lorikeet_events_dropped_total",
+        "Integration events not produced, by reason"
+    );
+    describe_counter!(
+        "lorikeet_codec_errors_total",
+        "Payload codec failures, by direction (uplink, downlink)"
+    );
+    describe_counter!(
+        "lorikeet_storage_ops_written_total",
+        "Write operations committed by the batched writer"
+    );
+    describe_counter!(
+        "lorikeet_storage_ops_dropped_total",
+        "Write operations dropped after repeated storage failures"
+    );
+    describe_histogram!(
+        "lorikeet_storage_batch_size",
+        Unit::Count,
+        "Operations per batch committed by the writer"
+    );
+    describe_histogram!(
+        "lorikeet_storage_batch_seconds",
+        Unit::Seconds,
+        "Time to commit one batch of the writer"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_render_as_histograms_with_help() {
+        // A local recorder: the global one belongs to the binary.
+        let recorder = builder().unwrap().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            describe();
+            metrics::histogram!("lorikeet_api_request_duration_seconds", "route" => "/x")
+                .record(0.003);
+            metrics::histogram!("lorikeet_storage_batch_size").record(7.0);
+        });
+        let text = handle.render();
+        for family in [
+            "lorikeet_api_request_duration_seconds",
+            "lorikeet_storage_batch_size",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} histogram")),
+                "{family} is not a histogram:\n{text}"
+            );
+            assert!(
+                text.contains(&format!("# HELP {family} ")),
+                "{family} has no help:\n{text}"
+            );
+        }
+        assert!(
+            text.contains(
+                r#"lorikeet_api_request_duration_seconds_bucket{route="/x",le="0.005"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"lorikeet_storage_batch_size_bucket{le="10"} 1"#),
+            "{text}"
+        );
+    }
+}
