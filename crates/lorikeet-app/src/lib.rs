@@ -41,16 +41,25 @@ pub fn decrypt_uplink_payload(up: &UpEvent) -> Vec<u8> {
 }
 
 /// The `up` event for an uplink whose payload was decrypted (`data`) and maybe decoded.
+/// Its `time` is the first reception's; `now` only stands in for an uplink without one.
 pub fn up_event(
     up: &UpEvent,
     device_info: DeviceInfo,
     data: &[u8],
     object: Option<serde_json::Value>,
     region_config_id: &str,
+    now: SystemTime,
 ) -> IntegrationEvent {
     IntegrationEvent {
         kind: EventType::Up,
-        body: to_value(&up_body(up, device_info, data, object, region_config_id)),
+        body: to_value(&up_body(
+            up,
+            device_info,
+            data,
+            object,
+            region_config_id,
+            now,
+        )),
     }
 }
 
@@ -62,8 +71,9 @@ pub fn up_event_json(
     data: &[u8],
     object: Option<serde_json::Value>,
     region_config_id: &str,
+    now: SystemTime,
 ) -> String {
-    let body = up_body(up, device_info, data, object, region_config_id);
+    let body = up_body(up, device_info, data, object, region_config_id, now);
     // Strings, numbers, maps and vectors only: serialising cannot fail.
     serde_json::to_string(&body).unwrap_or_else(|_| "null".to_owned())
 }
@@ -74,11 +84,9 @@ fn up_body(
     data: &[u8],
     object: Option<serde_json::Value>,
     region_config_id: &str,
+    now: SystemTime,
 ) -> UpEventJson {
-    let time = up
-        .rx_info
-        .first()
-        .map_or_else(|| utc(SystemTime::now()), |r| utc(r.ns_time));
+    let time = utc(up.rx_info.first().map_or(now, |r| r.ns_time));
     UpEventJson {
         deduplication_id: up.deduplication_id,
         time,

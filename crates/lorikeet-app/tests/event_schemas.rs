@@ -93,6 +93,11 @@ fn device_info() -> DeviceInfo {
     }
 }
 
+/// "Now" for events stamped with the processing time (a fixed instant: pure code).
+fn now() -> SystemTime {
+    at(60_000)
+}
+
 /// 2024-05-01T12:00:00Z plus `millis`.
 fn at(millis: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_714_564_800) + Duration::from_millis(millis)
@@ -182,7 +187,7 @@ fn up_with_object() -> IntegrationEvent {
     assert_eq!(data.len(), 5);
     let object =
         json!({"temperature": 21.5, "humidity": 40, "alarm": false, "nested": {"a": [1, 2]}});
-    up_event(&up, device_info(), &data, Some(object), "eu868")
+    up_event(&up, device_info(), &data, Some(object), "eu868", now())
 }
 
 #[test]
@@ -203,8 +208,8 @@ fn up_event_json_is_the_up_event_body_as_text() {
             lora_tx(Some(5)),
         );
         let data = decrypt_uplink_payload(&up);
-        let text = up_event_json(&up, device_info(), &data, object.clone(), "eu868");
-        let value = up_event(&up, device_info(), &data, object, "eu868").body;
+        let text = up_event_json(&up, device_info(), &data, object.clone(), "eu868", now());
+        let value = up_event(&up, device_info(), &data, object, "eu868", now()).body;
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), value);
     }
 }
@@ -214,7 +219,7 @@ fn up_bare() -> IntegrationEvent {
     let up = uplink(None, &[], vec![bare_rx()], lora_tx(None));
     let data = decrypt_uplink_payload(&up);
     assert!(data.is_empty());
-    up_event(&up, device_info(), &data, None, "eu868")
+    up_event(&up, device_info(), &data, None, "eu868", now())
 }
 
 fn join() -> IntegrationEvent {
@@ -519,6 +524,7 @@ fn up_on_port_zero_and_every_uplink_modulation_matches() {
             &decrypt_uplink_payload(&up),
             None,
             "eu868",
+            now(),
         );
         assert_valid(&ev);
     }

@@ -130,7 +130,7 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
             }
             // The hot path: serialised straight from the event struct.
             let body =
-                lorikeet_app::up_event_json(up, info(), &data, object, &dev.region_config_id);
+                lorikeet_app::up_event_json(up, info(), &data, object, &dev.region_config_id, now);
             out.events.push((EventType::Up, body.into()));
             if let Some((level, description)) = problem {
                 let context = BTreeMap::from([
