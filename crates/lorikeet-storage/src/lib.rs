@@ -11,6 +11,13 @@
 //!   of [`WriteOp`]s. Nothing on its hot path reads the database.
 //! - EUIs, DevAddrs and keys are stored as bytes (most significant byte first);
 //!   see `docs/storage.md` for the schema.
+//!
+//! Layout: one module per thing stored under `entities/` (`devices.rs`,
+//! `sessions.rs`, …), each with its SQL for both backends side by side; the
+//! mechanics they share in small files: [`Store`] and its transactions
+//! (`store.rs`), statements and rows of either backend (`stmt.rs`), value
+//! encoding and metrics (`sql.rs`), paging (`paging.rs`), and opening each
+//! database (`postgres.rs`, `sqlite.rs`).
 
 use std::sync::Arc;
 
@@ -19,14 +26,16 @@ use chrono::{DateTime, Utc};
 use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
 use uuid::Uuid;
 
-#[macro_use]
-mod store;
+mod entities;
 mod error;
 mod model;
 mod ops;
+mod paging;
 mod postgres;
 mod sql;
 mod sqlite;
+mod stmt;
+mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
@@ -40,9 +49,8 @@ pub use model::{
     QueueItem, SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
-pub use postgres::PgStore;
 pub use sql::describe_metrics;
-pub use sqlite::SqliteStore;
+pub use store::Store;
 
 /// Which database a [`Storage`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,9 +87,9 @@ pub const LOAD_PAGE_SIZE: u32 = 10_000;
 /// SQLite file if it is missing, and applies the migrations.
 pub async fn connect(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(sqlite::open(url).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(postgres::connect(url).await?))
     } else {
         Err(StoreError::BadUrl {
             url: redact_url(url),
