@@ -2,6 +2,10 @@
 
 /// Why a storage call failed. Absence is not an error: lookups return `Option`,
 /// deletes return whether something was deleted.
+///
+/// The message of each variant already contains its cause (sqlx's own messages do
+/// too), so none reports a [`std::error::Error::source`]: printing the chain, as
+/// `anyhow`'s `{:#}` does, says each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL is neither `sqlite://…` nor `postgres://…`, or does not parse.
@@ -54,12 +58,21 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// The database server could not be reached or refused the connection (nothing
+    /// listening, wrong password, no such database, no answer in time).
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// What was tried: `host:port` or the Unix socket path.
+        target: String,
+        /// Why it failed, e.g. "Connection refused (os error 111)".
+        reason: String,
+    },
     /// Applying the migrations failed.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// Any other database or connection failure.
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
 }
 
 impl StoreError {
@@ -98,6 +111,12 @@ impl StoreError {
                     | sqlx::Error::WorkerCrashed
             )
         )
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
     }
 }
 

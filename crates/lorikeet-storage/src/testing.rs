@@ -138,7 +138,7 @@ fn unavailable(url: &str, why: &str, required: bool) -> Option<TestDb> {
 }
 
 /// `url` with its database path replaced by `name` (query string kept).
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),

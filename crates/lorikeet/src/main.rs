@@ -118,7 +118,10 @@ fn main() -> ExitCode {
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
-                        eprintln!("lorikeet: migration failed: {e}");
+                        eprintln!(
+                            "lorikeet: cannot migrate the database {}: {e}",
+                            lorikeet_storage::redact_url(&config.database.url)
+                        );
                         ExitCode::FAILURE
                     }
                 }
