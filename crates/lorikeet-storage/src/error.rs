@@ -67,6 +67,27 @@ pub enum StoreError {
         /// Why it failed, e.g. "Connection refused (os error 111)".
         reason: String,
     },
+    /// Another process serves this SQLite database (it holds `<database>.lock`).
+    #[error(
+        "the SQLite database {database} is in use by another lorikeet process ({}); \
+         stop it first, or give this one another database",
+        holder(*.pid)
+    )]
+    Locked {
+        /// The database file.
+        database: String,
+        /// The holder's process id, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
+    /// The SQLite lock file cannot be created or locked (e.g. its directory is missing
+    /// or not writable).
+    #[error("cannot use the lock file {path}: {reason}")]
+    LockFile {
+        /// The lock file, `<database>.lock`.
+        path: String,
+        /// The operating system's error.
+        reason: String,
+    },
     /// Applying the migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
@@ -124,4 +145,9 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Database(e)
     }
+}
+
+/// "pid N", or "pid unknown" when the holder has not written it yet.
+fn holder(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"))
 }

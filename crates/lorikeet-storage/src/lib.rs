@@ -17,7 +17,7 @@
 //! mechanics they share in small files: [`Store`] and its transactions
 //! (`store.rs`), statements and rows of either backend (`stmt.rs`), value
 //! encoding and metrics (`sql.rs`), paging (`paging.rs`), and opening each
-//! database (`postgres.rs`, `sqlite.rs`).
+//! database (`postgres.rs`, `sqlite.rs` with its file lock in `lock.rs`).
 
 use std::sync::Arc;
 
@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 mod entities;
 mod error;
+mod lock;
 mod model;
 mod ops;
 mod paging;
@@ -85,9 +86,14 @@ pub const LOAD_PAGE_SIZE: u32 = 10_000;
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`), creating a
 /// SQLite file if it is missing, and applies the migrations.
+///
+/// A SQLite file is opened for this process alone: while the store is open (until
+/// [`Storage::close`] or the last clone is dropped, or the process ends) another
+/// `connect` to it fails with [`StoreError::Locked`]. Several processes may share
+/// a Postgres database.
 pub async fn connect(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::open(url).await?))
+        Ok(Arc::new(sqlite::open(url, sqlite::Lock::Exclusive).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::connect(url).await?))
     } else {

@@ -10,10 +10,23 @@ use sqlx::sqlite::{
 use crate::store::{Pools, Store};
 use crate::StoreError;
 
+/// Whether [`open`] takes the file lock of `lock.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lock {
+    /// Refuse to open while another process (or another locked open) has the file:
+    /// what serving and migrating use.
+    Exclusive,
+    /// No lock: for tests that open a file beside a server using it.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
+    None,
+}
+
 /// Opens `url` (`sqlite://PATH`, created if missing) and applies the migrations:
 /// WAL journal, `synchronous=NORMAL`, foreign keys on, a 5 s busy timeout. Writes
 /// go through a single connection, reads through a pool of four read-only ones.
-pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
+/// With [`Lock::Exclusive`] the file lock is taken first, so a second process
+/// neither migrates nor opens the file.
+pub(crate) async fn open(url: &str, lock: Lock) -> Result<Store, StoreError> {
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::BadUrl {
             url: crate::redact_url(url),
@@ -25,6 +38,11 @@ pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
     let memory = url.contains(":memory:") || url.contains("mode=memory");
+    let lock = match lock {
+        // An in-memory database is private to this process anyway.
+        Lock::Exclusive if !memory => crate::lock::acquire(options.get_filename())?,
+        _ => crate::lock::Held::none(),
+    };
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
@@ -47,7 +65,7 @@ pub(crate) async fn open(url: &str) -> Result<Store, StoreError> {
             .connect_with(options.read_only(true))
             .await?
     };
-    Ok(Store::new(Pools::Sqlite { read, write }))
+    Ok(Store::new(Pools::Sqlite { read, write, lock }))
 }
 
 /// Applies the SQLite migrations (`schemas/sql/sqlite`).
@@ -56,4 +74,89 @@ pub(crate) async fn migrate(write: &SqlitePool) -> Result<(), StoreError> {
         .run(write)
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    use crate::testing::TestDb;
+    use crate::{connect, StoreError};
+
+    #[tokio::test]
+    async fn a_second_open_is_refused_until_the_first_is_closed() {
+        let db = TestDb::sqlite().await;
+        let first = connect(db.url()).await.expect("first open");
+        let err = connect(db.url()).await.expect_err("second open");
+        let text = err.to_string();
+        assert!(
+            matches!(err, StoreError::Locked { pid: Some(p), .. } if p == std::process::id()),
+            "{err:?}"
+        );
+        let path = std::fs::canonicalize(db.url().trim_start_matches("sqlite://")).unwrap();
+        assert!(
+            text.contains(&format!(
+                "{} is in use by another lorikeet process (pid {})",
+                path.display(),
+                std::process::id()
+            )),
+            "{text}"
+        );
+        first.close().await;
+        let second = connect(db.url()).await.expect("open after close");
+        drop(second);
+        // Dropping the last handle gives the lock up too.
+        connect(db.url()).await.expect("open after drop");
+    }
+
+    /// Not a test: the process `a_killed_holder_leaves_no_lock` starts to hold a
+    /// database open, until it is killed.
+    #[tokio::test]
+    #[ignore = "helper process of a_killed_holder_leaves_no_lock"]
+    async fn lock_holder_process() {
+        let Ok(url) = std::env::var("LORIKEET_LOCK_HOLDER_URL") else {
+            return;
+        };
+        let _store = connect(&url).await.expect("the holder opens");
+        println!("lorikeet-lock-held");
+        // Hold it until killed (the parent keeps stdin open).
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    }
+
+    #[tokio::test]
+    async fn a_killed_holder_leaves_no_lock() {
+        let db = TestDb::sqlite().await;
+        let mut holder = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sqlite::tests::lock_holder_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("LORIKEET_LOCK_HOLDER_URL", db.url())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the holder");
+        let stdout = holder.stdout.take().unwrap();
+        let held = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("lorikeet-lock-held"));
+        assert!(held, "the holder did not open the database");
+
+        let err = connect(db.url())
+            .await
+            .expect_err("held by the other process");
+        assert!(
+            matches!(err, StoreError::Locked { pid: Some(p), .. } if p == holder.id()),
+            "{err:?}"
+        );
+        holder.kill().expect("kill -9 the holder");
+        holder.wait().expect("reap the holder");
+        connect(db.url()).await.expect("open after the holder died");
+    }
 }

@@ -28,12 +28,14 @@ pub(crate) enum Pools {
     Postgres(PgPool),
     /// Writes through a single connection (SQLite has one writer at a time; queuing
     /// them in-process avoids `SQLITE_BUSY`), reads through a small read-only pool
-    /// beside it (WAL).
+    /// beside it (WAL). `lock` keeps other processes off the file (see `lock.rs`).
     Sqlite {
         /// Read-only connections (the writer itself for an in-memory database).
         read: SqlitePool,
         /// The one writer connection.
         write: SqlitePool,
+        /// The lock on `<database>.lock`, when taken.
+        lock: crate::lock::Held,
     },
 }
 
@@ -58,13 +60,14 @@ impl Store {
         }
     }
 
-    /// Closes the pools, waiting for running queries.
+    /// Closes the pools, waiting for running queries, then gives up the SQLite lock.
     pub(crate) async fn close_pools(&self) {
         match &self.pools {
             Pools::Postgres(pool) => pool.close().await,
-            Pools::Sqlite { read, write } => {
+            Pools::Sqlite { read, write, lock } => {
                 read.close().await;
                 write.close().await;
+                lock.release();
             }
         }
     }
