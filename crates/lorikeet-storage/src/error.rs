@@ -2,6 +2,10 @@
 
 /// Why a storage call failed. Absence is not an error: lookups return `Option`,
 /// deletes return whether something was deleted.
+///
+/// The message of each variant already contains its cause (sqlx's own messages do
+/// too), so none reports a [`std::error::Error::source`]: printing the chain, as
+/// `anyhow`'s `{:#}` does, says each cause once.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database URL is neither `sqlite://…` nor `postgres://…`, or does not parse.
@@ -54,12 +58,42 @@ pub enum StoreError {
         /// What was wrong.
         detail: String,
     },
+    /// The database server could not be reached or refused the connection (nothing
+    /// listening, wrong password, no such database, no answer in time).
+    #[error("cannot connect to {target}: {reason}")]
+    Connect {
+        /// What was tried: `host:port` or the Unix socket path.
+        target: String,
+        /// Why it failed, e.g. "Connection refused (os error 111)".
+        reason: String,
+    },
+    /// Another process serves this SQLite database (it holds `<database>.lock`).
+    #[error(
+        "the SQLite database {database} is in use by another lorikeet process ({}); \
+         stop it first, or give this one another database",
+        holder(*.pid)
+    )]
+    Locked {
+        /// The database file.
+        database: String,
+        /// The holder's process id, as it wrote it into the lock file.
+        pid: Option<u32>,
+    },
+    /// The SQLite lock file cannot be created or locked (e.g. its directory is missing
+    /// or not writable).
+    #[error("cannot use the lock file {path}: {reason}")]
+    LockFile {
+        /// The lock file, `<database>.lock`.
+        path: String,
+        /// The operating system's error.
+        reason: String,
+    },
     /// Applying the migrations failed.
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// Any other database or connection failure.
     #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
+    Database(sqlx::Error),
 }
 
 impl StoreError {
@@ -101,8 +135,19 @@ impl StoreError {
     }
 }
 
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Database(e)
     }
+}
+
+/// "pid N", or "pid unknown" when the holder has not written it yet.
+fn holder(pid: Option<u32>) -> String {
+    pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"))
 }

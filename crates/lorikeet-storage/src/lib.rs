@@ -11,6 +11,13 @@
 //!   of [`WriteOp`]s. Nothing on its hot path reads the database.
 //! - EUIs, DevAddrs and keys are stored as bytes (most significant byte first);
 //!   see `docs/storage.md` for the schema.
+//!
+//! Layout: one module per thing stored under `entities/` (`devices.rs`,
+//! `sessions.rs`, …), each with its SQL for both backends side by side; the
+//! mechanics they share in small files: [`Store`] and its transactions
+//! (`store.rs`), statements and rows of either backend (`stmt.rs`), value
+//! encoding and metrics (`sql.rs`), paging (`paging.rs`), and opening each
+//! database (`postgres.rs`, `sqlite.rs` with its file lock in `lock.rs`).
 
 use std::sync::Arc;
 
@@ -19,14 +26,17 @@ use chrono::{DateTime, Utc};
 use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
 use uuid::Uuid;
 
-#[macro_use]
-mod store;
+mod entities;
 mod error;
+mod lock;
 mod model;
 mod ops;
+mod paging;
 mod postgres;
 mod sql;
 mod sqlite;
+mod stmt;
+mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 #[cfg(test)]
@@ -40,9 +50,8 @@ pub use model::{
     QueueItem, SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
-pub use postgres::PgStore;
 pub use sql::describe_metrics;
-pub use sqlite::SqliteStore;
+pub use store::Store;
 
 /// The current time at the precision both databases keep (microseconds). Every
 /// timestamp that is stored is made here, so a value a write answers with equals
@@ -85,11 +94,16 @@ pub const LOAD_PAGE_SIZE: u32 = 10_000;
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`), creating a
 /// SQLite file if it is missing, and applies the migrations.
+///
+/// A SQLite file is opened for this process alone: while the store is open (until
+/// [`Storage::close`] or the last clone is dropped, or the process ends) another
+/// `connect` to it fails with [`StoreError::Locked`]. Several processes may share
+/// a Postgres database.
 pub async fn connect(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(url).await?))
+        Ok(Arc::new(sqlite::open(url, sqlite::Lock::Exclusive).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PgStore::connect(url).await?))
+        Ok(Arc::new(postgres::connect(url).await?))
     } else {
         Err(StoreError::BadUrl {
             url: redact_url(url),

@@ -1,239 +1,149 @@
-//! The Postgres backend.
+//! Opening a Postgres database.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::{ConnectOptions, Connection};
 
-/// Storage on Postgres (production). One connection pool; row locks with
-/// `SKIP LOCKED` let several outbox workers claim rows side by side.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-}
+use crate::store::{Pools, Store};
+use crate::StoreError;
 
-impl PgStore {
-    /// Connects to `url` (`postgres://…`) and applies the migrations.
-    pub async fn connect(url: &str) -> Result<Self, crate::StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| crate::StoreError::BadUrl {
-            url: crate::redact_url(url),
-            reason: e.to_string(),
-        })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
-            // No ping round trip per query: a connection that died fails its query,
-            // is dropped, and the caller's retry (the writer's, the worker's next
-            // round) gets a fresh one.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
-        let store = PgStore { pool };
-        store.run_migrations().await?;
-        Ok(store)
-    }
+/// How long the first connection may take before `connect` gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-    /// The connection pool, for tests and tools that need raw SQL.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn reader(&self) -> &PgPool {
-        &self.pool
-    }
-
-    fn writer(&self) -> &PgPool {
-        &self.pool
-    }
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin().await
-    }
-
-    async fn run_migrations(&self) -> Result<(), crate::StoreError> {
-        sqlx::migrate!("../../schemas/sql/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// One transaction with one statement per *kind* of op rather than per op: each
-    /// statement is a network round trip, so session upserts, events and last-seen
-    /// updates of the whole batch go as arrays through
-    /// `UNNEST`. Kinds touch disjoint tables (or columns), so running them kind by
-    /// kind is indistinguishable from running the ops in order; within a kind the
-    /// order is kept (events) or the last op per device wins (sessions, last seen),
-    /// which is what running them in order leaves behind. Rare ops (queue, joins,
-    /// class, gateways) run one by one.
-    async fn apply_batch(&self, ops: &[crate::WriteOp]) -> Result<(), crate::StoreError> {
-        let g = crate::ops::Grouped::new(ops);
-        let mut tx = self.begin_write().await?;
-        // Sessions, in DevEUI order (a consistent lock order across transactions).
-        let upserts = g.upserts();
-        if !upserts.is_empty() {
-            let col = |f: &dyn Fn(&crate::DeviceSession) -> Vec<u8>| -> Vec<Vec<u8>> {
-                upserts.iter().map(|s| f(s)).collect()
-            };
-            sqlx::query(concat!(
-                "INSERT INTO device_sessions (",
-                session_cols!(),
-                ") SELECT u.* FROM UNNEST($1::bytea[], $2::bytea[], $3::text[], $4::bytea[], \
-                   $5::bytea[], $6::bytea[], $7::bytea[], $8::int8[], $9::int8[], $10::int8[], \
-                   $11::int8[], $12::text[], $13::timestamptz[]) \
-                 AS u(dev_eui, dev_addr, mac_version, f, s, n, a, fcu, nfd, afd, cfc, st, ts) \
-                 WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) ",
-                session_upsert_set!()
-            ))
-            .bind(col(&|s| s.dev_eui.0.to_vec()))
-            .bind(col(&|s| s.dev_addr.0.to_vec()))
-            .bind(
-                upserts
-                    .iter()
-                    .map(|s| s.mac_version.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(col(&|s| s.f_nwk_s_int_key.as_bytes().to_vec()))
-            .bind(col(&|s| s.s_nwk_s_int_key.as_bytes().to_vec()))
-            .bind(col(&|s| s.nwk_s_enc_key.as_bytes().to_vec()))
-            .bind(col(&|s| s.app_s_key.as_bytes().to_vec()))
-            .bind(
-                upserts
-                    .iter()
-                    .map(|s| i64::from(s.f_cnt_up))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                upserts
-                    .iter()
-                    .map(|s| i64::from(s.n_f_cnt_down))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                upserts
-                    .iter()
-                    .map(|s| i64::from(s.a_f_cnt_down))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                upserts
-                    .iter()
-                    .map(|s| i64::from(s.conf_f_cnt))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                upserts
-                    .iter()
-                    .map(|s| s.ns_state.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(upserts.iter().map(|s| s.updated_at).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        let deletes = g.deletes();
-        if !deletes.is_empty() {
-            sqlx::query("DELETE FROM device_sessions WHERE dev_eui = ANY($1)")
-                .bind(deletes)
-                .execute(&mut *tx)
-                .await?;
-        }
-        // Events in op order: ids increase in that order, which is the order webhooks
-        // deliver them in (per device).
-        let events = &g.events;
-        if !events.is_empty() {
-            let payloads: Vec<&str> = events.iter().map(|e| &*e.payload).collect();
-            sqlx::query(
-                "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
-                 SELECT u.dev_eui, u.application_id, u.kind, u.payload::json, u.created_at \
-                 FROM UNNEST($1::bytea[], $2::uuid[], $3::text[], $4::text[], \
-                   $5::timestamptz[]) WITH ORDINALITY \
-                   AS u(dev_eui, application_id, kind, payload, created_at, ord) \
-                 WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
-                 ORDER BY u.ord",
-            )
-            .bind(
-                events
-                    .iter()
-                    .map(|e| e.dev_eui.0.to_vec())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(events.iter().map(|e| e.application_id).collect::<Vec<_>>())
-            .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-            .bind(payloads)
-            .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        let seen = &g.seen;
-        if !seen.is_empty() {
-            sqlx::query(
-                "UPDATE devices d SET last_seen_at = u.at \
-                 FROM UNNEST($1::bytea[], $2::timestamptz[]) AS u(dev_eui, at) \
-                 WHERE d.dev_eui = u.dev_eui",
-            )
-            .bind(seen.keys().map(|e| e.0.to_vec()).collect::<Vec<_>>())
-            .bind(seen.values().copied().collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for op in g.others {
-            apply_other(&mut tx, op).await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn set_chains(
-        tx: &mut Transaction<'static, Postgres>,
-        chains: Vec<(uuid::Uuid, Vec<u8>, chrono::DateTime<chrono::Utc>)>,
-    ) -> Result<(), crate::StoreError> {
-        if chains.is_empty() {
-            return Ok(());
-        }
-        let (mut integrations, mut devs, mut ats) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, d, a) in chains {
-            integrations.push(i);
-            devs.push(d);
-            ats.push(a);
-        }
-        sqlx::query(
-            "UPDATE outbox_chains c SET next_attempt_at = u.at \
-             FROM UNNEST($1::uuid[], $2::bytea[], $3::timestamptz[]) AS u(integration_id, dev_eui, at) \
-             WHERE c.integration_id = u.integration_id AND c.dev_eui = u.dev_eui",
-        )
-        .bind(integrations)
-        .bind(devs)
-        .bind(ats)
-        .execute(&mut **tx)
+/// Connects to `url` (`postgres://…`) and applies the migrations. One pool of 16
+/// connections serves reads and writes; the outbox claim locks rows with
+/// `SKIP LOCKED`, so several workers can claim side by side.
+///
+/// One connection is tried on its own first, so that an unreachable server or a
+/// refused login fails at once with its reason ([`StoreError::Connect`]) instead of
+/// the pool retrying until its acquire timeout and reporting only that it timed out.
+pub(crate) async fn connect(url: &str) -> Result<Store, StoreError> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
+        url: crate::redact_url(url),
+        reason: e.to_string(),
+    })?;
+    probe(&options).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        // No ping round trip per query: a connection that died fails its query,
+        // is dropped, and the caller's retry (the writer's, the worker's next
+        // round) gets a fresh one.
+        .test_before_acquire(false)
+        .connect_with(options)
         .await?;
-        Ok(())
-    }
+    let store = Store::new(Pools::Postgres(pool));
+    store.run_migrations().await?;
+    Ok(store)
+}
 
-    async fn delete_outbox_rows(
-        tx: &mut Transaction<'static, Postgres>,
-        ids: &[i64],
-    ) -> Result<Vec<(uuid::Uuid, Vec<u8>)>, crate::StoreError> {
-        use sqlx::Row;
-        let rows =
-            sqlx::query("DELETE FROM outbox WHERE id = ANY($1) RETURNING integration_id, dev_eui")
-                .bind(ids)
-                .fetch_all(&mut **tx)
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("integration_id")?, r.try_get("dev_eui")?)))
-            .collect()
-    }
-
-    async fn close_pools(&self) {
-        self.pool.close().await
+/// Opens and closes one connection, turning a failure into [`StoreError::Connect`].
+async fn probe(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let failed = |reason: String| StoreError::Connect {
+        target: target(options),
+        reason,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, options.connect()).await {
+        Ok(Ok(conn)) => {
+            // Closing politely is a courtesy; the pool opens its own connections.
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(failed(reason(&e))),
+        Err(_) => Err(failed(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
     }
 }
 
-impl_storage!(
-    PgStore,
-    Postgres,
-    Backend::Postgres,
-    lock = "FOR UPDATE OF c SKIP LOCKED",
-    body = "payload::text"
-);
+/// `host:port` (`[v6]:port`) or the Unix socket the options point at.
+fn target(options: &PgConnectOptions) -> String {
+    if let Some(socket) = options.get_socket() {
+        return socket.display().to_string();
+    }
+    let host = options.get_host();
+    if host.contains(':') {
+        format!("[{host}]:{}", options.get_port())
+    } else {
+        format!("{host}:{}", options.get_port())
+    }
+}
+
+/// The cause alone, without sqlx's "error returned from database:" framing.
+fn reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Applies the Postgres migrations (`schemas/sql/postgres`).
+pub(crate) async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::migrate!("../../schemas/sql/postgres")
+        .run(pool)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A loopback port with nothing listening (bound, then released).
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        drop(listener);
+        port
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_fails_at_once_naming_host_and_cause() {
+        let port = closed_port();
+        let started = Instant::now();
+        let err = crate::connect(&format!("postgres://lk:hunter2@127.0.0.1:{port}/x"))
+            .await
+            .expect_err("nothing listens there");
+        let took = started.elapsed();
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+        assert!(
+            text.contains(&format!("127.0.0.1:{port}")),
+            "names host and port: {text}"
+        );
+        assert!(
+            text.to_lowercase().contains("connection refused"),
+            "says why: {text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(std::error::Error::source(&err).is_none(), "cause said once");
+        // Before, the pool retried for its 10 s acquire timeout.
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_login_says_why_once() {
+        let admin = std::env::var("LORIKEET_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| crate::testing::DEFAULT_TEST_POSTGRES_URL.to_string());
+        let required = std::env::var("LORIKEET_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
+        let url = crate::testing::with_database(&admin, "lorikeet_no_such_database");
+        let err = crate::connect(&url).await.expect_err("no such database");
+        let text = err.to_string();
+        if !required && text.to_lowercase().contains("connection refused") {
+            eprintln!(
+                "WARNING: no Postgres at {}; skipped",
+                crate::redact_url(&admin)
+            );
+            return;
+        }
+        assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
+        let cause = "\"lorikeet_no_such_database\" does not exist";
+        assert_eq!(text.matches(cause).count(), 1, "{text}");
+    }
+}

@@ -1,10 +1,8 @@
-//! What the two backends share: the timestamp column type, value conversions,
-//! latency timing, and (in `store.rs`) the SQL itself.
+//! Values both backends share: the timestamp column type, conversions of stored
+//! bytes and integers with corruption errors, and latency timing.
 //!
-//! Both schemas use the same table and column names, and sqlx accepts `$N`
-//! placeholders on SQLite too, so one set of SQL text serves both backends. The
-//! differences are confined to column types, which the [`Ts`] wrapper hides for
-//! timestamps, and a few statements each backend module supplies.
+//! The schemas differ only in column types; the [`Ts`] wrapper hides the difference
+//! for timestamps.
 
 use std::time::Instant;
 

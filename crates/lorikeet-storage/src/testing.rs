@@ -1,6 +1,7 @@
 //! Test databases for this crate's and other crates' tests (cargo feature `testing`).
 //!
-//! - [`TestDb::sqlite`]: a fresh SQLite file in a temporary directory.
+//! - [`TestDb::sqlite`]: a fresh SQLite file in a temporary directory, opened without
+//!   the file lock that [`crate::connect`] takes, so a test can start a server on it.
 //! - [`TestDb::postgres`]: a fresh, uniquely named database on the server at
 //!   `LORIKEET_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`),
 //!   dropped afterwards. When that server does not answer the test is skipped with a
@@ -42,7 +43,7 @@ impl TestDb {
             panic!("cannot create {}: {e}", dir.display());
         }
         let url = format!("sqlite://{}", dir.join("lorikeet.db").display());
-        let storage = match connect(&url).await {
+        let storage = match open_sqlite(&url).await {
             Ok(s) => s,
             Err(e) => panic!("cannot open test SQLite {url}: {e}"),
         };
@@ -117,11 +118,22 @@ impl TestDb {
 
     /// Opens the same database again (a "restart"): a new pool, migrations re-run.
     pub async fn reopen(&self) -> Arc<dyn Storage> {
-        match connect(&self.url).await {
+        let reopened = match &self.cleanup {
+            Cleanup::SqliteDir(_) => open_sqlite(&self.url).await,
+            Cleanup::Postgres { .. } => connect(&self.url).await,
+        };
+        match reopened {
             Ok(s) => s,
             Err(e) => panic!("cannot reopen {}: {e}", self.url),
         }
     }
+}
+
+/// A test SQLite store, opened without the file lock: a test may start a server
+/// (which takes the lock) on the file while it holds this one to set up and inspect.
+async fn open_sqlite(url: &str) -> Result<Arc<dyn Storage>, crate::StoreError> {
+    let store = crate::sqlite::open(url, crate::sqlite::Lock::None).await?;
+    Ok(Arc::new(store))
 }
 
 fn unavailable(url: &str, why: &str, required: bool) -> Option<TestDb> {
@@ -138,7 +150,7 @@ fn unavailable(url: &str, why: &str, required: bool) -> Option<TestDb> {
 }
 
 /// `url` with its database path replaced by `name` (query string kept).
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),

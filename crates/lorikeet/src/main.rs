@@ -101,7 +101,10 @@ async fn migrate(config: Config) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("lorikeet: migration failed: {e}");
+            eprintln!(
+                "lorikeet: cannot migrate the database {}: {e}",
+                lorikeet_storage::redact_url(&config.database.url)
+            );
             ExitCode::FAILURE
         }
     }

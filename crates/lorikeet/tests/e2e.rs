@@ -297,3 +297,33 @@ async fn otaa_1_1_postgres() {
     };
     scenario(db, "1.1.0").await;
 }
+
+/// Start-up against a Postgres that is not there fails at once, and the message the
+/// binary prints (`{:#}` of the error chain) names the database and says why, once.
+#[tokio::test]
+async fn an_unreachable_postgres_fails_start_up_at_once_with_one_clear_message() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut config = lorikeet::Config::default();
+    config.database.url = format!("postgres://lk:hunter2@127.0.0.1:{port}/x");
+    let started = std::time::Instant::now();
+    let err = match lorikeet::start(config, None).await {
+        Ok(_) => panic!("started without a database"),
+        Err(e) => e,
+    };
+    let text = format!("{err:#}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{text}");
+    assert!(
+        text.contains(&format!("postgres://lk:***@127.0.0.1:{port}/x")),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+    assert_eq!(
+        text.to_lowercase().matches("connection refused").count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("timed out"), "{text}");
+}

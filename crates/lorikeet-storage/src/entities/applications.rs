@@ -1,0 +1,92 @@
+//! Applications: `applications`. SQL shared by both backends.
+
+use uuid::Uuid;
+
+use crate::sql::Ts;
+use crate::stmt::{decode_all, Row, Stmt};
+use crate::{paging, Application, Page, Store, StoreError};
+
+const COLUMNS: &str = "id, tenant_id, name, description, created_at, updated_at";
+
+fn decode(r: &Row) -> Result<Application, StoreError> {
+    Ok(Application {
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        name: r.get("name")?,
+        description: r.get("description")?,
+        created_at: r.ts("created_at")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+pub(crate) async fn create(db: &Store, a: &Application) -> Result<(), StoreError> {
+    db.provision_one(
+        Stmt::new(
+            "INSERT INTO applications (id, tenant_id, name, description, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(a.id)
+        .bind(a.tenant_id)
+        .bind(a.name.as_str())
+        .bind(a.description.as_str())
+        .bind(Ts(a.created_at))
+        .bind(Ts(a.updated_at)),
+    )
+    .await
+    .map_err(|e| StoreError::from_write("application", a.id, e))?;
+    Ok(())
+}
+
+pub(crate) async fn get(db: &Store, id: Uuid) -> Result<Option<Application>, StoreError> {
+    db.fetch_optional(Stmt::select(COLUMNS, "FROM applications WHERE id = $1").bind(id))
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+pub(crate) async fn list(
+    db: &Store,
+    tenant_id: Option<Uuid>,
+    page: Page,
+) -> Result<Vec<Application>, StoreError> {
+    let (limit, offset) = paging::limit_offset(page);
+    let rows = db
+        .fetch_all(
+            Stmt::select(
+                COLUMNS,
+                "FROM applications WHERE ($1 IS NULL OR tenant_id = $1) \
+                 ORDER BY name, id LIMIT $2 OFFSET $3",
+            )
+            .bind(tenant_id)
+            .bind(limit)
+            .bind(offset),
+        )
+        .await?;
+    decode_all(rows, decode)
+}
+
+/// Name and description; the tenant never changes.
+pub(crate) async fn update(db: &Store, a: &Application) -> Result<bool, StoreError> {
+    let n = db
+        .provision_one(
+            Stmt::new(
+                "UPDATE applications SET name = $2, description = $3, updated_at = $4 \
+                 WHERE id = $1",
+            )
+            .bind(a.id)
+            .bind(a.name.as_str())
+            .bind(a.description.as_str())
+            .bind(Ts(a.updated_at)),
+        )
+        .await?;
+    Ok(n > 0)
+}
+
+/// Deletes the application; `ON DELETE CASCADE` takes its devices and integrations.
+pub(crate) async fn delete(db: &Store, id: Uuid) -> Result<bool, StoreError> {
+    let n = db
+        .provision_one(Stmt::new("DELETE FROM applications WHERE id = $1").bind(id))
+        .await?;
+    Ok(n > 0)
+}

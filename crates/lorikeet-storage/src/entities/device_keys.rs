@@ -1,0 +1,178 @@
+//! Root keys and join state: `device_keys` (AppKey, NwkKey, the last JoinNonce
+//! sent, the last DevNonce) and `used_dev_nonces` (the most recent
+//! [`USED_DEV_NONCE_LIMIT`] DevNonces of accepted joins). SQL shared by both backends.
+
+use chrono::{DateTime, Utc};
+use lorikeet_lorawan::{Aes128Key, Eui64};
+
+use crate::sql::Ts;
+use crate::stmt::{Row, Stmt};
+use crate::store::Tx;
+use crate::{paging, DeviceKeys, Store, StoreError, USED_DEV_NONCE_LIMIT};
+
+const TABLE: &str = "device_keys";
+
+/// A `device_keys` row; its DevNonces come from a second query.
+fn decode(r: &Row, dev_eui: Eui64) -> Result<DeviceKeys, StoreError> {
+    Ok(DeviceKeys {
+        dev_eui,
+        app_key: r.key(TABLE, "app_key")?,
+        nwk_key: r.opt_key(TABLE, "nwk_key")?,
+        join_nonce: r.int(TABLE, "join_nonce")?,
+        last_dev_nonce: r.opt_int(TABLE, "last_dev_nonce")?,
+        used_dev_nonces: Vec::new(),
+    })
+}
+
+/// Sets the root keys; a device that had keys keeps its join state.
+pub(crate) async fn set(
+    db: &Store,
+    dev_eui: Eui64,
+    app_key: &Aes128Key,
+    nwk_key: Option<&Aes128Key>,
+) -> Result<(), StoreError> {
+    db.provision_one(
+        Stmt::new(
+            "INSERT INTO device_keys (dev_eui, app_key, nwk_key, join_nonce, last_dev_nonce, \
+             updated_at) VALUES ($1, $2, $3, 0, NULL, $4) \
+             ON CONFLICT (dev_eui) DO UPDATE SET app_key = excluded.app_key, \
+             nwk_key = excluded.nwk_key, updated_at = excluded.updated_at",
+        )
+        .bind(dev_eui.0.to_vec())
+        .bind(app_key.as_bytes().to_vec())
+        .bind(nwk_key.map(|k| k.as_bytes().to_vec()))
+        .bind(Ts(Utc::now())),
+    )
+    .await
+    .map_err(|e| StoreError::from_write("device keys", dev_eui, e))?;
+    Ok(())
+}
+
+pub(crate) async fn get(db: &Store, dev_eui: Eui64) -> Result<Option<DeviceKeys>, StoreError> {
+    let eui = dev_eui.0.to_vec();
+    let Some(r) = db
+        .fetch_optional(
+            Stmt::new(
+                "SELECT app_key, nwk_key, join_nonce, last_dev_nonce FROM device_keys \
+                 WHERE dev_eui = $1",
+            )
+            .bind(&eui),
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let mut keys = decode(&r, dev_eui)?;
+    let nonces = db
+        .fetch_all(
+            Stmt::new("SELECT dev_nonce FROM used_dev_nonces WHERE dev_eui = $1 ORDER BY id")
+                .bind(eui),
+        )
+        .await?;
+    for n in &nonces {
+        keys.used_dev_nonces
+            .push(n.int("used_dev_nonces", "dev_nonce")?);
+    }
+    Ok(Some(keys))
+}
+
+/// Keyset page by DevEUI, with one query for the page's DevNonces rather than one
+/// per device.
+pub(crate) async fn page(
+    db: &Store,
+    after: Option<Eui64>,
+    limit: u32,
+) -> Result<Vec<DeviceKeys>, StoreError> {
+    let rows = db
+        .fetch_all(
+            Stmt::new(
+                "SELECT dev_eui, app_key, nwk_key, join_nonce, last_dev_nonce FROM device_keys \
+                 WHERE dev_eui > $1 ORDER BY dev_eui LIMIT $2",
+            )
+            .bind(paging::eui_after(after))
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(decode(r, r.eui(TABLE, "dev_eui")?)?);
+    }
+    let (Some(first), Some(last)) = (out.first(), out.last()) else {
+        return Ok(out);
+    };
+    let nonces = db
+        .fetch_all(
+            Stmt::new(
+                "SELECT dev_eui, dev_nonce FROM used_dev_nonces \
+                 WHERE dev_eui >= $1 AND dev_eui <= $2 ORDER BY dev_eui, id",
+            )
+            .bind(first.dev_eui.0.to_vec())
+            .bind(last.dev_eui.0.to_vec()),
+        )
+        .await?;
+    // Both lists are in DevEUI order: walk them together.
+    let mut i = 0;
+    for n in &nonces {
+        let dev_eui = n.eui("used_dev_nonces", "dev_eui")?;
+        let nonce: u16 = n.int("used_dev_nonces", "dev_nonce")?;
+        while i < out.len() && out[i].dev_eui < dev_eui {
+            i += 1;
+        }
+        if let Some(k) = out.get_mut(i).filter(|k| k.dev_eui == dev_eui) {
+            k.used_dev_nonces.push(nonce);
+        }
+    }
+    Ok(out)
+}
+
+/// `WriteOp::RecordJoin` (inside the batch transaction): sets the JoinNonce sent and
+/// the last DevNonce, remembers the DevNonce, and forgets what falls beyond the
+/// [`USED_DEV_NONCE_LIMIT`] most recent.
+pub(crate) async fn record_join(
+    tx: &mut Tx,
+    dev_eui: Eui64,
+    dev_nonce: u16,
+    join_nonce: u32,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let eui = dev_eui.0.to_vec();
+    tx.execute(
+        Stmt::new(
+            "UPDATE device_keys SET join_nonce = $2, last_dev_nonce = $3, updated_at = $4 \
+             WHERE dev_eui = $1",
+        )
+        .bind(&eui)
+        .bind(i64::from(join_nonce))
+        .bind(i64::from(dev_nonce))
+        .bind(Ts(at)),
+    )
+    .await?;
+    // Delete + insert moves a reused nonce to the newest position.
+    tx.execute(
+        Stmt::new("DELETE FROM used_dev_nonces WHERE dev_eui = $1 AND dev_nonce = $2")
+            .bind(&eui)
+            .bind(i64::from(dev_nonce)),
+    )
+    .await?;
+    tx.execute(
+        Stmt::new(
+            "INSERT INTO used_dev_nonces (dev_eui, dev_nonce, used_at) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $1)",
+        )
+        .bind(&eui)
+        .bind(i64::from(dev_nonce))
+        .bind(Ts(at)),
+    )
+    .await?;
+    tx.execute(
+        Stmt::new(
+            "DELETE FROM used_dev_nonces WHERE dev_eui = $1 AND id <= \
+             (SELECT id FROM used_dev_nonces WHERE dev_eui = $1 \
+              ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(eui)
+        .bind(USED_DEV_NONCE_LIMIT as i64),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! Sessions: `device_sessions`, one row per activated device (DevAddr, session
+//! keys, frame counters, the network server's opaque state). Written only through
+//! `apply`, in batches whose SQL differs per backend (see [`write`]); reads are shared.
+
+use lorikeet_lorawan::{DevAddr, Eui64};
+use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+
+use crate::sql::Ts;
+use crate::stmt::{decode_all, Row, Stmt};
+use crate::store::Tx;
+use crate::{paging, DeviceSession, Store, StoreError};
+
+const TABLE: &str = "device_sessions";
+
+const COLUMNS: &str = "dev_eui, dev_addr, mac_version, f_nwk_s_int_key, s_nwk_s_int_key, \
+     nwk_s_enc_key, app_s_key, f_cnt_up, n_f_cnt_down, a_f_cnt_down, conf_f_cnt, ns_state, \
+     updated_at";
+
+/// What an upsert replaces when the device already has a session: everything.
+const UPSERT_SET: &str = "ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = excluded.dev_addr, \
+     mac_version = excluded.mac_version, f_nwk_s_int_key = excluded.f_nwk_s_int_key, \
+     s_nwk_s_int_key = excluded.s_nwk_s_int_key, nwk_s_enc_key = excluded.nwk_s_enc_key, \
+     app_s_key = excluded.app_s_key, f_cnt_up = excluded.f_cnt_up, \
+     n_f_cnt_down = excluded.n_f_cnt_down, a_f_cnt_down = excluded.a_f_cnt_down, \
+     conf_f_cnt = excluded.conf_f_cnt, ns_state = excluded.ns_state, \
+     updated_at = excluded.updated_at";
+
+/// Session rows per SQLite statement (13 parameters each; SQLite allows 32,766).
+const SQLITE_ROWS: usize = 1_000;
+
+fn decode(r: &Row) -> Result<DeviceSession, StoreError> {
+    Ok(DeviceSession {
+        dev_eui: r.eui(TABLE, "dev_eui")?,
+        dev_addr: r.dev_addr(TABLE, "dev_addr")?,
+        mac_version: r.get("mac_version")?,
+        f_nwk_s_int_key: r.key(TABLE, "f_nwk_s_int_key")?,
+        s_nwk_s_int_key: r.key(TABLE, "s_nwk_s_int_key")?,
+        nwk_s_enc_key: r.key(TABLE, "nwk_s_enc_key")?,
+        app_s_key: r.key(TABLE, "app_s_key")?,
+        f_cnt_up: r.int(TABLE, "f_cnt_up")?,
+        n_f_cnt_down: r.int(TABLE, "n_f_cnt_down")?,
+        a_f_cnt_down: r.int(TABLE, "a_f_cnt_down")?,
+        conf_f_cnt: r.int(TABLE, "conf_f_cnt")?,
+        ns_state: r.get("ns_state")?,
+        updated_at: r.ts("updated_at")?,
+    })
+}
+
+pub(crate) async fn get(db: &Store, dev_eui: Eui64) -> Result<Option<DeviceSession>, StoreError> {
+    db.fetch_optional(
+        Stmt::select(COLUMNS, "FROM device_sessions WHERE dev_eui = $1").bind(dev_eui.0.to_vec()),
+    )
+    .await?
+    .as_ref()
+    .map(decode)
+    .transpose()
+}
+
+pub(crate) async fn by_dev_addr(
+    db: &Store,
+    dev_addr: DevAddr,
+) -> Result<Vec<DeviceSession>, StoreError> {
+    let rows = db
+        .fetch_all(
+            Stmt::select(
+                COLUMNS,
+                "FROM device_sessions WHERE dev_addr = $1 ORDER BY dev_eui",
+            )
+            .bind(dev_addr.0.to_vec()),
+        )
+        .await?;
+    decode_all(rows, decode)
+}
+
+/// Keyset page by DevEUI.
+pub(crate) async fn page(
+    db: &Store,
+    after: Option<Eui64>,
+    limit: u32,
+) -> Result<Vec<DeviceSession>, StoreError> {
+    let rows = db
+        .fetch_all(
+            Stmt::select(
+                COLUMNS,
+                "FROM device_sessions WHERE dev_eui > $1 ORDER BY dev_eui LIMIT $2",
+            )
+            .bind(paging::eui_after(after))
+            .bind(i64::from(limit)),
+        )
+        .await?;
+    decode_all(rows, decode)
+}
+
+/// Every session, four DevEUI ranges side by side.
+pub(crate) async fn load_all(db: &Store) -> Result<Vec<DeviceSession>, StoreError> {
+    paging::load_parallel(
+        db,
+        format!(
+            "SELECT {COLUMNS} FROM device_sessions WHERE dev_eui > $1 AND dev_eui < $2 \
+             ORDER BY dev_eui LIMIT $3"
+        ),
+        decode,
+        |s| s.dev_eui,
+    )
+    .await
+}
+
+/// A batch's session writes (`WriteOp::UpsertSession`, `WriteOp::DeleteSession`),
+/// each list in DevEUI order (a consistent lock order across transactions). Sessions
+/// of devices deleted meanwhile are skipped.
+pub(crate) async fn write(
+    tx: &mut Tx,
+    upserts: &[&DeviceSession],
+    deletes: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    match tx {
+        Tx::Postgres(tx) => write_postgres(tx, upserts, deletes).await,
+        Tx::Sqlite(tx) => write_sqlite(tx, upserts, deletes).await,
+    }
+}
+
+/// Postgres: one statement for all upserts (a column array per field through
+/// `UNNEST`), one for all deletes (`ANY`): each statement is a network round trip.
+async fn write_postgres(
+    tx: &mut Transaction<'static, Postgres>,
+    upserts: &[&DeviceSession],
+    deletes: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    if !upserts.is_empty() {
+        let bytes = |f: fn(&DeviceSession) -> &[u8]| -> Vec<Vec<u8>> {
+            upserts.iter().map(|s| f(s).to_vec()).collect()
+        };
+        let int = |f: fn(&DeviceSession) -> u32| -> Vec<i64> {
+            upserts.iter().map(|s| i64::from(f(s))).collect()
+        };
+        let text =
+            |f: fn(&DeviceSession) -> &str| -> Vec<&str> { upserts.iter().map(|s| f(s)).collect() };
+        sqlx::query(&format!(
+            "INSERT INTO device_sessions ({COLUMNS}) SELECT u.* FROM UNNEST($1::bytea[], \
+               $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], \
+               $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::text[], \
+               $13::timestamptz[]) \
+             AS u(dev_eui, dev_addr, mac_version, f, s, n, a, fcu, nfd, afd, cfc, st, ts) \
+             WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) {UPSERT_SET}"
+        ))
+        .bind(bytes(|s| &s.dev_eui.0))
+        .bind(bytes(|s| &s.dev_addr.0))
+        .bind(text(|s| &s.mac_version))
+        .bind(bytes(|s| s.f_nwk_s_int_key.as_bytes()))
+        .bind(bytes(|s| s.s_nwk_s_int_key.as_bytes()))
+        .bind(bytes(|s| s.nwk_s_enc_key.as_bytes()))
+        .bind(bytes(|s| s.app_s_key.as_bytes()))
+        .bind(int(|s| s.f_cnt_up))
+        .bind(int(|s| s.n_f_cnt_down))
+        .bind(int(|s| s.a_f_cnt_down))
+        .bind(int(|s| s.conf_f_cnt))
+        .bind(text(|s| &s.ns_state))
+        .bind(upserts.iter().map(|s| s.updated_at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !deletes.is_empty() {
+        sqlx::query("DELETE FROM device_sessions WHERE dev_eui = ANY($1)")
+            .bind(deletes)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// SQLite: a multi-row `VALUES` statement per chunk. sqlx runs SQLite on a worker
+/// thread and every statement is a round trip to it, so a statement per session
+/// costs more than the writes themselves.
+async fn write_sqlite(
+    tx: &mut Transaction<'static, Sqlite>,
+    upserts: &[&DeviceSession],
+    deletes: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    for chunk in upserts.chunks(SQLITE_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO device_sessions ({COLUMNS}) SELECT * FROM ("
+        ));
+        q.push_values(chunk, |mut b, s| {
+            b.push_bind(s.dev_eui.0.to_vec())
+                .push_bind(s.dev_addr.0.to_vec())
+                .push_bind(s.mac_version.as_str())
+                .push_bind(s.f_nwk_s_int_key.as_bytes().to_vec())
+                .push_bind(s.s_nwk_s_int_key.as_bytes().to_vec())
+                .push_bind(s.nwk_s_enc_key.as_bytes().to_vec())
+                .push_bind(s.app_s_key.as_bytes().to_vec())
+                .push_bind(i64::from(s.f_cnt_up))
+                .push_bind(i64::from(s.n_f_cnt_down))
+                .push_bind(i64::from(s.a_f_cnt_down))
+                .push_bind(i64::from(s.conf_f_cnt))
+                .push_bind(s.ns_state.as_str())
+                .push_bind(Ts(s.updated_at));
+        });
+        q.push(format!(
+            ") WHERE column1 IN (SELECT dev_eui FROM devices) {UPSERT_SET}"
+        ));
+        // Each chunk size is its own SQL text: keep them out of the statement cache.
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    for chunk in deletes.chunks(super::batch::SQLITE_KEY_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM device_sessions WHERE dev_eui IN (");
+        let mut list = q.separated(", ");
+        for e in chunk {
+            list.push_bind(e.as_slice());
+        }
+        q.push(")");
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
