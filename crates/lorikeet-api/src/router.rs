@@ -13,6 +13,7 @@ pub enum RouteId {
     TenantCreate,
     TenantList,
     TenantGet,
+    TenantUpdate,
     TenantDelete,
     ApiKeyCreate,
     ApiKeyList,
@@ -48,6 +49,7 @@ pub enum RouteId {
     GatewayCreate,
     GatewayList,
     GatewayGet,
+    GatewayUpdate,
     GatewayDelete,
 }
 
@@ -66,6 +68,7 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
     (Method::POST, "/api/v1/tenants", RouteId::TenantCreate),
     (Method::GET, "/api/v1/tenants", RouteId::TenantList),
     (Method::GET, "/api/v1/tenants/{id}", RouteId::TenantGet),
+    (Method::PUT, "/api/v1/tenants/{id}", RouteId::TenantUpdate),
     (
         Method::DELETE,
         "/api/v1/tenants/{id}",
@@ -208,6 +211,11 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::GET,
         "/api/v1/gateways/{gatewayId}",
         RouteId::GatewayGet,
+    ),
+    (
+        Method::PUT,
+        "/api/v1/gateways/{gatewayId}",
+        RouteId::GatewayUpdate,
     ),
     (
         Method::DELETE,

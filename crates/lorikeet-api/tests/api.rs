@@ -11,7 +11,7 @@ use lorikeet_api::{ApiState, ROUTES};
 use lorikeet_lorawan::Eui64;
 use lorikeet_storage::testing::TestDb;
 use lorikeet_storage::{
-    storage_test, Change, EventKind, NewEvent, Storage, WriteOp, DEFAULT_TENANT_ID,
+    storage_test, Change, EventKind, Location, NewEvent, Storage, WriteOp, DEFAULT_TENANT_ID,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -499,6 +499,67 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
     assert_eq!(g["location"]["altitude"], 10.5);
     let (_, gl) = s.admin(Method::GET, "/api/v1/gateways", None).await;
     assert_eq!(gl["items"].as_array().unwrap().len(), 1);
+    // A provisioned location is kept when the forwarder reports GPS.
+    assert_eq!(g["locationSource"], "provisioned");
+    let gps = |lat: f64| WriteOp::GatewaySeen {
+        gateway_id: Eui64::from_u64(0xaa55_5a00_0000_0101),
+        at: Utc::now(),
+        stats: None,
+        location: Some(Location {
+            latitude: lat,
+            longitude: 11.0,
+            altitude: 500.0,
+        }),
+    };
+    db.storage.apply(&[gps(48.0)]).await.unwrap();
+    let (_, g) = s
+        .admin(Method::GET, "/api/v1/gateways/aa555a0000000101", None)
+        .await;
+    assert_eq!(g["location"]["latitude"], 52.37);
+    // PUT edits it, and can hand the location over to the forwarder's GPS.
+    let (st, g) = s
+        .admin(
+            Method::PUT,
+            "/api/v1/gateways/aa555a0000000101",
+            Some(json!({"name": "roof 2", "description": "moved", "locationSource": "reported"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(
+        (&g["name"], &g["description"], &g["locationSource"]),
+        (&json!("roof 2"), &json!("moved"), &json!("reported"))
+    );
+    db.storage.apply(&[gps(48.5)]).await.unwrap();
+    let (_, g) = s
+        .admin(Method::GET, "/api/v1/gateways/aa555a0000000101", None)
+        .await;
+    assert_eq!(g["location"]["latitude"], 48.5);
+    assert_eq!(g["name"], "roof 2");
+    let (st, v) = s
+        .admin(
+            Method::PUT,
+            "/api/v1/gateways/aa555a0000000101",
+            Some(json!({"name": "x", "locationSource": "gps"})),
+        )
+        .await;
+    assert_eq!(st, 400);
+    assert!(err(&v).contains("locationSource"), "{v}");
+    let (st, v) = s
+        .admin(
+            Method::PUT,
+            "/api/v1/gateways/aa555a0000000101",
+            Some(json!({"gatewayId": "aa555a0000000102", "name": "x"})),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    let (st, _) = s
+        .admin(
+            Method::PUT,
+            "/api/v1/gateways/aa555a00000001ff",
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(st, 404);
 
     // HTTP integration: 201 created, 200 replaced, secret never shown.
     let hook = format!("/api/v1/applications/{app}/integrations/http");
@@ -1046,6 +1107,28 @@ storage_test!(tenants_are_isolated, |db: TestDb| async move {
         .admin(Method::GET, &format!("/api/v1/tenants/{tenant_a}"), None)
         .await;
     assert_eq!((st, t["name"].as_str()), (200, Some("A")));
+    // Only the admin renames tenants.
+    let (st, t) = s
+        .call(
+            ka,
+            Method::PUT,
+            &format!("/api/v1/tenants/{tenant_a}"),
+            Some(json!({"name": "A2"})),
+        )
+        .await;
+    assert_eq!(st, 403, "{t}");
+    let (st, t) = s
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/tenants/{tenant_a}"),
+            Some(json!({"name": "A2"})),
+        )
+        .await;
+    assert_eq!((st, t["name"].as_str()), (200, Some("A2")));
+    let (_, t) = s
+        .admin(Method::GET, &format!("/api/v1/tenants/{tenant_a}"), None)
+        .await;
+    assert_eq!(t["name"], "A2");
     let (_, all) = s.admin(Method::GET, "/api/v1/tenants", None).await;
     assert_eq!(
         all["items"].as_array().unwrap().len(),

@@ -46,8 +46,9 @@ pub use error::StoreError;
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
     DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
-    Integration, IntegrationKind, Location, NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent,
-    QueueItem, SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    Integration, IntegrationKind, Location, LocationSource, NewEvent, OutboxItem, Page,
+    PayloadCodec, PendingEvent, QueueItem, SpillRow, Tenant, DEFAULT_TENANT_ID,
+    USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;

@@ -337,6 +337,35 @@ pub struct Location {
     pub altitude: f64,
 }
 
+/// Where a gateway's location comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocationSource {
+    /// Set through the API; GPS fixes in the forwarder's `stat` are ignored.
+    Provisioned,
+    /// The last GPS fix the forwarder reported.
+    #[default]
+    Reported,
+}
+
+impl LocationSource {
+    /// `provisioned` or `reported` (API and column value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocationSource::Provisioned => "provisioned",
+            LocationSource::Reported => "reported",
+        }
+    }
+
+    /// The inverse of [`LocationSource::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "provisioned" => Some(LocationSource::Provisioned),
+            "reported" => Some(LocationSource::Reported),
+            _ => None,
+        }
+    }
+}
+
 /// A provisioned gateway.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gateway {
@@ -348,8 +377,10 @@ pub struct Gateway {
     pub name: String,
     /// Free text.
     pub description: String,
-    /// Configured or last reported location.
+    /// Configured or last reported location (see `location_source`).
     pub location: Option<Location>,
+    /// Whether the forwarder's GPS reports replace the location.
+    pub location_source: LocationSource,
     /// When the gateway last sent anything.
     pub last_seen_at: Option<DateTime<Utc>>,
     /// The last `stat` object the forwarder sent.

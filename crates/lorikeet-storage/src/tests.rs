@@ -492,6 +492,7 @@ storage_test!(
             name: "gw".into(),
             description: String::new(),
             location: None,
+            location_source: LocationSource::Reported,
             last_seen_at: None,
             stats: None,
             created_at: t0(),
@@ -885,6 +886,7 @@ storage_test!(gateways_round_trip_and_seen, |db: TestDb| async move {
             longitude: 4.3,
             altitude: 12.0,
         }),
+        location_source: LocationSource::Provisioned,
         last_seen_at: None,
         stats: None,
         created_at: t0(),
@@ -925,6 +927,30 @@ storage_test!(gateways_round_trip_and_seen, |db: TestDb| async move {
     assert_eq!(got.last_seen_at, Some(t0() + Duration::seconds(5)));
     assert_eq!(got.stats, Some(stats));
     assert_eq!(got.location, g.location);
+
+    // A provisioned location is kept when the forwarder reports a GPS fix…
+    let fix = Location {
+        latitude: 48.0,
+        longitude: 11.0,
+        altitude: 500.0,
+    };
+    let report = WriteOp::GatewaySeen {
+        gateway_id: g.gateway_id,
+        at: t0() + Duration::seconds(10),
+        stats: None,
+        location: Some(fix),
+    };
+    s.apply(std::slice::from_ref(&report)).await.unwrap();
+    let got = s.get_gateway(g.gateway_id).await.unwrap().unwrap();
+    assert_eq!(got.location, g.location);
+    assert_eq!(got.location_source, LocationSource::Provisioned);
+    // …and replaced once the gateway's location source is `reported`.
+    g.location_source = LocationSource::Reported;
+    assert!(s.update_gateway(&g).await.unwrap());
+    s.apply(std::slice::from_ref(&report)).await.unwrap();
+    let got = s.get_gateway(g.gateway_id).await.unwrap().unwrap();
+    assert_eq!(got.location, Some(fix));
+    assert_eq!(got.location_source, LocationSource::Reported);
 
     g.name = "roof 2".into();
     g.location = None;

@@ -294,3 +294,124 @@ async fn join_nonces_grow_across_restarts_postgres() {
     };
     join_nonces_grow_across_restarts(db).await;
 }
+
+/// A forwarder's `stat` report with a GPS fix, as a PUSH_DATA datagram.
+async fn send_stat(gw_id: Eui64, server: std::net::SocketAddr, latitude: f64, longitude: f64) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let json = json!({"stat": {
+        "time": "2026-12-06 12:00:00 GMT", "lati": latitude, "long": longitude, "alti": 40,
+        "rxnb": 1, "rxok": 1, "rxfw": 1, "ackr": 100.0, "dwnb": 0, "txnb": 0
+    }});
+    let mut d = vec![2, 0x12, 0x34, 0x00];
+    d.extend_from_slice(&gw_id.0);
+    d.extend_from_slice(json.to_string().as_bytes());
+    sock.send_to(&d, server).await.unwrap();
+}
+
+async fn gateway_location_source(db: TestDb) {
+    let server = start_server(db.url()).await;
+    let api = Api::new(&server);
+    let gw_id = Eui64::from_u64(GATEWAY);
+    let (mut dev, _) = provision_otaa(
+        &api,
+        Eui64::from_u64(0x0016_2222_0000_0001),
+        gw_id,
+        "1.0.3",
+        json!({"type": "none"}),
+    )
+    .await;
+    // The gateway exists now: give it a provisioned location.
+    api.put(
+        &format!("/api/v1/gateways/{gw_id}"),
+        json!({"name": "roof", "location": {"latitude": 52.5, "longitude": 4.5, "altitude": 10}}),
+    )
+    .await
+    .expect_status(200);
+    let gw = SimGateway::connect(gw_id, server.udp_addr).await.unwrap();
+    let mut joined = false;
+    for _ in 0..50 {
+        if gw.pull_data(Duration::from_millis(100)).await.is_err() {
+            continue;
+        }
+        gw.push(&dev.join_request(), &rx()).await.unwrap();
+        if let Some(dl) = gw.recv_downlink(Duration::from_secs(1)).await.unwrap() {
+            dev.handle_join_accept(&dl.packet.phy_payload).unwrap();
+            gw.tx_ack(dl.token, None).await.unwrap();
+            joined = true;
+            break;
+        }
+    }
+    assert!(joined, "the device joined");
+    // Uplinks until one is delivered with `latitude` as the gateway's location.
+    let mut uplink_at = |latitude: f64, stat: Option<f64>| {
+        let gw = &gw;
+        let api = &api;
+        let up = dev.uplink(1, b"loc", false, 5, 0).unwrap();
+        async move {
+            if let Some(lat) = stat {
+                send_stat(gw_id, server.udp_addr, lat, 11.0).await;
+            }
+            gw.push(&up, &rx()).await.unwrap();
+            for _ in 0..40 {
+                let ups = events_of(api, Eui64::from_u64(0x0016_2222_0000_0001), "up").await;
+                if let Some(last) = ups.last() {
+                    if last["rxInfo"][0]["location"]["latitude"] == json!(latitude) {
+                        return true;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(uplink_at(52.5, None).await, "the provisioned location");
+    // A GPS fix from the forwarder does not move a provisioned gateway.
+    assert!(uplink_at(52.5, Some(48.0)).await, "still the provisioned location");
+    let g = api
+        .get(&format!("/api/v1/gateways/{gw_id}"))
+        .await
+        .expect_status(200);
+    assert_eq!(g["location"]["latitude"], 52.5);
+    // Handed over to the forwarder: its next fix is the location.
+    api.put(
+        &format!("/api/v1/gateways/{gw_id}"),
+        json!({"name": "roof", "location": {"latitude": 52.5, "longitude": 4.5}, "locationSource": "reported"}),
+    )
+    .await
+    .expect_status(200);
+    let mut moved = false;
+    for _ in 0..10 {
+        if uplink_at(48.0, Some(48.0)).await {
+            moved = true;
+            break;
+        }
+    }
+    assert!(moved, "the reported location reaches the events");
+    let mut stored = false;
+    for _ in 0..50 {
+        let g = api
+            .get(&format!("/api/v1/gateways/{gw_id}"))
+            .await
+            .expect_status(200);
+        if g["location"]["latitude"] == json!(48.0) {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored, "the reported location is stored");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn gateway_location_source_sqlite() {
+    gateway_location_source(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn gateway_location_source_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    gateway_location_source(db).await;
+}

@@ -1,6 +1,6 @@
 //! Gateways.
 
-use lorikeet_storage::{Change, Gateway, Location};
+use lorikeet_storage::{Change, Gateway, Location, LocationSource};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,6 +16,7 @@ fn gateway_json(g: &Gateway) -> Value {
         "name": g.name,
         "description": g.description,
         "location": g.location,
+        "locationSource": g.location_source.as_str(),
         "lastSeenAt": g.last_seen_at,
         "stats": g.stats,
         "createdAt": g.created_at,
@@ -41,29 +42,59 @@ struct GatewayBody {
     description: String,
     tenant_id: Option<String>,
     location: Option<LocationBody>,
+    location_source: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GatewayUpdateBody {
+    gateway_id: Option<String>,
+    name: String,
+    #[serde(default)]
+    description: String,
+    tenant_id: Option<String>,
+    location: Option<LocationBody>,
+    location_source: Option<String>,
+}
+
+fn location(l: Option<LocationBody>) -> Result<Option<Location>, ApiError> {
+    let Some(l) = l else { return Ok(None) };
+    if !(-90.0..=90.0).contains(&l.latitude) || !(-180.0..=180.0).contains(&l.longitude) {
+        return Err(ApiError::bad_request(format!(
+            "location: latitude must be within ±90 and longitude within ±180 degrees, got {}, {}",
+            l.latitude, l.longitude
+        )));
+    }
+    Ok(Some(Location {
+        latitude: l.latitude,
+        longitude: l.longitude,
+        altitude: l.altitude,
+    }))
+}
+
+/// `locationSource`; by default a provisioned location is kept (the forwarder's GPS
+/// cannot overwrite it) and a gateway without one takes what its forwarder reports.
+fn location_source(
+    given: Option<&str>,
+    location: Option<&Location>,
+) -> Result<LocationSource, ApiError> {
+    match given {
+        Some(s) => LocationSource::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "locationSource must be \"provisioned\" or \"reported\", got {s:?}"
+            ))
+        }),
+        None if location.is_some() => Ok(LocationSource::Provisioned),
+        None => Ok(LocationSource::Reported),
+    }
 }
 
 pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let b: GatewayBody = ctx.body()?;
     let gateway_id = input::eui("gatewayId", &b.gateway_id)?;
     let name = input::name("name", &b.name)?;
-    let location = match b.location {
-        None => None,
-        Some(l) => {
-            if !(-90.0..=90.0).contains(&l.latitude) || !(-180.0..=180.0).contains(&l.longitude) {
-                return Err(ApiError::bad_request(format!(
-                    "location: latitude must be within ±90 and longitude within ±180 degrees, \
-                     got {}, {}",
-                    l.latitude, l.longitude
-                )));
-            }
-            Some(Location {
-                latitude: l.latitude,
-                longitude: l.longitude,
-                altitude: l.altitude,
-            })
-        }
-    };
+    let location = location(b.location)?;
+    let location_source = location_source(b.location_source.as_deref(), location.as_ref())?;
     let tenant_id = ctx
         .principal
         .target_tenant(ctx.state, b.tenant_id.as_deref())
@@ -75,6 +106,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         name,
         description: b.description,
         location,
+        location_source,
         last_seen_at: None,
         stats: None,
         created_at: now,
@@ -95,6 +127,37 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.eui_param("gatewayId")?;
     Ok(Out::ok(gateway_json(&ctx.gateway(id).await?)))
+}
+
+/// Replaces name, description, location and its source (the tenant never changes).
+pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.eui_param("gatewayId")?;
+    let b: GatewayUpdateBody = ctx.body()?;
+    let mut g = ctx.gateway(id).await?;
+    if let Some(body_id) = b.gateway_id.as_deref() {
+        if input::eui("gatewayId", body_id)? != id {
+            return Err(ApiError::bad_request(format!(
+                "gatewayId {body_id} in the body does not match {id} in the path"
+            )));
+        }
+    }
+    if let Some(t) = b.tenant_id.as_deref() {
+        if input::uuid("tenantId", t)? != g.tenant_id {
+            return Err(ApiError::bad_request(
+                "tenantId cannot be changed; delete the gateway and create it in the other tenant",
+            ));
+        }
+    }
+    g.name = input::name("name", &b.name)?;
+    g.description = b.description;
+    g.location = location(b.location)?;
+    g.location_source = location_source(b.location_source.as_deref(), g.location.as_ref())?;
+    g.updated_at = lorikeet_storage::now();
+    if !ctx.state.storage.update_gateway(&g).await? {
+        return Err(ApiError::not_found(format!("gateway {id} not found")));
+    }
+    ctx.state.notify(Change::GatewayChanged(id));
+    Ok(Out::ok(gateway_json(&g)))
 }
 
 pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {

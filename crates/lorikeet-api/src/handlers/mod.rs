@@ -118,6 +118,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         TenantCreate => tenants::create(ctx).await,
         TenantList => tenants::list(ctx).await,
         TenantGet => tenants::get(ctx).await,
+        TenantUpdate => tenants::update(ctx).await,
         TenantDelete => tenants::delete(ctx).await,
         ApiKeyCreate => tenants::create_key(ctx).await,
         ApiKeyList => tenants::list_keys(ctx).await,
@@ -153,6 +154,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         GatewayCreate => gateways::create(ctx).await,
         GatewayList => gateways::list(ctx).await,
         GatewayGet => gateways::get(ctx).await,
+        GatewayUpdate => gateways::update(ctx).await,
         GatewayDelete => gateways::delete(ctx).await,
         Metrics | Health | OpenApi => Err(ApiError::internal()),
     }

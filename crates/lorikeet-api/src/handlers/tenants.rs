@@ -63,6 +63,21 @@ pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out::ok(tenant_json(&ctx.tenant(id).await?)))
 }
 
+/// Renames a tenant (admin only: tenants do not rename themselves).
+pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("tenant")?;
+    ctx.principal.require_admin("rename tenants")?;
+    let b: TenantBody = ctx.body()?;
+    let mut t = ctx.tenant(id).await?;
+    t.name = input::name("name", &b.name)?;
+    t.updated_at = lorikeet_storage::now();
+    if !ctx.state.storage.update_tenant(&t).await? {
+        return Err(ApiError::not_found(format!("tenant {id} not found")));
+    }
+    ctx.state.notify(Change::TenantChanged(id));
+    Ok(Out::ok(tenant_json(&t)))
+}
+
 pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.id_param("tenant")?;
     ctx.principal.require_admin("delete tenants")?;

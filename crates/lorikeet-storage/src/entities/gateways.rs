@@ -7,15 +7,15 @@ use lorikeet_lorawan::Eui64;
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use crate::sql::{ts_opt, Ts};
+use crate::sql::{self, ts_opt, Ts};
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::store::Tx;
-use crate::{paging, Gateway, Location, Page, Store, StoreError};
+use crate::{paging, Gateway, Location, LocationSource, Page, Store, StoreError};
 
 const TABLE: &str = "gateways";
 
 const COLUMNS: &str = "gateway_id, tenant_id, name, description, latitude, longitude, \
-     altitude, last_seen_at, stats, created_at, updated_at";
+     altitude, location_source, last_seen_at, stats, created_at, updated_at";
 
 fn decode(r: &Row) -> Result<Gateway, StoreError> {
     let latitude: Option<f64> = r.get("latitude")?;
@@ -29,12 +29,14 @@ fn decode(r: &Row) -> Result<Gateway, StoreError> {
         }),
         _ => None,
     };
+    let source: String = r.get("location_source")?;
     Ok(Gateway {
         gateway_id: r.eui(TABLE, "gateway_id")?,
         tenant_id: r.get("tenant_id")?,
         name: r.get("name")?,
         description: r.get("description")?,
         location,
+        location_source: sql::known(&source, LocationSource::parse, TABLE, "location_source")?,
         last_seen_at: r.opt_ts("last_seen_at")?,
         stats: r.opt_json("stats")?,
         created_at: r.ts("created_at")?,
@@ -46,7 +48,7 @@ pub(crate) async fn create(db: &Store, g: &Gateway) -> Result<(), StoreError> {
     db.provision_one(
         Stmt::new(format!(
             "INSERT INTO gateways ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11)"
+             $11, $12)"
         ))
         .bind(g.gateway_id.0.to_vec())
         .bind(g.tenant_id)
@@ -55,6 +57,7 @@ pub(crate) async fn create(db: &Store, g: &Gateway) -> Result<(), StoreError> {
         .bind(g.location.map(|l| l.latitude))
         .bind(g.location.map(|l| l.longitude))
         .bind(g.location.map(|l| l.altitude))
+        .bind(g.location_source.as_str())
         .bind(ts_opt(g.last_seen_at))
         .bind(g.stats.as_ref().map(Json))
         .bind(Ts(g.created_at))
@@ -96,13 +99,14 @@ pub(crate) async fn list(
     decode_all(rows, decode)
 }
 
-/// Name, description and location.
+/// Name, description, location and its source.
 pub(crate) async fn update(db: &Store, g: &Gateway) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
             Stmt::new(
                 "UPDATE gateways SET name = $2, description = $3, latitude = $4, \
-                 longitude = $5, altitude = $6, updated_at = $7 WHERE gateway_id = $1",
+                 longitude = $5, altitude = $6, updated_at = $7, location_source = $8 \
+                 WHERE gateway_id = $1",
             )
             .bind(g.gateway_id.0.to_vec())
             .bind(g.name.as_str())
@@ -110,7 +114,8 @@ pub(crate) async fn update(db: &Store, g: &Gateway) -> Result<bool, StoreError> 
             .bind(g.location.map(|l| l.latitude))
             .bind(g.location.map(|l| l.longitude))
             .bind(g.location.map(|l| l.altitude))
-            .bind(Ts(g.updated_at)),
+            .bind(Ts(g.updated_at))
+            .bind(g.location_source.as_str()),
         )
         .await?;
     Ok(n > 0)
@@ -126,7 +131,8 @@ pub(crate) async fn delete(db: &Store, gateway_id: Eui64) -> Result<bool, StoreE
 }
 
 /// `WriteOp::GatewaySeen` (inside the batch transaction): the time, and the stats
-/// and location when the report carried them. Unknown gateways change nothing.
+/// and location when the report carried them (the location only where its source is
+/// `reported`). Unknown gateways change nothing.
 pub(crate) async fn seen(
     tx: &mut Tx,
     gateway_id: Eui64,
@@ -137,8 +143,12 @@ pub(crate) async fn seen(
     tx.execute(
         Stmt::new(
             "UPDATE gateways SET last_seen_at = $2, stats = COALESCE($3, stats), \
-             latitude = COALESCE($4, latitude), longitude = COALESCE($5, longitude), \
-             altitude = COALESCE($6, altitude) WHERE gateway_id = $1",
+             latitude = CASE WHEN location_source = 'reported' THEN COALESCE($4, latitude) \
+             ELSE latitude END, \
+             longitude = CASE WHEN location_source = 'reported' THEN COALESCE($5, longitude) \
+             ELSE longitude END, \
+             altitude = CASE WHEN location_source = 'reported' THEN COALESCE($6, altitude) \
+             ELSE altitude END WHERE gateway_id = $1",
         )
         .bind(gateway_id.0.to_vec())
         .bind(Ts(at))

@@ -48,6 +48,8 @@ pub enum NsUpdate {
     Profile(Arc<ns::DeviceProfile>),
     /// Forget every device not in the set (after a resynchronisation).
     Retain(HashSet<Eui64>),
+    /// A gateway's location changed, or (`None`) the gateway is gone.
+    Gateway(Eui64, Option<super::ns_loop::GatewayLocation>),
 }
 
 /// An update for the application side.
@@ -422,14 +424,17 @@ async fn apply_change(
             resync(storage, regions, sinks).await?;
         }
         Change::GatewayChanged(id) => {
-            if storage.get_gateway(*id).await?.is_some() {
+            if let Some(g) = storage.get_gateway(*id).await? {
                 sinks
                     .gateways
                     .upsert_gateway(*id, lorikeet_gateway::GatewayPolicy::default());
+                let location = super::ns_loop::GatewayLocation::of(&g);
+                let _ = sinks.ns.send(NsUpdate::Gateway(*id, Some(location))).await;
             }
         }
         Change::GatewayDeleted(id) => {
             sinks.gateways.remove_gateway(*id);
+            let _ = sinks.ns.send(NsUpdate::Gateway(*id, None)).await;
         }
         // Integrations are read by the delivery workers themselves.
         Change::IntegrationChanged(_) => {}

@@ -164,18 +164,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let gateway_locations = loaded
         .gateways
         .iter()
-        .filter_map(|g| {
-            g.location.map(|l| {
-                (
-                    g.gateway_id,
-                    lorikeet_ns::Location {
-                        latitude: l.latitude,
-                        longitude: l.longitude,
-                        altitude_m: l.altitude,
-                    },
-                )
-            })
-        })
+        .map(|g| (g.gateway_id, ns_loop::GatewayLocation::of(g)))
         .collect();
 
     let api_listener = tokio::net::TcpListener::bind(config.api.bind)

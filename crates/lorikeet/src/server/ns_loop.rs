@@ -30,7 +30,31 @@ pub struct NsLoop {
     pub(crate) updates: mpsc::Receiver<NsUpdate>,
     pub(crate) writer: mpsc::Sender<WriteOp>,
     pub(crate) app: mpsc::Sender<ns::Event>,
-    pub(crate) gateway_locations: HashMap<Eui64, ns::Location>,
+    pub(crate) gateway_locations: HashMap<Eui64, GatewayLocation>,
+}
+
+/// A gateway's location as events show it, and whether its forwarder's GPS reports
+/// replace it (`locationSource: reported`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GatewayLocation {
+    /// The location, when known.
+    pub location: Option<ns::Location>,
+    /// Reports from the forwarder's `stat` replace it.
+    pub reported: bool,
+}
+
+impl GatewayLocation {
+    /// The live view of a stored gateway.
+    pub fn of(g: &lorikeet_storage::Gateway) -> Self {
+        GatewayLocation {
+            location: g.location.map(|l| ns::Location {
+                latitude: l.latitude,
+                longitude: l.longitude,
+                altitude_m: l.altitude,
+            }),
+            reported: g.location_source == lorikeet_storage::LocationSource::Reported,
+        }
+    }
 }
 
 struct Running {
@@ -102,7 +126,11 @@ impl Running {
             GatewayEvent::Uplink(frame) => {
                 let gateway_id = frame.gateway_id;
                 let received_at = frame.received_at;
-                let location = self.inner.gateway_locations.get(&gateway_id).copied();
+                let location = self
+                    .inner
+                    .gateway_locations
+                    .get(&gateway_id)
+                    .and_then(|g| g.location);
                 let id = self.next_uplink_id;
                 self.next_uplink_id = self.next_uplink_id.wrapping_add(1);
                 let rx = convert::rx_frame(frame, id, location);
@@ -126,6 +154,18 @@ impl Running {
                     longitude: l.longitude_deg,
                     altitude: l.altitude_m.unwrap_or(0.0),
                 });
+                if let (Some(l), Some(g)) = (
+                    location,
+                    self.inner.gateway_locations.get_mut(&s.gateway_id),
+                ) {
+                    if g.reported {
+                        g.location = Some(ns::Location {
+                            latitude: l.latitude,
+                            longitude: l.longitude,
+                            altitude_m: l.altitude,
+                        });
+                    }
+                }
                 self.gateway_seen_force(s.gateway_id, s.received_at, Some(stats), location);
             }
             GatewayEvent::Connected { gateway_id, addr } => {
@@ -199,6 +239,12 @@ impl Running {
                 }
             }
             NsUpdate::Remove(dev_eui) => ns.remove_device(&dev_eui),
+            NsUpdate::Gateway(id, Some(g)) => {
+                self.inner.gateway_locations.insert(id, g);
+            }
+            NsUpdate::Gateway(id, None) => {
+                self.inner.gateway_locations.remove(&id);
+            }
             NsUpdate::Profile(p) => ns.update_profile(p),
             NsUpdate::Retain(keep) => {
                 let gone: Vec<Eui64> = ns.device_euis().filter(|e| !keep.contains(e)).collect();
