@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
 use lorikeet_codec::{CodecLimits, Codecs};
-use lorikeet_storage::{Change, Storage};
+use lorikeet_storage::{Change, FeedPosition, Storage};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use warp::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -60,6 +60,38 @@ pub struct ApiState {
     pub live: broadcast::Sender<LiveEvent>,
     /// The codec runtime: downlinks queued as an object are encoded when queued.
     pub codecs: Option<Codecs>,
+    /// Read your writes: a write answers once the live state applied it (`None`:
+    /// no live state to wait for, e.g. the API alone in tests).
+    pub applied: Option<AppliedGate>,
+}
+
+/// Waits until the live state (network server, application side, gateway registry)
+/// has applied the change feed up to a position: an API write answers only then, so
+/// after a 201 the gateway's next PULL_DATA and the device's next uplink are served.
+#[derive(Debug, Clone)]
+pub struct AppliedGate {
+    applied: tokio::sync::watch::Receiver<FeedPosition>,
+    timeout: std::time::Duration,
+}
+
+impl AppliedGate {
+    /// Follows `applied` (the position the live state has applied), waiting at most
+    /// `timeout` per request.
+    pub fn new(
+        applied: tokio::sync::watch::Receiver<FeedPosition>,
+        timeout: std::time::Duration,
+    ) -> Self {
+        AppliedGate { applied, timeout }
+    }
+
+    /// Whether the live state reached `target` within the timeout.
+    pub async fn wait(&self, target: FeedPosition) -> bool {
+        let mut rx = self.applied.clone();
+        let reached = tokio::time::timeout(self.timeout, rx.wait_for(|p| *p >= target))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        reached
+    }
 }
 
 /// An integration event as streamed to `/events/stream` clients.
@@ -108,7 +140,14 @@ impl ApiState {
             changes,
             live,
             codecs,
+            applied: None,
         }
+    }
+
+    /// Answers writes only once the live state applied them (see [`AppliedGate`]).
+    pub fn with_applied(mut self, gate: AppliedGate) -> Self {
+        self.applied = Some(gate);
+        self
     }
 
     /// Uses the server's codec runtime (one pool for the uplink decoder and the API).
@@ -159,6 +198,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         "lorikeet_api_stream_lagged_total",
         "Live events an event-stream client missed because it fell behind"
+    );
+    metrics::describe_counter!(
+        "lorikeet_api_not_yet_live_total",
+        "Writes answered 503: stored, but not applied by the live state within the wait"
     );
 }
 
@@ -334,6 +377,23 @@ where
                 "no endpoint {method} {path}; /api/v1/openapi.json lists them all"
             ))),
         ),
+    };
+    // Read your writes: a change is answered once it is live, not merely stored.
+    let result = match (result, &state.applied) {
+        (Ok(out), Some(gate)) if method != Method::GET && method != Method::HEAD => {
+            let target = state.storage.feed_signals().written();
+            if gate.wait(target).await {
+                Ok(out)
+            } else {
+                metrics::counter!("lorikeet_api_not_yet_live_total").increment(1);
+                Err(ApiError::unavailable(format!(
+                    "the change is stored but the network server has not applied it yet \
+                     (waited {} s); it takes effect shortly, do not repeat it",
+                    gate.timeout.as_secs_f32()
+                )))
+            }
+        }
+        (result, _) => result,
     };
     let response = match result {
         Ok(Out::Json(status, v)) => json_response(status, &v),

@@ -28,6 +28,7 @@ use uuid::Uuid;
 
 mod entities;
 mod error;
+mod feed;
 mod lock;
 mod model;
 mod ops;
@@ -41,8 +42,11 @@ mod store;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_feed;
 
 pub use error::StoreError;
+pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
     DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
@@ -79,6 +83,19 @@ impl Backend {
             Backend::Sqlite => "sqlite",
         }
     }
+}
+
+/// A device with its root keys, session and queue ([`Storage::device_states`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceState {
+    /// The device.
+    pub device: Device,
+    /// Its root keys and join state, if set.
+    pub keys: Option<DeviceKeys>,
+    /// Its session, if joined or activated.
+    pub session: Option<DeviceSession>,
+    /// Its queue, oldest first.
+    pub queue: Vec<QueueItem>,
 }
 
 /// Filter of [`Storage::list_devices`].
@@ -403,6 +420,26 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn outbox_backlog(&self, integration_id: Uuid) -> Result<u64, StoreError>;
     /// Gives up on rows written before `cutoff` (max delivery age); returns how many.
     async fn delete_outbox_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // --- the change feed (see `feed.rs`) ---
+    /// ABP activation through the API: writes the device's session as a provisioning
+    /// change (on the feed). The network server's own session writes use `apply`.
+    async fn activate_session(&self, session: &DeviceSession) -> Result<(), StoreError>;
+    /// Up to `limit` feed entries after `after`, in feed order; only entries no
+    /// running transaction can still precede (see [`FeedPage::more`]).
+    async fn changes_after(&self, after: FeedPosition, limit: u32) -> Result<FeedPage, StoreError>;
+    /// The newest entry no running transaction can precede. Loading everything after
+    /// reading this, then following the feed from it, misses nothing.
+    async fn feed_head(&self) -> Result<FeedPosition, StoreError>;
+    /// Retention: removes feed entries written before `cutoff`; returns how many.
+    async fn trim_changes(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// This process's feed signals: the newest position its provisioning writes
+    /// committed (what an API answer waits for) and a signal after each commit.
+    fn feed_signals(&self) -> &FeedSignals;
+    /// Everything the network and application servers hold about each of `euis`
+    /// that exists: device, root keys, session and queue (the feed reader's batched
+    /// reload).
+    async fn device_states(&self, euis: &[Eui64]) -> Result<Vec<DeviceState>, StoreError>;
 
     // --- the batched write of the hot path ---
     /// Runs every op in order in one transaction: all or nothing.

@@ -82,3 +82,30 @@ pub(crate) async fn load_parallel<T: Send + 'static>(
     }
     Ok(all)
 }
+
+/// DevEUIs per `IN (…)` list when reading a set of devices.
+pub(crate) const EUIS_PER_QUERY: usize = 500;
+
+/// Every row of `SELECT {columns} FROM {table} WHERE dev_eui IN (…) {order}` for
+/// `euis`, in chunks of [`EUIS_PER_QUERY`] (the feed reader's batched reloads).
+pub(crate) async fn by_euis(
+    store: &Store,
+    columns: &str,
+    table: &str,
+    order: &str,
+    euis: &[Eui64],
+) -> Result<Vec<Row>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in euis.chunks(EUIS_PER_QUERY) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let mut s = Stmt::new(format!(
+            "SELECT {columns} FROM {table} WHERE dev_eui IN ({}) {order}",
+            list.join(", ")
+        ));
+        for e in chunk {
+            s = s.bind(e.0.to_vec());
+        }
+        out.extend(store.fetch_all(s).await?);
+    }
+    Ok(out)
+}

@@ -19,6 +19,8 @@ use crate::{Backend, StoreError};
 #[derive(Debug, Clone)]
 pub struct Store {
     pools: Pools,
+    /// This process's side of the change feed (shared by clones).
+    feed: std::sync::Arc<crate::FeedSignals>,
 }
 
 /// The connections of one backend.
@@ -41,7 +43,20 @@ pub(crate) enum Pools {
 
 impl Store {
     pub(crate) fn new(pools: Pools) -> Self {
-        Store { pools }
+        Store {
+            pools,
+            feed: Default::default(),
+        }
+    }
+
+    /// The pools (for the few statements whose SQL differs by backend).
+    pub(crate) fn pools(&self) -> &Pools {
+        &self.pools
+    }
+
+    /// The feed signals of this process (written position, commit signal).
+    pub(crate) fn feed(&self) -> &crate::FeedSignals {
+        &self.feed
     }
 
     /// Which database this is.
@@ -142,17 +157,27 @@ impl Store {
     }
 
     /// Begins a provisioning write (see [`Provision`]).
-    pub(crate) async fn provision(&self) -> Result<Provision, sqlx::Error> {
+    pub(crate) async fn provision(&self) -> Result<Provision<'_>, sqlx::Error> {
         Ok(Provision {
             tx: self.begin().await?,
+            changes: Vec::new(),
+            store: self,
         })
     }
 
-    /// A provisioning write of one statement: [`Store::provision`], `s`, commit.
-    /// Returns the rows `s` changed.
-    pub(crate) async fn provision_one(&self, s: Stmt<'_>) -> Result<u64, sqlx::Error> {
+    /// A provisioning write of one statement: [`Store::provision`], `s`, and, when
+    /// it changed a row, `changed` on the feed; then commit. Returns the rows `s`
+    /// changed.
+    pub(crate) async fn provision_one(
+        &self,
+        changed: crate::Changed,
+        s: Stmt<'_>,
+    ) -> Result<u64, sqlx::Error> {
         let mut p = self.provision().await?;
         let n = p.execute(s).await?;
+        if n > 0 {
+            p.record(changed);
+        }
         p.commit().await?;
         Ok(n)
     }
@@ -239,17 +264,35 @@ impl Tx {
 }
 
 /// A provisioning write: a change to what the operator provisioned (tenant, API
-/// key, application, profile, device, root keys, queue item, gateway, integration),
-/// made through the API or a command. Each runs in one transaction that begins in
-/// [`Store::provision`] and ends in [`Provision::commit`], and nowhere else, so a
-/// record of the change (the ordered change feed the caches will follow) can be
-/// added to the same transaction in that one place.
+/// key, application, profile, device, root keys, ABP session, queue item, gateway,
+/// integration), made through the API or a command. Each runs in one transaction
+/// that begins in [`Store::provision`] and ends in [`Provision::commit`], and
+/// nowhere else: `commit` appends what was [`recorded`](Provision::record) to the
+/// change feed in the same transaction, so the feed has exactly the committed
+/// changes, in commit order.
 #[derive(Debug)]
-pub(crate) struct Provision {
+pub(crate) struct Provision<'s> {
     tx: Tx,
+    changes: Vec<crate::Changed>,
+    store: &'s Store,
 }
 
-impl Provision {
+impl Provision<'_> {
+    /// Notes a change for the feed (written at commit).
+    pub(crate) fn record(&mut self, changed: crate::Changed) {
+        self.changes.push(changed);
+    }
+
+    /// Every row `s` returns, read inside the transaction.
+    pub(crate) async fn fetch_all(&mut self, s: Stmt<'_>) -> Result<Vec<Row>, sqlx::Error> {
+        self.tx.fetch_all(s).await
+    }
+
+    /// The transaction, for an entity's statements that take a [`Tx`].
+    pub(crate) fn tx(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
     /// Runs `s` in the transaction; returns the rows it changed.
     pub(crate) async fn execute(&mut self, s: Stmt<'_>) -> Result<u64, sqlx::Error> {
         self.tx.execute(s).await
@@ -260,8 +303,16 @@ impl Provision {
         self.tx.fetch_one(s).await
     }
 
-    /// Commits the write.
-    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+    /// Appends the recorded changes to the feed and commits; then tells this
+    /// process's feed reader. A write that changed nothing commits without a feed
+    /// entry.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if self.changes.is_empty() {
+            return self.tx.commit().await;
+        }
+        let at = crate::entities::changes::append(&mut self.tx, &self.changes).await?;
+        self.tx.commit().await?;
+        self.store.feed.committed(at);
+        Ok(())
     }
 }

@@ -12,7 +12,7 @@ use crate::testing::TestDb;
 use crate::*;
 
 /// A fixed time with whole microseconds (what both backends keep).
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 1, 12, 0, 0).unwrap() + Duration::microseconds(123_456)
 }
 
@@ -20,15 +20,15 @@ fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-fn eui(n: u64) -> Eui64 {
+pub(crate) fn eui(n: u64) -> Eui64 {
     Eui64::from_u64(0x70b3_d57e_d000_0000 + n)
 }
 
-fn key(b: u8) -> Aes128Key {
+pub(crate) fn key(b: u8) -> Aes128Key {
     Aes128Key::from_bytes([b; 16])
 }
 
-fn tenant(name: &str) -> Tenant {
+pub(crate) fn tenant(name: &str) -> Tenant {
     Tenant {
         id: Uuid::new_v4(),
         name: name.into(),
@@ -37,7 +37,7 @@ fn tenant(name: &str) -> Tenant {
     }
 }
 
-fn app(tenant_id: Uuid, name: &str) -> Application {
+pub(crate) fn app(tenant_id: Uuid, name: &str) -> Application {
     Application {
         id: Uuid::new_v4(),
         tenant_id,
@@ -48,7 +48,7 @@ fn app(tenant_id: Uuid, name: &str) -> Application {
     }
 }
 
-fn profile(tenant_id: Uuid) -> DeviceProfile {
+pub(crate) fn profile(tenant_id: Uuid) -> DeviceProfile {
     DeviceProfile {
         id: Uuid::new_v4(),
         tenant_id,
@@ -73,7 +73,7 @@ fn profile(tenant_id: Uuid) -> DeviceProfile {
     }
 }
 
-fn device(n: u64, a: &Application, p: &DeviceProfile) -> Device {
+pub(crate) fn device(n: u64, a: &Application, p: &DeviceProfile) -> Device {
     Device {
         dev_eui: eui(n),
         join_eui: Eui64::from_u64(0x0102_0304_0506_0708),
@@ -92,7 +92,7 @@ fn device(n: u64, a: &Application, p: &DeviceProfile) -> Device {
     }
 }
 
-fn session(dev_eui: Eui64, dev_addr: u32) -> DeviceSession {
+pub(crate) fn session(dev_eui: Eui64, dev_addr: u32) -> DeviceSession {
     DeviceSession {
         dev_eui,
         dev_addr: DevAddr::from_u32(dev_addr),
@@ -111,7 +111,10 @@ fn session(dev_eui: Eui64, dev_addr: u32) -> DeviceSession {
 }
 
 /// A tenant's application, profile and `n` devices.
-async fn provision(s: &dyn Storage, n: u64) -> (Application, DeviceProfile, Vec<Device>) {
+pub(crate) async fn provision(
+    s: &dyn Storage,
+    n: u64,
+) -> (Application, DeviceProfile, Vec<Device>) {
     let a = app(DEFAULT_TENANT_ID, "app");
     let p = profile(DEFAULT_TENANT_ID);
     s.create_application(&a).await.unwrap();
@@ -185,7 +188,7 @@ async fn spill_all(s: &dyn Storage, hook: &Integration) {
     }
 }
 
-fn http_integration(application_id: Uuid, url: &str) -> Integration {
+pub(crate) fn http_integration(application_id: Uuid, url: &str) -> Integration {
     Integration {
         id: Uuid::new_v4(),
         application_id,

@@ -77,6 +77,9 @@ pub struct ApiConfig {
     pub admin_token: String,
     /// File holding the generated admin token when `admin_token` is empty.
     pub admin_token_file: PathBuf,
+    /// Read your writes: how long a write waits for the live state to apply it
+    /// before answering 503 ("stored, not yet live").
+    pub live_wait_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -85,6 +88,7 @@ impl Default for ApiConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: String::new(),
             admin_token_file: PathBuf::from("lorikeet-admin-token"),
+            live_wait_ms: 10_000,
         }
     }
 }
@@ -330,6 +334,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "database.url",
                 message: format!("{url:?} is neither sqlite://PATH nor postgres://…"),
+            });
+        }
+        if self.api.live_wait_ms == 0 || self.api.live_wait_ms > 600_000 {
+            return Err(ConfigError::Invalid {
+                key: "api.live_wait_ms",
+                message: format!(
+                    "{} is outside 1..=600000 ms (how long a write waits to be live)",
+                    self.api.live_wait_ms
+                ),
             });
         }
         if self.network.dedup_window_ms == 0 || self.network.dedup_window_ms > 2_000 {

@@ -68,6 +68,10 @@ fn describe_server() {
     );
     describe_counter!("lorikeet_joins_total", "Join requests accepted");
     describe_counter!(
+        "lorikeet_feed_entries_applied_total",
+        "Provisioning changes (change-feed entries) applied to the live state"
+    );
+    describe_counter!(
         "lorikeet_downlinks_total",
         "Downlinks handed to gateways, by result (sent, no_answer, rejected)"
     );

@@ -366,7 +366,10 @@ async fn gateway_location_source(db: TestDb) {
     };
     assert!(uplink_at(52.5, None).await, "the provisioned location");
     // A GPS fix from the forwarder does not move a provisioned gateway.
-    assert!(uplink_at(52.5, Some(48.0)).await, "still the provisioned location");
+    assert!(
+        uplink_at(52.5, Some(48.0)).await,
+        "still the provisioned location"
+    );
     let g = api
         .get(&format!("/api/v1/gateways/{gw_id}"))
         .await

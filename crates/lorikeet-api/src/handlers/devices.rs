@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 
 use lorikeet_lorawan::Aes128Key;
 use lorikeet_ns::device::{RxWindows, SessionState};
-use lorikeet_storage::{
-    Change, Device, DeviceClass, DeviceFilter, DeviceProfile, DeviceSession, WriteOp,
-};
+use lorikeet_storage::{Change, Device, DeviceClass, DeviceFilter, DeviceProfile, DeviceSession};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -401,10 +399,7 @@ pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         ns_state: serde_json::to_string(&state).map_err(|_| ApiError::internal())?,
         updated_at: lorikeet_storage::now(),
     };
-    ctx.state
-        .storage
-        .apply(&[WriteOp::UpsertSession(session.clone())])
-        .await?;
+    ctx.state.storage.activate_session(&session).await?;
     ctx.state.notify(Change::SessionChanged(dev_eui));
     Ok(Out::ok(activation_json(&session)))
 }

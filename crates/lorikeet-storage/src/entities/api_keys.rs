@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
-use crate::{paging, ApiKey, Page, Store, StoreError};
+use crate::{paging, ApiKey, Changed, Page, Store, StoreError};
 
 const COLUMNS: &str = "id, tenant_id, name, created_at";
 
@@ -24,6 +24,7 @@ pub(crate) async fn create(
     token_hash: &[u8; 32],
 ) -> Result<(), StoreError> {
     db.provision_one(
+        Changed::ApiKey(key.id),
         Stmt::new(
             "INSERT INTO api_keys (id, tenant_id, name, key_hash, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -83,7 +84,10 @@ pub(crate) async fn list(
 
 pub(crate) async fn delete(db: &Store, id: Uuid) -> Result<bool, StoreError> {
     let n = db
-        .provision_one(Stmt::new("DELETE FROM api_keys WHERE id = $1").bind(id))
+        .provision_one(
+            Changed::ApiKey(id),
+            Stmt::new("DELETE FROM api_keys WHERE id = $1").bind(id),
+        )
         .await?;
     Ok(n > 0)
 }

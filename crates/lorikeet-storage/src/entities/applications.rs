@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
-use crate::{paging, Application, Page, Store, StoreError};
+use crate::{paging, Application, Changed, Page, Store, StoreError};
 
 const COLUMNS: &str = "id, tenant_id, name, description, created_at, updated_at";
 
@@ -21,6 +21,7 @@ fn decode(r: &Row) -> Result<Application, StoreError> {
 
 pub(crate) async fn create(db: &Store, a: &Application) -> Result<(), StoreError> {
     db.provision_one(
+        Changed::Application(a.id),
         Stmt::new(
             "INSERT INTO applications (id, tenant_id, name, description, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -70,6 +71,7 @@ pub(crate) async fn list(
 pub(crate) async fn update(db: &Store, a: &Application) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
+            Changed::Application(a.id),
             Stmt::new(
                 "UPDATE applications SET name = $2, description = $3, updated_at = $4 \
                  WHERE id = $1",
@@ -84,9 +86,22 @@ pub(crate) async fn update(db: &Store, a: &Application) -> Result<bool, StoreErr
 }
 
 /// Deletes the application; `ON DELETE CASCADE` takes its devices and integrations.
+/// Each device goes on the feed too, so the live state drops exactly those.
 pub(crate) async fn delete(db: &Store, id: Uuid) -> Result<bool, StoreError> {
-    let n = db
-        .provision_one(Stmt::new("DELETE FROM applications WHERE id = $1").bind(id))
+    let mut p = db.provision().await?;
+    let devices = p
+        .fetch_all(Stmt::new("SELECT dev_eui FROM devices WHERE application_id = $1").bind(id))
         .await?;
+    let n = p
+        .execute(Stmt::new("DELETE FROM applications WHERE id = $1").bind(id))
+        .await?;
+    if n > 0 {
+        for r in &devices {
+            p.record(Changed::Device(r.eui("devices", "dev_eui")?));
+        }
+        p.record(Changed::Integration(id));
+        p.record(Changed::Application(id));
+    }
+    p.commit().await?;
     Ok(n > 0)
 }

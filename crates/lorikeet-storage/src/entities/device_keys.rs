@@ -8,7 +8,7 @@ use lorikeet_lorawan::{Aes128Key, Eui64};
 use crate::sql::Ts;
 use crate::stmt::{Row, Stmt};
 use crate::store::Tx;
-use crate::{paging, DeviceKeys, Store, StoreError, USED_DEV_NONCE_LIMIT};
+use crate::{paging, Changed, DeviceKeys, Store, StoreError, USED_DEV_NONCE_LIMIT};
 
 const TABLE: &str = "device_keys";
 
@@ -32,6 +32,7 @@ pub(crate) async fn set(
     nwk_key: Option<&Aes128Key>,
 ) -> Result<(), StoreError> {
     db.provision_one(
+        Changed::DeviceKeys(dev_eui),
         Stmt::new(
             "INSERT INTO device_keys (dev_eui, app_key, nwk_key, join_nonce, last_dev_nonce, \
              updated_at) VALUES ($1, $2, $3, 0, NULL, $4) \
@@ -175,4 +176,41 @@ pub(crate) async fn record_join(
     )
     .await?;
     Ok(())
+}
+
+/// The root keys and join state of those of `euis` that have keys.
+pub(crate) async fn by_euis(db: &Store, euis: &[Eui64]) -> Result<Vec<DeviceKeys>, StoreError> {
+    let rows = paging::by_euis(
+        db,
+        "dev_eui, app_key, nwk_key, join_nonce, last_dev_nonce",
+        "device_keys",
+        "",
+        euis,
+    )
+    .await?;
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for r in &rows {
+        let dev_eui = r.eui(TABLE, "dev_eui")?;
+        out.insert(dev_eui, decode(r, dev_eui)?);
+    }
+    if out.is_empty() {
+        return Ok(Vec::new());
+    }
+    let with_keys: Vec<Eui64> = out.keys().copied().collect();
+    for n in &paging::by_euis(
+        db,
+        "dev_eui, dev_nonce",
+        "used_dev_nonces",
+        "ORDER BY dev_eui, id",
+        &with_keys,
+    )
+    .await?
+    {
+        let dev_eui = n.eui("used_dev_nonces", "dev_eui")?;
+        if let Some(k) = out.get_mut(&dev_eui) {
+            k.used_dev_nonces
+                .push(n.int("used_dev_nonces", "dev_nonce")?);
+        }
+    }
+    Ok(out.into_values().collect())
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
-use crate::{paging, DeviceProfile, Page, PayloadCodec, Store, StoreError};
+use crate::{paging, Changed, DeviceProfile, Page, PayloadCodec, Store, StoreError};
 
 const TABLE: &str = "device_profiles";
 
@@ -41,6 +41,7 @@ fn decode(r: &Row) -> Result<DeviceProfile, StoreError> {
 
 pub(crate) async fn create(db: &Store, p: &DeviceProfile) -> Result<(), StoreError> {
     db.provision_one(
+        Changed::DeviceProfile(p.id),
         Stmt::new(format!(
             "INSERT INTO device_profiles ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
              $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
@@ -103,6 +104,7 @@ pub(crate) async fn list(
 pub(crate) async fn update(db: &Store, p: &DeviceProfile) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
+            Changed::DeviceProfile(p.id),
             Stmt::new(
                 "UPDATE device_profiles SET name = $2, description = $3, region = $4, \
                  mac_version = $5, reg_params_revision = $6, supports_otaa = $7, \
@@ -153,6 +155,9 @@ pub(crate) async fn delete(db: &Store, id: Uuid) -> Result<bool, StoreError> {
     let n = p
         .execute(Stmt::new("DELETE FROM device_profiles WHERE id = $1").bind(id))
         .await?;
+    if n > 0 {
+        p.record(Changed::DeviceProfile(id));
+    }
     p.commit().await?;
     Ok(n > 0)
 }

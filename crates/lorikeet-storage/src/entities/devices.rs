@@ -14,7 +14,8 @@ use crate::sql::{ts_opt, Ts};
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::store::Tx;
 use crate::{
-    paging, Device, DeviceClass, DeviceContext, DeviceFilter, Page, Storage, Store, StoreError,
+    paging, Changed, Device, DeviceClass, DeviceContext, DeviceFilter, Page, Storage, Store,
+    StoreError,
 };
 
 const TABLE: &str = "devices";
@@ -45,6 +46,7 @@ fn decode(r: &Row) -> Result<Device, StoreError> {
 /// Its application and profile must exist in its tenant (composite foreign keys).
 pub(crate) async fn create(db: &Store, d: &Device) -> Result<(), StoreError> {
     db.provision_one(
+        Changed::Device(d.dev_eui),
         Stmt::new(format!(
             "INSERT INTO devices ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
              $11, $12, $13, $14)"
@@ -115,6 +117,7 @@ pub(crate) async fn list(
 pub(crate) async fn update(db: &Store, d: &Device) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
+            Changed::Device(d.dev_eui),
             Stmt::new(
                 "UPDATE devices SET join_eui = $2, tenant_id = $3, application_id = $4, \
                  device_profile_id = $5, name = $6, description = $7, tags = $8, \
@@ -141,7 +144,10 @@ pub(crate) async fn update(db: &Store, d: &Device) -> Result<bool, StoreError> {
 /// queue and events.
 pub(crate) async fn delete(db: &Store, dev_eui: Eui64) -> Result<bool, StoreError> {
     let n = db
-        .provision_one(Stmt::new("DELETE FROM devices WHERE dev_eui = $1").bind(dev_eui.0.to_vec()))
+        .provision_one(
+            Changed::Device(dev_eui),
+            Stmt::new("DELETE FROM devices WHERE dev_eui = $1").bind(dev_eui.0.to_vec()),
+        )
         .await?;
     Ok(n > 0)
 }
@@ -268,4 +274,10 @@ async fn seen_sqlite(
         q.build().persistent(false).execute(&mut **tx).await?;
     }
     Ok(())
+}
+
+/// The devices among `euis` that exist (the feed reader's batched reload).
+pub(crate) async fn by_euis(db: &Store, euis: &[Eui64]) -> Result<Vec<Device>, StoreError> {
+    let rows = paging::by_euis(db, COLUMNS, "devices", "", euis).await?;
+    decode_all(rows, decode)
 }

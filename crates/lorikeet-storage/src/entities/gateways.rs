@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::sql::{self, ts_opt, Ts};
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::store::Tx;
-use crate::{paging, Gateway, Location, LocationSource, Page, Store, StoreError};
+use crate::{paging, Changed, Gateway, Location, LocationSource, Page, Store, StoreError};
 
 const TABLE: &str = "gateways";
 
@@ -46,6 +46,7 @@ fn decode(r: &Row) -> Result<Gateway, StoreError> {
 
 pub(crate) async fn create(db: &Store, g: &Gateway) -> Result<(), StoreError> {
     db.provision_one(
+        Changed::Gateway(g.gateway_id),
         Stmt::new(format!(
             "INSERT INTO gateways ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
              $11, $12)"
@@ -103,6 +104,7 @@ pub(crate) async fn list(
 pub(crate) async fn update(db: &Store, g: &Gateway) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
+            Changed::Gateway(g.gateway_id),
             Stmt::new(
                 "UPDATE gateways SET name = $2, description = $3, latitude = $4, \
                  longitude = $5, altitude = $6, updated_at = $7, location_source = $8 \
@@ -124,6 +126,7 @@ pub(crate) async fn update(db: &Store, g: &Gateway) -> Result<bool, StoreError> 
 pub(crate) async fn delete(db: &Store, gateway_id: Eui64) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
+            Changed::Gateway(gateway_id),
             Stmt::new("DELETE FROM gateways WHERE gateway_id = $1").bind(gateway_id.0.to_vec()),
         )
         .await?;

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
-use crate::{Integration, IntegrationKind, Store, StoreError};
+use crate::{Changed, Integration, IntegrationKind, Store, StoreError};
 
 const COLUMNS: &str = "id, application_id, kind, config, last_delivered_at, last_error, \
      last_error_at, created_at, updated_at";
@@ -49,6 +49,7 @@ pub(crate) async fn upsert(db: &Store, i: &Integration) -> Result<bool, StoreErr
             )
             .await?
             .get("id")?;
+        p.record(Changed::Integration(i.application_id));
         p.commit().await?;
         Ok::<_, sqlx::Error>(id)
     };
@@ -103,6 +104,7 @@ pub(crate) async fn delete(
 ) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
+            Changed::Integration(application_id),
             Stmt::new("DELETE FROM integrations WHERE application_id = $1 AND kind = $2")
                 .bind(application_id)
                 .bind(kind.as_str()),

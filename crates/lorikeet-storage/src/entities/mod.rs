@@ -31,11 +31,15 @@ use uuid::Uuid;
 
 use crate::model::*;
 use crate::sql::timer;
-use crate::{Backend, DeviceFilter, Storage, Store, StoreError, WriteOp};
+use crate::{
+    Backend, DeviceFilter, DeviceState, FeedPage, FeedPosition, FeedSignals, Storage, Store,
+    StoreError, WriteOp,
+};
 
 mod api_keys;
 mod applications;
 mod batch;
+pub(crate) mod changes;
 mod delivery;
 mod device_keys;
 mod device_profiles;
@@ -527,6 +531,59 @@ impl Storage for Store {
     }
 
     // --- the batched write of the hot path ---
+
+    async fn activate_session(&self, session: &DeviceSession) -> Result<(), StoreError> {
+        self.timed("activate_session", sessions::activate(self, session))
+            .await
+    }
+
+    async fn changes_after(&self, after: FeedPosition, limit: u32) -> Result<FeedPage, StoreError> {
+        self.timed("changes_after", changes::after(self, after, limit))
+            .await
+    }
+
+    async fn feed_head(&self) -> Result<FeedPosition, StoreError> {
+        self.timed("feed_head", changes::head(self)).await
+    }
+
+    async fn trim_changes(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.timed("trim_changes", changes::trim(self, cutoff))
+            .await
+    }
+
+    fn feed_signals(&self) -> &FeedSignals {
+        self.feed()
+    }
+
+    async fn device_states(&self, euis: &[Eui64]) -> Result<Vec<DeviceState>, StoreError> {
+        self.timed("device_states", async {
+            let (devices, keys, sessions, queues) = tokio::try_join!(
+                devices::by_euis(self, euis),
+                device_keys::by_euis(self, euis),
+                sessions::by_euis(self, euis),
+                queue::by_euis(self, euis),
+            )?;
+            let mut keys: std::collections::HashMap<Eui64, DeviceKeys> =
+                keys.into_iter().map(|k| (k.dev_eui, k)).collect();
+            let mut sessions: std::collections::HashMap<Eui64, DeviceSession> =
+                sessions.into_iter().map(|s| (s.dev_eui, s)).collect();
+            let mut by_device: std::collections::HashMap<Eui64, Vec<QueueItem>> =
+                std::collections::HashMap::new();
+            for q in queues {
+                by_device.entry(q.dev_eui).or_default().push(q);
+            }
+            Ok(devices
+                .into_iter()
+                .map(|device| DeviceState {
+                    keys: keys.remove(&device.dev_eui),
+                    session: sessions.remove(&device.dev_eui),
+                    queue: by_device.remove(&device.dev_eui).unwrap_or_default(),
+                    device,
+                })
+                .collect())
+        })
+        .await
+    }
 
     async fn apply(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         self.timed("apply", batch::apply(self, ops)).await

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::sql::{ts_opt, Ts};
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::store::Tx;
-use crate::{QueueItem, Store, StoreError};
+use crate::{paging, Changed, QueueItem, Store, StoreError};
 
 const TABLE: &str = "device_queue";
 
@@ -36,6 +36,7 @@ fn decode(r: &Row) -> Result<QueueItem, StoreError> {
 /// Appends a downlink to the device's queue.
 pub(crate) async fn enqueue(db: &Store, q: &QueueItem) -> Result<(), StoreError> {
     db.provision_one(
+        Changed::Queue(q.dev_eui),
         Stmt::new(format!(
             "INSERT INTO device_queue ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
              $10, $11)"
@@ -75,6 +76,7 @@ pub(crate) async fn get(db: &Store, dev_eui: Eui64) -> Result<Vec<QueueItem>, St
 pub(crate) async fn flush(db: &Store, dev_eui: Eui64) -> Result<u64, StoreError> {
     Ok(db
         .provision_one(
+            Changed::Queue(dev_eui),
             Stmt::new("DELETE FROM device_queue WHERE dev_eui = $1").bind(dev_eui.0.to_vec()),
         )
         .await?)
@@ -117,4 +119,17 @@ pub(crate) async fn delete_item(tx: &mut Tx, id: Uuid) -> Result<(), StoreError>
     tx.execute(Stmt::new("DELETE FROM device_queue WHERE id = $1").bind(id))
         .await?;
     Ok(())
+}
+
+/// The queued items of `euis`, by device then age.
+pub(crate) async fn by_euis(db: &Store, euis: &[Eui64]) -> Result<Vec<QueueItem>, StoreError> {
+    let rows = paging::by_euis(
+        db,
+        COLUMNS,
+        "device_queue",
+        "ORDER BY dev_eui, created_at, id",
+        euis,
+    )
+    .await?;
+    decode_all(rows, decode)
 }

@@ -8,7 +8,7 @@ use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::store::Tx;
-use crate::{paging, DeviceSession, Store, StoreError};
+use crate::{paging, Changed, DeviceSession, Store, StoreError};
 
 const TABLE: &str = "device_sessions";
 
@@ -210,5 +210,21 @@ async fn write_sqlite(
         q.push(")");
         q.build().persistent(false).execute(&mut **tx).await?;
     }
+    Ok(())
+}
+
+/// The sessions of those of `euis` that have one.
+pub(crate) async fn by_euis(db: &Store, euis: &[Eui64]) -> Result<Vec<DeviceSession>, StoreError> {
+    let rows = paging::by_euis(db, COLUMNS, "device_sessions", "", euis).await?;
+    decode_all(rows, decode)
+}
+
+/// ABP activation (the API's): the session as a provisioning write, so it goes on the
+/// feed. The network server's own session writes go through `apply` instead.
+pub(crate) async fn activate(db: &Store, s: &DeviceSession) -> Result<(), StoreError> {
+    let mut p = db.provision().await?;
+    write(p.tx(), &[s], &[]).await?;
+    p.record(Changed::Session(s.dev_eui));
+    p.commit().await?;
     Ok(())
 }

@@ -44,6 +44,8 @@ pub struct AppTask {
     pub(crate) writer: mpsc::Sender<WriteOp>,
     pub(crate) live: broadcast::Sender<Published>,
     pub(crate) codecs: Codecs,
+    /// The change-feed position this task has applied (read your writes).
+    pub(crate) applied: tokio::sync::watch::Sender<lorikeet_storage::FeedPosition>,
 }
 
 fn kind(t: EventType) -> EventKind {
@@ -198,7 +200,9 @@ impl AppTask {
             AppUpdate::Remove(dev_eui) => {
                 self.devices.remove(&dev_eui);
             }
-            AppUpdate::Retain(keep) => self.devices.retain(|k, _| keep.contains(k)),
+            AppUpdate::Applied(at) => {
+                self.applied.send_replace(at);
+            }
             AppUpdate::Profile {
                 id,
                 name,

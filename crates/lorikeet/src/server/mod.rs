@@ -11,6 +11,7 @@
 pub mod app;
 pub mod cache;
 pub mod convert;
+pub mod follow;
 pub mod ns_loop;
 pub mod writer;
 
@@ -135,7 +136,13 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let codecs = Codecs::new(config.codec.limits()).context("cannot start the codec workers")?;
     let started = Instant::now();
     let mut regions = convert::Regions::new(&config.regions);
-    let loaded = cache::load_all(&*storage, &mut regions, &codecs)
+    // The feed position first, then everything: following the feed from there after
+    // the load misses nothing (an entry already reflected is applied again, harmlessly).
+    let feed_start = storage
+        .feed_head()
+        .await
+        .context("cannot read the change feed")?;
+    let mut loaded = cache::load_all(&*storage, &mut regions, &codecs)
         .await
         .context("cannot load devices from the database")?;
     info!(
@@ -185,10 +192,19 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         ),
         None => None,
     };
-    let changes = api_state.changes.subscribe();
-    let webhook_changes = api_state.changes.subscribe();
-    let change_tx = api_state.changes.clone();
+    // Read your writes: API writes answer once the live state applied them.
+    let (applied_tx, applied_rx) = watch::channel(feed_start);
+    api_state = api_state.with_applied(lorikeet_api::AppliedGate::new(
+        applied_rx,
+        Duration::from_millis(config.api.live_wait_ms),
+    ));
+    // Integration changes reach the webhook worker from the feed follower.
+    let (integration_tx, _) = broadcast::channel(1024);
+    let webhook_changes = integration_tx.subscribe();
+    let change_tx = integration_tx.clone();
     let stream_tx = api_state.live.clone();
+    let (ns_applied_tx, ns_applied_rx) = watch::channel(feed_start);
+    let (app_applied_tx, app_applied_rx) = watch::channel(feed_start);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
@@ -235,20 +251,28 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             tokio::spawn(serve_metrics(l, render, stop(shutdown_rx.clone()))),
         ));
     }
+    follow::started(feed_start);
     tasks.push((
-        "changes",
-        tokio::spawn(cache::follow_changes(
-            storage.clone(),
-            regions,
-            changes,
-            cache::Sinks {
-                ns: ns_updates_tx,
-                app: app_updates_tx,
-                gateways: gateway.clone(),
-                codecs: codecs.clone(),
-            },
-            shutdown_rx.clone(),
-        )),
+        "feed",
+        tokio::spawn(
+            follow::Follower {
+                storage: storage.clone(),
+                regions,
+                catalog: std::mem::take(&mut loaded.catalog),
+                sinks: follow::Sinks {
+                    ns: ns_updates_tx,
+                    ns_applied: ns_applied_rx,
+                    app: app_updates_tx,
+                    app_applied: app_applied_rx,
+                    gateways: gateway.clone(),
+                    codecs: codecs.clone(),
+                    integrations: integration_tx,
+                    applied: applied_tx,
+                },
+                cursor: feed_start,
+            }
+            .run(shutdown_rx.clone()),
+        ),
     ));
     tasks.push((
         "retention",
@@ -267,6 +291,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             writer: writer_tx.clone(),
             app: app_tx,
             gateway_locations,
+            applied: ns_applied_tx,
         }
         .run(shutdown_rx.clone()),
     );
@@ -279,6 +304,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             writer: writer_tx,
             live: live.clone(),
             codecs,
+            applied: app_applied_tx,
         }
         .run(),
     );

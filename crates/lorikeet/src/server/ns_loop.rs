@@ -31,6 +31,8 @@ pub struct NsLoop {
     pub(crate) writer: mpsc::Sender<WriteOp>,
     pub(crate) app: mpsc::Sender<ns::Event>,
     pub(crate) gateway_locations: HashMap<Eui64, GatewayLocation>,
+    /// The change-feed position this loop has applied (read your writes).
+    pub(crate) applied: watch::Sender<lorikeet_storage::FeedPosition>,
 }
 
 /// A gateway's location as events show it, and whether its forwarder's GPS reports
@@ -217,25 +219,40 @@ impl Running {
     fn apply(&mut self, u: NsUpdate) {
         let ns = &mut self.inner.ns;
         match u {
-            NsUpdate::Device(d) => {
-                let d = *d;
+            NsUpdate::Device {
+                device,
+                parts,
+                refused,
+            } => {
+                let d = *device;
+                let dev_eui = d.dev_eui;
                 let known = ns.update_device_settings(
-                    &d.dev_eui,
+                    &dev_eui,
                     d.join_eui,
                     d.profile.clone(),
                     d.skip_f_cnt_check,
                     d.disabled,
                 );
-                if !known {
+                if known {
+                    // The core's session, counters and join state are newer than the
+                    // database's: only what was provisioned is taken.
+                    if parts.keys {
+                        ns.set_root_keys(&dev_eui, d.root_keys);
+                    }
+                    if parts.session {
+                        ns.set_session(&dev_eui, d.session);
+                    }
+                    if parts.queue {
+                        ns.set_queue(&dev_eui, d.queue.into_iter().collect());
+                    }
+                } else {
                     ns.upsert_device(d);
                 }
-            }
-            NsUpdate::Keys(dev_eui, keys) => ns.set_root_keys(&dev_eui, keys),
-            NsUpdate::Session(dev_eui, s) => ns.set_session(&dev_eui, s.map(|s| *s)),
-            NsUpdate::Queue(dev_eui, items, refused) => {
-                ns.set_queue(&dev_eui, items);
-                for (id, why) in refused {
-                    ns.refuse_queue_item(&dev_eui, id, why);
+                // Refused once, when the queue is taken (not on every settings change).
+                if !known || parts.queue {
+                    for (id, why) in refused {
+                        ns.refuse_queue_item(&dev_eui, id, why);
+                    }
                 }
             }
             NsUpdate::Remove(dev_eui) => ns.remove_device(&dev_eui),
@@ -246,11 +263,8 @@ impl Running {
                 self.inner.gateway_locations.remove(&id);
             }
             NsUpdate::Profile(p) => ns.update_profile(p),
-            NsUpdate::Retain(keep) => {
-                let gone: Vec<Eui64> = ns.device_euis().filter(|e| !keep.contains(e)).collect();
-                for e in gone {
-                    ns.remove_device(&e);
-                }
+            NsUpdate::Applied(at) => {
+                self.inner.applied.send_replace(at);
             }
         }
     }

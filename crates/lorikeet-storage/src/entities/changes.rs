@@ -1,0 +1,139 @@
+//! The change feed: `changes` (see `feed.rs` for what it is and why its order is
+//! safe). Appended by every provisioning commit ([`crate::store::Provision`]), read
+//! by the live state. The SQL differs: Postgres orders by transaction id and reads
+//! only below the oldest running transaction; SQLite's row id is commit order.
+
+use chrono::{DateTime, Utc};
+
+use crate::stmt::{Row, Stmt};
+use crate::store::{Pools, Tx};
+use crate::{Changed, FeedEntry, FeedPage, FeedPosition, Store, StoreError};
+
+/// Rows per INSERT (two arguments each; far below both backends' limits).
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// Appends `changes` inside the provisioning transaction `tx`; returns the position
+/// of the last one. On Postgres a notification goes out with the commit.
+pub(crate) async fn append(tx: &mut Tx, changes: &[Changed]) -> Result<FeedPosition, sqlx::Error> {
+    for chunk in changes.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from("INSERT INTO changes (kind, key) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+        }
+        let mut s = Stmt::new(sql);
+        for c in chunk {
+            s = s.bind(c.kind()).bind(c.key());
+        }
+        tx.execute(s).await?;
+    }
+    let row = match tx {
+        Tx::Postgres(_) => {
+            // Other instances sharing the database learn there is more to read; the
+            // notification is delivered only if the transaction commits.
+            tx.execute(Stmt::new("SELECT pg_notify('lorikeet_changes', '')"))
+                .await?;
+            // currval: the last row this session inserted, i.e. ours.
+            tx.fetch_one(Stmt::new(
+                "SELECT pg_current_xact_id()::text::bigint AS tx, \
+                 currval('changes_seq_seq') AS seq",
+            ))
+            .await?
+        }
+        Tx::Sqlite(_) => {
+            tx.fetch_one(Stmt::new("SELECT 0 AS tx, last_insert_rowid() AS seq"))
+                .await?
+        }
+    };
+    position(&row)
+}
+
+fn position(r: &Row) -> Result<FeedPosition, sqlx::Error> {
+    Ok(FeedPosition {
+        tx: r.get("tx")?,
+        seq: r.get("seq")?,
+    })
+}
+
+/// Up to `limit` entries after `after`, in feed order; only those no running
+/// transaction can still precede.
+pub(crate) async fn after(
+    db: &Store,
+    after: FeedPosition,
+    limit: u32,
+) -> Result<FeedPage, StoreError> {
+    let sql = match db.pools() {
+        Pools::Postgres(_) => {
+            "SELECT c.tx, c.seq, c.kind, c.key, c.tx < h.horizon AS stable \
+             FROM changes c, \
+             (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon) h \
+             WHERE (c.tx, c.seq) > ($1, $2) ORDER BY c.tx, c.seq LIMIT $3"
+        }
+        Pools::Sqlite { .. } => {
+            "SELECT tx, seq, kind, key, TRUE AS stable FROM changes \
+             WHERE (tx, seq) > ($1, $2) ORDER BY tx, seq LIMIT $3"
+        }
+    };
+    let rows = db
+        .fetch_all(
+            Stmt::new(sql)
+                .bind(after.tx)
+                .bind(after.seq)
+                .bind(i64::from(limit)),
+        )
+        .await?;
+    let full = rows.len() == limit as usize;
+    let mut page = FeedPage::default();
+    for r in &rows {
+        let stable: bool = r.get("stable")?;
+        if !stable {
+            // Everything from here on waits for an older transaction to finish.
+            page.more = true;
+            return Ok(page);
+        }
+        let kind: String = r.get("kind")?;
+        let key: String = r.get("key")?;
+        page.entries.push(FeedEntry {
+            position: position(r)?,
+            changed: Changed::parse(&kind, &key),
+        });
+    }
+    page.more = full;
+    Ok(page)
+}
+
+/// The newest entry no running transaction can precede (start-up: load everything,
+/// then follow from here); the start of the feed when it is empty.
+pub(crate) async fn head(db: &Store) -> Result<FeedPosition, StoreError> {
+    let sql = match db.pools() {
+        Pools::Postgres(_) => {
+            "SELECT tx, seq FROM changes \
+             WHERE tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+             ORDER BY tx DESC, seq DESC LIMIT 1"
+        }
+        Pools::Sqlite { .. } => "SELECT tx, seq FROM changes ORDER BY tx DESC, seq DESC LIMIT 1",
+    };
+    match db.fetch_optional(Stmt::new(sql)).await? {
+        Some(r) => Ok(position(&r)?),
+        None => Ok(FeedPosition::default()),
+    }
+}
+
+/// Retention: removes entries written before `cutoff`; returns how many.
+pub(crate) async fn trim(db: &Store, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+    let n = match db.pools() {
+        Pools::Postgres(_) => {
+            db.execute(Stmt::new("DELETE FROM changes WHERE created_at < $1").bind(cutoff))
+                .await?
+        }
+        Pools::Sqlite { .. } => {
+            db.execute(
+                Stmt::new("DELETE FROM changes WHERE created_at < $1").bind(cutoff.timestamp()),
+            )
+            .await?
+        }
+    };
+    Ok(n)
+}
