@@ -85,14 +85,65 @@ impl<'q> Stmt<'q> {
         Ok((self.sql, args))
     }
 
-    /// The text and the arguments encoded for SQLite.
+    /// The text and the arguments encoded for SQLite (see [`positional`]).
     pub(crate) fn sqlite(self) -> Result<(Cow<'q, str>, SqliteArguments<'q>), sqlx::Error> {
         let mut args = SqliteArguments::default();
         for a in self.args {
             a.sqlite(&mut args).map_err(sqlx::Error::Encode)?;
         }
-        Ok((self.sql, args))
+        Ok((positional(self.sql), args))
     }
+}
+
+/// `sql` with its placeholders written `?` when they are `$1`, `$2`, … `$n`, each
+/// once and in that order (outside quotes), which means the same. SQLite takes
+/// `$N` for a *named* parameter: preparing looks each up among those already seen,
+/// and sqlx asks the name of every one when binding, each a linear search, so a
+/// statement with thousands of arguments (a batched insert of 1,000 rows) costs
+/// quadratic time before it runs. A `?` is only a position. Other statements
+/// (a placeholder used twice) are left as they are.
+fn positional(sql: Cow<'_, str>) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return sql;
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut quote: Option<u8> = None;
+    let mut expected: u64 = 1;
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if c == b'$' => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if digits > 0 {
+                    let n: Option<u64> = sql[i + 1..i + 1 + digits].parse().ok();
+                    if n != Some(expected) {
+                        return sql;
+                    }
+                    expected += 1;
+                    out.push('?');
+                    i += 1 + digits;
+                    continue;
+                }
+            }
+            None => {}
+        }
+        // Copy up to the next byte that matters; multi-byte characters pass whole.
+        let next = bytes[i + 1..]
+            .iter()
+            .position(|b| matches!(b, b'\'' | b'"' | b'$'))
+            .map_or(bytes.len(), |p| i + 1 + p);
+        out.push_str(&sql[i..next]);
+        i = next;
+    }
+    Cow::Owned(out)
 }
 
 /// A column type both backends can decode.
@@ -227,4 +278,35 @@ pub(crate) fn decode_all<T>(
     f: fn(&Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     rows.iter().map(f).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::positional;
+
+    #[test]
+    fn in_order_placeholders_become_positional() {
+        let p = |s: &'static str| positional(s.into()).into_owned();
+        assert_eq!(
+            p("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?) ON CONFLICT DO NOTHING"
+        );
+        // Quotes are not placeholders; text around them is kept byte for byte.
+        assert_eq!(
+            p("SELECT '$1', \"$2\", 'it''s $3 €', $1, 'ü'"),
+            "SELECT '$1', \"$2\", 'it''s $3 €', ?, 'ü'"
+        );
+        // Reused or out of order: left alone (sqlx binds `$N` by number).
+        for s in [
+            "DELETE FROM t WHERE a = $1 AND b = (SELECT b FROM t WHERE a = $1)",
+            "SELECT $2, $1",
+            "SELECT $1, $3",
+        ] {
+            assert_eq!(p(s), s);
+        }
+        assert!(matches!(
+            positional("SELECT 1".into()),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }
