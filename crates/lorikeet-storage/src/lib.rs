@@ -44,15 +44,17 @@ pub mod testing;
 mod tests;
 #[cfg(test)]
 mod tests_feed;
+#[cfg(test)]
+mod tests_import;
 
 pub use error::StoreError;
 pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
     DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
-    Integration, IntegrationKind, Location, LocationSource, NewEvent, OutboxItem, Page,
-    PayloadCodec, PendingEvent, QueueItem, SpillRow, Tenant, DEFAULT_TENANT_ID,
-    USED_DEV_NONCE_LIMIT,
+    ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind, Location,
+    LocationSource, NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, RootKeys,
+    SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -251,6 +253,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The device with its profile, application and tenant (for the server's cache).
     async fn get_device_context(&self, dev_eui: Eui64)
         -> Result<Option<DeviceContext>, StoreError>;
+    /// Creates or updates many devices, with their root keys and ABP sessions, in
+    /// one provisioning transaction: all or nothing (see [`ImportRow`] for what an
+    /// update keeps). Rows whose device exists in another tenant than the row's
+    /// are refused and nothing is written ([`ImportOutcome::Refused`]); a DevEUI
+    /// named by two rows is [`StoreError::Duplicate`].
+    async fn import_devices(&self, rows: &[ImportRow]) -> Result<ImportOutcome, StoreError>;
+    /// The rows [`Storage::import_devices`] would refuse, without writing (to name
+    /// them beside rows that are invalid for other reasons).
+    async fn import_refusals(&self, rows: &[ImportRow]) -> Result<Vec<ImportRefusal>, StoreError>;
 
     // --- root keys and join state ---
     /// Sets the root keys, keeping the join state (JoinNonce, used DevNonces).

@@ -619,3 +619,57 @@ pub struct DeliveryCursor {
     /// The last successful delivery since the previous save, if any.
     pub last_delivered_at: Option<DateTime<Utc>>,
 }
+
+/// One device of a bulk import ([`crate::Storage::import_devices`]): created, or
+/// updated like [`crate::Storage::update_device`] (its `created_at`, `last_seen_at`
+/// and `device_class_enabled` are kept), with its root keys and ABP session when
+/// given (replaced like [`crate::Storage::set_device_keys`] and
+/// [`crate::Storage::activate_session`]; what is not given is left as it is).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRow {
+    /// The device.
+    pub device: Device,
+    /// Root keys to set; the join state of a device that had keys is kept.
+    pub keys: Option<RootKeys>,
+    /// An ABP session to write (replacing any session).
+    pub session: Option<DeviceSession>,
+}
+
+/// A device's root keys, as set through the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootKeys {
+    /// AppKey.
+    pub app_key: Aes128Key,
+    /// NwkKey (LoRaWAN 1.1 only).
+    pub nwk_key: Option<Aes128Key>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportCounts {
+    /// Devices that did not exist before.
+    pub created: u64,
+    /// Devices that existed and were updated.
+    pub updated: u64,
+}
+
+/// A row an import refuses: its device exists in another tenant than the row's
+/// application (an import never moves a device between tenants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportRefusal {
+    /// The row's position in the rows given.
+    pub row: usize,
+    /// Its DevEUI.
+    pub dev_eui: Eui64,
+    /// The tenant the device belongs to.
+    pub tenant_id: Uuid,
+}
+
+/// The result of [`crate::Storage::import_devices`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Every row was written.
+    Imported(ImportCounts),
+    /// Nothing was written: these rows name devices of another tenant.
+    Refused(Vec<ImportRefusal>),
+}

@@ -96,16 +96,31 @@ pub(crate) async fn by_euis(
     euis: &[Eui64],
 ) -> Result<Vec<Row>, StoreError> {
     let mut out = Vec::new();
-    for chunk in euis.chunks(EUIS_PER_QUERY) {
-        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let mut s = Stmt::new(format!(
-            "SELECT {columns} FROM {table} WHERE dev_eui IN ({}) {order}",
-            list.join(", ")
-        ));
-        for e in chunk {
-            s = s.bind(e.0.to_vec());
-        }
+    for s in by_euis_stmts(columns, table, order, euis) {
         out.extend(store.fetch_all(s).await?);
     }
     Ok(out)
+}
+
+/// The statements of [`by_euis`], one per chunk of [`EUIS_PER_QUERY`] DevEUIs (to
+/// run them elsewhere, e.g. inside a transaction).
+pub(crate) fn by_euis_stmts<'q>(
+    columns: &str,
+    table: &str,
+    order: &str,
+    euis: &[Eui64],
+) -> Vec<Stmt<'q>> {
+    euis.chunks(EUIS_PER_QUERY)
+        .map(|chunk| {
+            let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let mut s = Stmt::new(format!(
+                "SELECT {columns} FROM {table} WHERE dev_eui IN ({}) {order}",
+                list.join(", ")
+            ));
+            for e in chunk {
+                s = s.bind(e.0.to_vec());
+            }
+            s
+        })
+        .collect()
 }

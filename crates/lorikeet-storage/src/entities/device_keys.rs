@@ -31,21 +31,59 @@ pub(crate) async fn set(
     app_key: &Aes128Key,
     nwk_key: Option<&Aes128Key>,
 ) -> Result<(), StoreError> {
-    db.provision_one(
-        Changed::DeviceKeys(dev_eui),
-        Stmt::new(
+    let failed = |e| StoreError::from_write("device keys", dev_eui, e);
+    let mut p = db.provision().await?;
+    write(p.tx(), &[(dev_eui, app_key, nwk_key)], crate::now())
+        .await
+        .map_err(failed)?;
+    p.record(Changed::DeviceKeys(dev_eui));
+    p.commit().await.map_err(failed)?;
+    Ok(())
+}
+
+/// Rows per `INSERT` of [`write`] (4 arguments each; far below both backends' limits).
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// Sets root keys (DevEUI, AppKey, NwkKey) inside a provisioning transaction, many
+/// devices per statement. A device that had keys keeps its join state (JoinNonce,
+/// DevNonces): only the keys are replaced.
+pub(crate) async fn write(
+    tx: &mut Tx,
+    keys: &[(Eui64, &Aes128Key, Option<&Aes128Key>)],
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    for chunk in keys.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
             "INSERT INTO device_keys (dev_eui, app_key, nwk_key, join_nonce, last_dev_nonce, \
-             updated_at) VALUES ($1, $2, $3, 0, NULL, $4) \
-             ON CONFLICT (dev_eui) DO UPDATE SET app_key = excluded.app_key, \
+             updated_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            let n = 4 * i;
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, 0, NULL, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (dev_eui) DO UPDATE SET app_key = excluded.app_key, \
              nwk_key = excluded.nwk_key, updated_at = excluded.updated_at",
-        )
-        .bind(dev_eui.0.to_vec())
-        .bind(app_key.as_bytes().to_vec())
-        .bind(nwk_key.map(|k| k.as_bytes().to_vec()))
-        .bind(Ts(Utc::now())),
-    )
-    .await
-    .map_err(|e| StoreError::from_write("device keys", dev_eui, e))?;
+        );
+        let mut s = Stmt::new(sql);
+        for (dev_eui, app_key, nwk_key) in chunk {
+            s = s
+                .bind(dev_eui.0.to_vec())
+                .bind(app_key.as_bytes().to_vec())
+                .bind(nwk_key.map(|k| k.as_bytes().to_vec()))
+                .bind(Ts(at));
+        }
+        tx.execute(s).await?;
+    }
     Ok(())
 }
 

@@ -71,6 +71,80 @@ pub(crate) async fn create(db: &Store, d: &Device) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Devices per `INSERT` of [`upsert`] (14 arguments each: 14,000, below SQLite's
+/// 32,766 and Postgres' 65,535).
+const UPSERT_ROWS: usize = 1_000;
+
+/// Creates or updates `devices` inside a provisioning transaction, many per
+/// statement (the bulk import). An existing device gets the provisioned fields, as
+/// [`update`] sets them, and keeps its `created_at`, `last_seen_at` and
+/// `device_class_enabled`, but only if it is in the same tenant: a device of
+/// another tenant is left alone and not counted, so a result below
+/// `devices.len()` means some were. Returns the devices created or updated.
+pub(crate) async fn upsert(tx: &mut Tx, devices: &[&Device]) -> Result<u64, sqlx::Error> {
+    let mut n = 0;
+    for chunk in devices.chunks(UPSERT_ROWS) {
+        let mut sql = format!("INSERT INTO devices ({COLUMNS}) VALUES ");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for c in 1..=14 {
+                if c > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", 14 * i + c));
+            }
+            sql.push(')');
+        }
+        sql.push_str(
+            " ON CONFLICT (dev_eui) DO UPDATE SET join_eui = excluded.join_eui, \
+             application_id = excluded.application_id, \
+             device_profile_id = excluded.device_profile_id, name = excluded.name, \
+             description = excluded.description, tags = excluded.tags, \
+             skip_fcnt_check = excluded.skip_fcnt_check, disabled = excluded.disabled, \
+             updated_at = excluded.updated_at \
+             WHERE devices.tenant_id = excluded.tenant_id",
+        );
+        let mut s = Stmt::new(sql);
+        for d in chunk {
+            s = s
+                .bind(d.dev_eui.0.to_vec())
+                .bind(d.join_eui.0.to_vec())
+                .bind(d.tenant_id)
+                .bind(d.application_id)
+                .bind(d.device_profile_id)
+                .bind(d.name.as_str())
+                .bind(d.description.as_str())
+                .bind(Json(&d.tags))
+                .bind(d.skip_fcnt_check)
+                .bind(d.disabled)
+                .bind(d.device_class_enabled.as_str())
+                .bind(ts_opt(d.last_seen_at))
+                .bind(Ts(d.created_at))
+                .bind(Ts(d.updated_at));
+        }
+        n += tx.execute(s).await?;
+    }
+    Ok(n)
+}
+
+/// The tenant of each of `euis` that exists, read inside a transaction (the bulk
+/// import: which devices it creates, which it updates).
+pub(crate) async fn tenants_of(
+    tx: &mut Tx,
+    euis: &[Eui64],
+) -> Result<Vec<(Eui64, uuid::Uuid)>, StoreError> {
+    let mut out = Vec::new();
+    for s in paging::by_euis_stmts("dev_eui, tenant_id", "devices", "", euis) {
+        for r in tx.fetch_all(s).await? {
+            out.push((r.eui(TABLE, "dev_eui")?, r.get("tenant_id")?));
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) async fn get(db: &Store, dev_eui: Eui64) -> Result<Option<Device>, StoreError> {
     db.fetch_optional(
         Stmt::select(COLUMNS, "FROM devices WHERE dev_eui = $1").bind(dev_eui.0.to_vec()),

@@ -9,6 +9,7 @@
 //! | [`applications`] | `applications` |
 //! | [`device_profiles`] | `device_profiles` |
 //! | [`devices`] | `devices` |
+//! | [`import`] | `devices`, `device_keys`, `device_sessions`: the bulk import, one transaction |
 //! | [`device_keys`] | `device_keys`, `used_dev_nonces` (root keys and join state) |
 //! | [`sessions`] | `device_sessions` |
 //! | [`queue`] | `device_queue` |
@@ -46,6 +47,7 @@ mod device_profiles;
 mod devices;
 mod events;
 mod gateways;
+mod import;
 mod integrations;
 mod outbox;
 mod queue;
@@ -241,6 +243,16 @@ impl Storage for Store {
 
     async fn load_all_devices(&self) -> Result<Vec<Device>, StoreError> {
         self.timed("load_all_devices", devices::load_all(self))
+            .await
+    }
+
+    async fn import_devices(&self, rows: &[ImportRow]) -> Result<ImportOutcome, StoreError> {
+        self.timed("import_devices", import::import(self, rows))
+            .await
+    }
+
+    async fn import_refusals(&self, rows: &[ImportRow]) -> Result<Vec<ImportRefusal>, StoreError> {
+        self.timed("import_refusals", import::check(self, rows))
             .await
     }
 
