@@ -40,6 +40,12 @@ pub use router::{RouteId, ROUTES};
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Largest accepted body of `POST /api/v1/devices/import`: room for
+/// [`MAX_IMPORT_ROWS`] devices with keys and activation (about 400 bytes each).
+pub const MAX_IMPORT_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+pub use handlers::import::MAX_IMPORT_ROWS;
+
 /// Renders the Prometheus text exposition (e.g. `PrometheusHandle::render`).
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -298,22 +304,23 @@ fn error_response(e: &ApiError) -> Response {
     r
 }
 
-/// Reads the body, stopping with 413 past [`MAX_BODY_BYTES`].
-async fn read_body<S, B>(headers: &HeaderMap, body: S) -> Result<Vec<u8>, ApiError>
+/// Reads the body, stopping with 413 past `limit` bytes.
+async fn read_body<S, B>(headers: &HeaderMap, body: S, limit: usize) -> Result<Vec<u8>, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
     let too_large = || {
         ApiError::too_large(format!(
-            "the request body is larger than {MAX_BODY_BYTES} bytes (1 MiB)"
+            "the request body is larger than {limit} bytes ({} MiB)",
+            limit / (1024 * 1024)
         ))
     };
     let declared = headers
         .get(warp::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
     let mut out = Vec::with_capacity(declared.unwrap_or(0) as usize);
@@ -321,7 +328,7 @@ where
     while let Some(chunk) = body.next().await {
         let mut chunk = chunk
             .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
-        if out.len() + chunk.remaining() > MAX_BODY_BYTES {
+        if out.len() + chunk.remaining() > limit {
             return Err(too_large());
         }
         while chunk.has_remaining() {
@@ -449,7 +456,11 @@ where
         _ => {}
     }
     let principal = auth::authenticate(state, headers).await?;
-    let body = read_body(headers, body).await?;
+    let limit = match route {
+        RouteId::DeviceImport => MAX_IMPORT_BODY_BYTES,
+        _ => MAX_BODY_BYTES,
+    };
+    let body = read_body(headers, body, limit).await?;
     let query = input::Query::parse(query);
     let ctx = handlers::Ctx {
         state,

@@ -32,6 +32,7 @@ pub enum RouteId {
     ProfileUpdate,
     ProfileDelete,
     DeviceCreate,
+    DeviceImport,
     DeviceList,
     DeviceGet,
     DeviceUpdate,
@@ -143,6 +144,11 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         RouteId::ProfileDelete,
     ),
     (Method::POST, "/api/v1/devices", RouteId::DeviceCreate),
+    (
+        Method::POST,
+        "/api/v1/devices/import",
+        RouteId::DeviceImport,
+    ),
     (Method::GET, "/api/v1/devices", RouteId::DeviceList),
     (Method::GET, "/api/v1/devices/{devEui}", RouteId::DeviceGet),
     (

@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use lorikeet_lorawan::Aes128Key;
+use lorikeet_lorawan::{Aes128Key, Eui64};
 use lorikeet_ns::device::{RxWindows, SessionState};
-use lorikeet_storage::{Change, Device, DeviceClass, DeviceFilter, DeviceProfile, DeviceSession};
+use lorikeet_storage::{
+    Application, Change, Device, DeviceClass, DeviceFilter, DeviceProfile, DeviceSession, RootKeys,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use super::{page_out, probe, Ctx};
 use crate::error::ApiError;
@@ -44,9 +47,10 @@ fn device_list_json(d: &Device) -> Value {
     })
 }
 
+/// The body of `POST /devices` and `PUT /devices/{devEui}` (and of an import row).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DeviceBody {
+pub(super) struct DeviceBody {
     dev_eui: Option<String>,
     join_eui: String,
     name: String,
@@ -62,49 +66,93 @@ struct DeviceBody {
     disabled: bool,
 }
 
-/// Validates the body and resolves its application and profile (visible, same tenant).
-async fn build(
-    ctx: &Ctx<'_>,
-    b: DeviceBody,
-    dev_eui: lorikeet_lorawan::Eui64,
-) -> Result<Device, ApiError> {
-    let join_eui = input::eui("joinEui", &b.join_eui)?;
-    let name = input::name("name", &b.name)?;
-    let application_id = input::uuid("applicationId", &b.application_id)?;
-    let profile_id = input::uuid("deviceProfileId", &b.device_profile_id)?;
-    let app = ctx.application(application_id).await?;
-    let profile = ctx.profile(profile_id).await?;
-    if app.tenant_id != profile.tenant_id {
-        return Err(ApiError::bad_request(format!(
-            "device profile {profile_id} belongs to another tenant than application \
-             {application_id}; use a profile of the application's tenant"
-        )));
+/// A [`DeviceBody`] whose own fields are valid; its application and profile are
+/// still to be looked up.
+pub(super) struct DeviceFields {
+    join_eui: Eui64,
+    name: String,
+    description: String,
+    /// The application named.
+    pub application_id: Uuid,
+    /// The device profile named.
+    pub device_profile_id: Uuid,
+    tags: BTreeMap<String, String>,
+    skip_fcnt_check: bool,
+    disabled: bool,
+}
+
+impl DeviceBody {
+    /// The DevEUI a new device must name.
+    pub(super) fn required_dev_eui(&self) -> Result<Eui64, ApiError> {
+        let Some(raw) = self.dev_eui.as_deref() else {
+            return Err(ApiError::bad_request("devEui is required"));
+        };
+        input::eui("devEui", raw)
     }
-    let now = lorikeet_storage::now();
-    Ok(Device {
-        dev_eui,
-        join_eui,
-        tenant_id: app.tenant_id,
-        application_id,
-        device_profile_id: profile_id,
-        name,
-        description: b.description,
-        tags: b.tags,
-        skip_fcnt_check: b.skip_fcnt_check,
-        disabled: b.disabled,
-        device_class_enabled: DeviceClass::A,
-        last_seen_at: None,
-        created_at: now,
-        updated_at: now,
-    })
+
+    /// Checks the fields that need no lookup.
+    pub(super) fn fields(self) -> Result<DeviceFields, ApiError> {
+        Ok(DeviceFields {
+            join_eui: input::eui("joinEui", &self.join_eui)?,
+            name: input::name("name", &self.name)?,
+            application_id: input::uuid("applicationId", &self.application_id)?,
+            device_profile_id: input::uuid("deviceProfileId", &self.device_profile_id)?,
+            description: self.description,
+            tags: self.tags,
+            skip_fcnt_check: self.skip_fcnt_check,
+            disabled: self.disabled,
+        })
+    }
+}
+
+impl DeviceFields {
+    /// The device, given its application and profile (both visible to the caller):
+    /// they must be of one tenant, which becomes the device's. A new device's
+    /// times are now; an update keeps its own (see [`update`]).
+    pub(super) fn device(
+        self,
+        dev_eui: Eui64,
+        app: &Application,
+        profile: &DeviceProfile,
+    ) -> Result<Device, ApiError> {
+        if app.tenant_id != profile.tenant_id {
+            return Err(ApiError::bad_request(format!(
+                "device profile {} belongs to another tenant than application {}; use a \
+                 profile of the application's tenant",
+                profile.id, app.id
+            )));
+        }
+        let now = lorikeet_storage::now();
+        Ok(Device {
+            dev_eui,
+            join_eui: self.join_eui,
+            tenant_id: app.tenant_id,
+            application_id: app.id,
+            device_profile_id: profile.id,
+            name: self.name,
+            description: self.description,
+            tags: self.tags,
+            skip_fcnt_check: self.skip_fcnt_check,
+            disabled: self.disabled,
+            device_class_enabled: DeviceClass::A,
+            last_seen_at: None,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+}
+
+/// Validates the body and resolves its application and profile (visible, same tenant).
+async fn build(ctx: &Ctx<'_>, b: DeviceBody, dev_eui: Eui64) -> Result<Device, ApiError> {
+    let f = b.fields()?;
+    let app = ctx.application(f.application_id).await?;
+    let profile = ctx.profile(f.device_profile_id).await?;
+    f.device(dev_eui, &app, &profile)
 }
 
 pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let b: DeviceBody = ctx.body()?;
-    let Some(raw) = b.dev_eui.as_deref() else {
-        return Err(ApiError::bad_request("devEui is required"));
-    };
-    let dev_eui = input::eui("devEui", raw)?;
+    let dev_eui = b.required_dev_eui()?;
     let d = build(ctx, b, dev_eui).await?;
     ctx.state.storage.create_device(&d).await?;
     ctx.state.notify(Change::DeviceChanged(dev_eui));
@@ -164,11 +212,40 @@ pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out::NoContent)
 }
 
+/// The body of `PUT /devices/{devEui}/keys` (and an import row's `keys`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct KeysBody {
+pub(super) struct KeysBody {
     app_key: Option<String>,
     nwk_key: Option<String>,
+}
+
+impl KeysBody {
+    /// The root keys, checked against the device profile's MAC version (which
+    /// decides whether a NwkKey is required or refused).
+    pub(super) fn root_keys(&self, profile: &DeviceProfile) -> Result<RootKeys, ApiError> {
+        let Some(app_key) = self.app_key.as_deref() else {
+            return Err(ApiError::bad_request("appKey is required"));
+        };
+        let app_key = input::key("appKey", app_key)?;
+        let nwk_key = self
+            .nwk_key
+            .as_deref()
+            .map(|k| input::key("nwkKey", k))
+            .transpose()?;
+        match (is_lorawan_1_1(&profile.mac_version), &nwk_key) {
+            (true, None) => Err(ApiError::bad_request(format!(
+                "nwkKey is required: the device profile's macVersion is {}",
+                profile.mac_version
+            ))),
+            (false, Some(_)) => Err(ApiError::bad_request(format!(
+                "nwkKey is only used by LoRaWAN 1.1 devices; the device profile's macVersion \
+                 is {}, so send appKey alone",
+                profile.mac_version
+            ))),
+            _ => Ok(RootKeys { app_key, nwk_key }),
+        }
+    }
 }
 
 pub(super) async fn put_keys(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
@@ -176,34 +253,10 @@ pub(super) async fn put_keys(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let b: KeysBody = ctx.body()?;
     let d = ctx.device(dev_eui).await?;
     let profile = ctx.profile(d.device_profile_id).await?;
-    let Some(app_key) = b.app_key.as_deref() else {
-        return Err(ApiError::bad_request("appKey is required"));
-    };
-    let app_key = input::key("appKey", app_key)?;
-    let nwk_key = b
-        .nwk_key
-        .as_deref()
-        .map(|k| input::key("nwkKey", k))
-        .transpose()?;
-    match (is_lorawan_1_1(&profile.mac_version), &nwk_key) {
-        (true, None) => {
-            return Err(ApiError::bad_request(format!(
-                "nwkKey is required: the device profile's macVersion is {}",
-                profile.mac_version
-            )))
-        }
-        (false, Some(_)) => {
-            return Err(ApiError::bad_request(format!(
-                "nwkKey is only used by LoRaWAN 1.1 devices; the device profile's macVersion is \
-                 {}, so send appKey alone",
-                profile.mac_version
-            )))
-        }
-        _ => {}
-    }
+    let keys = b.root_keys(&profile)?;
     ctx.state
         .storage
-        .set_device_keys(dev_eui, &app_key, nwk_key.as_ref())
+        .set_device_keys(dev_eui, &keys.app_key, keys.nwk_key.as_ref())
         .await?;
     ctx.state.notify(Change::DeviceKeysChanged(dev_eui));
     Ok(Out::NoContent)
@@ -223,9 +276,10 @@ pub(super) async fn get_keys(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     })))
 }
 
+/// The body of `POST /devices/{devEui}/activate` (and an import row's `activation`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ActivateBody {
+pub(super) struct ActivateBody {
     dev_addr: String,
     app_s_key: String,
     nwk_s_key: Option<String>,
@@ -327,78 +381,92 @@ fn activation_json(s: &DeviceSession) -> Value {
     })
 }
 
+impl ActivateBody {
+    /// The ABP session of `dev_eui`, checked against its device profile: the MAC
+    /// version decides which network session keys are required, the region which
+    /// receive windows are valid.
+    pub(super) fn session(
+        &self,
+        dev_eui: Eui64,
+        profile: &DeviceProfile,
+    ) -> Result<DeviceSession, ApiError> {
+        let b = self;
+        let dev_addr = input::dev_addr("devAddr", &b.dev_addr)?;
+        let app_s_key = input::key("appSKey", &b.app_s_key)?;
+        let split = [&b.nwk_s_enc_key, &b.s_nwk_s_int_key, &b.f_nwk_s_int_key];
+        let (f_nwk, s_nwk, nwk_enc) = if is_lorawan_1_1(&profile.mac_version) {
+            if b.nwk_s_key.is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "nwkSKey is for LoRaWAN 1.0.x; the device profile's macVersion is {}, so \
+                     send nwkSEncKey, sNwkSIntKey and fNwkSIntKey",
+                    profile.mac_version
+                )));
+            }
+            let (Some(enc), Some(s_int), Some(f_int)) = (
+                b.nwk_s_enc_key.as_deref(),
+                b.s_nwk_s_int_key.as_deref(),
+                b.f_nwk_s_int_key.as_deref(),
+            ) else {
+                return Err(ApiError::bad_request(format!(
+                    "nwkSEncKey, sNwkSIntKey and fNwkSIntKey are all required: the device \
+                     profile's macVersion is {}",
+                    profile.mac_version
+                )));
+            };
+            (
+                input::key("fNwkSIntKey", f_int)?,
+                input::key("sNwkSIntKey", s_int)?,
+                input::key("nwkSEncKey", enc)?,
+            )
+        } else {
+            if split.iter().any(|k| k.is_some()) {
+                return Err(ApiError::bad_request(format!(
+                    "nwkSEncKey, sNwkSIntKey and fNwkSIntKey are for LoRaWAN 1.1; the device \
+                     profile's macVersion is {}, so send nwkSKey",
+                    profile.mac_version
+                )));
+            }
+            let Some(nwk) = b.nwk_s_key.as_deref() else {
+                return Err(ApiError::bad_request(format!(
+                    "nwkSKey is required: the device profile's macVersion is {}",
+                    profile.mac_version
+                )));
+            };
+            let k = input::key("nwkSKey", nwk)?;
+            (k.clone(), k.clone(), k)
+        };
+        let rx = abp_rx_windows(b, profile)?;
+        let state = SessionState {
+            rx1_delay_s: rx.rx1_delay_s,
+            rx1_dr_offset: rx.rx1_dr_offset,
+            rx2_dr: rx.rx2_dr,
+            rx2_frequency_hz: rx.rx2_frequency_hz,
+            ..SessionState::default()
+        };
+        Ok(DeviceSession {
+            dev_eui,
+            dev_addr,
+            mac_version: profile.mac_version.clone(),
+            f_nwk_s_int_key: f_nwk,
+            s_nwk_s_int_key: s_nwk,
+            nwk_s_enc_key: nwk_enc,
+            app_s_key,
+            f_cnt_up: b.f_cnt_up,
+            n_f_cnt_down: b.n_f_cnt_down,
+            a_f_cnt_down: b.a_f_cnt_down,
+            conf_f_cnt: 0,
+            ns_state: serde_json::to_string(&state).map_err(|_| ApiError::internal())?,
+            updated_at: lorikeet_storage::now(),
+        })
+    }
+}
+
 pub(super) async fn activate(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let dev_eui = ctx.eui_param("devEui")?;
     let b: ActivateBody = ctx.body()?;
     let d = ctx.device(dev_eui).await?;
     let profile = ctx.profile(d.device_profile_id).await?;
-    let dev_addr = input::dev_addr("devAddr", &b.dev_addr)?;
-    let app_s_key = input::key("appSKey", &b.app_s_key)?;
-    let split = [&b.nwk_s_enc_key, &b.s_nwk_s_int_key, &b.f_nwk_s_int_key];
-    let (f_nwk, s_nwk, nwk_enc) = if is_lorawan_1_1(&profile.mac_version) {
-        if b.nwk_s_key.is_some() {
-            return Err(ApiError::bad_request(format!(
-                "nwkSKey is for LoRaWAN 1.0.x; the device profile's macVersion is {}, so send \
-                 nwkSEncKey, sNwkSIntKey and fNwkSIntKey",
-                profile.mac_version
-            )));
-        }
-        let (Some(enc), Some(s_int), Some(f_int)) = (
-            b.nwk_s_enc_key.as_deref(),
-            b.s_nwk_s_int_key.as_deref(),
-            b.f_nwk_s_int_key.as_deref(),
-        ) else {
-            return Err(ApiError::bad_request(format!(
-                "nwkSEncKey, sNwkSIntKey and fNwkSIntKey are all required: the device profile's \
-                 macVersion is {}",
-                profile.mac_version
-            )));
-        };
-        (
-            input::key("fNwkSIntKey", f_int)?,
-            input::key("sNwkSIntKey", s_int)?,
-            input::key("nwkSEncKey", enc)?,
-        )
-    } else {
-        if split.iter().any(|k| k.is_some()) {
-            return Err(ApiError::bad_request(format!(
-                "nwkSEncKey, sNwkSIntKey and fNwkSIntKey are for LoRaWAN 1.1; the device \
-                 profile's macVersion is {}, so send nwkSKey",
-                profile.mac_version
-            )));
-        }
-        let Some(nwk) = b.nwk_s_key.as_deref() else {
-            return Err(ApiError::bad_request(format!(
-                "nwkSKey is required: the device profile's macVersion is {}",
-                profile.mac_version
-            )));
-        };
-        let k = input::key("nwkSKey", nwk)?;
-        (k.clone(), k.clone(), k)
-    };
-    let rx = abp_rx_windows(&b, &profile)?;
-    let state = SessionState {
-        rx1_delay_s: rx.rx1_delay_s,
-        rx1_dr_offset: rx.rx1_dr_offset,
-        rx2_dr: rx.rx2_dr,
-        rx2_frequency_hz: rx.rx2_frequency_hz,
-        ..SessionState::default()
-    };
-    let session = DeviceSession {
-        dev_eui,
-        dev_addr,
-        mac_version: profile.mac_version.clone(),
-        f_nwk_s_int_key: f_nwk,
-        s_nwk_s_int_key: s_nwk,
-        nwk_s_enc_key: nwk_enc,
-        app_s_key,
-        f_cnt_up: b.f_cnt_up,
-        n_f_cnt_down: b.n_f_cnt_down,
-        a_f_cnt_down: b.a_f_cnt_down,
-        conf_f_cnt: 0,
-        ns_state: serde_json::to_string(&state).map_err(|_| ApiError::internal())?,
-        updated_at: lorikeet_storage::now(),
-    };
+    let session = b.session(dev_eui, &profile)?;
     ctx.state.storage.activate_session(&session).await?;
     ctx.state.notify(Change::SessionChanged(dev_eui));
     Ok(Out::ok(activation_json(&session)))

@@ -14,6 +14,7 @@ use crate::{ApiState, Out};
 mod applications;
 mod devices;
 mod gateways;
+pub(crate) mod import;
 mod profiles;
 mod queue;
 mod stream;
@@ -137,6 +138,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         ProfileUpdate => profiles::update(ctx).await,
         ProfileDelete => profiles::delete(ctx).await,
         DeviceCreate => devices::create(ctx).await,
+        DeviceImport => import::import(ctx).await,
         DeviceList => devices::list(ctx).await,
         DeviceGet => devices::get(ctx).await,
         DeviceUpdate => devices::update(ctx).await,
