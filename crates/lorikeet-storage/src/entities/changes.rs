@@ -137,3 +137,43 @@ pub(crate) async fn trim(db: &Store, cutoff: DateTime<Utc>) -> Result<u64, Store
     };
     Ok(n)
 }
+
+/// Postgres: wakes this process's feed reader whenever another process sharing the
+/// database commits a change (LISTEN; the notification only says "read more", the
+/// reader's timer covers a lost one). Runs until the pool closes. SQLite: nothing to
+/// do (one process per file).
+pub(crate) async fn listen(db: &Store) {
+    let Pools::Postgres(pool) = db.pools() else {
+        return;
+    };
+    let mut failures: u32 = 0;
+    while !pool.is_closed() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures.is_power_of_two() {
+                    tracing::warn!("cannot LISTEN for provisioning changes: {e}");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen("lorikeet_changes").await {
+            tracing::warn!("cannot LISTEN for provisioning changes: {e}");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        failures = 0;
+        // After a reconnection notifications may have been missed: read anyway.
+        db.feed().wake();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => db.feed().wake(),
+                // The connection was lost (PgListener reconnects on the next call).
+                Ok(None) => db.feed().wake(),
+                Err(_) => break,
+            }
+        }
+    }
+}
