@@ -444,6 +444,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn feed_head(&self) -> Result<FeedPosition, StoreError>;
     /// Retention: removes feed entries written before `cutoff`; returns how many.
     async fn trim_changes(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Wakes this process's feed reader when another process sharing the database
+    /// commits a change (Postgres LISTEN/NOTIFY); returns when the store closes.
+    async fn listen_for_changes(&self);
     /// This process's feed signals: the newest position its provisioning writes
     /// committed (what an API answer waits for) and a signal after each commit.
     fn feed_signals(&self) -> &FeedSignals;

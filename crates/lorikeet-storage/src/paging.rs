@@ -124,3 +124,51 @@ pub(crate) fn by_euis_stmts<'q>(
         })
         .collect()
 }
+
+/// One row of `table` by its key column, decoded: the `get` of the entity modules.
+pub(crate) async fn one<T>(
+    store: &Store,
+    columns: &str,
+    table: &str,
+    key_column: &str,
+    key: impl crate::stmt::Value<'static>,
+    decode: fn(&Row) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    store
+        .fetch_optional(
+            Stmt::select(columns, &format!("FROM {table} WHERE {key_column} = $1")).bind(key),
+        )
+        .await?
+        .as_ref()
+        .map(decode)
+        .transpose()
+}
+
+/// A page of the rows of one tenant (`None`: of every tenant) in `order`: the `list`
+/// of the entity modules.
+pub(crate) async fn of_tenant<T>(
+    store: &Store,
+    columns: &str,
+    table: &str,
+    order: &str,
+    tenant_id: Option<uuid::Uuid>,
+    page: Page,
+    decode: fn(&Row) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let (limit, offset) = limit_offset(page);
+    let rows = store
+        .fetch_all(
+            Stmt::select(
+                columns,
+                &format!(
+                    "FROM {table} WHERE ($1 IS NULL OR tenant_id = $1) \
+                     ORDER BY {order} LIMIT $2 OFFSET $3"
+                ),
+            )
+            .bind(tenant_id)
+            .bind(limit)
+            .bind(offset),
+        )
+        .await?;
+    decode_all(rows, decode)
+}

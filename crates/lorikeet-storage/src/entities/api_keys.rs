@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use crate::sql::Ts;
-use crate::stmt::{decode_all, Row, Stmt};
+use crate::stmt::{Row, Stmt};
 use crate::{paging, ApiKey, Changed, Page, Store, StoreError};
 
 const COLUMNS: &str = "id, tenant_id, name, created_at";
@@ -54,11 +54,7 @@ pub(crate) async fn by_hash(
 }
 
 pub(crate) async fn get(db: &Store, id: Uuid) -> Result<Option<ApiKey>, StoreError> {
-    db.fetch_optional(Stmt::select(COLUMNS, "FROM api_keys WHERE id = $1").bind(id))
-        .await?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    paging::one(db, COLUMNS, "api_keys", "id", id, decode).await
 }
 
 pub(crate) async fn list(
@@ -66,20 +62,16 @@ pub(crate) async fn list(
     tenant_id: Option<Uuid>,
     page: Page,
 ) -> Result<Vec<ApiKey>, StoreError> {
-    let (limit, offset) = paging::limit_offset(page);
-    let rows = db
-        .fetch_all(
-            Stmt::select(
-                COLUMNS,
-                "FROM api_keys WHERE ($1 IS NULL OR tenant_id = $1) \
-                 ORDER BY created_at, id LIMIT $2 OFFSET $3",
-            )
-            .bind(tenant_id)
-            .bind(limit)
-            .bind(offset),
-        )
-        .await?;
-    decode_all(rows, decode)
+    paging::of_tenant(
+        db,
+        COLUMNS,
+        "api_keys",
+        "created_at, id",
+        tenant_id,
+        page,
+        decode,
+    )
+    .await
 }
 
 pub(crate) async fn delete(db: &Store, id: Uuid) -> Result<bool, StoreError> {

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::sql::Ts;
-use crate::stmt::{decode_all, Row, Stmt};
+use crate::stmt::{Row, Stmt};
 use crate::{paging, Application, Changed, Page, Store, StoreError};
 
 const COLUMNS: &str = "id, tenant_id, name, description, created_at, updated_at";
@@ -39,11 +39,7 @@ pub(crate) async fn create(db: &Store, a: &Application) -> Result<(), StoreError
 }
 
 pub(crate) async fn get(db: &Store, id: Uuid) -> Result<Option<Application>, StoreError> {
-    db.fetch_optional(Stmt::select(COLUMNS, "FROM applications WHERE id = $1").bind(id))
-        .await?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    paging::one(db, COLUMNS, "applications", "id", id, decode).await
 }
 
 pub(crate) async fn list(
@@ -51,20 +47,16 @@ pub(crate) async fn list(
     tenant_id: Option<Uuid>,
     page: Page,
 ) -> Result<Vec<Application>, StoreError> {
-    let (limit, offset) = paging::limit_offset(page);
-    let rows = db
-        .fetch_all(
-            Stmt::select(
-                COLUMNS,
-                "FROM applications WHERE ($1 IS NULL OR tenant_id = $1) \
-                 ORDER BY name, id LIMIT $2 OFFSET $3",
-            )
-            .bind(tenant_id)
-            .bind(limit)
-            .bind(offset),
-        )
-        .await?;
-    decode_all(rows, decode)
+    paging::of_tenant(
+        db,
+        COLUMNS,
+        "applications",
+        "name, id",
+        tenant_id,
+        page,
+        decode,
+    )
+    .await
 }
 
 /// Name and description; the tenant never changes.

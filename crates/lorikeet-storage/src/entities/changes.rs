@@ -15,39 +15,39 @@ const ROWS_PER_INSERT: usize = 1_000;
 /// Appends `changes` inside the provisioning transaction `tx`; returns the position
 /// of the last one. On Postgres a notification goes out with the commit.
 pub(crate) async fn append(tx: &mut Tx, changes: &[Changed]) -> Result<FeedPosition, sqlx::Error> {
+    let postgres = matches!(tx, Tx::Postgres(_));
+    let mut last = None;
     for chunk in changes.chunks(ROWS_PER_INSERT) {
-        let mut sql = String::from("INSERT INTO changes (kind, key) VALUES ");
+        let mut values = String::new();
         for i in 0..chunk.len() {
             if i > 0 {
-                sql.push_str(", ");
+                values.push_str(", ");
             }
-            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            values.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
         }
+        let sql = if postgres {
+            // One round trip: the rows, the notification (delivered only if the
+            // transaction commits: other instances learn there is more to read) and
+            // the position of the last row.
+            format!(
+                "WITH ins AS (INSERT INTO changes (kind, key) VALUES {values} RETURNING tx, seq), \
+                 note AS (SELECT pg_notify('lorikeet_changes', '')) \
+                 SELECT (SELECT max(tx) FROM ins) AS tx, (SELECT max(seq) FROM ins) AS seq \
+                 FROM note"
+            )
+        } else {
+            format!("INSERT INTO changes (kind, key) VALUES {values} RETURNING tx, seq")
+        };
         let mut s = Stmt::new(sql);
         for c in chunk {
             s = s.bind(c.kind()).bind(c.key());
         }
-        tx.execute(s).await?;
+        for r in tx.fetch_all(s).await? {
+            let p = position(&r)?;
+            last = last.max(Some(p));
+        }
     }
-    let row = match tx {
-        Tx::Postgres(_) => {
-            // Other instances sharing the database learn there is more to read; the
-            // notification is delivered only if the transaction commits.
-            tx.execute(Stmt::new("SELECT pg_notify('lorikeet_changes', '')"))
-                .await?;
-            // currval: the last row this session inserted, i.e. ours.
-            tx.fetch_one(Stmt::new(
-                "SELECT pg_current_xact_id()::text::bigint AS tx, \
-                 currval('changes_seq_seq') AS seq",
-            ))
-            .await?
-        }
-        Tx::Sqlite(_) => {
-            tx.fetch_one(Stmt::new("SELECT 0 AS tx, last_insert_rowid() AS seq"))
-                .await?
-        }
-    };
-    position(&row)
+    last.ok_or(sqlx::Error::RowNotFound)
 }
 
 fn position(r: &Row) -> Result<FeedPosition, sqlx::Error> {
@@ -136,4 +136,44 @@ pub(crate) async fn trim(db: &Store, cutoff: DateTime<Utc>) -> Result<u64, Store
         }
     };
     Ok(n)
+}
+
+/// Postgres: wakes this process's feed reader whenever another process sharing the
+/// database commits a change (LISTEN; the notification only says "read more", the
+/// reader's timer covers a lost one). Runs until the pool closes. SQLite: nothing to
+/// do (one process per file).
+pub(crate) async fn listen(db: &Store) {
+    let Pools::Postgres(pool) = db.pools() else {
+        return;
+    };
+    let mut failures: u32 = 0;
+    while !pool.is_closed() {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                if failures.is_power_of_two() {
+                    tracing::warn!("cannot LISTEN for provisioning changes: {e}");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen("lorikeet_changes").await {
+            tracing::warn!("cannot LISTEN for provisioning changes: {e}");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        failures = 0;
+        // After a reconnection notifications may have been missed: read anyway.
+        db.feed().wake();
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) => db.feed().wake(),
+                // The connection was lost (PgListener reconnects on the next call).
+                Ok(None) => db.feed().wake(),
+                Err(_) => break,
+            }
+        }
+    }
 }

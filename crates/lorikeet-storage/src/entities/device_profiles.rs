@@ -5,7 +5,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::sql::Ts;
-use crate::stmt::{decode_all, Row, Stmt};
+use crate::stmt::{Row, Stmt};
 use crate::{paging, Changed, DeviceProfile, Page, PayloadCodec, Store, StoreError};
 
 const TABLE: &str = "device_profiles";
@@ -72,11 +72,7 @@ pub(crate) async fn create(db: &Store, p: &DeviceProfile) -> Result<(), StoreErr
 }
 
 pub(crate) async fn get(db: &Store, id: Uuid) -> Result<Option<DeviceProfile>, StoreError> {
-    db.fetch_optional(Stmt::select(COLUMNS, "FROM device_profiles WHERE id = $1").bind(id))
-        .await?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    paging::one(db, COLUMNS, "device_profiles", "id", id, decode).await
 }
 
 pub(crate) async fn list(
@@ -84,20 +80,16 @@ pub(crate) async fn list(
     tenant_id: Option<Uuid>,
     page: Page,
 ) -> Result<Vec<DeviceProfile>, StoreError> {
-    let (limit, offset) = paging::limit_offset(page);
-    let rows = db
-        .fetch_all(
-            Stmt::select(
-                COLUMNS,
-                "FROM device_profiles WHERE ($1 IS NULL OR tenant_id = $1) \
-                 ORDER BY name, id LIMIT $2 OFFSET $3",
-            )
-            .bind(tenant_id)
-            .bind(limit)
-            .bind(offset),
-        )
-        .await?;
-    decode_all(rows, decode)
+    paging::of_tenant(
+        db,
+        COLUMNS,
+        "device_profiles",
+        "name, id",
+        tenant_id,
+        page,
+        decode,
+    )
+    .await
 }
 
 /// Every field but id, tenant and creation time.

@@ -8,7 +8,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::sql::{self, ts_opt, Ts};
-use crate::stmt::{decode_all, Row, Stmt};
+use crate::stmt::{Row, Stmt};
 use crate::store::Tx;
 use crate::{paging, Changed, Gateway, Location, LocationSource, Page, Store, StoreError};
 
@@ -70,13 +70,15 @@ pub(crate) async fn create(db: &Store, g: &Gateway) -> Result<(), StoreError> {
 }
 
 pub(crate) async fn get(db: &Store, gateway_id: Eui64) -> Result<Option<Gateway>, StoreError> {
-    db.fetch_optional(
-        Stmt::select(COLUMNS, "FROM gateways WHERE gateway_id = $1").bind(gateway_id.0.to_vec()),
+    paging::one(
+        db,
+        COLUMNS,
+        "gateways",
+        "gateway_id",
+        gateway_id.0.to_vec(),
+        decode,
     )
-    .await?
-    .as_ref()
-    .map(decode)
-    .transpose()
+    .await
 }
 
 pub(crate) async fn list(
@@ -84,20 +86,16 @@ pub(crate) async fn list(
     tenant_id: Option<Uuid>,
     page: Page,
 ) -> Result<Vec<Gateway>, StoreError> {
-    let (limit, offset) = paging::limit_offset(page);
-    let rows = db
-        .fetch_all(
-            Stmt::select(
-                COLUMNS,
-                "FROM gateways WHERE ($1 IS NULL OR tenant_id = $1) \
-                 ORDER BY gateway_id LIMIT $2 OFFSET $3",
-            )
-            .bind(tenant_id)
-            .bind(limit)
-            .bind(offset),
-        )
-        .await?;
-    decode_all(rows, decode)
+    paging::of_tenant(
+        db,
+        COLUMNS,
+        "gateways",
+        "gateway_id",
+        tenant_id,
+        page,
+        decode,
+    )
+    .await
 }
 
 /// Name, description, location and its source.

@@ -563,6 +563,10 @@ impl Storage for Store {
             .await
     }
 
+    async fn listen_for_changes(&self) {
+        changes::listen(self).await
+    }
+
     fn feed_signals(&self) -> &FeedSignals {
         self.feed()
     }

@@ -32,11 +32,7 @@ pub(crate) async fn create(db: &Store, t: &Tenant) -> Result<(), StoreError> {
 }
 
 pub(crate) async fn get(db: &Store, id: Uuid) -> Result<Option<Tenant>, StoreError> {
-    db.fetch_optional(Stmt::select(COLUMNS, "FROM tenants WHERE id = $1").bind(id))
-        .await?
-        .as_ref()
-        .map(decode)
-        .transpose()
+    paging::one(db, COLUMNS, "tenants", "id", id, decode).await
 }
 
 pub(crate) async fn list(db: &Store, page: Page) -> Result<Vec<Tenant>, StoreError> {

@@ -169,7 +169,7 @@ impl Follower {
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     let wait = Duration::from_millis(100 * u64::from(failures.min(50)));
-                    if failures == 1 || failures % 20 == 0 {
+                    if failures.is_power_of_two() {
                         warn!(failures, "cannot read the change feed, retrying: {e}");
                     }
                     if pause(&mut shutdown, wait).await {

@@ -252,6 +252,19 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         ));
     }
     follow::started(feed_start);
+    let listening = storage.clone();
+    tasks.push((
+        "feed-listen",
+        tokio::spawn({
+            let shutdown = shutdown_rx.clone();
+            async move {
+                tokio::select! {
+                    _ = stop(shutdown) => {}
+                    _ = listening.listen_for_changes() => {}
+                }
+            }
+        }),
+    ));
     tasks.push((
         "feed",
         tokio::spawn(
@@ -520,6 +533,11 @@ async fn retention(storage: Arc<dyn Storage>, days: u32, shutdown: watch::Receiv
         }
         if let Err(e) = storage.delete_outbox_older_than(cutoff).await {
             warn!("outbox retention: {e}");
+        }
+        // Change-feed entries were applied long ago (the follower runs seconds behind
+        // at most); kept as long as events for whoever reads the feed later.
+        if let Err(e) = storage.trim_changes(cutoff).await {
+            warn!("change-feed retention: {e}");
         }
     }
 }
