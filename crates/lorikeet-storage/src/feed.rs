@@ -139,6 +139,7 @@ pub struct FeedPage {
 pub struct FeedSignals {
     written: Mutex<FeedPosition>,
     notify: Notify,
+    announce: Notify,
 }
 
 impl FeedSignals {
@@ -159,6 +160,12 @@ impl FeedSignals {
         self.notify.notify_one();
     }
 
+    /// Resolves after this process's next provisioning commit, for telling other
+    /// processes (a permit is kept, so commits in between make one announcement).
+    pub(crate) async fn to_announce(&self) {
+        self.announce.notified().await
+    }
+
     pub(crate) fn committed(&self, at: FeedPosition) {
         {
             let mut w = self.written.lock().unwrap_or_else(|e| e.into_inner());
@@ -167,6 +174,7 @@ impl FeedSignals {
             }
         }
         self.notify.notify_one();
+        self.announce.notify_one();
     }
 }
 

@@ -475,7 +475,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Retention: removes feed entries written before `cutoff`; returns how many.
     async fn trim_changes(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Wakes this process's feed reader when another process sharing the database
-    /// commits a change (Postgres LISTEN/NOTIFY); returns when the store closes.
+    /// commits a change, and tells the others of this process's commits (Postgres
+    /// LISTEN/NOTIFY, sent after the commit). Runs until dropped; returns at once on
+    /// SQLite. Without it, other processes see this one's changes on their timer.
     async fn listen_for_changes(&self);
     /// This process's feed signals: the newest position its provisioning writes
     /// committed (what an API answer waits for) and a signal after each commit.

@@ -174,3 +174,40 @@ async fn a_transaction_that_commits_late_is_waited_for_not_skipped() {
     }
     assert_eq!(got, vec![Changed::Tenant(late), Changed::Tenant(t.id)]);
 }
+
+/// Two processes on one Postgres database: a commit of one wakes the other's feed
+/// reader (NOTIFY after the commit, not inside it: that would serialise commits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_wakes_the_other_processes_reader() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let a = db.storage.clone();
+    let b = crate::connect(db.url()).await.unwrap();
+    let listening_a = tokio::spawn({
+        let a = a.clone();
+        async move { a.listen_for_changes().await }
+    });
+    let listening_b = tokio::spawn({
+        let b = b.clone();
+        async move { b.listen_for_changes().await }
+    });
+    // B wakes its reader once its LISTEN is in place (missed notifications are read
+    // anyway after a (re)connection).
+    tokio::time::timeout(Duration::from_secs(10), b.feed_signals().changed())
+        .await
+        .expect("B listens");
+    a.create_tenant(&tenant("from A")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), b.feed_signals().changed())
+        .await
+        .expect("A's commit wakes B's reader");
+    // The notification carries no data: B reads the change from the feed.
+    let page = b.changes_after(FeedPosition::default(), 100).await.unwrap();
+    assert!(page
+        .entries
+        .iter()
+        .any(|e| matches!(e.changed, Some(Changed::Tenant(_)))));
+    listening_a.abort();
+    listening_b.abort();
+    b.close().await;
+}
