@@ -5,8 +5,8 @@
 //! 20 uplinks/s through one fake Semtech UDP gateway the whole time, and:
 //! 1. 10,000 ABP devices provisioned one by one by 8 parallel clients
 //!    (`POST /devices`, then `POST /devices/{devEui}/activate`); right after each
-//!    activation's answer, one uplink of that device goes out through a second
-//!    gateway. Every one of them must be accepted (its `up` reaches the webhook): an
+//!    activation's answer, one uplink of that device goes out through the client's
+//!    own gateway. Every one of them must be accepted (its `up` reaches the webhook): an
 //!    uplink that arrives before the device is live is dropped as `unknown_device`
 //!    and never comes back.
 //! 2. 10,000 more in one `POST /devices/import`; right after its answer, uplinks of
@@ -31,12 +31,13 @@ use rand::seq::index::sample;
 use serde_json::{json, Value};
 use support::binary;
 use support::metrics;
-use support::webhook::Receiver;
+use support::webhook::{Delivery, Receiver};
 use support::*;
 use tokio::sync::watch;
 
-const BACKGROUND_GW: u64 = 0x00aa_bbcc_0000_0b01;
-const PROBE_GW: u64 = 0x00aa_bbcc_0000_0b02;
+const BACKGROUND_GW: u64 = 0x00aa_bbcc_0000_0b00;
+/// Probe gateway `c` (one per client: a gateway may send 100 datagrams/s by default).
+const PROBE_GW: u64 = 0x00aa_bbcc_0000_0b10;
 const BACKGROUND: u32 = 20;
 const ONE_BY_ONE: u32 = 10_000;
 const IMPORTED: u32 = 10_000;
@@ -120,9 +121,9 @@ async fn drain_push_acks(gw: Arc<SimGateway>) {
     }
 }
 
-/// The DevEUIs whose `up` reached the webhook.
-fn delivered_ups(hook: &Receiver) -> BTreeSet<String> {
-    hook.all()
+/// The DevEUIs with an `up` among `deliveries`.
+fn delivered_ups(deliveries: &[Delivery]) -> BTreeSet<String> {
+    deliveries
         .iter()
         .filter(|d| d.event == "up")
         .map(|d| d.dev_eui().to_owned())
@@ -134,12 +135,12 @@ fn delivered_ups(hook: &Receiver) -> BTreeSet<String> {
 async fn all_delivered(hook: &Receiver, expected: &[u32], what: &str, served: &binary::Served) {
     let want: BTreeSet<String> = expected.iter().map(|n| abp(*n).0.to_string()).collect();
     let ok = hook
-        .wait_for(Duration::from_secs(120), |_| {
-            delivered_ups(hook).is_superset(&want)
+        .wait_for(Duration::from_secs(120), |all| {
+            delivered_ups(all).is_superset(&want)
         })
         .await;
     if !ok {
-        let got = delivered_ups(hook);
+        let got = delivered_ups(&hook.all());
         let missing: Vec<_> = want.difference(&got).collect();
         let log = served.log();
         let notes: Vec<&str> = log
@@ -227,7 +228,7 @@ async fn bulk_provisioning_on_postgres_is_live_at_once() {
         .await
         .expect_status(200);
     let mut gateways = Vec::new();
-    for id in [BACKGROUND_GW, PROBE_GW] {
+    for id in std::iter::once(BACKGROUND_GW).chain((0..u64::from(CLIENTS)).map(|c| PROBE_GW + c)) {
         api.post(
             "/api/v1/gateways",
             json!({"gatewayId": Eui64::from_u64(id).to_string(), "name": format!("gw {id:x}")}),
@@ -243,7 +244,7 @@ async fn bulk_provisioning_on_postgres_is_live_at_once() {
         tokio::spawn(drain_push_acks(gw.clone()));
         gateways.push(gw);
     }
-    let probe = gateways[1].clone();
+
     let (stop, stop_rx) = watch::channel(false);
     let bg = tokio::spawn(background(gateways[0].clone(), stop_rx));
     let base_drops = unknown_device_drops(&served.base()).await;
@@ -254,7 +255,7 @@ async fn bulk_provisioning_on_postgres_is_live_at_once() {
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
             let api = api.clone();
-            let probe = probe.clone();
+            let probe = gateways[1 + c as usize].clone();
             let answered = answered.clone();
             let (app_id, profile_id) = (app_id.clone(), profile_id.clone());
             tokio::spawn(async move {
@@ -269,10 +270,7 @@ async fn bulk_provisioning_on_postgres_is_live_at_once() {
                         .await;
                     assert!(r.status / 100 == 2, "activate {eui}: {r:?}");
                     answered.lock().unwrap().insert(n, Instant::now());
-                    probe
-                        .push_rxpks(&[first_uplink(&probe, n)])
-                        .await
-                        .unwrap();
+                    probe.push_rxpks(&[first_uplink(&probe, n)]).await.unwrap();
                     n += CLIENTS;
                 }
             })
@@ -332,11 +330,15 @@ async fn bulk_provisioning_on_postgres_is_live_at_once() {
         .map(|i| first + 1 + i as u32)
         .collect();
     probed.extend([first, first + IMPORTED - 1]);
+    let probe = &gateways[1];
     for chunk in probed.chunks(10) {
-        let rxpks: Vec<String> = chunk.iter().map(|n| first_uplink(&probe, *n)).collect();
+        let rxpks: Vec<String> = chunk.iter().map(|n| first_uplink(probe, *n)).collect();
         probe.push_rxpks(&rxpks).await.unwrap();
     }
-    eprintln!("{IMPORTED} devices imported in {took:?}; {} probed", probed.len());
+    eprintln!(
+        "{IMPORTED} devices imported in {took:?}; {} probed",
+        probed.len()
+    );
     all_delivered(&hook, &probed, "imported", &served).await;
 
     let _ = stop.send(true);

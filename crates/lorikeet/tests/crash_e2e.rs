@@ -545,7 +545,8 @@ fn join_accept(world: &World, phy: &[u8]) {
         .iter()
         .filter_map(|(e, d)| {
             let d = d.lock().unwrap();
-            d.joining.then(|| format!("{e} (DevNonce {})", d.sim.dev_nonce))
+            d.joining
+                .then(|| format!("{e} (DevNonce {})", d.sim.dev_nonce))
         })
         .collect();
     eprintln!("a JoinAccept no joining device could open (joining: {joining:?})");
@@ -577,7 +578,9 @@ fn data_downlink(world: &World, phy: &[u8], refill: &mpsc::UnboundedSender<Eui64
                 }
             }
             Err(SimError::DownlinkCounterReplayed { .. }) if seen_in == Some(run) => {
-                eprintln!("{eui}: the same downlink frame again (a retry, not a new use of its counter)");
+                eprintln!(
+                    "{eui}: the same downlink frame again (a retry, not a new use of its counter)"
+                );
             }
             Err(e @ SimError::DownlinkCounterReplayed { .. }) if seen_in.is_some() => {
                 world.problem(format!(
@@ -787,7 +790,11 @@ fn ups<'a>(
 
 /// Every `up` seen by an outside observer (webhook, live stream, event store) for
 /// `eui`, keyed by (devAddr, fCnt).
-async fn observed_ups(world: &World, api: &Api, eui: Eui64) -> HashMap<(String, u64), BTreeSet<String>> {
+async fn observed_ups(
+    world: &World,
+    api: &Api,
+    eui: Eui64,
+) -> HashMap<(String, u64), BTreeSet<String>> {
     let hooks = world.webhook.all();
     let live = world.live.lock().unwrap().clone();
     let stored = stored_events(api, eui).await.unwrap_or_default();
@@ -842,9 +849,9 @@ async fn check_after_restart(world: Arc<World>, api: Arc<Api>, gw: Arc<SimGatewa
     let stored = loop {
         let stored = stored_events(&api, eui).await.unwrap_or_default();
         let has = |f: u32| {
-            stored.iter().any(|(_, t, b)| {
-                t == "up" && b["devAddr"] == json!(addr) && b["fCnt"] == json!(f)
-            })
+            stored
+                .iter()
+                .any(|(_, t, b)| t == "up" && b["devAddr"] == json!(addr) && b["fCnt"] == json!(f))
         };
         if has(marker) {
             break Some(stored);
@@ -1101,11 +1108,7 @@ async fn scenario(db: Db, name: &str) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let delivered = first_deliveries(&hooks);
-    let stored_keys: HashSet<String> = stored
-        .values()
-        .flatten()
-        .map(|(t, b)| key(t, b))
-        .collect();
+    let stored_keys: HashSet<String> = stored.values().flatten().map(|(t, b)| key(t, b)).collect();
     // (b) Published only once committed.
     for d in &hooks {
         let key = key(&d.event, &d.body);
@@ -1156,11 +1159,7 @@ async fn scenario(db: Db, name: &str) {
     }
 
     // A report of what happened, then the verdict.
-    let ups: usize = stored
-        .values()
-        .flatten()
-        .filter(|(t, _)| t == "up")
-        .count();
+    let ups: usize = stored.values().flatten().filter(|(t, _)| t == "up").count();
     eprintln!(
         "{name}: {} kills, {} stored events ({ups} up), {} webhook deliveries, {} live \
          events, in {:?}",
@@ -1187,7 +1186,10 @@ async fn scenario(db: Db, name: &str) {
     let status = tokio::task::spawn_blocking(move || run.served.terminate(n))
         .await
         .unwrap();
-    assert!(status.success(), "the last run did not stop cleanly: {status}");
+    assert!(
+        status.success(),
+        "the last run did not stop cleanly: {status}"
+    );
     let problems = world.problems.lock().unwrap().clone();
     assert!(
         problems.is_empty(),

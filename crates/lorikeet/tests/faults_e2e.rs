@@ -24,9 +24,9 @@ use serde_json::json;
 use support::binary;
 use support::metrics;
 use support::pg_cluster::PgCluster;
-use support::webhook::Receiver;
+use support::webhook::{Delivery, Receiver};
 use support::*;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 const GATEWAY: u64 = 0x00aa_bbcc_0000_0f18;
 const DEVICES: u32 = 20;
@@ -59,12 +59,20 @@ fn abp(n: u32) -> (Eui64, DevAddr, SessionKeys) {
 #[derive(Default)]
 struct Sent {
     by_token: HashMap<u16, (String, u32)>,
+    /// PUSH_ACKs that came before their token was recorded.
+    early: BTreeSet<u16>,
     acked: BTreeSet<(String, u32)>,
     total: u64,
 }
 
-/// Sends one uplink every [`UPLINK_EVERY`], round robin over the devices, until `stop`.
-async fn load(gw: Arc<SimGateway>, sent: Arc<Mutex<Sent>>, mut stop: watch::Receiver<bool>) {
+/// Sends one uplink every [`UPLINK_EVERY`], round robin over the devices, until `stop`;
+/// on `burst`, one uplink of every device at once.
+async fn load(
+    gw: Arc<SimGateway>,
+    sent: Arc<Mutex<Sent>>,
+    mut stop: watch::Receiver<bool>,
+    mut burst: mpsc::UnboundedReceiver<()>,
+) {
     let mut devices: Vec<SimDevice> = (0..DEVICES)
         .map(|n| {
             let (eui, addr, keys) = abp(n);
@@ -74,19 +82,27 @@ async fn load(gw: Arc<SimGateway>, sent: Arc<Mutex<Sent>>, mut stop: watch::Rece
     let mut tick = tokio::time::interval(UPLINK_EVERY);
     let mut i = 0usize;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
+        let n = tokio::select! {
+            _ = tick.tick() => 1,
+            Some(()) = burst.recv() => devices.len(),
             _ = stop.changed() => return,
+        };
+        for _ in 0..n {
+            let count = devices.len();
+            let dev = &mut devices[i % count];
+            i += 1;
+            let f_cnt = dev.session.as_ref().unwrap().f_cnt_up;
+            let phy = dev.uplink(1, &f_cnt.to_be_bytes(), false, 5, 0).unwrap();
+            let token = gw.push_at(&phy, &rx(), gw.tmst_now()).await.unwrap();
+            let mut s = sent.lock().unwrap();
+            s.total += 1;
+            let k = (dev.dev_eui.to_string(), f_cnt);
+            if s.early.remove(&token) {
+                s.acked.insert(k);
+            } else {
+                s.by_token.insert(token, k);
+            }
         }
-        let n = devices.len();
-        let dev = &mut devices[i % n];
-        i += 1;
-        let f_cnt = dev.session.as_ref().unwrap().f_cnt_up;
-        let phy = dev.uplink(1, &f_cnt.to_be_bytes(), false, 5, 0).unwrap();
-        let token = gw.push_at(&phy, &rx(), gw.tmst_now()).await.unwrap();
-        let mut s = sent.lock().unwrap();
-        s.total += 1;
-        s.by_token.insert(token, (dev.dev_eui.to_string(), f_cnt));
     }
 }
 
@@ -95,16 +111,21 @@ async fn acks(gw: Arc<SimGateway>, sent: Arc<Mutex<Sent>>) {
     loop {
         if let Ok(Some(token)) = gw.recv_push_ack(Duration::from_secs(3600)).await {
             let mut s = sent.lock().unwrap();
-            if let Some(k) = s.by_token.remove(&token) {
-                s.acked.insert(k);
+            match s.by_token.remove(&token) {
+                Some(k) => {
+                    s.acked.insert(k);
+                }
+                None => {
+                    s.early.insert(token);
+                }
             }
         }
     }
 }
 
-/// (DevEUI, FCnt) of every `up` the webhook received.
-fn delivered(hook: &Receiver) -> BTreeSet<(String, u32)> {
-    hook.all()
+/// (DevEUI, FCnt) of every `up` among `deliveries`.
+fn delivered(deliveries: &[Delivery]) -> BTreeSet<(String, u32)> {
+    deliveries
         .iter()
         .filter(|d| d.event == "up")
         .map(|d| {
@@ -245,7 +266,8 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
 
     let sent: Arc<Mutex<Sent>> = Arc::default();
     let (stop, stop_rx) = watch::channel(false);
-    let loader = tokio::spawn(load(gw.clone(), sent.clone(), stop_rx));
+    let (burst, burst_rx) = mpsc::unbounded_channel();
+    let loader = tokio::spawn(load(gw.clone(), sent.clone(), stop_rx, burst_rx));
     let acker = tokio::spawn(acks(gw.clone(), sent.clone()));
     wait_recovered(&hook, &sent, "the start", &served).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -253,8 +275,14 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
     // Two outages: the durations are what the test sets up, not waits for a result.
     let mut recoveries = Vec::new();
     for outage in [Duration::from_secs(3), Duration::from_secs(8)] {
+        // The stop lands while the writer commits: a burst of uplinks, and the stop
+        // about when their dedup windows (200 ms) close and their writes go out.
+        let _ = burst.send(());
+        tokio::time::sleep(Duration::from_millis(195)).await;
         let p = pg.clone();
-        tokio::task::spawn_blocking(move || p.stop_fast()).await.unwrap();
+        tokio::task::spawn_blocking(move || p.stop_fast())
+            .await
+            .unwrap();
         eprintln!("Postgres stopped for {outage:?}");
         tokio::time::sleep(outage).await;
         let p = pg.clone();
@@ -270,7 +298,10 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
     loader.await.unwrap();
     // The last PUSH_ACKs.
     let s = sent.clone();
-    let acked_all = wait_for(Duration::from_secs(5), || s.lock().unwrap().by_token.is_empty()).await;
+    let acked_all = wait_for(Duration::from_secs(5), || {
+        s.lock().unwrap().by_token.is_empty()
+    })
+    .await;
     acker.abort();
 
     let (total, acked) = {
@@ -279,11 +310,11 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
     };
     // Every acknowledged uplink reaches the webhook (waiting for the backlog).
     let complete = hook
-        .wait_for(Duration::from_secs(90), |_| {
-            delivered(&hook).is_superset(&acked)
+        .wait_for(Duration::from_secs(90), |all| {
+            delivered(all).is_superset(&acked)
         })
         .await;
-    let got = delivered(&hook);
+    let got = delivered(&hook.all());
     let missing: Vec<_> = acked.difference(&got).cloned().collect();
     let text = metrics::scrape(&served.base())
         .await
@@ -298,25 +329,53 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
         "lorikeet_uplinks_dropped_total",
         &[("reason", "overloaded")],
     );
-    let retries = metrics::sum(&text, "lorikeet_storage_retries_total", &[]);
+    let retries = metrics::sum(&text, "lorikeet_storage_retries_total", &[]) + 0.0;
+    let (dropped, shed) = (dropped + 0.0, shed + 0.0);
     eprintln!(
         "{total} uplinks sent, {} acknowledged{}, {} delivered, {} missing, {shed} shed, \
          {dropped} writes dropped, {retries} storage retries; recovered in {recoveries:?}; \
          {:?} in all",
         acked.len(),
-        if acked_all { "" } else { " (some PUSH_ACKs never came)" },
+        if acked_all {
+            ""
+        } else {
+            " (some PUSH_ACKs never came)"
+        },
         got.len(),
         missing.len(),
         started.elapsed()
     );
     let log = served.log();
+    let storage_notes: Vec<&str> = log
+        .lines()
+        .filter(|l| (l.contains("WARN") || l.contains("ERROR")) && !l.contains("webhook"))
+        .collect();
+    eprintln!(
+        "the server's warnings and errors ({}), the first and last:\n{}\n{}",
+        storage_notes.len(),
+        storage_notes
+            .iter()
+            .take(5)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n"),
+        storage_notes
+            .iter()
+            .rev()
+            .take(5)
+            .rev()
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let problems: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("dropped") || l.contains("ERROR") || l.contains("panicked"))
         .take(20)
         .collect();
     assert_eq!(
-        dropped, 0.0,
+        dropped,
+        0.0,
         "writes were given up while Postgres restarted (lorikeet_storage_ops_dropped_total); \
          log:\n{}",
         problems.join("\n")

@@ -81,13 +81,18 @@ impl PgCluster {
             return unavailable("no initdb under /usr/lib/postgresql/*/bin or pg_config --bindir");
         };
         let as_user = if is_root() {
-            if Command::new("id").arg("postgres").output().map_or(true, |o| !o.status.success()) {
+            if Command::new("id")
+                .arg("postgres")
+                .output()
+                .map_or(true, |o| !o.status.success())
+            {
                 return unavailable("running as root and there is no postgres user to run it as");
             }
             Some("postgres".to_owned())
         } else {
             None
         };
+        reap_orphans(&bin, as_user.as_deref());
         let dir = super::binary::fresh_dir("pgcluster");
         if let Some(user) = &as_user {
             let ok = Command::new("chown")
@@ -156,14 +161,25 @@ impl PgCluster {
 
     fn try_start(&self) -> bool {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=100",
             self.port,
             self.dir.display()
         );
         let log = self.dir.join("postgres.log").display().to_string();
         let out = self.run(
             "pg_ctl",
-            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                &self.data(),
+                "-o",
+                &opts,
+                "-l",
+                &log,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
         out.status.success()
     }
@@ -206,6 +222,47 @@ impl PgCluster {
     /// The directory of the cluster (its data, socket and log).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+}
+
+/// Stops and removes the clusters of test processes that are gone (killed before
+/// their `Drop` ran, e.g. by a test timeout): `pg_ctl` starts Postgres as a daemon,
+/// which outlives the test.
+fn reap_orphans(bin: &Path, as_user: Option<&str>) {
+    // Whether a process lives is read from /proc (Linux); elsewhere nothing is reaped.
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // fresh_dir names: lorikeet-pgcluster-<pid>-<n>
+        let Some(pid) = name
+            .strip_prefix("lorikeet-pgcluster-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let data = e.path().join("data").display().to_string();
+        let exe = bin.join("pg_ctl");
+        let mut cmd = match as_user {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(&exe);
+                c
+            }
+            None => Command::new(&exe),
+        };
+        let _ = cmd
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
+        super::binary::remove_dir(&e.path());
     }
 }
 

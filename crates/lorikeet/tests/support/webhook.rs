@@ -52,19 +52,21 @@ impl Receiver {
         let route = warp::post()
             .and(warp::query::<HashMap<String, String>>())
             .and(warp::body::bytes())
-            .map(move |q: HashMap<String, String>, body: warp::hyper::body::Bytes| {
-                let d = Delivery {
-                    event: q.get("event").cloned().unwrap_or_default(),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    at: Instant::now(),
-                };
-                let mut g = i.lock().unwrap();
-                if let Some(h) = &g.hook {
-                    h(&d);
-                }
-                g.all.push(d);
-                "ok"
-            });
+            .map(
+                move |q: HashMap<String, String>, body: warp::hyper::body::Bytes| {
+                    let d = Delivery {
+                        event: q.get("event").cloned().unwrap_or_default(),
+                        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                        at: Instant::now(),
+                    };
+                    let mut g = i.lock().unwrap();
+                    if let Some(h) = &g.hook {
+                        h(&d);
+                    }
+                    g.all.push(d);
+                    "ok"
+                },
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(warp::serve(route).incoming(listener).run());
@@ -108,9 +110,14 @@ impl Receiver {
         out
     }
 
-    /// Waits until `done(all deliveries)` holds, checking every 20 ms; `false` after
-    /// `timeout`.
-    pub async fn wait_for(&self, timeout: Duration, mut done: impl FnMut(&[Delivery]) -> bool) -> bool {
+    /// Waits until `done(all deliveries)` holds, checking every 50 ms; `false` after
+    /// `timeout`. `done` runs with the receiver locked: it must look only at its
+    /// argument (calling the receiver's methods would deadlock).
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&[Delivery]) -> bool,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if done(&self.inner.lock().unwrap().all) {
@@ -119,7 +126,7 @@ impl Receiver {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
