@@ -118,6 +118,7 @@ fn send(
         e.in_flight = Some(id);
     }
     ns.counters.downlinks_planned += 1;
+    spend_f_cnt_down(ns, request.dev_eui, &purpose);
     ns.in_flight.insert(
         id,
         InFlight {
@@ -127,6 +128,40 @@ fn send(
         },
     );
     ns.push(Output::Transmit(request));
+}
+
+/// Marks the frame counter of a data downlink as used before the frame leaves, and
+/// asks for the session to be stored: the shell holds the frame until that write is
+/// committed, so a crash can never make us send the same counter (and keystream)
+/// twice. A frame that is then refused leaves a gap, which devices accept.
+fn spend_f_cnt_down(ns: &mut NetworkServer, dev_eui: Eui64, purpose: &Purpose) {
+    let Purpose::Data {
+        f_cnt_down,
+        uses_a_f_cnt,
+        ..
+    } = *purpose
+    else {
+        return;
+    };
+    let Some(s) = ns
+        .devices
+        .get_mut(&dev_eui)
+        .and_then(|e| e.device.session.as_mut())
+    else {
+        return;
+    };
+    let next = f_cnt_down.wrapping_add(1);
+    let counter = if uses_a_f_cnt {
+        &mut s.a_f_cnt_down
+    } else {
+        &mut s.n_f_cnt_down
+    };
+    // Already spent: the RX2 retry of the same frame.
+    if *counter >= next {
+        return;
+    }
+    *counter = next;
+    ns.store_session(dev_eui);
 }
 
 /// Schedules a JoinAccept: RX1 five seconds after the JoinRequest, RX2 at six, both

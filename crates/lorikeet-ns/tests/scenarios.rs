@@ -717,3 +717,55 @@ fn unknown_device_and_garbage_are_counted_drops() {
     assert_eq!(drops, vec!["malformed", "unknown_device"]);
     assert!(h.events().is_empty());
 }
+
+#[test]
+fn a_downlink_counter_is_stored_as_spent_before_its_frame_leaves() {
+    // After a crash the server must never reuse a counter a device may have seen:
+    // the session with the counter advanced comes out before the frame does, and a
+    // refused frame leaves the counter spent (a gap the device accepts).
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(23, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_0eee), p));
+    h.ns.set_queue(&dev.dev_eui, vec![item(31, 5, b"one", false)]);
+    let up = dev.uplink(Some(1), b"s", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let transmit = h
+        .log
+        .iter()
+        .position(|o| matches!(o, Output::Transmit(_)))
+        .expect("a downlink");
+    let spent = h.log[..transmit].iter().any(|o| {
+        matches!(o, Output::Store(StoreChange::Session { session: Some(s), .. }) if s.n_f_cnt_down == 1)
+    });
+    assert!(spent, "NFCntDown 0 is stored as spent before the frame");
+    let rx1 = h.next_tx();
+    assert_eq!(dev.receive(&rx1.phy_payload, None).unwrap().f_cnt, 0);
+    // Both windows refused: the frame may still have been heard; 0 is not reused.
+    h.tx_ack(&rx1, TxResult::Rejected("TOO_LATE".into()));
+    let rx2 = h.next_tx();
+    assert_eq!(
+        rx2.phy_payload, rx1.phy_payload,
+        "the RX2 retry is the same frame"
+    );
+    h.tx_ack(&rx2, TxResult::Rejected("TX_FREQ".into()));
+    assert_eq!(
+        h.ns.device(&dev.dev_eui)
+            .unwrap()
+            .session
+            .as_ref()
+            .unwrap()
+            .n_f_cnt_down,
+        1
+    );
+    h.clear();
+    let up = dev.uplink(Some(1), b"t", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let again = h.next_tx();
+    let frame = dev.receive(&again.phy_payload, None).unwrap();
+    assert_eq!(frame.f_cnt, 1, "the next frame takes the next counter");
+    assert_eq!(frame.frm_payload, b"one");
+}

@@ -120,19 +120,62 @@ impl StoreError {
         StoreError::Database(e)
     }
 
-    /// True for [`StoreError::Database`] errors that a retry may cure (pool timeout,
-    /// I/O, a lost connection), e.g. to decide whether to retry a batch.
+    /// True for errors that a retry may cure: the database is unreachable or the
+    /// connection broke (I/O, pool timeout), Postgres is shutting down, restarting or
+    /// refusing connections for now (SQLSTATE classes 08, 53, 57P0x), a serialization
+    /// failure or deadlock (40001, 40P01), or SQLite's lock contention (BUSY, LOCKED).
+    /// The writer retries these without limit instead of dropping a write.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            )
-        )
+        match self {
+            StoreError::Connect { .. } => true,
+            StoreError::Database(e) => sqlx_is_transient(e),
+            _ => false,
+        }
     }
+}
+
+fn sqlx_is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if db
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some()
+            {
+                transient_postgres(&code)
+            } else {
+                transient_sqlite(&code)
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Postgres SQLSTATEs that say "try again later" rather than "this write is
+/// wrong": connection exceptions, insufficient resources (too many connections, out
+/// of memory or disk for now), operator intervention (admin or crash shutdown,
+/// cannot connect now), serialization failure, deadlock.
+fn transient_postgres(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "57P05" | "40001" | "40P01"
+        )
+}
+
+/// SQLite result codes (primary or extended; the primary is the low byte) for lock
+/// contention: BUSY and LOCKED.
+fn transient_sqlite(code: &str) -> bool {
+    code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
 }
 
 impl From<sqlx::migrate::MigrateError> for StoreError {
@@ -150,4 +193,29 @@ impl From<sqlx::Error> for StoreError {
 /// "pid N", or "pid unknown" when the holder has not written it yet.
 fn holder(pid: Option<u32>) -> String {
     pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"))
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::{transient_postgres, transient_sqlite};
+
+    #[test]
+    fn postgres_and_sqlite_codes() {
+        for c in [
+            "57P01", "57P03", "08006", "08001", "53300", "40001", "40P01",
+        ] {
+            assert!(transient_postgres(c), "{c}");
+        }
+        for c in ["23505", "23503", "42P01", "22P02", "XX000"] {
+            assert!(!transient_postgres(c), "{c}");
+        }
+        // SQLITE_BUSY, SQLITE_BUSY_SNAPSHOT (517), SQLITE_LOCKED.
+        for c in ["5", "517", "6"] {
+            assert!(transient_sqlite(c), "{c}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE (2067), SQLITE_CORRUPT (11).
+        for c in ["2067", "11", "19"] {
+            assert!(!transient_sqlite(c), "{c}");
+        }
+    }
 }

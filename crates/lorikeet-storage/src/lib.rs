@@ -120,8 +120,38 @@ pub const LOAD_PAGE_SIZE: u32 = 10_000;
 /// `connect` to it fails with [`StoreError::Locked`]. Several processes may share
 /// a Postgres database.
 pub async fn connect(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
+    connect_with(url, ConnectOptions::default()).await
+}
+
+/// How SQLite makes a commit durable (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqliteSync {
+    /// Every commit is on disk when it returns (fsync of the WAL per commit): a
+    /// power loss or kernel crash cannot undo what was sent after a commit. The
+    /// writer's group commit keeps the cost to one fsync per batch.
+    #[default]
+    Full,
+    /// The WAL is synced only at checkpoints: faster, survives a killed process, but
+    /// a power loss can undo the last commits — counters that devices already saw.
+    Normal,
+}
+
+/// Options of [`connect_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectOptions {
+    /// SQLite durability (ignored for Postgres).
+    pub sqlite_sync: SqliteSync,
+}
+
+/// [`connect`] with options.
+pub async fn connect_with(
+    url: &str,
+    options: ConnectOptions,
+) -> Result<Arc<dyn Storage>, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::open(url, sqlite::Lock::Exclusive).await?))
+        Ok(Arc::new(
+            sqlite::open(url, sqlite::Lock::Exclusive, options.sqlite_sync).await?,
+        ))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(postgres::connect(url).await?))
     } else {

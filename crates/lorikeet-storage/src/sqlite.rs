@@ -22,11 +22,19 @@ pub(crate) enum Lock {
 }
 
 /// Opens `url` (`sqlite://PATH`, created if missing) and applies the migrations:
-/// WAL journal, `synchronous=NORMAL`, foreign keys on, a 5 s busy timeout. Writes
+/// WAL journal, `synchronous` as `sync` says (FULL by default), foreign keys on, a 5 s busy timeout. Writes
 /// go through a single connection, reads through a pool of four read-only ones.
 /// With [`Lock::Exclusive`] the file lock is taken first, so a second process
 /// neither migrates nor opens the file.
-pub(crate) async fn open(url: &str, lock: Lock) -> Result<Store, StoreError> {
+pub(crate) async fn open(
+    url: &str,
+    lock: Lock,
+    sync: crate::SqliteSync,
+) -> Result<Store, StoreError> {
+    let synchronous = match sync {
+        crate::SqliteSync::Full => SqliteSynchronous::Full,
+        crate::SqliteSync::Normal => SqliteSynchronous::Normal,
+    };
     let options = SqliteConnectOptions::from_str(url)
         .map_err(|e| StoreError::BadUrl {
             url: crate::redact_url(url),
@@ -34,7 +42,7 @@ pub(crate) async fn open(url: &str, lock: Lock) -> Result<Store, StoreError> {
         })?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
+        .synchronous(synchronous)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
     let memory = url.contains(":memory:") || url.contains("mode=memory");

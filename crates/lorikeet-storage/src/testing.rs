@@ -132,7 +132,8 @@ impl TestDb {
 /// A test SQLite store, opened without the file lock: a test may start a server
 /// (which takes the lock) on the file while it holds this one to set up and inspect.
 async fn open_sqlite(url: &str) -> Result<Arc<dyn Storage>, crate::StoreError> {
-    let store = crate::sqlite::open(url, crate::sqlite::Lock::None).await?;
+    let store =
+        crate::sqlite::open(url, crate::sqlite::Lock::None, crate::SqliteSync::default()).await?;
     Ok(Arc::new(store))
 }
 

@@ -56,12 +56,40 @@ pub struct Config {
 pub struct DatabaseConfig {
     /// `sqlite://PATH` (created if missing) or `postgres://user@host/db`.
     pub url: String,
+    /// SQLite durability: `full` (default: a commit is on disk before anything that
+    /// depends on it leaves, even across a power loss) or `normal` (faster; survives
+    /// a killed process but a power loss can undo the last commits).
+    pub sqlite_synchronous: SqliteSynchronous,
+}
+
+/// `[database] sqlite_synchronous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// `PRAGMA synchronous=FULL`.
+    #[default]
+    Full,
+    /// `PRAGMA synchronous=NORMAL`.
+    Normal,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite://lorikeet.db".into(),
+            sqlite_synchronous: SqliteSynchronous::Full,
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The storage options this section asks for.
+    pub fn connect_options(&self) -> lorikeet_storage::ConnectOptions {
+        lorikeet_storage::ConnectOptions {
+            sqlite_sync: match self.sqlite_synchronous {
+                SqliteSynchronous::Full => lorikeet_storage::SqliteSync::Full,
+                SqliteSynchronous::Normal => lorikeet_storage::SqliteSync::Normal,
+            },
         }
     }
 }

@@ -91,7 +91,9 @@ fn block_on(task: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 
 async fn migrate(config: Config) -> ExitCode {
     // `connect` applies every pending migration.
-    match lorikeet_storage::connect(&config.database.url).await {
+    match lorikeet_storage::connect_with(&config.database.url, config.database.connect_options())
+        .await
+    {
         Ok(s) => {
             s.close().await;
             tracing::info!(

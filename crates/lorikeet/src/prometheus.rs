@@ -53,7 +53,7 @@ pub fn describe() {
 
 /// The metrics recorded by the server wiring (`crate::server`).
 fn describe_server() {
-    use metrics::{describe_counter, describe_histogram, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "lorikeet_uplink_frames_total",
         "Radio frames received from gateways, before deduplication"
@@ -93,7 +93,19 @@ fn describe_server() {
     );
     describe_counter!(
         "lorikeet_storage_ops_dropped_total",
-        "Write operations dropped after repeated storage failures"
+        "Write operations dropped because they fail on their own (not for an unavailable database, which is retried)"
+    );
+    describe_counter!(
+        "lorikeet_storage_retries_total",
+        "Storage calls retried because the database was unavailable (connection lost, restarting, busy)"
+    );
+    describe_gauge!(
+        "lorikeet_storage_unavailable",
+        "1 while the writer waits for the database to come back (writes held, intake sheds), else 0"
+    );
+    describe_counter!(
+        "lorikeet_downlinks_held_total",
+        "Downlink frames that waited for the writes they depend on (session, counters, JoinNonce) to commit before leaving"
     );
     describe_histogram!(
         "lorikeet_storage_batch_size",

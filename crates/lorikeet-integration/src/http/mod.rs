@@ -963,6 +963,32 @@ const MAX_WRITE_BATCH: usize = 2_048;
 /// Writes delivery outcomes in batches (one transaction for all delivered rows of a
 /// round), then wakes the worker: delivered rows made the next rows of their chains
 /// due. Runs until the worker drops its sender and everything sent is written.
+/// Retries a storage call while the database is unavailable (a transient error),
+/// for up to [`OUTCOME_RETRY_FOR`]: a Postgres restart must not turn delivered
+/// events into resends. Past that the outcome is given up, which is safe (the event
+/// is delivered again: at least once) and keeps this queue from growing unbounded.
+async fn while_unavailable<T, F, Fut>(mut call: F) -> Result<T, lorikeet_storage::StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, lorikeet_storage::StoreError>>,
+{
+    let give_up = tokio::time::Instant::now() + OUTCOME_RETRY_FOR;
+    let mut delay = Duration::from_millis(25);
+    loop {
+        match call().await {
+            Err(e) if e.is_transient() && tokio::time::Instant::now() + delay < give_up => {
+                metrics::counter!("lorikeet_storage_retries_total").increment(1);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// See [`while_unavailable`].
+const OUTCOME_RETRY_FOR: Duration = Duration::from_secs(60);
+
 async fn write_outcomes(
     storage: Arc<dyn Storage>,
     mut rx: mpsc::UnboundedReceiver<Write>,
@@ -996,7 +1022,9 @@ async fn write_outcomes(
                     error,
                     next,
                 } => {
-                    if let Err(e) = storage.outbox_failed(id, at, &error, next).await {
+                    if let Err(e) =
+                        while_unavailable(|| storage.outbox_failed(id, at, &error, next)).await
+                    {
                         fail("outbox_failed", &e);
                     }
                 }
@@ -1010,16 +1038,16 @@ async fn write_outcomes(
             }
         }
         let now = Utc::now();
-        if let Err(e) = storage.outbox_delivered(&delivered, now).await {
+        if let Err(e) = while_unavailable(|| storage.outbox_delivered(&delivered, now)).await {
             // They stay leased and are sent again when the lease ends: at least once.
             fail("outbox_delivered", &e);
         }
-        if let Err(e) = storage.outbox_release(&release, now).await {
+        if let Err(e) = while_unavailable(|| storage.outbox_release(&release, now)).await {
             fail("outbox_release", &e);
         }
         if !cursors.is_empty() {
             let list: Vec<DeliveryCursor> = cursors.into_values().collect();
-            if let Err(e) = storage.save_delivery_cursors(&list).await {
+            if let Err(e) = while_unavailable(|| storage.save_delivery_cursors(&list)).await {
                 // Saved again with the next move; until then a restart resends.
                 fail("save_delivery_cursors", &e);
             }

@@ -140,9 +140,13 @@ mod tests {
     /// A second store on the test database, for the crate's own statements.
     async fn store_of(db: &TestDb) -> Store {
         if db.url().starts_with("sqlite:") {
-            crate::sqlite::open(db.url(), crate::sqlite::Lock::None)
-                .await
-                .unwrap()
+            crate::sqlite::open(
+                db.url(),
+                crate::sqlite::Lock::None,
+                crate::SqliteSync::default(),
+            )
+            .await
+            .unwrap()
         } else {
             crate::postgres::connect(db.url()).await.unwrap()
         }

@@ -2,7 +2,7 @@
 //! and decoding uplinks), and hands them to the writer (webhooks read them from the
 //! events table) and to the live subscribers (MQTT, the API's event streams).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -18,6 +18,7 @@ use tracing::debug;
 
 use super::cache::{AppDevice, AppUpdate};
 use super::convert;
+use super::writer::Producer;
 
 /// An event as stored and delivered, for live subscribers.
 #[derive(Debug, Clone)]
@@ -41,7 +42,8 @@ pub struct AppTask {
     pub(crate) devices: HashMap<Eui64, AppDevice>,
     pub(crate) events: mpsc::Receiver<ns::Event>,
     pub(crate) updates: mpsc::Receiver<AppUpdate>,
-    pub(crate) writer: mpsc::Sender<WriteOp>,
+    /// Event rows; live subscribers get an event once its row is committed.
+    pub(crate) writer: Producer,
     pub(crate) live: broadcast::Sender<Published>,
     pub(crate) codecs: Codecs,
     /// The change-feed position this task has applied (read your writes).
@@ -166,11 +168,22 @@ impl AppTask {
     /// being decoded and returns.
     pub async fn run(mut self) {
         let mut pending = FuturesOrdered::new();
+        let mut held: VecDeque<(u64, Published)> = VecDeque::new();
+        let mut committed = self.writer.watch_committed();
         loop {
             tokio::select! {
                 biased;
                 Some(u) = self.updates.recv() => self.apply(u),
-                Some(p) = pending.next(), if !pending.is_empty() => self.emit(p).await,
+                Ok(()) = committed.changed(), if !held.is_empty() => {
+                    let upto = *committed.borrow_and_update();
+                    self.publish(&mut held, upto);
+                }
+                Some(p) = pending.next(), if !pending.is_empty() => {
+                    self.emit(p, &mut held).await;
+                    // An idle writer may have committed already.
+                    let upto = *committed.borrow();
+                    self.publish(&mut held, upto);
+                }
                 e = self.events.recv(), if pending.len() < MAX_IN_FLIGHT => match e {
                     Some(e) => {
                         let dev_eui = dev_eui_of(&e);
@@ -188,7 +201,21 @@ impl AppTask {
             }
         }
         while let Some(p) = pending.next().await {
-            self.emit(p).await;
+            self.emit(p, &mut held).await;
+        }
+        if let Some(&(last, _)) = held.back() {
+            // Shutdown bounds this wait.
+            let _ = committed.wait_for(|c| *c >= last).await;
+            self.publish(&mut held, last);
+        }
+    }
+
+    /// Publishes, in order, the held events whose rows are committed.
+    fn publish(&self, held: &mut VecDeque<(u64, Published)>, committed: u64) {
+        while held.front().is_some_and(|(seq, _)| *seq <= committed) {
+            if let Some((_, p)) = held.pop_front() {
+                let _ = self.live.send(p);
+            }
         }
     }
 
@@ -237,7 +264,7 @@ impl AppTask {
         }
     }
 
-    async fn emit(&mut self, p: Prepared) {
+    async fn emit(&mut self, p: Prepared, held: &mut VecDeque<(u64, Published)>) {
         let now = convert::utc(SystemTime::now());
         if let Some(at) = p.seen_at {
             let _ = self
@@ -257,13 +284,20 @@ impl AppTask {
                 payload: body.clone(),
                 created_at: now,
             });
-            let _ = self.writer.send(op).await;
-            let _ = self.live.send(Published {
-                dev_eui: p.dev_eui,
-                application_id: p.application_id,
-                kind: event_type,
-                body,
-            });
+            // Nothing reaches a subscriber before its row is committed: what MQTT or
+            // an event stream showed is in the database after any crash.
+            let Some(seq) = self.writer.send(op).await else {
+                continue;
+            };
+            held.push_back((
+                seq,
+                Published {
+                    dev_eui: p.dev_eui,
+                    application_id: p.application_id,
+                    kind: event_type,
+                    body,
+                },
+            ));
         }
     }
 }

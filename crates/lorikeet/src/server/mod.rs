@@ -59,6 +59,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
     flush: Vec<JoinHandle<()>>,
+    /// How long the tasks other than the flush may take to stop.
+    rest_grace: Duration,
 }
 
 /// The admin token: configured, or read from (or generated into) the token file.
@@ -123,14 +125,15 @@ fn ns_config(config: &Config) -> NsConfig {
 /// Starts every part of the server. Ports are bound before this returns; errors name
 /// what could not be opened.
 pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Server> {
-    let storage = lorikeet_storage::connect(&config.database.url)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot open the database {}",
-                lorikeet_storage::redact_url(&config.database.url)
-            )
-        })?;
+    let storage =
+        lorikeet_storage::connect_with(&config.database.url, config.database.connect_options())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    lorikeet_storage::redact_url(&config.database.url)
+                )
+            })?;
     let admin_token = resolve_admin_token(&config.api)?;
 
     let codecs = Codecs::new(config.codec.limits()).context("cannot start the codec workers")?;
@@ -207,7 +210,10 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let (app_applied_tx, app_applied_rx) = watch::channel(feed_start);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (writer_tx, writer_rx) = mpsc::channel(WRITER_QUEUE);
+    let (producers, writer_queue) = writer::channel(WRITER_QUEUE, 2);
+    let [ns_writes, app_writes]: [writer::Producer; 2] = producers
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("writer producers"))?;
     let (app_tx, app_rx) = mpsc::channel(APP_QUEUE);
     let (ns_updates_tx, ns_updates_rx) = mpsc::channel(1024);
     let (app_updates_tx, app_updates_rx) = mpsc::channel(1024);
@@ -301,7 +307,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             gateway,
             gw_events,
             updates: ns_updates_rx,
-            writer: writer_tx.clone(),
+            writer: ns_writes,
             app: app_tx,
             gateway_locations,
             applied: ns_applied_tx,
@@ -314,7 +320,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             devices: loaded.app,
             events: app_rx,
             updates: app_updates_rx,
-            writer: writer_tx,
+            writer: app_writes,
             live: live.clone(),
             codecs,
             applied: app_applied_tx,
@@ -347,7 +353,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
             )),
         ));
     }
-    let writer_task = tokio::spawn(writer::run(storage.clone(), writer_rx, committed));
+    let writer_task = tokio::spawn(writer::run(storage.clone(), writer_queue, committed));
     info!(%api_addr, %udp_addr, "lorikeet is running");
     Ok(Server {
         api_addr,
@@ -358,32 +364,43 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         shutdown: shutdown_tx,
         tasks,
         flush: vec![ns_task, app_task, writer_task],
+        rest_grace: Duration::from_millis(config.webhook.shutdown_grace_ms + 1_500),
     })
 }
 
 impl Server {
     /// Stops intake, processes what the dedup window holds, flushes queued writes and
-    /// returns. Bounded by a few seconds even if the database is gone.
+    /// returns, in two bounded stages that run at once: the core, the application
+    /// task and the writer get [`SHUTDOWN_FLUSH`] to commit what was accepted (and
+    /// send the frames and live events that waited for it); every other task (the
+    /// webhook worker finishing requests in flight and saving its cursors, MQTT, the
+    /// API) gets until `webhook.shutdown_grace_ms` + 1.5 s, or the flush bound if
+    /// longer. Whatever is cut short is safe: uncommitted work was never acknowledged
+    /// to anyone, and undelivered events are sent again after a restart.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let deadline = tokio::time::Instant::now() + SHUTDOWN_FLUSH;
+        let started = tokio::time::Instant::now();
+        let flush_deadline = started + SHUTDOWN_FLUSH;
+        let rest_deadline = started + self.rest_grace.max(SHUTDOWN_FLUSH);
         // Order matters: the core drains into the app side, both into the writer.
         for t in self.flush {
-            if tokio::time::timeout_at(deadline, t).await.is_err() {
-                warn!("shutdown: pending writes did not finish in time");
+            if tokio::time::timeout_at(flush_deadline, t).await.is_err() {
+                warn!(
+                    "shutdown: pending writes did not finish within {SHUTDOWN_FLUSH:?} (the database is unavailable?); \
+                     what was not committed was not acknowledged either"
+                );
                 break;
             }
         }
-        for (name, t) in self.tasks {
-            if tokio::time::timeout(Duration::from_millis(500), t)
-                .await
-                .is_err()
-            {
-                warn!(task = name, "shutdown: task did not stop in time");
-            }
-        }
+        let rest =
+            futures_util::future::join_all(self.tasks.into_iter().map(|(name, t)| async move {
+                if tokio::time::timeout_at(rest_deadline, t).await.is_err() {
+                    warn!(task = name, "shutdown: task did not stop in time");
+                }
+            }));
+        rest.await;
         self.storage.close().await;
-        info!("lorikeet stopped");
+        info!(took = ?started.elapsed(), "lorikeet stopped");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The network-server loop: the only owner of the core. It feeds it gateway frames,
 //! TX_ACK results, provisioning updates and timer ticks, and carries out its outputs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use lorikeet_gateway::{GatewayEvent, GatewayHandle};
@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::cache::NsUpdate;
 use super::convert;
+use super::writer::Producer;
 
 /// Most gateway events taken per wake-up before outputs are carried out.
 const EVENT_BATCH: usize = 256;
@@ -28,7 +29,8 @@ pub struct NsLoop {
     pub(crate) gateway: GatewayHandle,
     pub(crate) gw_events: mpsc::Receiver<GatewayEvent>,
     pub(crate) updates: mpsc::Receiver<NsUpdate>,
-    pub(crate) writer: mpsc::Sender<WriteOp>,
+    /// Session, counter and join writes; frames wait until theirs are committed.
+    pub(crate) writer: Producer,
     pub(crate) app: mpsc::Sender<ns::Event>,
     pub(crate) gateway_locations: HashMap<Eui64, GatewayLocation>,
     /// The change-feed position this loop has applied (read your writes).
@@ -66,6 +68,10 @@ struct Running {
     next_uplink_id: u32,
     gateway_seen: HashMap<Eui64, Instant>,
     drop_warned: HashMap<&'static str, Instant>,
+    /// Frames waiting for the write (by number) that they depend on to commit.
+    held: VecDeque<(u64, ns::DownlinkRequest)>,
+    /// The number of the last write whose commit the next frame must wait for.
+    depends_on: u64,
 }
 
 impl NsLoop {
@@ -73,6 +79,7 @@ impl NsLoop {
     /// produce and returns (dropping its senders lets the writer flush).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let (tx_results, mut tx_rx) = mpsc::unbounded_channel();
+        let mut committed = self.writer.watch_committed();
         let mut r = Running {
             inner: self,
             rng: StdRng::from_entropy(),
@@ -80,12 +87,18 @@ impl NsLoop {
             next_uplink_id: 1,
             gateway_seen: HashMap::new(),
             drop_warned: HashMap::new(),
+            held: VecDeque::new(),
+            depends_on: 0,
         };
         loop {
             let deadline = r.inner.ns.poll_timeout();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                Ok(()) = committed.changed(), if !r.held.is_empty() => {
+                    let upto = *committed.borrow_and_update();
+                    r.release(upto);
+                }
                 Some((id, result)) = tx_rx.recv() => {
                     r.count_tx(&result);
                     r.inner.ns.handle_tx_result(id, result, Instant::now());
@@ -111,6 +124,13 @@ impl NsLoop {
         let open = r.inner.ns.counters().frames_received;
         r.inner.ns.drain(Instant::now(), &mut r.rng);
         r.dispatch().await;
+        if !r.held.is_empty() {
+            // Their windows are seconds away at most; a frame is worth sending only
+            // if its writes commit soon. Shutdown bounds this wait.
+            let last = r.depends_on;
+            let _ = committed.wait_for(|c| *c >= last).await;
+            r.release(last);
+        }
         info!(frames_received = open, "network server stopped");
     }
 }
@@ -208,6 +228,7 @@ impl Running {
     ) {
         self.gateway_seen.insert(gateway_id, Instant::now());
         // Best effort: a full writer queue must not stall the radio path for this.
+        // Nothing waits for it, so it does not move `depends_on`.
         let _ = self.inner.writer.try_send(WriteOp::GatewaySeen {
             gateway_id,
             at: convert::utc(at),
@@ -281,12 +302,23 @@ impl Running {
     async fn dispatch(&mut self) {
         while let Some(o) = self.inner.ns.poll_output() {
             match o {
-                Output::Transmit(req) => self.transmit(req),
+                Output::Transmit(req) => {
+                    // Commit before send: the core asks to store what a frame spends
+                    // (session, counters, JoinNonce) before it hands the frame out.
+                    if self.held.is_empty() && self.inner.writer.is_committed(self.depends_on) {
+                        self.transmit(req);
+                    } else {
+                        metrics::counter!("lorikeet_downlinks_held_total").increment(1);
+                        self.held.push_back((self.depends_on, req));
+                    }
+                }
                 Output::Store(c) => {
                     if let Some(op) = self.store_op(c) {
                         // Backpressure: if the database falls behind, intake slows down
                         // and the gateway edge sheds (and counts) the excess.
-                        let _ = self.inner.writer.send(op).await;
+                        if let Some(seq) = self.inner.writer.send(op).await {
+                            self.depends_on = seq;
+                        }
                     }
                 }
                 Output::Event(e) => {
@@ -299,6 +331,19 @@ impl Running {
                     let _ = self.inner.app.send(e).await;
                 }
                 Output::Dropped { reason, dev_eui } => self.dropped(reason, dev_eui),
+            }
+        }
+    }
+
+    /// Hands out the held frames whose writes are committed (in order: a frame never
+    /// overtakes an earlier one).
+    fn release(&mut self, committed: u64) {
+        while let Some((seq, _)) = self.held.front() {
+            if *seq > committed {
+                break;
+            }
+            if let Some((_, req)) = self.held.pop_front() {
+                self.transmit(req);
             }
         }
     }

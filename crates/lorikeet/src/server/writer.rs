@@ -2,67 +2,178 @@
 //! that groups them into transactions (group commit), so the uplink path never waits
 //! on a database round trip and the database sees a few large commits instead of
 //! thousands of small ones.
+//!
+//! Commit before send: each producer (the network-server loop, the application
+//! task) numbers its writes, and the writer publishes, per producer, the number of
+//! the last write it committed. A producer holds back whatever depends on a write —
+//! a PULL_RESP on the session or counters it advanced, a live event on its row —
+//! until that number has been committed. A producer's writes arrive in the order it
+//! queued them and batches commit in order, so "committed up to n" covers every
+//! earlier write of that producer, and every write another producer queued before
+//! it (the application task queues an event only after the core's writes for it).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use lorikeet_storage::{Storage, WriteOp};
-use tokio::sync::{mpsc, Notify};
-use tokio::time::Instant;
-use tracing::{error, warn};
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::{error, info, warn};
 
 /// Most ops in one transaction.
 pub const MAX_BATCH: usize = 4_096;
-/// How long the first op of a batch waits for company.
-pub const BATCH_WINDOW: Duration = Duration::from_millis(10);
+/// Longest pause between retries while the database is unavailable.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Runs until every sender is dropped, then flushes what is left and returns.
+/// A write and who queued it.
+#[derive(Debug)]
+pub struct Queued {
+    producer: usize,
+    seq: u64,
+    op: WriteOp,
+}
+
+/// One producer's end of the writer's queue. Not `Clone`: its numbering must
+/// follow the channel order, so each task owns its own.
+#[derive(Debug)]
+pub struct Producer {
+    tx: mpsc::Sender<Queued>,
+    id: usize,
+    last: u64,
+    committed: watch::Receiver<u64>,
+}
+
+impl Producer {
+    /// Queues `op` (waiting while the queue is full: backpressure) and returns its
+    /// number, or `None` when the writer is gone (shutdown).
+    pub async fn send(&mut self, op: WriteOp) -> Option<u64> {
+        let seq = self.last + 1;
+        let q = Queued {
+            producer: self.id,
+            seq,
+            op,
+        };
+        self.tx.send(q).await.ok()?;
+        self.last = seq;
+        Some(seq)
+    }
+
+    /// Queues `op` unless the queue is full; returns whether it was queued.
+    pub fn try_send(&mut self, op: WriteOp) -> bool {
+        let seq = self.last + 1;
+        let q = Queued {
+            producer: self.id,
+            seq,
+            op,
+        };
+        if self.tx.try_send(q).is_ok() {
+            self.last = seq;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The number of the last write queued (0: none yet).
+    pub fn last(&self) -> u64 {
+        self.last
+    }
+
+    /// Whether the write numbered `seq` (and every earlier one) is committed.
+    pub fn is_committed(&self, seq: u64) -> bool {
+        *self.committed.borrow() >= seq
+    }
+
+    /// A receiver that changes whenever more of this producer's writes commit.
+    pub fn watch_committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+}
+
+/// The writer's end of the queue.
+#[derive(Debug)]
+pub struct Queue {
+    rx: mpsc::Receiver<Queued>,
+    committed: Vec<watch::Sender<u64>>,
+}
+
+/// A queue of `capacity` writes shared by `producers` producers.
+pub fn channel(capacity: usize, producers: usize) -> (Vec<Producer>, Queue) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let mut senders = Vec::with_capacity(producers);
+    let mut handles = Vec::with_capacity(producers);
+    for id in 0..producers {
+        let (c_tx, c_rx) = watch::channel(0);
+        senders.push(c_tx);
+        handles.push(Producer {
+            tx: tx.clone(),
+            id,
+            last: 0,
+            committed: c_rx,
+        });
+    }
+    (
+        handles,
+        Queue {
+            rx,
+            committed: senders,
+        },
+    )
+}
+
+/// Runs until every producer is dropped, committing whatever is queued as soon as
+/// the previous commit is done (ops that arrive during a commit form the next
+/// batch, so batches grow with the load and an idle server commits at once).
 /// `committed` is notified after each batch, so the webhook worker looks at the
 /// new events as soon as they are visible instead of at its next poll.
-pub async fn run(
-    storage: Arc<dyn Storage>,
-    mut rx: mpsc::Receiver<WriteOp>,
-    committed: Arc<Notify>,
-) {
+pub async fn run(storage: Arc<dyn Storage>, mut queue: Queue, committed: Arc<Notify>) {
+    metrics::gauge!("lorikeet_storage_unavailable").set(0.0);
+    let producers = queue.committed.len();
     let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
-    let mut closed = false;
-    while !closed {
-        match rx.recv().await {
-            Some(op) => batch.push(op),
-            None => break,
-        }
-        let deadline = Instant::now() + BATCH_WINDOW;
+    let mut upto = vec![0u64; producers];
+    while let Some(first) = queue.rx.recv().await {
+        take(first, &mut batch, &mut upto);
         while batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(op)) => batch.push(op),
-                Ok(None) => {
-                    closed = true;
-                    break;
-                }
+            match queue.rx.try_recv() {
+                Ok(q) => take(q, &mut batch, &mut upto),
                 Err(_) => break,
             }
         }
         commit(&*storage, &mut batch).await;
+        for (tx, n) in queue.committed.iter().zip(&upto) {
+            if *n > *tx.borrow() {
+                tx.send_replace(*n);
+            }
+        }
         committed.notify_one();
     }
-    commit(&*storage, &mut batch).await;
-    committed.notify_one();
 }
 
-/// Writes `batch` in one transaction, retrying while the database is unavailable.
-/// A batch that keeps failing for another reason is written op by op, so one bad op
-/// cannot hold back everything else; an op that fails on its own is logged and counted.
+fn take(q: Queued, batch: &mut Vec<WriteOp>, upto: &mut [u64]) {
+    if let Some(n) = upto.get_mut(q.producer) {
+        *n = (*n).max(q.seq);
+    }
+    batch.push(q.op);
+}
+
+/// Writes `batch` in one transaction. While the database is unavailable (a
+/// transient error: connection lost, server shutting down or starting, pool
+/// timeout, lock contention) it retries without limit: accepted data is never
+/// given up because the database blinked, and meanwhile the queue fills and intake
+/// sheds at the gateway edge. A batch that keeps failing for another reason is
+/// written op by op, so one bad op cannot hold back everything else; an op that
+/// fails on its own is logged and counted.
 async fn commit(storage: &dyn Storage, batch: &mut Vec<WriteOp>) {
     if batch.is_empty() {
         return;
     }
     let n = batch.len();
-    let mut delay = Duration::from_millis(50);
+    let mut retry = Retry::new();
     let mut failures = 0;
     loop {
         let started = std::time::Instant::now();
         match storage.apply(batch).await {
             Ok(()) => {
+                retry.recovered();
                 metrics::counter!("lorikeet_storage_ops_written_total").increment(n as u64);
                 metrics::histogram!("lorikeet_storage_batch_size").record(n as f64);
                 metrics::histogram!("lorikeet_storage_batch_seconds")
@@ -70,15 +181,11 @@ async fn commit(storage: &dyn Storage, batch: &mut Vec<WriteOp>) {
                 batch.clear();
                 return;
             }
-            Err(e) if e.is_transient() => {
-                warn!(
-                    ops = n,
-                    "database unavailable, retrying the batch in {delay:?}: {e}"
-                );
-            }
+            Err(e) if e.is_transient() => retry.unavailable(n, &e),
             Err(e) => {
                 failures += 1;
                 if failures >= 3 {
+                    retry.recovered();
                     warn!(
                         ops = n,
                         "batch keeps failing ({e}); writing its ops one by one"
@@ -89,30 +196,73 @@ async fn commit(storage: &dyn Storage, batch: &mut Vec<WriteOp>) {
                 warn!(ops = n, "batch write failed, retrying: {e}");
             }
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(5));
+        retry.wait().await;
     }
 }
 
 async fn one_by_one(storage: &dyn Storage, ops: Vec<WriteOp>) {
     for op in ops {
-        let mut delay = Duration::from_millis(50);
+        let mut retry = Retry::new();
         let mut failures = 0;
         loop {
             match storage.apply(std::slice::from_ref(&op)).await {
-                Ok(()) => break,
-                Err(e) if e.is_transient() => {}
+                Ok(()) => {
+                    retry.recovered();
+                    metrics::counter!("lorikeet_storage_ops_written_total").increment(1);
+                    break;
+                }
+                Err(e) if e.is_transient() => retry.unavailable(1, &e),
                 Err(e) => {
                     failures += 1;
                     if failures >= 3 {
-                        error!(?op, "write dropped after repeated failures: {e}");
+                        retry.recovered();
+                        error!(?op, "write dropped: it fails on its own ({e})");
                         metrics::counter!("lorikeet_storage_ops_dropped_total").increment(1);
                         break;
                     }
                 }
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            retry.wait().await;
         }
+    }
+}
+
+/// Backoff and the `lorikeet_storage_unavailable` gauge while a write waits for the
+/// database to come back.
+struct Retry {
+    delay: Duration,
+    down_since: Option<std::time::Instant>,
+}
+
+impl Retry {
+    fn new() -> Self {
+        Retry {
+            delay: Duration::from_millis(25),
+            down_since: None,
+        }
+    }
+
+    fn unavailable(&mut self, ops: usize, e: &lorikeet_storage::StoreError) {
+        metrics::counter!("lorikeet_storage_retries_total").increment(1);
+        if self.down_since.is_none() {
+            self.down_since = Some(std::time::Instant::now());
+            metrics::gauge!("lorikeet_storage_unavailable").set(1.0);
+            warn!(
+                ops,
+                "database unavailable; holding the writes and retrying until it is back: {e}"
+            );
+        }
+    }
+
+    fn recovered(&mut self) {
+        if let Some(since) = self.down_since.take() {
+            metrics::gauge!("lorikeet_storage_unavailable").set(0.0);
+            info!(after = ?since.elapsed(), "database available again; writes resumed");
+        }
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(MAX_RETRY_DELAY);
     }
 }
