@@ -845,7 +845,7 @@ async fn check_after_restart(world: Arc<World>, api: Arc<Api>, gw: Arc<SimGatewa
         (f_cnt, phy)
     };
     gw.push_at(&phy, &rx(), gw.tmst_now()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(8);
+    let deadline = Instant::now() + Duration::from_secs(10);
     let stored = loop {
         let stored = stored_events(&api, eui).await.unwrap_or_default();
         let has = |f: u32| {
@@ -864,7 +864,7 @@ async fn check_after_restart(world: Arc<World>, api: Arc<Api>, gw: Arc<SimGatewa
     let Some(stored) = stored else {
         world.problem(format!(
             "{eui} ({kind:?}) holds a session (DevAddr {addr}) the restarted server does \
-             not accept: its new uplink FCnt {marker} was not stored within 8 s (the \
+             not accept: its new uplink FCnt {marker} was not stored within 10 s (the \
              device stays offline until it rejoins)"
         ));
         let mut d = dev.lock().unwrap();

@@ -330,6 +330,7 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
         &[("reason", "overloaded")],
     );
     let retries = metrics::sum(&text, "lorikeet_storage_retries_total", &[]) + 0.0;
+    let unavailable = metrics::sum(&text, "lorikeet_storage_unavailable", &[]) + 0.0;
     let (dropped, shed) = (dropped + 0.0, shed + 0.0);
     eprintln!(
         "{total} uplinks sent, {} acknowledged{}, {} delivered, {} missing, {shed} shed, \
@@ -387,6 +388,10 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
         missing.len(),
         &missing[..missing.len().min(10)],
         problems.join("\n")
+    );
+    assert_eq!(
+        unavailable, 0.0,
+        "lorikeet_storage_unavailable still says the database is away after it came back"
     );
     assert!(
         acked.len() as u64 >= total * 9 / 10,
