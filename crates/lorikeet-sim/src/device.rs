@@ -17,6 +17,27 @@ pub enum SimError {
     /// The device has no session yet.
     #[error("the device has not joined")]
     NotJoined,
+    /// A JoinAccept (MIC valid) whose JoinNonce is not greater than the last one this
+    /// 1.1 device accepted: a server that reuses JoinNonces (e.g. one that lost its
+    /// join state in a crash) is refused, as LoRaMac-node does.
+    #[error("JoinNonce {got} is not greater than the last accepted {last}")]
+    JoinNonceNotGreater {
+        /// The JoinNonce in the frame.
+        got: u32,
+        /// The last one accepted.
+        last: u32,
+    },
+    /// A data downlink whose counter is not greater than the last one accepted on
+    /// that counter (a reused FCntDown: the frame is dropped, as a device does).
+    #[error("downlink counter replayed: FCnt {wire} (16 bits) after {last}")]
+    DownlinkCounterReplayed {
+        /// The application counter (1.1, FPort > 0) rather than the network one.
+        app: bool,
+        /// The last counter accepted.
+        last: u32,
+        /// The 16 low bits in the frame.
+        wire: u16,
+    },
 }
 
 /// The session a device holds.
@@ -184,10 +205,10 @@ impl SimDevice {
             .map_err(|e| SimError::Refused(e.to_string()))?;
         let join_nonce = ja.join_nonce.get();
         if self.v11 && join_nonce <= self.last_join_nonce {
-            return Err(SimError::Refused(format!(
-                "JoinNonce {join_nonce} is not greater than the last accepted {}",
-                self.last_join_nonce
-            )));
+            return Err(SimError::JoinNonceNotGreater {
+                got: join_nonce,
+                last: self.last_join_nonce,
+            });
         }
         self.last_join_nonce = join_nonce;
         let keys = crypto::derive_session_keys(&ja, &ctx, &key, &self.app_key);
@@ -264,7 +285,11 @@ impl SimDevice {
         let app = v11 && data.f_port.is_some_and(|p| p > 0);
         let last = if app { s.a_f_cnt_down } else { s.n_f_cnt_down };
         let f_cnt = lorikeet_lorawan::fcnt::reconstruct_f_cnt(last, data.fhdr.f_cnt, 16_384)
-            .ok_or_else(|| SimError::Refused("downlink counter replayed".into()))?;
+            .ok_or(SimError::DownlinkCounterReplayed {
+                app,
+                last: last.unwrap_or(0),
+                wire: data.fhdr.f_cnt,
+            })?;
         let frame = crypto::open_data_downlink(
             &parsed,
             f_cnt,

@@ -261,6 +261,23 @@ impl SimGateway {
         n
     }
 
+    /// The token of the next PUSH_ACK on the uplink socket, or `None` when none came
+    /// within `timeout` (for a sender that does not wait in [`SimGateway::push_at`]
+    /// but wants to know which of its PUSH_DATA were acknowledged).
+    pub async fn recv_push_ack(&self, timeout: Duration) -> io::Result<Option<u16>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = [0u8; 64];
+        loop {
+            let n = match tokio::time::timeout_at(deadline, self.up.recv(&mut buf)).await {
+                Ok(r) => r?,
+                Err(_) => return Ok(None),
+            };
+            if let Ok(Downstream::PushAck(h)) = wire::parse_downstream(&buf[..n]) {
+                return Ok(Some(h.token));
+            }
+        }
+    }
+
     /// Answers a PULL_RESP: `error` `None` means sent (`"NONE"`), otherwise e.g. `TOO_LATE`.
     pub async fn tx_ack(&self, token: u16, error: Option<&str>) -> io::Result<()> {
         let json = serde_json::json!({ "txpk_ack": { "error": error.unwrap_or("NONE") } });

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A fresh, empty directory under the system's temp dir (removed by [`Served::stop`]
@@ -45,7 +46,8 @@ pub fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
 
 /// A running `lorikeet serve`.
 pub struct Served {
-    child: Child,
+    /// Shared with [`Killer`]s.
+    child: Arc<Mutex<Child>>,
     /// Its working directory.
     pub dir: PathBuf,
     /// `127.0.0.1:PORT` of the API.
@@ -78,7 +80,7 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
                 .to_owned();
             let udp_addr = line.rsplit(' ').next().unwrap().parse().unwrap();
             return Served {
-                child,
+                child: Arc::new(Mutex::new(child)),
                 dir: dir.to_owned(),
                 api_addr,
                 udp_addr,
@@ -114,12 +116,54 @@ impl Served {
         read(&self.dir, "stderr.log")
     }
 
-    /// SIGTERM, then waits for a clean exit; returns (log, stderr).
-    pub fn stop(mut self) -> (String, String) {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child().id()
+    }
+
+    fn child(&self) -> std::sync::MutexGuard<'_, Child> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `kill -9`, now.
+    pub fn kill9(&self) {
+        let _ = self.child().kill();
+    }
+
+    /// A handle that can `kill -9` the process from any task or thread, at once (a
+    /// system call, no helper process).
+    pub fn killer(&self) -> Killer {
+        Killer(self.child.clone())
+    }
+
+    /// Waits (up to 20 s) for the process to end after something else killed it, and
+    /// keeps its logs as `stdout.N.log` and `stderr.N.log` (so the directory can serve
+    /// again); returns the exit status.
+    pub fn reap(self, n: u32) -> ExitStatus {
+        let status = wait(&mut self.child(), Duration::from_secs(20));
+        for f in ["stdout", "stderr"] {
+            let _ = std::fs::rename(
+                self.dir.join(format!("{f}.log")),
+                self.dir.join(format!("{f}.{n}.log")),
+            );
+        }
+        status
+    }
+
+    /// SIGTERM, then [`Served::reap`]: the directory and its logs stay.
+    pub fn terminate(self, n: u32) -> ExitStatus {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.pid().to_string()])
             .status();
-        let status = wait(&mut self.child, Duration::from_secs(20));
+        self.reap(n)
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns (log, stderr).
+    pub fn stop(self) -> (String, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let status = wait(&mut self.child(), Duration::from_secs(20));
         let out = (self.log(), self.stderr());
         assert!(
             status.success(),
@@ -135,8 +179,21 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         // A failed test: do not leave the server running.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let mut child = self.child();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Kills a [`Served`] process with SIGKILL (it cannot flush or clean up anything).
+#[derive(Clone)]
+pub struct Killer(Arc<Mutex<Child>>);
+
+impl Killer {
+    /// `kill -9`, now; the process id, or `None` when it had already been reaped.
+    pub fn kill9(&self) -> Option<u32> {
+        let mut child = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        child.kill().ok().map(|()| child.id())
     }
 }
 

@@ -6,6 +6,9 @@ use lorikeet::{Config, Server};
 use serde_json::Value;
 
 pub mod binary;
+pub mod metrics;
+pub mod pg_cluster;
+pub mod webhook;
 
 /// The admin token test servers use.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
@@ -89,6 +92,31 @@ impl Api {
             status,
             body: serde_json::from_str(&text).unwrap_or(Value::Null),
         }
+    }
+
+    /// Like the other methods, but a connection error (e.g. a server just killed) is
+    /// `None` instead of a panic.
+    pub async fn try_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Option<Reply> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .timeout(std::time::Duration::from_secs(10));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.ok()?;
+        let status = r.status().as_u16();
+        let text = r.text().await.ok()?;
+        Some(Reply {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        })
     }
 
     pub async fn get(&self, path: &str) -> Reply {
