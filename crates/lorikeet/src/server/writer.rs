@@ -21,6 +21,12 @@ use tracing::{error, info, warn};
 
 /// Most ops in one transaction.
 pub const MAX_BATCH: usize = 4_096;
+/// Shortest time between the starts of two commits. An idle server commits a write
+/// at once; under load, what arrives meanwhile joins the next batch, so commits stay
+/// few and large (each one costs a sync of the log and wakes the webhook worker,
+/// the core loop and the application task) while a frame waits at most this plus
+/// one commit for the writes it depends on.
+pub const COMMIT_PACE: Duration = Duration::from_millis(5);
 /// Longest pause between retries while the database is unavailable.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
 
@@ -120,9 +126,10 @@ pub fn channel(capacity: usize, producers: usize) -> (Vec<Producer>, Queue) {
     )
 }
 
-/// Runs until every producer is dropped, committing whatever is queued as soon as
-/// the previous commit is done (ops that arrive during a commit form the next
-/// batch, so batches grow with the load and an idle server commits at once).
+/// Runs until every producer is dropped, committing whatever is queued, at most
+/// one commit per [`COMMIT_PACE`] (ops that arrive during a commit or its pace
+/// form the next batch, so batches grow with the load and an idle server commits
+/// at once).
 /// `committed` is notified after each batch, so the webhook worker looks at the
 /// new events as soon as they are visible instead of at its next poll.
 pub async fn run(storage: Arc<dyn Storage>, mut queue: Queue, committed: Arc<Notify>) {
@@ -130,14 +137,26 @@ pub async fn run(storage: Arc<dyn Storage>, mut queue: Queue, committed: Arc<Not
     let producers = queue.committed.len();
     let mut batch: Vec<WriteOp> = Vec::with_capacity(MAX_BATCH);
     let mut upto = vec![0u64; producers];
+    let mut last_start: Option<tokio::time::Instant> = None;
     while let Some(first) = queue.rx.recv().await {
         take(first, &mut batch, &mut upto);
+        let ready = last_start.map(|t| t + COMMIT_PACE);
         while batch.len() < MAX_BATCH {
-            match queue.rx.try_recv() {
-                Ok(q) => take(q, &mut batch, &mut upto),
-                Err(_) => break,
+            let next = match ready {
+                Some(at) if tokio::time::Instant::now() < at => {
+                    match tokio::time::timeout_at(at, queue.rx.recv()).await {
+                        Ok(q) => q,
+                        Err(_) => continue,
+                    }
+                }
+                _ => queue.rx.try_recv().ok(),
+            };
+            match next {
+                Some(q) => take(q, &mut batch, &mut upto),
+                None => break,
             }
         }
+        last_start = Some(tokio::time::Instant::now());
         commit(&*storage, &mut batch).await;
         for (tx, n) in queue.committed.iter().zip(&upto) {
             if *n > *tx.borrow() {
