@@ -12,6 +12,7 @@ pub mod mac;
 pub mod output;
 pub mod region;
 pub mod rx;
+pub mod schedule;
 pub mod server;
 mod uplink;
 
