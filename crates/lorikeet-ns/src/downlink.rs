@@ -61,45 +61,83 @@ fn plan_class_a(
     let rx1_possible = policy != RxWindowPolicy::Rx2Only && rx1.is_some() && now + lead <= rx1_at;
     let rx2_possible = policy != RxWindowPolicy::Rx1Only && fits_rx2 && now + lead <= rx2_at;
 
-    // Concentrator time wraps every ~71.6 minutes: wrapping arithmetic on purpose.
-    let tmst_rx1 = best.tmst.wrapping_add(delay_us(rx1_delay));
-    let tmst_rx2 = tmst_rx1.wrapping_add(1_000_000);
-    let gateway_id = best.gateway_id;
-    let request = |ns: &mut NetworkServer, w: WindowParams, tmst: u32, window: Window| {
-        let modulation = region::modulation(&region, w.dr)?;
-        Some(DownlinkRequest {
-            id: ns.next_downlink_id(),
-            dev_eui,
-            gateway_id,
-            phy_payload: phy_payload.clone(),
-            timing: Timing::Delay { tmst },
-            window,
-            frequency_hz: w.frequency_hz,
-            modulation,
-            dr: w.dr,
-            tx_power_eirp_dbm: region::downlink_tx_power_dbm(&region, w.frequency_hz),
-        })
-    };
-    let rx2_req = if rx2_possible {
-        request(ns, rx2, tmst_rx2, Window::Rx2)
-    } else {
-        None
-    };
-    let (first, fallback) = match (rx1_possible, rx1) {
-        (true, Some(w1)) => match request(ns, w1, tmst_rx1, Window::Rx1) {
-            Some(r1) => (Some(r1), rx2_req.map(|r| (r, rx2_at - lead))),
-            None => (rx2_req, None),
-        },
-        _ => (rx2_req, None),
-    };
+    // Candidates in order of preference: RX1, then RX2, on the gateway that heard
+    // the uplink best, then the same on the others by signal (issue 19: a window
+    // already taken on one gateway is free on another).
+    let mut heard: Vec<&crate::rx::RxInfo> = up.rx_info.iter().collect();
+    heard.sort_by(|a, b| b.signal_cmp(a));
+    let _ = best;
+    let air_end = up.air_end();
+    let mut candidates = Vec::with_capacity(heard.len() * 2);
+    for rx in &heard {
+        // The uplink's tmst is the end of its reception: it anchors that gateway's
+        // clock for placing transmissions.
+        ns.radio(rx.gateway_id, now).observe(rx.tmst, air_end);
+        // Concentrator time wraps every ~71.6 minutes: wrapping arithmetic on purpose.
+        let tmst_rx1 = rx.tmst.wrapping_add(delay_us(rx1_delay));
+        let tmst_rx2 = tmst_rx1.wrapping_add(1_000_000);
+        if let (true, Some(w1)) = (rx1_possible, rx1) {
+            candidates.push((rx.gateway_id, w1, tmst_rx1, Window::Rx1, rx1_at));
+        }
+        if rx2_possible {
+            candidates.push((rx.gateway_id, rx2, tmst_rx2, Window::Rx2, rx2_at));
+        }
+    }
+    let request =
+        |ns: &mut NetworkServer, gateway_id: Eui64, w: WindowParams, tmst: u32, window: Window| {
+            let modulation = region::modulation(&region, w.dr)?;
+            Some(DownlinkRequest {
+                id: ns.next_downlink_id(),
+                dev_eui,
+                gateway_id,
+                phy_payload: phy_payload.clone(),
+                timing: Timing::Delay { tmst },
+                window,
+                frequency_hz: w.frequency_hz,
+                modulation,
+                dr: w.dr,
+                tx_power_eirp_dbm: region::downlink_tx_power_dbm(&region, w.frequency_hz),
+            })
+        };
+    let mut first: Option<DownlinkRequest> = None;
+    let mut fallback = None;
+    let mut refused: Option<&'static str> = None;
+    for (gateway_id, w, tmst, window, at) in candidates {
+        let Some(req) = request(ns, gateway_id, w, tmst, window) else {
+            continue;
+        };
+        match first {
+            None => match ns.place(&req, now) {
+                Ok(()) => first = Some(req),
+                Err(why) => {
+                    refused.get_or_insert(why);
+                    if why == "collision" {
+                        ns.counters.downlinks_refused_collision += 1;
+                    }
+                }
+            },
+            // The next candidate that is free now is the retry if the gateway refuses
+            // the first (placed when it is used).
+            Some(_) => {
+                if ns.fits(&req, now) {
+                    fallback = Some((req, at - lead));
+                    break;
+                }
+            }
+        }
+    }
     let Some(first) = first else {
+        let why = refused.unwrap_or("no receive window left");
         log(
             ns,
             dev_eui,
             LogLevel::Warning,
             LogCode::DownlinkGateway,
-            "no receive window left for the downlink: processing or backhaul was too slow".into(),
-            &[],
+            match why {
+                "collision" => "every receive window of every gateway that heard the uplink is taken by other transmissions; the downlink waits for the next uplink".into(),
+                _ => "no receive window left for the downlink: processing or backhaul was too slow".into(),
+            },
+            &[("reason", why.to_owned())],
         );
         return false;
     };
@@ -527,10 +565,14 @@ pub(crate) fn on_tx_result(
             sent(ns, f, now);
         }
         TxResult::Rejected(reason) => {
-            if let Some((mut rx2, deadline)) = f.fallback {
+            // The gateway did not send it: its time and airtime are free again.
+            ns.unplace(&f.request);
+            if let Some((mut retry, deadline)) = f.fallback {
                 if now <= deadline {
-                    rx2.id = ns.next_downlink_id();
-                    return send(ns, rx2, f.purpose, None);
+                    retry.id = ns.next_downlink_id();
+                    if ns.place(&retry, now).is_ok() {
+                        return send(ns, retry, f.purpose, None);
+                    }
                 }
             }
             log(
@@ -618,4 +660,65 @@ fn sent(ns: &mut NetworkServer, f: InFlight, now: Instant) {
         tx_power_eirp_dbm: f.request.tx_power_eirp_dbm,
     }));
     ns.wake_class_c(dev_eui);
+}
+
+/// What the core needs to keep a gateway's radio free of overlapping transmissions
+/// (issue 19). Duty-cycle budgets ([`crate::schedule::DutyCycle`]) come next.
+impl NetworkServer {
+    /// The schedule of `gateway_id`, created on first use.
+    pub(crate) fn radio(
+        &mut self,
+        gateway_id: Eui64,
+        now: Instant,
+    ) -> &mut crate::schedule::GatewaySchedule {
+        self.radios
+            .entry(gateway_id)
+            .or_insert_with(|| crate::schedule::GatewaySchedule::new(now))
+    }
+
+    /// Plans `req` on its gateway's radio: refused (with a metric label) if it would
+    /// overlap, or come within the gateway's minimum gap of, a transmission already
+    /// planned there — the gateway would answer `COLLISION_PACKET`.
+    pub(crate) fn place(
+        &mut self,
+        req: &DownlinkRequest,
+        now: Instant,
+    ) -> Result<(), &'static str> {
+        let Ok(airtime) =
+            crate::schedule::time_on_air(req.modulation, 5, req.phy_payload.len(), false)
+        else {
+            // A modulation we cannot time (LR-FHSS): leave it to the gateway.
+            return Ok(());
+        };
+        let radio = self.radio(req.gateway_id, now);
+        radio.prune(now);
+        let start = match req.timing {
+            Timing::Delay { tmst } => match radio.from_tmst(tmst) {
+                Some(t) => t,
+                None => return Ok(()),
+            },
+            Timing::Immediately => radio.from_instant(now),
+        };
+        match radio.try_place(start, airtime, req.frequency_hz, req.id, now) {
+            Ok(()) => Ok(()),
+            Err(crate::schedule::Conflict::TooLate) => Err("too_late"),
+            Err(_) => Err("collision"),
+        }
+    }
+
+    /// Whether `req` could be placed now (without placing it).
+    pub(crate) fn fits(&mut self, req: &DownlinkRequest, now: Instant) -> bool {
+        let ok = self.place(req, now).is_ok();
+        if ok {
+            self.unplace(req);
+        }
+        ok
+    }
+
+    /// Frees what `req` held (the gateway refused it, or it was only a probe).
+    pub(crate) fn unplace(&mut self, req: &DownlinkRequest) {
+        if let Some(r) = self.radios.get_mut(&req.gateway_id) {
+            r.remove(req.id);
+        }
+    }
 }

@@ -133,6 +133,9 @@ pub struct Counters {
     pub joins_accepted: u64,
     /// Downlinks handed to gateways (attempts).
     pub downlinks_planned: u64,
+    /// Receive windows not used because the gateway's radio was already planned to
+    /// transmit then (another device's downlink).
+    pub downlinks_refused_collision: u64,
 }
 
 /// The network-server core.
@@ -156,6 +159,8 @@ pub struct NetworkServer {
     last_now: Option<Instant>,
     /// ADR algorithms by name.
     pub(crate) adr_algorithms: crate::mac::AdrRegistry,
+    /// Each gateway's planned transmissions.
+    pub(crate) radios: HashMap<Eui64, crate::schedule::GatewaySchedule>,
 }
 
 impl NetworkServer {
@@ -175,6 +180,7 @@ impl NetworkServer {
             counters: Counters::default(),
             last_now: None,
             adr_algorithms: crate::mac::AdrRegistry::default(),
+            radios: HashMap::new(),
         }
     }
 

@@ -769,3 +769,126 @@ fn a_downlink_counter_is_stored_as_spent_before_its_frame_leaves() {
     assert_eq!(frame.f_cnt, 1, "the next frame takes the next counter");
     assert_eq!(frame.frm_payload, b"one");
 }
+
+/// Airtime of a downlink as the gateway will transmit it (no CRC on downlinks).
+fn airtime_us(req: &lorikeet_ns::DownlinkRequest) -> u64 {
+    lorikeet_ns::schedule::time_on_air(req.modulation, 5, req.phy_payload.len(), false)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// Confirmed uplinks of `n` devices heard at the same instant; returns the downlinks
+/// handed out, after each got its TX_ACK.
+fn simultaneous_confirmed_uplinks(
+    h: &mut Harness,
+    n: u8,
+    heard: &[Heard],
+) -> Vec<lorikeet_ns::DownlinkRequest> {
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut devs = Vec::new();
+    for i in 0..n {
+        let mut dev = VirtualDevice::otaa(40 + u64::from(i), MacVersion::V1_0_3);
+        h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_4000 + u32::from(i)), p.clone()));
+        devs.push(dev);
+    }
+    for dev in &mut devs {
+        let up = dev.uplink(Some(1), b"c", true, false, 5, 0);
+        h.transmit(&up, tx(&region, 868_100_000, 5), heard);
+    }
+    h.advance(ms(400));
+    let mut sent = Vec::new();
+    while !h.pending_tx.is_empty() {
+        let req = h.next_tx();
+        h.tx_ack(&req, TxResult::Sent);
+        sent.push(req);
+    }
+    sent
+}
+
+/// No two transmissions handed to one gateway overlap (with the gateway's minimum gap).
+fn assert_no_overlap(reqs: &[lorikeet_ns::DownlinkRequest]) {
+    for (i, a) in reqs.iter().enumerate() {
+        for b in &reqs[i + 1..] {
+            if a.gateway_id != b.gateway_id {
+                continue;
+            }
+            let (Timing::Delay { tmst: ta }, Timing::Delay { tmst: tb }) = (a.timing, b.timing)
+            else {
+                continue;
+            };
+            let gap = lorikeet_ns::schedule::DEFAULT_MIN_GAP.as_micros() as u64;
+            let (first, second, t1, t2) = if ta <= tb {
+                (a, b, ta, tb)
+            } else {
+                (b, a, tb, ta)
+            };
+            let _ = second;
+            assert!(
+                u64::from(t2 - t1) >= airtime_us(first) + gap,
+                "overlapping transmissions on {}: {t1} and {t2}",
+                a.gateway_id
+            );
+        }
+    }
+}
+
+#[test]
+fn simultaneous_acks_through_one_gateway_do_not_overlap() {
+    // Three confirmed uplinks at one instant through one gateway: RX1 for one, RX2
+    // for the next, and the third has no free window (logged and counted) instead of
+    // a third transmission on a busy radio that the gateway would refuse.
+    let mut h = Harness::eu868();
+    let sent = simultaneous_confirmed_uplinks(&mut h, 3, &[Heard::by(0)]);
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let windows: Vec<Window> = sent.iter().map(|r| r.window).collect();
+    assert!(windows.contains(&Window::Rx1) && windows.contains(&Window::Rx2));
+    assert_no_overlap(&sent);
+    assert_eq!(
+        h.ns.counters().downlinks_refused_collision,
+        3,
+        "RX1 and RX2 of the third, RX1 of the second"
+    );
+    assert!(h.log_codes().contains(&"DOWNLINK_GATEWAY"));
+}
+
+#[test]
+fn simultaneous_acks_spread_across_gateways() {
+    // Heard by two gateways: the third ACK goes through the second gateway.
+    let mut h = Harness::new(NsConfig::default(), 2);
+    let sent =
+        simultaneous_confirmed_uplinks(&mut h, 3, &[Heard::by(0).snr(9.0), Heard::by(1).snr(3.0)]);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_no_overlap(&sent);
+    let via_second = sent
+        .iter()
+        .filter(|r| r.gateway_id == h.gateways[1].id)
+        .count();
+    assert_eq!(via_second, 1);
+    let first: Vec<_> = sent
+        .iter()
+        .filter(|r| r.gateway_id == h.gateways[0].id)
+        .collect();
+    assert_eq!(first.len(), 2, "RX1 and RX2 on the best gateway");
+}
+
+#[test]
+fn a_refused_frame_frees_its_slot_for_the_retry() {
+    // The gateway refuses device A's RX1 frame (COLLISION_PACKET from a transmission
+    // we did not plan): its RX2 retry is placed, and the freed RX1 time is not
+    // counted as busy afterwards.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(50, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_5000), p));
+    let up = dev.uplink(Some(1), b"c", true, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let rx1 = h.next_tx();
+    h.tx_ack(&rx1, TxResult::Rejected("COLLISION_PACKET".into()));
+    let rx2 = h.next_tx();
+    assert_eq!(rx2.window, Window::Rx2);
+    h.tx_ack(&rx2, TxResult::Sent);
+    assert_eq!(h.ns.counters().downlinks_refused_collision, 0);
+}

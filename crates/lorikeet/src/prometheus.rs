@@ -104,6 +104,10 @@ fn describe_server() {
         "1 while the writer waits for the database to come back (writes held, intake sheds), else 0"
     );
     describe_counter!(
+        "lorikeet_downlink_windows_busy_total",
+        "Receive windows not used because the gateway was already planned to transmit then (another downlink); the next window or gateway was tried"
+    );
+    describe_counter!(
         "lorikeet_downlinks_held_total",
         "Downlink frames that waited for the writes they depend on (session, counters, JoinNonce) to commit before leaving"
     );

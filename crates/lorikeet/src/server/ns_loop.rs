@@ -72,6 +72,8 @@ struct Running {
     held: VecDeque<(u64, ns::DownlinkRequest)>,
     /// The number of the last write whose commit the next frame must wait for.
     depends_on: u64,
+    /// The core's count of windows skipped because the gateway was busy, as exported.
+    window_busy: u64,
 }
 
 impl NsLoop {
@@ -89,6 +91,7 @@ impl NsLoop {
             drop_warned: HashMap::new(),
             held: VecDeque::new(),
             depends_on: 0,
+            window_busy: 0,
         };
         loop {
             let deadline = r.inner.ns.poll_timeout();
@@ -300,6 +303,12 @@ impl Running {
     }
 
     async fn dispatch(&mut self) {
+        let busy = self.inner.ns.counters().downlinks_refused_collision;
+        if busy > self.window_busy {
+            metrics::counter!("lorikeet_downlink_windows_busy_total")
+                .increment(busy - self.window_busy);
+            self.window_busy = busy;
+        }
         while let Some(o) = self.inner.ns.poll_output() {
             match o {
                 Output::Transmit(req) => {
