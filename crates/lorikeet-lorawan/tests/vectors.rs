@@ -525,6 +525,8 @@ fn every_vector_file_is_covered() {
             "join_accept.json",
             "join_request_mic.json",
             "key_derivation.json",
+            // Tested by lorikeet-ns (schedule::airtime), where time on air lives.
+            "lora_airtime.json",
             "rejoin_request_mic.json",
         ]
     );
