@@ -478,7 +478,7 @@ pub(crate) fn class_c_send(
     let Some(modulation) = region::modulation(&region, w.dr) else {
         return;
     };
-    let request = DownlinkRequest {
+    let mut request = DownlinkRequest {
         id: ns.next_downlink_id(),
         dev_eui,
         gateway_id: heard.gateway_id,
@@ -490,7 +490,13 @@ pub(crate) fn class_c_send(
         dr: w.dr,
         tx_power_eirp_dbm: region::downlink_tx_power_dbm(&region, w.frequency_hz),
     };
-    let _ = now;
+    // Class C frames share the gateway's radio with Class A answers: sent at once
+    // when the radio is free, else timed into the next free slot.
+    if !ns.place_class_c(&mut request, now) {
+        // Busy, and its clock unknown: leave it to the gateway rather than hold the
+        // queue with nothing to wake it.
+        ns.counters.downlinks_refused_collision += 1;
+    }
     send(ns, request, purpose, None);
 }
 
@@ -704,6 +710,39 @@ impl NetworkServer {
             Err(crate::schedule::Conflict::TooLate) => Err("too_late"),
             Err(_) => Err("collision"),
         }
+    }
+
+    /// Places a Class C frame (sent `Immediately`) at the first moment the gateway's
+    /// radio is free: at once if it is (the frame stays `Immediately`), otherwise at
+    /// the next free slot as a timed frame, when the gateway's clock is known. False
+    /// if it cannot be placed (the radio is busy and its clock unknown).
+    pub(crate) fn place_class_c(&mut self, req: &mut DownlinkRequest, now: Instant) -> bool {
+        let Ok(airtime) =
+            crate::schedule::time_on_air(req.modulation, 5, req.phy_payload.len(), false)
+        else {
+            return true;
+        };
+        let lead = self.config.downlink_lead;
+        let radio = self.radio(req.gateway_id, now);
+        radio.prune(now);
+        let asap = radio.from_instant(now + lead);
+        let slot = radio.next_free(asap, airtime);
+        if slot == asap {
+            return radio
+                .try_place(slot, airtime, req.frequency_hz, req.id, now)
+                .is_ok();
+        }
+        let Some(tmst) = radio.tmst_known().then(|| radio.to_tmst(slot)).flatten() else {
+            return false;
+        };
+        if radio
+            .try_place(slot, airtime, req.frequency_hz, req.id, now)
+            .is_err()
+        {
+            return false;
+        }
+        req.timing = Timing::Delay { tmst };
+        true
     }
 
     /// Whether `req` could be placed now (without placing it).

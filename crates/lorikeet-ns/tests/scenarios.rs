@@ -892,3 +892,52 @@ fn a_refused_frame_frees_its_slot_for_the_retry() {
     h.tx_ack(&rx2, TxResult::Sent);
     assert_eq!(h.ns.counters().downlinks_refused_collision, 0);
 }
+
+#[test]
+fn a_class_c_frame_waits_for_the_radio_after_a_class_a_answer() {
+    // Device B (Class C) gets an item just before device A's RX1 answer goes out on
+    // the same gateway: B's frame is timed right after A's, not sent on top of it.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let mut pc = (*profile(region.clone(), MacVersion::V1_0_3)).clone();
+    pc.supports_class_c = true;
+    let pc = std::sync::Arc::new(pc);
+    let pa = profile(region.clone(), MacVersion::V1_0_3);
+    let mut b = VirtualDevice::otaa(60, MacVersion::V1_0_3);
+    h.ns.upsert_device(b.abp(DevAddr::from_u32(0x0000_6000), pc));
+    let mut a = VirtualDevice::otaa(61, MacVersion::V1_0_3);
+    h.ns.upsert_device(a.abp(DevAddr::from_u32(0x0000_6001), pa));
+    // B is heard once (now listening in Class C).
+    let up = b.uplink(Some(1), b"b", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    assert!(h.pending_tx.is_empty());
+    // A's confirmed uplink: its ACK is planned for RX1, one second after reception.
+    let up = a.uplink(Some(1), b"a", true, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    let ack = h.next_tx();
+    assert_eq!(ack.window, Window::Rx1);
+    let Timing::Delay { tmst: ack_at } = ack.timing else {
+        panic!("a timed RX1 frame");
+    };
+    // 650 ms later (50 ms before A's frame) an item for B.
+    h.advance(ms(650));
+    h.ns.set_queue(&b.dev_eui, vec![item(9, 2, b"c", false)]);
+    h.advance(ms(1));
+    let c = h.next_tx();
+    assert_eq!(c.window, Window::ClassC);
+    let Timing::Delay { tmst: c_at } = c.timing else {
+        panic!("timed after A's frame, not immediate: {:?}", c.timing);
+    };
+    let ack_air =
+        lorikeet_ns::schedule::time_on_air(ack.modulation, 5, ack.phy_payload.len(), false)
+            .unwrap()
+            .as_micros() as u32;
+    let gap = lorikeet_ns::schedule::DEFAULT_MIN_GAP.as_micros() as u32;
+    assert!(
+        c_at.wrapping_sub(ack_at) >= ack_air + gap,
+        "B's frame at {c_at} overlaps A's at {ack_at}"
+    );
+    assert_eq!(b.receive(&c.phy_payload, None).unwrap().frm_payload, b"c");
+}
