@@ -72,7 +72,8 @@ fn plan_class_a(
     for rx in &heard {
         // The uplink's tmst is the end of its reception: it anchors that gateway's
         // clock for placing transmissions.
-        ns.radio(rx.gateway_id, now).observe(rx.tmst, air_end);
+        ns.radio(rx.gateway_id, Some(&region), now)
+            .observe(rx.tmst, air_end);
         // Concentrator time wraps every ~71.6 minutes: wrapping arithmetic on purpose.
         let tmst_rx1 = rx.tmst.wrapping_add(delay_us(rx1_delay));
         let tmst_rx2 = tmst_rx1.wrapping_add(1_000_000);
@@ -101,7 +102,7 @@ fn plan_class_a(
         };
     let mut first: Option<DownlinkRequest> = None;
     let mut fallback = None;
-    let mut refused: Option<&'static str> = None;
+    let mut refused: Option<Refusal> = None;
     for (gateway_id, w, tmst, window, at) in candidates {
         let Some(req) = request(ns, gateway_id, w, tmst, window) else {
             continue;
@@ -111,9 +112,7 @@ fn plan_class_a(
                 Ok(()) => first = Some(req),
                 Err(why) => {
                     refused.get_or_insert(why);
-                    if why == "collision" {
-                        ns.counters.downlinks_refused_collision += 1;
-                    }
+                    ns.count_refusal(why);
                 }
             },
             // The next candidate that is free now is the retry if the gateway refuses
@@ -127,7 +126,7 @@ fn plan_class_a(
         }
     }
     let Some(first) = first else {
-        let why = refused.unwrap_or("no receive window left");
+        let why = refused.map_or("no receive window left", Refusal::label);
         log(
             ns,
             dev_eui,
@@ -135,6 +134,7 @@ fn plan_class_a(
             LogCode::DownlinkGateway,
             match why {
                 "collision" => "every receive window of every gateway that heard the uplink is taken by other transmissions; the downlink waits for the next uplink".into(),
+                "duty_cycle" => "the duty-cycle budget of every gateway that heard the uplink is spent for these windows; the downlink waits for the next uplink".into(),
                 _ => "no receive window left for the downlink: processing or backhaul was too slow".into(),
             },
             &[("reason", why.to_owned())],
@@ -492,10 +492,31 @@ pub(crate) fn class_c_send(
     };
     // Class C frames share the gateway's radio with Class A answers: sent at once
     // when the radio is free, else timed into the next free slot.
-    if !ns.place_class_c(&mut request, now) {
-        // Busy, and its clock unknown: leave it to the gateway rather than hold the
-        // queue with nothing to wake it.
-        ns.counters.downlinks_refused_collision += 1;
+    match ns.place_class_c(&mut request, &region, now) {
+        Ok(()) => {}
+        Err(Refusal::DutyCycle(when)) => {
+            ns.count_refusal(Refusal::DutyCycle(when));
+            // Paced, not dropped: the item waits in the queue until the budget allows.
+            match when {
+                Some(at) => {
+                    ns.class_c_later.insert((at, dev_eui));
+                }
+                None => log(
+                    ns,
+                    dev_eui,
+                    LogLevel::Error,
+                    LogCode::DownlinkGateway,
+                    "the Class C downlink is longer on air than the gateway's whole duty-cycle budget for its sub-band; it stays queued".into(),
+                    &[],
+                ),
+            }
+            return;
+        }
+        Err(why) => {
+            // Busy, and its clock unknown: leave it to the gateway rather than hold
+            // the queue with nothing to wake it.
+            ns.count_refusal(why);
+        }
     }
     send(ns, request, purpose, None);
 }
@@ -668,81 +689,117 @@ fn sent(ns: &mut NetworkServer, f: InFlight, now: Instant) {
     ns.wake_class_c(dev_eui);
 }
 
-/// What the core needs to keep a gateway's radio free of overlapping transmissions
-/// (issue 19). Duty-cycle budgets ([`crate::schedule::DutyCycle`]) come next.
+/// One gateway's radio as the core plans it: its transmissions in time, and its
+/// duty-cycle budget per sub-band (issue 19).
+#[derive(Debug)]
+pub(crate) struct Radio {
+    plan: crate::schedule::GatewaySchedule,
+    duty: Option<crate::schedule::DutyCycle>,
+}
+
+/// Why a transmission was not placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// Overlaps (or comes within the gap of) a planned transmission.
+    Collision,
+    /// The sub-band's budget is spent; it would fit again at this moment, if ever.
+    DutyCycle(Option<Instant>),
+    /// Its time has passed.
+    TooLate,
+}
+
+impl Refusal {
+    fn label(self) -> &'static str {
+        match self {
+            Refusal::Collision => "collision",
+            Refusal::DutyCycle(_) => "duty_cycle",
+            Refusal::TooLate => "too_late",
+        }
+    }
+}
+
+fn airtime(req: &DownlinkRequest) -> Option<Duration> {
+    crate::schedule::time_on_air(req.modulation, 5, req.phy_payload.len(), false).ok()
+}
+
 impl NetworkServer {
-    /// The schedule of `gateway_id`, created on first use.
+    /// The radio of `gateway_id`, created on first use; its duty-cycle budget comes
+    /// from the region of the first device planned through it.
     pub(crate) fn radio(
         &mut self,
         gateway_id: Eui64,
+        region: Option<&crate::region::RegionHandle>,
         now: Instant,
-    ) -> &mut crate::schedule::GatewaySchedule {
-        self.radios
-            .entry(gateway_id)
-            .or_insert_with(|| crate::schedule::GatewaySchedule::new(now))
+    ) -> &mut Radio {
+        let (enforce, cap) = (self.config.duty_cycle, self.config.duty_cycle_cap);
+        let r = self.radios.entry(gateway_id).or_insert_with(|| Radio {
+            plan: crate::schedule::GatewaySchedule::new(now),
+            duty: None,
+        });
+        if let (true, None, Some(region)) = (enforce, &r.duty, region) {
+            r.duty = Some(crate::schedule::DutyCycle::from_region(
+                region.duty_cycle_sub_bands(),
+                cap,
+            ));
+        }
+        r
     }
 
-    /// Plans `req` on its gateway's radio: refused (with a metric label) if it would
-    /// overlap, or come within the gateway's minimum gap of, a transmission already
-    /// planned there — the gateway would answer `COLLISION_PACKET`.
-    pub(crate) fn place(
-        &mut self,
-        req: &DownlinkRequest,
-        now: Instant,
-    ) -> Result<(), &'static str> {
-        let Ok(airtime) =
-            crate::schedule::time_on_air(req.modulation, 5, req.phy_payload.len(), false)
-        else {
+    /// Plans `req` on its gateway's radio: refused if it would overlap, or come within
+    /// the gateway's minimum gap of, a transmission already planned there (the gateway
+    /// would answer `COLLISION_PACKET`), or if it would exceed the sub-band's
+    /// duty-cycle budget.
+    pub(crate) fn place(&mut self, req: &DownlinkRequest, now: Instant) -> Result<(), Refusal> {
+        let Some(air) = airtime(req) else {
             // A modulation we cannot time (LR-FHSS): leave it to the gateway.
             return Ok(());
         };
-        let radio = self.radio(req.gateway_id, now);
-        radio.prune(now);
+        let radio = self.radio(req.gateway_id, None, now);
+        radio.plan.prune(now);
         let start = match req.timing {
-            Timing::Delay { tmst } => match radio.from_tmst(tmst) {
+            Timing::Delay { tmst } => match radio.plan.from_tmst(tmst) {
                 Some(t) => t,
                 None => return Ok(()),
             },
-            Timing::Immediately => radio.from_instant(now),
+            Timing::Immediately => radio.plan.from_instant(now),
         };
-        match radio.try_place(start, airtime, req.frequency_hz, req.id, now) {
-            Ok(()) => Ok(()),
-            Err(crate::schedule::Conflict::TooLate) => Err("too_late"),
-            Err(_) => Err("collision"),
-        }
+        radio.reserve(req, start, air, air, now)
     }
 
-    /// Places a Class C frame (sent `Immediately`) at the first moment the gateway's
-    /// radio is free: at once if it is (the frame stays `Immediately`), otherwise at
-    /// the next free slot as a timed frame, when the gateway's clock is known. False
-    /// if it cannot be placed (the radio is busy and its clock unknown).
-    pub(crate) fn place_class_c(&mut self, req: &mut DownlinkRequest, now: Instant) -> bool {
-        let Ok(airtime) =
-            crate::schedule::time_on_air(req.modulation, 5, req.phy_payload.len(), false)
-        else {
-            return true;
+    /// Places a Class C frame at the first moment the gateway's radio is free. Sent
+    /// at once (`Immediately`) when the radio is free from now until the frame must
+    /// be over: it leaves the gateway somewhere within the downlink lead (backhaul)
+    /// of now, so that whole span is reserved. Otherwise it is timed (`tmst`) into the
+    /// next free slot at least the lead ahead, when the gateway's clock is known.
+    pub(crate) fn place_class_c(
+        &mut self,
+        req: &mut DownlinkRequest,
+        region: &crate::region::RegionHandle,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let Some(air) = airtime(req) else {
+            return Ok(());
         };
         let lead = self.config.downlink_lead;
-        let radio = self.radio(req.gateway_id, now);
-        radio.prune(now);
-        let asap = radio.from_instant(now + lead);
-        let slot = radio.next_free(asap, airtime);
-        if slot == asap {
-            return radio
-                .try_place(slot, airtime, req.frequency_hz, req.id, now)
-                .is_ok();
+        let radio = self.radio(req.gateway_id, Some(region), now);
+        radio.plan.prune(now);
+        let now_gw = radio.plan.from_instant(now);
+        let span = lead.saturating_add(air);
+        if radio.plan.next_free(now_gw, span) == now_gw {
+            return radio.reserve(req, now_gw, span, air, now);
         }
-        let Some(tmst) = radio.tmst_known().then(|| radio.to_tmst(slot)).flatten() else {
-            return false;
+        let slot = radio.plan.next_free(now_gw.saturating_add(lead), air);
+        let Some(tmst) = radio
+            .plan
+            .tmst_known()
+            .then(|| radio.plan.to_tmst(slot))
+            .flatten()
+        else {
+            return Err(Refusal::Collision);
         };
-        if radio
-            .try_place(slot, airtime, req.frequency_hz, req.id, now)
-            .is_err()
-        {
-            return false;
-        }
+        radio.reserve(req, slot, air, air, now)?;
         req.timing = Timing::Delay { tmst };
-        true
+        Ok(())
     }
 
     /// Whether `req` could be placed now (without placing it).
@@ -754,10 +811,68 @@ impl NetworkServer {
         ok
     }
 
-    /// Frees what `req` held (the gateway refused it, or it was only a probe).
+    /// Frees what `req` held: its time, and its airtime in the budget (the gateway
+    /// refused it, or it was only a probe).
     pub(crate) fn unplace(&mut self, req: &DownlinkRequest) {
         if let Some(r) = self.radios.get_mut(&req.gateway_id) {
-            r.remove(req.id);
+            if let Some(p) = r.plan.remove(req.id) {
+                if let (Some(duty), Some(at)) = (r.duty.as_mut(), r.plan.to_instant(p.start)) {
+                    // What was charged: the time on air (an immediate frame reserves
+                    // the lead before it too).
+                    duty.unrecord(p.frequency_hz, at, airtime(req).unwrap_or(p.duration));
+                }
+            }
         }
+    }
+
+    /// Counts a refusal.
+    pub(crate) fn count_refusal(&mut self, why: Refusal) {
+        match why {
+            Refusal::Collision => self.counters.downlinks_refused_collision += 1,
+            Refusal::DutyCycle(_) => self.counters.downlinks_refused_duty_cycle += 1,
+            Refusal::TooLate => {}
+        }
+    }
+}
+
+impl Radio {
+    /// Reserves `span` of the radio from `start` for `req`, charging `air` (its time
+    /// on air) to the duty-cycle budget.
+    fn reserve(
+        &mut self,
+        req: &DownlinkRequest,
+        start: crate::schedule::GwTime,
+        span: Duration,
+        air: Duration,
+        now: Instant,
+    ) -> Result<(), Refusal> {
+        let at = self.plan.to_instant(start).unwrap_or(now);
+        if let Some(duty) = self.duty.as_mut() {
+            duty.prune(now);
+            if !duty.allows(req.frequency_hz, at, air, now) {
+                return Err(Refusal::DutyCycle(duty.earliest(
+                    req.frequency_hz,
+                    air,
+                    now,
+                )));
+            }
+        }
+        match self
+            .plan
+            .try_place(start, span, req.frequency_hz, req.id, now)
+        {
+            Ok(()) => {}
+            Err(crate::schedule::Conflict::TooLate) => return Err(Refusal::TooLate),
+            Err(_) => return Err(Refusal::Collision),
+        }
+        if let Some(duty) = self.duty.as_mut() {
+            duty.record(req.frequency_hz, at, air);
+        }
+        Ok(())
+    }
+
+    /// Reads the gateway's clock from an uplink's reception.
+    pub(crate) fn observe(&mut self, tmst: u32, at: Instant) {
+        self.plan.observe(tmst, at);
     }
 }

@@ -48,6 +48,12 @@ pub struct NsConfig {
     pub max_f_cnt_gap: u32,
     /// MAC engine and ADR settings.
     pub mac: crate::mac::MacConfig,
+    /// Keep each gateway within its region's duty-cycle limits per sub-band (a
+    /// sliding hour), e.g. EU868 1 % and 10 %.
+    pub duty_cycle: bool,
+    /// An operator's stricter limit (a fraction, e.g. 0.005), applied to every
+    /// sub-band that has one.
+    pub duty_cycle_cap: Option<f64>,
 }
 
 impl Default for NsConfig {
@@ -60,6 +66,8 @@ impl Default for NsConfig {
             downlink_lead: Duration::from_millis(100),
             max_f_cnt_gap: lorikeet_lorawan::fcnt::MAX_FCNT_GAP,
             mac: crate::mac::MacConfig::default(),
+            duty_cycle: true,
+            duty_cycle_cap: None,
         }
     }
 }
@@ -136,6 +144,9 @@ pub struct Counters {
     /// Receive windows not used because the gateway's radio was already planned to
     /// transmit then (another device's downlink).
     pub downlinks_refused_collision: u64,
+    /// Receive windows (or Class C moments) not used because the gateway's
+    /// duty-cycle budget for that sub-band was spent.
+    pub downlinks_refused_duty_cycle: u64,
 }
 
 /// The network-server core.
@@ -160,7 +171,9 @@ pub struct NetworkServer {
     /// ADR algorithms by name.
     pub(crate) adr_algorithms: crate::mac::AdrRegistry,
     /// Each gateway's planned transmissions.
-    pub(crate) radios: HashMap<Eui64, crate::schedule::GatewaySchedule>,
+    pub(crate) radios: HashMap<Eui64, crate::downlink::Radio>,
+    /// Class C devices waiting for their gateway's duty-cycle budget, by when.
+    pub(crate) class_c_later: BTreeSet<(Instant, Eui64)>,
 }
 
 impl NetworkServer {
@@ -181,6 +194,7 @@ impl NetworkServer {
             last_now: None,
             adr_algorithms: crate::mac::AdrRegistry::default(),
             radios: HashMap::new(),
+            class_c_later: BTreeSet::new(),
         }
     }
 
@@ -370,6 +384,10 @@ impl NetworkServer {
     pub fn handle_rx(&mut self, frame: RxFrame, now: Instant) -> Inserted {
         self.saw(now);
         self.counters.frames_received += 1;
+        // Every reception reads the gateway's clock, so a Class C frame can be timed
+        // into a free slot on a gateway that has not answered anything yet.
+        let (gateway_id, tmst) = (frame.rx_info.gateway_id, frame.rx_info.tmst);
+        self.radio(gateway_id, None, now).observe(tmst, now);
         let r = self.dedup.insert(frame, now);
         match r {
             Inserted::Merged | Inserted::SameGateway | Inserted::TooManyGateways => {
@@ -398,6 +416,13 @@ impl NetworkServer {
             self.process_uplink(uplink, now, rng);
         }
         crate::downlink::class_c_timeouts(self, now);
+        while let Some(&(at, dev_eui)) = self.class_c_later.first() {
+            if at > now {
+                break;
+            }
+            self.class_c_later.pop_first();
+            self.class_c_due.push_back(dev_eui);
+        }
         while let Some(dev_eui) = self.class_c_due.pop_front() {
             crate::downlink::class_c_send(self, dev_eui, now, rng);
         }
@@ -413,11 +438,12 @@ impl NetworkServer {
     /// When [`NetworkServer::handle_timeout`] should next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let class_c = self.class_c_deadlines.first().map(|(d, _)| *d);
+        let later = self.class_c_later.first().map(|(d, _)| *d);
         // Work is waiting: the last time we were told is already due.
         let due_now = (!self.class_c_due.is_empty())
             .then_some(self.last_now)
             .flatten();
-        [self.dedup.next_deadline(), class_c, due_now]
+        [self.dedup.next_deadline(), class_c, later, due_now]
             .into_iter()
             .flatten()
             .min()

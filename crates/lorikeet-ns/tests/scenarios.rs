@@ -941,3 +941,110 @@ fn a_class_c_frame_waits_for_the_radio_after_a_class_a_answer() {
     );
     assert_eq!(b.receive(&c.phy_payload, None).unwrap().frm_payload, b"c");
 }
+
+#[test]
+fn a_class_c_burst_is_paced_within_the_duty_cycle_and_all_of_it_is_sent() {
+    // 330 Class C devices behind one EU868 gateway each get one item: about 1.2 s on
+    // air each at SF12 on 869.525 MHz, 10 % (360 s an hour) allowed. The radio sends
+    // one at a time, the budget holds the rest back, and every item goes out.
+    const N: u32 = 330;
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let mut pc = (*profile(region.clone(), MacVersion::V1_0_3)).clone();
+    pc.supports_class_c = true;
+    let pc = std::sync::Arc::new(pc);
+    let mut devs = Vec::new();
+    for i in 0..N {
+        let mut d = VirtualDevice::otaa(1_000 + u64::from(i), MacVersion::V1_0_3);
+        h.ns.upsert_device(d.abp(DevAddr::from_u32(0x0001_0000 + i), pc.clone()));
+        let up = d.uplink(Some(1), b"u", false, false, 5, 0);
+        h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+        devs.push(d);
+    }
+    h.advance(ms(300));
+    assert!(h.pending_tx.is_empty(), "nothing queued yet");
+    let origin_tmst = h.tmst(0, h.now);
+    for d in &devs {
+        h.ns.set_queue(&d.dev_eui, vec![item(7, 2, b"0123456789", false)]);
+    }
+    // Every frame's start (µs after `origin_tmst` on the gateway's clock) and airtime.
+    let mut frames: Vec<(u64, u64)> = Vec::new();
+    for _ in 0..(3 * 3600 / 5) {
+        h.advance(Duration::from_secs(5));
+        while !h.pending_tx.is_empty() {
+            let req = h.next_tx();
+            assert_eq!(req.window, Window::ClassC);
+            let start = match req.timing {
+                Timing::Delay { tmst } => u64::from(tmst.wrapping_sub(origin_tmst)),
+                // Sent at once: on air as soon as it reaches the gateway, which is
+                // the earliest moment and the one that could overlap what follows.
+                Timing::Immediately => {
+                    let at = h.handed_at[&req.id];
+                    u64::from(h.tmst(0, at).wrapping_sub(origin_tmst))
+                }
+            };
+            frames.push((start, airtime_us(&req)));
+            h.tx_ack(&req, TxResult::Sent);
+        }
+        if frames.len() == N as usize {
+            break;
+        }
+    }
+    assert_eq!(frames.len(), N as usize, "every item is sent eventually");
+    assert!(
+        h.ns.counters().downlinks_refused_duty_cycle > 0,
+        "the budget held some back"
+    );
+    frames.sort();
+    let gap = lorikeet_ns::schedule::DEFAULT_MIN_GAP.as_micros() as u64;
+    for w in frames.windows(2) {
+        assert!(w[1].0 >= w[0].0 + w[0].1 + gap, "overlap: {w:?}");
+    }
+    // No hour (starting at any frame) holds more than 10 % on air.
+    for (i, (start, _)) in frames.iter().enumerate() {
+        let end = start + 3_600_000_000;
+        let on_air: u64 = frames[i..]
+            .iter()
+            .take_while(|(s, _)| *s < end)
+            .map(|(s, a)| (*a).min(end - s))
+            .sum();
+        assert!(
+            on_air <= 360_000_000,
+            "{on_air} µs on air in the hour from {start}"
+        );
+    }
+    let last = frames.last().unwrap().0;
+    assert!(
+        last > 3_600_000_000 - 400_000_000,
+        "the last frames waited for the budget: {last}"
+    );
+}
+
+#[test]
+fn a_spent_rx1_budget_leaves_rx2() {
+    // EU868 RX1 of an uplink on 868.1 MHz is in the 1 % sub-band (36 s an hour); with
+    // an operator cap far below, the first ACK spends it and the next ones use RX2
+    // (869.525 MHz, its own budget).
+    let config = NsConfig {
+        duty_cycle_cap: Some(0.000_02), // 72 ms an hour
+        ..NsConfig::default()
+    };
+    let mut h = Harness::new(config, 1);
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(70, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_7000), p));
+    let mut windows = Vec::new();
+    for _ in 0..2 {
+        let up = dev.uplink(Some(1), b"c", true, false, 5, 0);
+        h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+        h.advance(ms(300));
+        if let Some(req) = h.pending_tx.pop_front() {
+            windows.push(req.window);
+            h.tx_ack(&req, TxResult::Sent);
+        }
+        h.advance(Duration::from_secs(3));
+    }
+    assert_eq!(windows.first(), Some(&Window::Rx1));
+    assert!(h.ns.counters().downlinks_refused_duty_cycle > 0);
+}

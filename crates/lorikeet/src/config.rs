@@ -147,6 +147,12 @@ pub struct NetworkConfig {
     pub max_f_cnt_gap: u32,
     /// Most uplinks being deduplicated at once; beyond it new ones are shed (counted).
     pub max_open_uplinks: usize,
+    /// Keep each gateway within the region's duty-cycle limit per sub-band (e.g.
+    /// EU868: 1 % in 868.0-868.6 MHz, 10 % in 869.4-869.65 MHz), over a sliding hour.
+    pub duty_cycle: bool,
+    /// A stricter operator limit in percent for every limited sub-band; 0: the
+    /// region's limits only.
+    pub duty_cycle_cap_percent: f64,
 }
 
 impl Default for NetworkConfig {
@@ -158,6 +164,8 @@ impl Default for NetworkConfig {
             downlink_lead_ms: 100,
             max_f_cnt_gap: 16_384,
             max_open_uplinks: 200_000,
+            duty_cycle: true,
+            duty_cycle_cap_percent: 0.0,
         }
     }
 }
@@ -380,6 +388,13 @@ impl Config {
                     "{} is outside 1..=2000 ms (the whole RX1 budget is 1000 ms)",
                     self.network.dedup_window_ms
                 ),
+            });
+        }
+        let cap = self.network.duty_cycle_cap_percent;
+        if !(0.0..=100.0).contains(&cap) {
+            return Err(ConfigError::Invalid {
+                key: "network.duty_cycle_cap_percent",
+                message: format!("{cap} is outside 0..=100 (0: the region's limits only)"),
             });
         }
         if !self.monitoring.bind.is_empty() && self.monitoring.bind.parse::<SocketAddr>().is_err() {

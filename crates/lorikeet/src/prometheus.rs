@@ -108,6 +108,10 @@ fn describe_server() {
         "Receive windows not used because the gateway was already planned to transmit then (another downlink); the next window or gateway was tried"
     );
     describe_counter!(
+        "lorikeet_downlink_windows_duty_cycle_total",
+        "Receive windows (or Class C moments) not used because the gateway's duty-cycle budget for the sub-band was spent; another window or gateway was tried, or the Class C frame waits"
+    );
+    describe_counter!(
         "lorikeet_downlinks_held_total",
         "Downlink frames that waited for the writes they depend on (session, counters, JoinNonce) to commit before leaving"
     );

@@ -106,6 +106,8 @@ pub struct Harness {
     pub log: Vec<Output>,
     /// Transmits not yet answered with a TX_ACK.
     pub pending_tx: VecDeque<DownlinkRequest>,
+    /// When each frame was handed out.
+    pub handed_at: std::collections::HashMap<lorikeet_ns::DownlinkId, Instant>,
     /// Copies in flight: (arrival, frame).
     in_transit: Vec<(Instant, RxFrame)>,
     next_uplink_id: u32,
@@ -130,6 +132,7 @@ impl Harness {
                 .collect(),
             log: Vec::new(),
             pending_tx: VecDeque::new(),
+            handed_at: std::collections::HashMap::new(),
             in_transit: Vec::new(),
             next_uplink_id: 1,
             gateway_clock: true,
@@ -220,6 +223,7 @@ impl Harness {
         while let Some(o) = self.ns.poll_output() {
             if let Output::Transmit(r) = &o {
                 self.pending_tx.push_back(r.clone());
+                self.handed_at.insert(r.id, self.now);
             }
             self.log.push(o);
         }

@@ -119,6 +119,8 @@ fn ns_config(config: &Config) -> NsConfig {
         downlink_lead: Duration::from_millis(n.downlink_lead_ms),
         max_f_cnt_gap: n.max_f_cnt_gap,
         mac: config.mac.clone(),
+        duty_cycle: n.duty_cycle,
+        duty_cycle_cap: (n.duty_cycle_cap_percent > 0.0).then(|| n.duty_cycle_cap_percent / 100.0),
     }
 }
 

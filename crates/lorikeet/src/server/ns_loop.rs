@@ -74,6 +74,8 @@ struct Running {
     depends_on: u64,
     /// The core's count of windows skipped because the gateway was busy, as exported.
     window_busy: u64,
+    /// The same for duty-cycle refusals.
+    window_duty: u64,
 }
 
 impl NsLoop {
@@ -92,6 +94,7 @@ impl NsLoop {
             held: VecDeque::new(),
             depends_on: 0,
             window_busy: 0,
+            window_duty: 0,
         };
         loop {
             let deadline = r.inner.ns.poll_timeout();
@@ -308,6 +311,12 @@ impl Running {
             metrics::counter!("lorikeet_downlink_windows_busy_total")
                 .increment(busy - self.window_busy);
             self.window_busy = busy;
+        }
+        let duty = self.inner.ns.counters().downlinks_refused_duty_cycle;
+        if duty > self.window_duty {
+            metrics::counter!("lorikeet_downlink_windows_duty_cycle_total")
+                .increment(duty - self.window_duty);
+            self.window_duty = duty;
         }
         while let Some(o) = self.inner.ns.poll_output() {
             match o {
