@@ -592,8 +592,16 @@ pub(crate) fn on_tx_result(
             sent(ns, f, now);
         }
         TxResult::Rejected(reason) => {
-            // The gateway did not send it: its time and airtime are free again.
-            ns.unplace(&f.request);
+            // The gateway did not send it: its airtime is given back. Its time is free
+            // again too, unless the gateway said something else is sent then
+            // (COLLISION_*: a transmission we did not plan, e.g. another network
+            // server's or a beacon): that time stays taken, so the retry goes
+            // elsewhere.
+            if reason.starts_with("COLLISION") {
+                ns.unplace_airtime(&f.request);
+            } else {
+                ns.unplace(&f.request);
+            }
             if let Some((mut retry, deadline)) = f.fallback {
                 if now <= deadline {
                     retry.id = ns.next_downlink_id();
@@ -821,6 +829,18 @@ impl NetworkServer {
                     // the lead before it too).
                     duty.unrecord(p.frequency_hz, at, airtime(req).unwrap_or(p.duration));
                 }
+            }
+        }
+    }
+
+    /// Gives back the duty-cycle airtime of `req` but keeps its time taken.
+    pub(crate) fn unplace_airtime(&mut self, req: &DownlinkRequest) {
+        if let Some(r) = self.radios.get_mut(&req.gateway_id) {
+            let Some(p) = r.plan.planned().iter().find(|p| p.id == req.id).copied() else {
+                return;
+            };
+            if let (Some(duty), Some(at)) = (r.duty.as_mut(), r.plan.to_instant(p.start)) {
+                duty.unrecord(p.frequency_hz, at, airtime(req).unwrap_or(p.duration));
             }
         }
     }

@@ -1048,3 +1048,38 @@ fn a_spent_rx1_budget_leaves_rx2() {
     assert_eq!(windows.first(), Some(&Window::Rx1));
     assert!(h.ns.counters().downlinks_refused_duty_cycle > 0);
 }
+
+#[test]
+fn a_collision_answer_sends_the_frame_again_in_another_slot() {
+    // The gateway refuses a Class C frame with COLLISION_PACKET (something we did
+    // not plan is on air then): the frame comes again, timed after that moment.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let mut pc = (*profile(region.clone(), MacVersion::V1_0_3)).clone();
+    pc.supports_class_c = true;
+    let pc = std::sync::Arc::new(pc);
+    let mut dev = VirtualDevice::otaa(80, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_8000), pc));
+    let up = dev.uplink(Some(1), b"u", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    h.ns.set_queue(&dev.dev_eui, vec![item(3, 2, b"again", false)]);
+    h.advance(ms(1));
+    let first = h.next_tx();
+    assert_eq!(first.timing, Timing::Immediately);
+    let refused_at = h.tmst(0, h.now);
+    h.tx_ack(&first, TxResult::Rejected("COLLISION_PACKET".into()));
+    h.advance(ms(1));
+    let retry = h.next_tx();
+    let Timing::Delay { tmst } = retry.timing else {
+        panic!("the retry is timed into another slot, not sent at once again");
+    };
+    assert!(
+        tmst.wrapping_sub(refused_at) >= airtime_us(&first) as u32,
+        "the retry starts after the refused frame's time"
+    );
+    assert_eq!(
+        dev.receive(&retry.phy_payload, None).unwrap().frm_payload,
+        b"again"
+    );
+}

@@ -112,6 +112,10 @@ fn describe_server() {
         "Receive windows (or Class C moments) not used because the gateway's duty-cycle budget for the sub-band was spent; another window or gateway was tried, or the Class C frame waits"
     );
     describe_counter!(
+        "lorikeet_downlinks_refused_total",
+        "Downlinks a gateway refused in its TX_ACK, by its error code (TOO_LATE, TOO_EARLY, COLLISION_PACKET, COLLISION_BEACON, TX_FREQ, TX_POWER, GPS_UNLOCKED, other)"
+    );
+    describe_counter!(
         "lorikeet_downlinks_held_total",
         "Downlink frames that waited for the writes they depend on (session, counters, JoinNonce) to commit before leaving"
     );

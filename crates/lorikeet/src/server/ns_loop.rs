@@ -303,6 +303,21 @@ impl Running {
             TxResult::Rejected(_) => "rejected",
         };
         metrics::counter!("lorikeet_downlinks_total", "result" => label).increment(1);
+        if let TxResult::Rejected(reason) = result {
+            // The forwarder's TX_ACK error codes; anything else is one label, so a
+            // misbehaving gateway cannot grow the series without bound.
+            let reason = match reason.as_str() {
+                "TOO_LATE" => "TOO_LATE",
+                "TOO_EARLY" => "TOO_EARLY",
+                "COLLISION_PACKET" => "COLLISION_PACKET",
+                "COLLISION_BEACON" => "COLLISION_BEACON",
+                "TX_FREQ" => "TX_FREQ",
+                "TX_POWER" => "TX_POWER",
+                "GPS_UNLOCKED" => "GPS_UNLOCKED",
+                _ => "other",
+            };
+            metrics::counter!("lorikeet_downlinks_refused_total", "reason" => reason).increment(1);
+        }
     }
 
     async fn dispatch(&mut self) {
