@@ -822,26 +822,30 @@ impl NetworkServer {
     /// Frees what `req` held: its time, and its airtime in the budget (the gateway
     /// refused it, or it was only a probe).
     pub(crate) fn unplace(&mut self, req: &DownlinkRequest) {
-        if let Some(r) = self.radios.get_mut(&req.gateway_id) {
-            if let Some(p) = r.plan.remove(req.id) {
-                if let (Some(duty), Some(at)) = (r.duty.as_mut(), r.plan.to_instant(p.start)) {
-                    // What was charged: the time on air (an immediate frame reserves
-                    // the lead before it too).
-                    duty.unrecord(p.frequency_hz, at, airtime(req).unwrap_or(p.duration));
-                }
-            }
-        }
+        self.give_back(req, true);
     }
 
     /// Gives back the duty-cycle airtime of `req` but keeps its time taken.
     pub(crate) fn unplace_airtime(&mut self, req: &DownlinkRequest) {
-        if let Some(r) = self.radios.get_mut(&req.gateway_id) {
-            let Some(p) = r.plan.planned().iter().find(|p| p.id == req.id).copied() else {
-                return;
-            };
-            if let (Some(duty), Some(at)) = (r.duty.as_mut(), r.plan.to_instant(p.start)) {
-                duty.unrecord(p.frequency_hz, at, airtime(req).unwrap_or(p.duration));
-            }
+        self.give_back(req, false);
+    }
+
+    fn give_back(&mut self, req: &DownlinkRequest, free_time: bool) {
+        let Some(r) = self.radios.get_mut(&req.gateway_id) else {
+            return;
+        };
+        let planned = if free_time {
+            r.plan.remove(req.id)
+        } else {
+            r.plan.planned().iter().find(|p| p.id == req.id).copied()
+        };
+        let Some(p) = planned else {
+            return;
+        };
+        if let (Some(duty), Some(at)) = (r.duty.as_mut(), r.plan.to_instant(p.start)) {
+            // What was charged: the time on air (an immediate frame reserves the lead
+            // before it too).
+            duty.unrecord(p.frequency_hz, at, airtime(req).unwrap_or(p.duration));
         }
     }
 

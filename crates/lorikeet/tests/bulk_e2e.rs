@@ -193,30 +193,7 @@ async fn bulk_provisioning_on_postgres_is_live_at_once() {
         .unwrap()
     };
     let api = Arc::new(Api::at(served.base()));
-    let app = api
-        .post("/api/v1/applications", json!({"name": "fleet"}))
-        .await
-        .expect_status(201);
-    let app_id = app["id"].as_str().unwrap().to_owned();
-    let r = api
-        .post(
-            &format!("/api/v1/applications/{app_id}/integrations/http"),
-            json!({"url": hook.url()}),
-        )
-        .await;
-    assert!(r.status == 201 || r.status == 200, "{r:?}");
-    let profile = api
-        .post(
-            "/api/v1/device-profiles",
-            json!({
-                "name": "abp", "region": "EU868", "macVersion": "1.0.3",
-                "regParamsRevision": "RP002-1.0.3", "supportsOtaa": false,
-                "adrEnabled": false, "payloadCodec": {"type": "none"}
-            }),
-        )
-        .await
-        .expect_status(201);
-    let profile_id = profile["id"].as_str().unwrap().to_owned();
+    let (app_id, profile_id) = abp_application(&api, "fleet", Some(&hook.url())).await;
     let rows: Vec<Value> = (0..BACKGROUND)
         .map(|n| {
             let mut d = device(n, &app_id, &profile_id);

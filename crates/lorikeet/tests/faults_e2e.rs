@@ -210,36 +210,14 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
     let api = Api::at(served.base());
 
     // An application with the webhook, DEVICES ABP devices and the gateway.
-    let app = api
-        .post("/api/v1/applications", json!({"name": "faults"}))
-        .await
-        .expect_status(201);
-    let app_id = app["id"].as_str().unwrap();
-    let r = api
-        .post(
-            &format!("/api/v1/applications/{app_id}/integrations/http"),
-            json!({"url": hook.url()}),
-        )
-        .await;
-    assert!(r.status == 201 || r.status == 200, "{r:?}");
-    let profile = api
-        .post(
-            "/api/v1/device-profiles",
-            json!({
-                "name": "abp", "region": "EU868", "macVersion": "1.0.3",
-                "regParamsRevision": "RP002-1.0.3", "supportsOtaa": false,
-                "adrEnabled": false, "payloadCodec": {"type": "none"}
-            }),
-        )
-        .await
-        .expect_status(201);
+    let (app_id, profile_id) = abp_application(&api, "faults", Some(&hook.url())).await;
     let rows: Vec<_> = (0..DEVICES)
         .map(|n| {
             let (eui, addr, keys) = abp(n);
             json!({
                 "devEui": eui.to_string(), "joinEui": "0000000000000000",
                 "name": format!("meter {n}"), "applicationId": app_id,
-                "deviceProfileId": profile["id"],
+                "deviceProfileId": profile_id,
                 "activation": {
                     "devAddr": addr.to_string(),
                     "appSKey": keys.app_s_key.expose_hex(),

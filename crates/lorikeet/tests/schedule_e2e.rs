@@ -43,21 +43,7 @@ async fn gateway(api: &Api, server: &lorikeet::Server, n: u64) -> SimGateway {
 
 /// Three ABP 1.0.3 devices through the API.
 async fn devices(api: &Api) -> Vec<SimDevice> {
-    let app = api
-        .post("/api/v1/applications", json!({"name": "sched"}))
-        .await
-        .expect_status(201);
-    let profile = api
-        .post(
-            "/api/v1/device-profiles",
-            json!({
-                "name": "sched", "region": "EU868", "macVersion": "1.0.3",
-                "regParamsRevision": "RP002-1.0.3", "supportsOtaa": false,
-                "adrEnabled": false, "payloadCodec": {"type": "none"}
-            }),
-        )
-        .await
-        .expect_status(201);
+    let (app, profile) = abp_application(api, "sched", None).await;
     let mut out = Vec::new();
     for n in 1..=3u8 {
         let dev_eui = Eui64::from_u64(0x0019_0000_0000_0000 | u64::from(n));
@@ -65,7 +51,7 @@ async fn devices(api: &Api) -> Vec<SimDevice> {
             "/api/v1/devices",
             json!({
                 "devEui": dev_eui.to_string(), "joinEui": "0000000000000000",
-                "name": format!("d{n}"), "applicationId": app["id"], "deviceProfileId": profile["id"],
+                "name": format!("d{n}"), "applicationId": app, "deviceProfileId": profile,
             }),
         )
         .await

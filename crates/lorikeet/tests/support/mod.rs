@@ -272,3 +272,35 @@ pub async fn join(
     dev.handle_join_accept(&dl.packet.phy_payload).unwrap();
     gw.tx_ack(dl.token, None).await.unwrap();
 }
+
+/// An application named `name` (with an HTTP integration to `webhook` if given) and
+/// an EU868 LoRaWAN 1.0.3 ABP profile without codec; returns their ids.
+pub async fn abp_application(api: &Api, name: &str, webhook: Option<&str>) -> (String, String) {
+    use serde_json::json;
+    let app = api
+        .post("/api/v1/applications", json!({ "name": name }))
+        .await
+        .expect_status(201);
+    let app_id = app["id"].as_str().unwrap().to_owned();
+    if let Some(url) = webhook {
+        let r = api
+            .post(
+                &format!("/api/v1/applications/{app_id}/integrations/http"),
+                json!({ "url": url }),
+            )
+            .await;
+        assert!(r.status == 201 || r.status == 200, "{r:?}");
+    }
+    let profile = api
+        .post(
+            "/api/v1/device-profiles",
+            json!({
+                "name": format!("{name}-abp"), "region": "EU868", "macVersion": "1.0.3",
+                "regParamsRevision": "RP002-1.0.3", "supportsOtaa": false,
+                "adrEnabled": false, "payloadCodec": {"type": "none"}
+            }),
+        )
+        .await
+        .expect_status(201);
+    (app_id, profile["id"].as_str().unwrap().to_owned())
+}
