@@ -12,6 +12,7 @@ use crate::frames;
 use crate::output::{
     DownlinkRequest, Event, LogCode, LogLevel, Output, StoreChange, Timing, TxResult, Window,
 };
+use crate::radio::{Refusal, TxAckError, TOO_EARLY_RETRY};
 use crate::region;
 use crate::server::{InFlight, NetworkServer, Purpose, RxWindowPolicy};
 use crate::uplink::log;
@@ -54,12 +55,11 @@ fn plan_class_a(
         return false;
     };
     let region = entry.device.profile.region.clone();
-    let lead = ns.config.downlink_lead;
     let rx1_at = up.air_end() + rx1_delay;
     let rx2_at = rx1_at + Duration::from_secs(1);
     let policy = ns.config.rx_window;
-    let rx1_possible = policy != RxWindowPolicy::Rx2Only && rx1.is_some() && now + lead <= rx1_at;
-    let rx2_possible = policy != RxWindowPolicy::Rx1Only && fits_rx2 && now + lead <= rx2_at;
+    let rx1_possible = policy != RxWindowPolicy::Rx2Only && rx1.is_some();
+    let rx2_possible = policy != RxWindowPolicy::Rx1Only && fits_rx2;
 
     // Candidates in order of preference: RX1, then RX2, on the gateway that heard
     // the uplink best, then the same on the others by signal (issue 19: a window
@@ -104,6 +104,16 @@ fn plan_class_a(
     let mut fallback = None;
     let mut refused: Option<Refusal> = None;
     for (gateway_id, w, tmst, window, at) in candidates {
+        // The frame must reach the gateway before its moment: the configured lead plus
+        // what the gateway's TOO_LATE answers taught us.
+        let lead = ns.lead_for(gateway_id);
+        if now + lead > at {
+            if first.is_none() {
+                refused.get_or_insert(Refusal::TooLate);
+                ns.count_refusal(gateway_id, Refusal::TooLate);
+            }
+            continue;
+        }
         let Some(req) = request(ns, gateway_id, w, tmst, window) else {
             continue;
         };
@@ -112,7 +122,7 @@ fn plan_class_a(
                 Ok(()) => first = Some(req),
                 Err(why) => {
                     refused.get_or_insert(why);
-                    ns.count_refusal(why);
+                    ns.count_refusal(gateway_id, why);
                 }
             },
             // The next candidate that is free now is the retry if the gateway refuses
@@ -135,6 +145,8 @@ fn plan_class_a(
             match why {
                 "collision" => "every receive window of every gateway that heard the uplink is taken by other transmissions; the downlink waits for the next uplink".into(),
                 "duty_cycle" => "the duty-cycle budget of every gateway that heard the uplink is spent for these windows; the downlink waits for the next uplink".into(),
+                "dwell_time" => "the downlink would be on air longer than the region's 400 ms dwell time in every window; the downlink waits for the next uplink".into(),
+                "tx_freq" => "every gateway that heard the uplink refused these windows' frequencies (TX_FREQ); the downlink waits for the next uplink".into(),
                 _ => "no receive window left for the downlink: processing or backhaul was too slow".into(),
             },
             &[("reason", why.to_owned())],
@@ -147,10 +159,11 @@ fn plan_class_a(
 
 fn send(
     ns: &mut NetworkServer,
-    request: DownlinkRequest,
+    mut request: DownlinkRequest,
     purpose: Purpose,
     fallback: Option<(DownlinkRequest, Instant)>,
 ) {
+    ns.hand_out(&mut request);
     let id = request.id;
     if let Some(e) = ns.devices.get_mut(&request.dev_eui) {
         e.in_flight = Some(id);
@@ -405,7 +418,12 @@ pub(crate) fn class_a(
         dr: s.state.rx2_dr,
     };
     // Size the content for the first window we can still make.
-    let lead = ns.config.downlink_lead;
+    let lead = up
+        .rx_info
+        .iter()
+        .map(|r| ns.lead_for(r.gateway_id))
+        .min()
+        .unwrap_or(ns.config.downlink_lead);
     let rx1_usable = ns.config.rx_window != RxWindowPolicy::Rx2Only
         && rx1.is_some()
         && now + lead <= up.air_end() + rx1_delay;
@@ -492,10 +510,11 @@ pub(crate) fn class_c_send(
     };
     // Class C frames share the gateway's radio with Class A answers: sent at once
     // when the radio is free, else timed into the next free slot.
+    let gateway_id = request.gateway_id;
     match ns.place_class_c(&mut request, &region, now) {
         Ok(()) => {}
         Err(Refusal::DutyCycle(when)) => {
-            ns.count_refusal(Refusal::DutyCycle(when));
+            ns.count_refusal(gateway_id, Refusal::DutyCycle(when));
             // Paced, not dropped: the item waits in the queue until the budget allows.
             match when {
                 Some(at) => {
@@ -512,10 +531,30 @@ pub(crate) fn class_c_send(
             }
             return;
         }
+        Err(why @ (Refusal::Frequency | Refusal::DwellTime)) => {
+            // Sending it anyway would only be refused again: it stays queued until an
+            // uplink through another gateway (or a fixed gateway) gives it a way out.
+            ns.count_refusal(gateway_id, why);
+            log(
+                ns,
+                dev_eui,
+                LogLevel::Warning,
+                LogCode::DownlinkGateway,
+                match why {
+                    Refusal::Frequency => format!(
+                        "gateway {gateway_id} refused to transmit on {} Hz (TX_FREQ); the Class C downlink stays queued",
+                        request.frequency_hz
+                    ),
+                    _ => "the Class C downlink would be on air longer than the region's 400 ms dwell time; it stays queued".into(),
+                },
+                &[("reason", why.label().to_owned())],
+            );
+            return;
+        }
         Err(why) => {
             // Busy, and its clock unknown: leave it to the gateway rather than hold
             // the queue with nothing to wake it.
-            ns.count_refusal(why);
+            ns.count_refusal(gateway_id, why);
         }
     }
     send(ns, request, purpose, None);
@@ -576,6 +615,7 @@ pub(crate) fn on_tx_result(
     }
     match result {
         TxResult::Sent | TxResult::NoAnswer => {
+            ns.radio_sent(&f.request);
             if result == TxResult::NoAnswer {
                 log(
                     ns,
@@ -592,21 +632,16 @@ pub(crate) fn on_tx_result(
             sent(ns, f, now);
         }
         TxResult::Rejected(reason) => {
-            // The gateway did not send it: its airtime is given back. Its time is free
-            // again too, unless the gateway said something else is sent then
-            // (COLLISION_*: a transmission we did not plan, e.g. another network
-            // server's or a beacon): that time stays taken, so the retry goes
-            // elsewhere.
-            if reason.starts_with("COLLISION") {
-                ns.unplace_airtime(&f.request);
-            } else {
-                ns.unplace(&f.request);
-            }
+            // The schedule learns from the answer (lead time, frequency, power, a
+            // transmission we did not plan), then the retry is placed with that known.
+            let error = TxAckError::parse(&reason);
+            ns.radio_refused(&f.request, error, now);
             if let Some((mut retry, deadline)) = f.fallback {
                 if now <= deadline {
                     retry.id = ns.next_downlink_id();
-                    if ns.place(&retry, now).is_ok() {
-                        return send(ns, retry, f.purpose, None);
+                    match ns.place(&retry, now) {
+                        Ok(()) => return send(ns, retry, f.purpose, None),
+                        Err(why) => ns.count_refusal(retry.gateway_id, why),
                     }
                 }
             }
@@ -621,7 +656,12 @@ pub(crate) fn on_tx_result(
                 ),
                 &[("error", reason.clone())],
             );
-            ns.wake_class_c(dev_eui);
+            if error == TxAckError::TooEarly && f.request.window == Window::ClassC {
+                // Placed again when its slot is nearer, not at once into the same slot.
+                ns.class_c_later.insert((now + TOO_EARLY_RETRY, dev_eui));
+            } else {
+                ns.wake_class_c(dev_eui);
+            }
         }
     }
 }
@@ -695,208 +735,4 @@ fn sent(ns: &mut NetworkServer, f: InFlight, now: Instant) {
         tx_power_eirp_dbm: f.request.tx_power_eirp_dbm,
     }));
     ns.wake_class_c(dev_eui);
-}
-
-/// One gateway's radio as the core plans it: its transmissions in time, and its
-/// duty-cycle budget per sub-band (issue 19).
-#[derive(Debug)]
-pub(crate) struct Radio {
-    plan: crate::schedule::GatewaySchedule,
-    duty: Option<crate::schedule::DutyCycle>,
-}
-
-/// Why a transmission was not placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// Overlaps (or comes within the gap of) a planned transmission.
-    Collision,
-    /// The sub-band's budget is spent; it would fit again at this moment, if ever.
-    DutyCycle(Option<Instant>),
-    /// Its time has passed.
-    TooLate,
-}
-
-impl Refusal {
-    fn label(self) -> &'static str {
-        match self {
-            Refusal::Collision => "collision",
-            Refusal::DutyCycle(_) => "duty_cycle",
-            Refusal::TooLate => "too_late",
-        }
-    }
-}
-
-fn airtime(req: &DownlinkRequest) -> Option<Duration> {
-    crate::schedule::time_on_air(req.modulation, 5, req.phy_payload.len(), false).ok()
-}
-
-impl NetworkServer {
-    /// The radio of `gateway_id`, created on first use; its duty-cycle budget comes
-    /// from the region of the first device planned through it.
-    pub(crate) fn radio(
-        &mut self,
-        gateway_id: Eui64,
-        region: Option<&crate::region::RegionHandle>,
-        now: Instant,
-    ) -> &mut Radio {
-        let (enforce, cap) = (self.config.duty_cycle, self.config.duty_cycle_cap);
-        let r = self.radios.entry(gateway_id).or_insert_with(|| Radio {
-            plan: crate::schedule::GatewaySchedule::new(now),
-            duty: None,
-        });
-        if let (true, None, Some(region)) = (enforce, &r.duty, region) {
-            r.duty = Some(crate::schedule::DutyCycle::from_region(
-                region.duty_cycle_sub_bands(),
-                cap,
-            ));
-        }
-        r
-    }
-
-    /// Plans `req` on its gateway's radio: refused if it would overlap, or come within
-    /// the gateway's minimum gap of, a transmission already planned there (the gateway
-    /// would answer `COLLISION_PACKET`), or if it would exceed the sub-band's
-    /// duty-cycle budget.
-    pub(crate) fn place(&mut self, req: &DownlinkRequest, now: Instant) -> Result<(), Refusal> {
-        let Some(air) = airtime(req) else {
-            // A modulation we cannot time (LR-FHSS): leave it to the gateway.
-            return Ok(());
-        };
-        let radio = self.radio(req.gateway_id, None, now);
-        radio.plan.prune(now);
-        let start = match req.timing {
-            Timing::Delay { tmst } => match radio.plan.from_tmst(tmst) {
-                Some(t) => t,
-                None => return Ok(()),
-            },
-            Timing::Immediately => radio.plan.from_instant(now),
-        };
-        radio.reserve(req, start, air, air, now)
-    }
-
-    /// Places a Class C frame at the first moment the gateway's radio is free. Sent
-    /// at once (`Immediately`) when the radio is free from now until the frame must
-    /// be over: it leaves the gateway somewhere within the downlink lead (backhaul)
-    /// of now, so that whole span is reserved. Otherwise it is timed (`tmst`) into the
-    /// next free slot at least the lead ahead, when the gateway's clock is known.
-    pub(crate) fn place_class_c(
-        &mut self,
-        req: &mut DownlinkRequest,
-        region: &crate::region::RegionHandle,
-        now: Instant,
-    ) -> Result<(), Refusal> {
-        let Some(air) = airtime(req) else {
-            return Ok(());
-        };
-        let lead = self.config.downlink_lead;
-        let radio = self.radio(req.gateway_id, Some(region), now);
-        radio.plan.prune(now);
-        let now_gw = radio.plan.from_instant(now);
-        let span = lead.saturating_add(air);
-        if radio.plan.next_free(now_gw, span) == now_gw {
-            return radio.reserve(req, now_gw, span, air, now);
-        }
-        let slot = radio.plan.next_free(now_gw.saturating_add(lead), air);
-        let Some(tmst) = radio
-            .plan
-            .tmst_known()
-            .then(|| radio.plan.to_tmst(slot))
-            .flatten()
-        else {
-            return Err(Refusal::Collision);
-        };
-        radio.reserve(req, slot, air, air, now)?;
-        req.timing = Timing::Delay { tmst };
-        Ok(())
-    }
-
-    /// Whether `req` could be placed now (without placing it).
-    pub(crate) fn fits(&mut self, req: &DownlinkRequest, now: Instant) -> bool {
-        let ok = self.place(req, now).is_ok();
-        if ok {
-            self.unplace(req);
-        }
-        ok
-    }
-
-    /// Frees what `req` held: its time, and its airtime in the budget (the gateway
-    /// refused it, or it was only a probe).
-    pub(crate) fn unplace(&mut self, req: &DownlinkRequest) {
-        self.give_back(req, true);
-    }
-
-    /// Gives back the duty-cycle airtime of `req` but keeps its time taken.
-    pub(crate) fn unplace_airtime(&mut self, req: &DownlinkRequest) {
-        self.give_back(req, false);
-    }
-
-    fn give_back(&mut self, req: &DownlinkRequest, free_time: bool) {
-        let Some(r) = self.radios.get_mut(&req.gateway_id) else {
-            return;
-        };
-        let planned = if free_time {
-            r.plan.remove(req.id)
-        } else {
-            r.plan.planned().iter().find(|p| p.id == req.id).copied()
-        };
-        let Some(p) = planned else {
-            return;
-        };
-        if let (Some(duty), Some(at)) = (r.duty.as_mut(), r.plan.to_instant(p.start)) {
-            // What was charged: the time on air (an immediate frame reserves the lead
-            // before it too).
-            duty.unrecord(p.frequency_hz, at, airtime(req).unwrap_or(p.duration));
-        }
-    }
-
-    /// Counts a refusal.
-    pub(crate) fn count_refusal(&mut self, why: Refusal) {
-        match why {
-            Refusal::Collision => self.counters.downlinks_refused_collision += 1,
-            Refusal::DutyCycle(_) => self.counters.downlinks_refused_duty_cycle += 1,
-            Refusal::TooLate => {}
-        }
-    }
-}
-
-impl Radio {
-    /// Reserves `span` of the radio from `start` for `req`, charging `air` (its time
-    /// on air) to the duty-cycle budget.
-    fn reserve(
-        &mut self,
-        req: &DownlinkRequest,
-        start: crate::schedule::GwTime,
-        span: Duration,
-        air: Duration,
-        now: Instant,
-    ) -> Result<(), Refusal> {
-        let at = self.plan.to_instant(start).unwrap_or(now);
-        if let Some(duty) = self.duty.as_mut() {
-            duty.prune(now);
-            if !duty.allows(req.frequency_hz, at, air, now) {
-                return Err(Refusal::DutyCycle(duty.earliest(
-                    req.frequency_hz,
-                    air,
-                    now,
-                )));
-            }
-        }
-        match self
-            .plan
-            .try_place(start, span, req.frequency_hz, req.id, now)
-        {
-            Ok(()) => {}
-            Err(crate::schedule::Conflict::TooLate) => return Err(Refusal::TooLate),
-            Err(_) => return Err(Refusal::Collision),
-        }
-        if let Some(duty) = self.duty.as_mut() {
-            duty.record(req.frequency_hz, at, air);
-        }
-        Ok(())
-    }
-
-    /// Reads the gateway's clock from an uplink's reception.
-    pub(crate) fn observe(&mut self, tmst: u32, at: Instant) {
-        self.plan.observe(tmst, at);
-    }
 }

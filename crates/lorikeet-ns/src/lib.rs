@@ -10,6 +10,7 @@ mod frames;
 mod join;
 pub mod mac;
 pub mod output;
+pub mod radio;
 pub mod region;
 pub mod rx;
 pub mod schedule;
@@ -24,5 +25,6 @@ pub use lorikeet_lorawan::crypto::SessionKeys;
 pub use output::{
     DownlinkId, DownlinkRequest, DropReason, Event, Output, StoreChange, Timing, TxResult, Window,
 };
+pub use radio::{DownlinkStats, DutyUse, TxAckError};
 pub use rx::{Location, Modulation, RxInfo, TxInfo};
 pub use server::{NetworkServer, NsConfig, RxWindowPolicy};

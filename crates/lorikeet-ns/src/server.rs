@@ -171,7 +171,7 @@ pub struct NetworkServer {
     /// ADR algorithms by name.
     pub(crate) adr_algorithms: crate::mac::AdrRegistry,
     /// Each gateway's planned transmissions.
-    pub(crate) radios: HashMap<Eui64, crate::downlink::Radio>,
+    pub(crate) radios: HashMap<Eui64, crate::radio::Radio>,
     /// Class C devices waiting for their gateway's duty-cycle budget, by when.
     pub(crate) class_c_later: BTreeSet<(Instant, Eui64)>,
 }

@@ -1083,3 +1083,181 @@ fn a_collision_answer_sends_the_frame_again_in_another_slot() {
         b"again"
     );
 }
+
+/// One confirmed uplink of `dev` on 868.1 MHz heard by gateway 0; returns the first
+/// frame handed out for its answer.
+fn confirmed_uplink_answer(
+    h: &mut Harness,
+    dev: &mut VirtualDevice,
+    region: &lorikeet_ns::region::RegionHandle,
+) -> lorikeet_ns::DownlinkRequest {
+    let up = dev.uplink(Some(1), b"c", true, false, 5, 0);
+    h.transmit(&up, tx(region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    h.next_tx()
+}
+
+fn gateway_stats(h: &Harness, gateway: usize) -> lorikeet_ns::DownlinkStats {
+    let id = h.gateways[gateway].id;
+    h.ns.gateway_downlink_stats()
+        .find(|(g, _)| *g == id)
+        .map(|(_, s)| s.clone())
+        .unwrap_or_default()
+}
+
+fn refused(stats: &lorikeet_ns::DownlinkStats, by: &str, reason: &str) -> u64 {
+    stats
+        .refused()
+        .find(|(b, r, _)| *b == by && *r == reason)
+        .map_or(0, |(_, _, n)| n)
+}
+
+#[test]
+fn a_tx_freq_answer_moves_the_retry_and_later_frames_off_that_frequency() {
+    // The gateway cannot transmit on 868.1 MHz: the RX2 retry (869.525 MHz) goes out,
+    // and the next answer skips RX1 on that frequency instead of asking again.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(90, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_9000), p));
+    let rx1 = confirmed_uplink_answer(&mut h, &mut dev, &region);
+    assert_eq!((rx1.window, rx1.frequency_hz), (Window::Rx1, 868_100_000));
+    h.tx_ack(&rx1, TxResult::Rejected("TX_FREQ".into()));
+    let rx2 = h.next_tx();
+    assert_eq!((rx2.window, rx2.frequency_hz), (Window::Rx2, 869_525_000));
+    h.tx_ack(&rx2, TxResult::Sent);
+    h.advance(Duration::from_secs(3));
+
+    let next = confirmed_uplink_answer(&mut h, &mut dev, &region);
+    assert_eq!(
+        next.window,
+        Window::Rx2,
+        "RX1 on the refused frequency is skipped"
+    );
+    h.tx_ack(&next, TxResult::Sent);
+    let stats = gateway_stats(&h, 0);
+    assert_eq!(refused(&stats, "gateway", "TX_FREQ"), 1);
+    assert_eq!(refused(&stats, "scheduler", "tx_freq"), 1);
+    assert_eq!((stats.planned, stats.sent), (3, 2));
+}
+
+#[test]
+fn a_tx_power_answer_lowers_the_power_asked_of_that_gateway() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(91, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_9100), p));
+    let rx1 = confirmed_uplink_answer(&mut h, &mut dev, &region);
+    h.tx_ack(&rx1, TxResult::Rejected("TX_POWER".into()));
+    let rx2 = h.next_tx();
+    assert_eq!(rx2.window, Window::Rx2);
+    assert_eq!(rx2.tx_power_eirp_dbm, rx1.tx_power_eirp_dbm - 2);
+    h.tx_ack(&rx2, TxResult::Sent);
+    h.advance(Duration::from_secs(3));
+    let next = confirmed_uplink_answer(&mut h, &mut dev, &region);
+    assert_eq!(next.window, Window::Rx1);
+    assert!(next.tx_power_eirp_dbm <= rx1.tx_power_eirp_dbm - 2);
+    h.tx_ack(&next, TxResult::Sent);
+}
+
+#[test]
+fn too_late_answers_grow_the_gateways_lead_until_rx1_is_no_longer_tried() {
+    // Each TOO_LATE adds 100 ms to the gateway's lead time (each accepted frame
+    // takes 5 ms back). An answer planned when the dedup window closes has well under
+    // a second to RX1: after a handful of TOO_LATE answers RX1 is out of reach and
+    // RX2 is asked for directly, instead of another frame the gateway drops.
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(92, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_9200), p));
+    let mut too_late = 0;
+    loop {
+        let first = confirmed_uplink_answer(&mut h, &mut dev, &region);
+        if first.window == Window::Rx2 {
+            h.tx_ack(&first, TxResult::Sent);
+            break;
+        }
+        assert!(
+            too_late < 10,
+            "RX1 is still tried after {too_late} TOO_LATE answers"
+        );
+        h.tx_ack(&first, TxResult::Rejected("TOO_LATE".into()));
+        too_late += 1;
+        let rx2 = h.next_tx();
+        h.tx_ack(&rx2, TxResult::Sent);
+        h.advance(Duration::from_secs(3));
+    }
+    assert!(too_late >= 2, "{too_late}");
+    let stats = gateway_stats(&h, 0);
+    assert_eq!(refused(&stats, "gateway", "TOO_LATE"), too_late);
+    assert_eq!(refused(&stats, "scheduler", "too_late"), 1);
+}
+
+#[test]
+fn gps_unlocked_is_remembered_and_the_frame_retried() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let p = profile(region.clone(), MacVersion::V1_0_3);
+    let mut dev = VirtualDevice::otaa(93, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_9300), p));
+    let rx1 = confirmed_uplink_answer(&mut h, &mut dev, &region);
+    assert!(h.ns.gateway_gps_unlocked_at(h.gateways[0].id).is_none());
+    h.tx_ack(&rx1, TxResult::Rejected("GPS_UNLOCKED".into()));
+    assert!(h.ns.gateway_gps_unlocked_at(h.gateways[0].id).is_some());
+    let rx2 = h.next_tx();
+    assert_eq!(rx2.window, Window::Rx2);
+    h.tx_ack(&rx2, TxResult::Sent);
+    assert_eq!(refused(&gateway_stats(&h, 0), "gateway", "GPS_UNLOCKED"), 1);
+}
+
+#[test]
+fn a_too_early_class_c_frame_is_placed_again_later_not_at_once() {
+    let mut h = Harness::eu868();
+    let region = region("EU868");
+    let mut pc = (*profile(region.clone(), MacVersion::V1_0_3)).clone();
+    pc.supports_class_c = true;
+    let pc = std::sync::Arc::new(pc);
+    let mut dev = VirtualDevice::otaa(94, MacVersion::V1_0_3);
+    h.ns.upsert_device(dev.abp(DevAddr::from_u32(0x0000_9400), pc));
+    let up = dev.uplink(Some(1), b"u", false, false, 5, 0);
+    h.transmit(&up, tx(&region, 868_100_000, 5), &[Heard::by(0)]);
+    h.advance(ms(300));
+    h.ns.set_queue(&dev.dev_eui, vec![item(3, 2, b"early", false)]);
+    h.advance(ms(1));
+    let first = h.next_tx();
+    h.tx_ack(&first, TxResult::Rejected("TOO_EARLY".into()));
+    h.advance(ms(500));
+    assert!(h.pending_tx.is_empty(), "not sent again at once");
+    h.advance(ms(600));
+    let retry = h.next_tx();
+    assert_eq!(
+        dev.receive(&retry.phy_payload, None).unwrap().frm_payload,
+        b"early"
+    );
+}
+
+#[test]
+fn per_gateway_counters_follow_the_schedule() {
+    // Three simultaneous ACKs through one gateway: two handed out and sent, three
+    // windows skipped as taken (see simultaneous_acks_through_one_gateway_do_not_overlap).
+    let mut h = Harness::eu868();
+    let sent = simultaneous_confirmed_uplinks(&mut h, 3, &[Heard::by(0)]);
+    assert_eq!(sent.len(), 2);
+    let stats = gateway_stats(&h, 0);
+    assert_eq!((stats.planned, stats.sent), (2, 2));
+    assert_eq!(refused(&stats, "scheduler", "collision"), 3);
+    // Once both are on air, the sub-band's use shows.
+    h.advance(Duration::from_secs(3));
+    let duty = h.ns.gateway_duty_use(h.now);
+    let g = h.gateways[0].id;
+    let rx1_band = duty
+        .iter()
+        .find(|(id, b)| {
+            *id == g && (b.min_frequency_hz..=b.max_frequency_hz).contains(&868_100_000)
+        })
+        .expect("the 868.1 MHz sub-band is tracked");
+    assert!(rx1_band.1.used > 0.0 && rx1_band.1.used < rx1_band.1.limit);
+}

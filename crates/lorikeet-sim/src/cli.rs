@@ -114,6 +114,10 @@ pub struct SimArgs {
     /// error or Ctrl-C.
     #[arg(long)]
     pub keep: bool,
+    /// The server's Prometheus `/metrics` (default: on the --api address), read at the
+    /// end for the windows its scheduler skipped on the simulated gateways.
+    #[arg(long)]
+    pub metrics: Option<String>,
 }
 
 /// Rate phases: (uplinks per second, seconds).
@@ -383,6 +387,7 @@ pub async fn run_until(
                     p.existing_gateways
                 );
             }
+            let gateway_ids = p.gateways.clone();
             let cfg = LoadConfig {
                 server: args.udp,
                 gateways: p.gateways,
@@ -407,8 +412,19 @@ pub async fn run_until(
                 progress: !args.quiet,
                 server_pid: args.server_pid.or_else(find_server_pid),
             };
+            let metrics_url = args
+                .metrics
+                .clone()
+                .unwrap_or_else(|| format!("{}/metrics", args.api.trim_end_matches('/')));
             tokio::select! {
-                r = load::run(cfg, p.devices, tracker) => r.map_err(SimRunError::Load),
+                r = load::run(cfg, p.devices, tracker) => match r {
+                    Ok(mut report) => {
+                        report.refused_by_scheduler =
+                            api.scheduler_refusals(&metrics_url, &gateway_ids).await;
+                        Ok(report)
+                    }
+                    Err(e) => Err(SimRunError::Load(e)),
+                },
                 () = &mut interrupt => {
                     if !args.quiet {
                         eprintln!();

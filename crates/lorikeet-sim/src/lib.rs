@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod device;
 pub mod gateway;
+pub mod jit;
 pub mod load;
 pub mod provision;
 pub mod report;

@@ -144,6 +144,10 @@ struct Shared {
     router: Router,
     tracker: Arc<Tracker>,
     leads_us: Mutex<Vec<i64>>,
+    /// Each gateway's transmissions, as a forwarder's JIT queue holds them.
+    jit: Vec<Mutex<crate::jit::JitQueue>>,
+    /// Frames the gateways refused, by the forwarder's error name.
+    gateway_refusals: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     measuring: AtomicBool,
     stop: AtomicBool,
 }
@@ -173,9 +177,12 @@ pub async fn run(
     }
     let n_devices = devices.len();
     let shards = cfg.shards.max(1);
+    let jit = gateways.iter().map(|_| Mutex::default()).collect();
     let shared = Arc::new(Shared {
         cfg: cfg.clone(),
         gateways,
+        jit,
+        gateway_refusals: Mutex::default(),
         counters: Counters::default(),
         router: Router::default(),
         tracker: tracker.clone(),
@@ -290,6 +297,10 @@ pub async fn run(
     let mut leads = std::mem::take(&mut *lock(&shared.leads_us));
     let delivered = r.delivered;
     let secs = measured.as_secs_f64().max(1e-9);
+    let refused_by_gateways = lock(&shared.gateway_refusals)
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), *v))
+        .collect();
     Ok(Report {
         duration_s: measured.as_secs_f64(),
         gateways: shared.gateways.len(),
@@ -309,6 +320,8 @@ pub async fn run(
         confirmed_sent: c.confirmed_sent.load(Ordering::Relaxed),
         confirmed_acked: c.confirmed_acked.load(Ordering::Relaxed),
         downlinks_refused: c.downlinks_refused.load(Ordering::Relaxed),
+        refused_by_gateways,
+        refused_by_scheduler: Default::default(),
         other_events: r.other,
         server_rss_mib: cfg.server_pid.and_then(super::report::rss_mib),
         timeline,
@@ -324,13 +337,28 @@ async fn on_downlink(
     shards: &[mpsc::UnboundedSender<ShardMsg>],
 ) {
     sh.counters.downlinks.fetch_add(1, Ordering::Relaxed);
+    let now = gw.tmst_now();
     if let Some(tmst) = dl.tmst() {
         // Wrapping µs difference, as a signed value: negative means too late.
-        let lead = tmst.wrapping_sub(gw.tmst_now()) as i32;
+        let lead = tmst.wrapping_sub(now) as i32;
         if lead < 0 {
             sh.counters.downlinks_late.fetch_add(1, Ordering::Relaxed);
         }
         lock(&sh.leads_us).push(i64::from(lead));
+    }
+    // Answer as a real forwarder would: a frame that overlaps one already queued, or
+    // arrives too late, is refused and never reaches the device.
+    let verdict = match crate::jit::airtime_us(&dl.packet) {
+        Some(air) => sh
+            .jit
+            .get(gi)
+            .map_or(Ok(()), |q| lock(q).admit(dl.tmst(), air, now)),
+        None => Ok(()),
+    };
+    if let Err(error) = verdict {
+        *lock(&sh.gateway_refusals).entry(error).or_default() += 1;
+        let _ = gw.tx_ack(dl.token, Some(error)).await;
+        return;
     }
     let _ = gw.tx_ack(dl.token, None).await;
     // Data downlinks carry the DevAddr in clear (bytes 1..5, little-endian).

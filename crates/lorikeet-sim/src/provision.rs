@@ -151,6 +151,29 @@ impl Api {
         })
     }
 
+    /// The windows the server's scheduler skipped on `gateways`, by reason, summed from
+    /// `lorikeet_gateway_downlinks_refused_total{by="scheduler"}` at `metrics_url`;
+    /// empty when it cannot be read (e.g. `/metrics` served elsewhere). The server
+    /// exports these every second, so the last second of a run is waited for.
+    pub async fn scheduler_refusals(
+        &self,
+        metrics_url: &str,
+        gateways: &[Eui64],
+    ) -> std::collections::BTreeMap<String, u64> {
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let text = match self
+            .http
+            .get(metrics_url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.text().await.unwrap_or_default(),
+            _ => return Default::default(),
+        };
+        scheduler_refusals_in(&text, gateways)
+    }
+
     /// Checks that the API answers and takes the token, without changing anything.
     pub async fn check(&self) -> Result<(), ProvisionError> {
         self.send(reqwest::Method::GET, "/api/v1/applications?limit=1", None)
@@ -618,5 +641,60 @@ mod tests {
             "application sim-70 (a1) with 20 devices and its webhook, device profile p1, \
              3 gateways between 0000000000000001 and 0000000000000003"
         );
+    }
+}
+
+/// Sums `lorikeet_gateway_downlinks_refused_total{by="scheduler"}` samples of
+/// `gateways` in a Prometheus text exposition, by their `reason` label.
+pub fn scheduler_refusals_in(
+    text: &str,
+    gateways: &[Eui64],
+) -> std::collections::BTreeMap<String, u64> {
+    let ids: std::collections::HashSet<String> = gateways.iter().map(|g| g.to_string()).collect();
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("lorikeet_gateway_downlinks_refused_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels.split(',').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
+            })
+        };
+        if label("by").as_deref() != Some("scheduler")
+            || !label("gateway").is_some_and(|g| ids.contains(&g))
+        {
+            continue;
+        }
+        let (Some(reason), Ok(n)) = (label("reason"), value.trim().parse::<f64>()) else {
+            continue;
+        };
+        *out.entry(reason).or_insert(0) += n as u64;
+    }
+    out
+}
+
+#[cfg(test)]
+mod metrics_tests {
+    use super::*;
+
+    #[test]
+    fn scheduler_refusals_are_summed_for_our_gateways_only() {
+        let ours = Eui64::from_u64(0x0102_0304_0506_0708);
+        let text = format!(
+            "# HELP lorikeet_gateway_downlinks_refused_total x\n\
+             lorikeet_gateway_downlinks_refused_total{{gateway=\"{ours}\",by=\"scheduler\",reason=\"collision\"}} 3\n\
+             lorikeet_gateway_downlinks_refused_total{{gateway=\"{ours}\",by=\"gateway\",reason=\"TOO_LATE\"}} 2\n\
+             lorikeet_gateway_downlinks_refused_total{{gateway=\"ffffffffffffffff\",by=\"scheduler\",reason=\"collision\"}} 9\n\
+             lorikeet_gateway_downlinks_refused_total{{gateway=\"{ours}\",by=\"scheduler\",reason=\"duty_cycle\"}} 1\n"
+        );
+        let m = scheduler_refusals_in(&text, &[ours]);
+        assert_eq!(m.get("collision"), Some(&3));
+        assert_eq!(m.get("duty_cycle"), Some(&1));
+        assert_eq!(m.len(), 2);
     }
 }

@@ -82,6 +82,13 @@ pub struct Report {
     pub confirmed_acked: u64,
     /// Downlinks the devices refused (bad MIC, counter…).
     pub downlinks_refused: u64,
+    /// Frames the simulated gateways refused as a forwarder's JIT queue would
+    /// (`COLLISION_PACKET`, `TOO_LATE`), by error.
+    pub refused_by_gateways: std::collections::BTreeMap<String, u64>,
+    /// Windows the server's scheduler did not use on the simulated gateways, by reason
+    /// (`collision`, `duty_cycle`, `too_late`, `dwell_time`, `tx_freq`), read from its
+    /// `/metrics` at the end; empty when it could not be read.
+    pub refused_by_scheduler: std::collections::BTreeMap<String, u64>,
     /// Events of other types received by the webhook, by type.
     pub other_events: std::collections::BTreeMap<String, u64>,
     /// The server's resident memory at the end, when known.
@@ -184,6 +191,26 @@ impl fmt::Display for Report {
             f,
             "downlinks refused by devices",
             self.downlinks_refused.to_string(),
+        )?;
+        let by_reason = |m: &std::collections::BTreeMap<String, u64>| {
+            if m.is_empty() {
+                "none".to_owned()
+            } else {
+                m.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        row(
+            f,
+            "transmissions refused by gateways",
+            by_reason(&self.refused_by_gateways),
+        )?;
+        row(
+            f,
+            "windows skipped by the scheduler",
+            by_reason(&self.refused_by_scheduler),
         )?;
         for (k, v) in &self.other_events {
             row(f, &format!("{k} events"), v.to_string())?;

@@ -116,6 +116,22 @@ fn describe_server() {
         "Downlinks a gateway refused in its TX_ACK, by its error code (TOO_LATE, TOO_EARLY, COLLISION_PACKET, COLLISION_BEACON, TX_FREQ, TX_POWER, GPS_UNLOCKED, other)"
     );
     describe_counter!(
+        "lorikeet_gateway_downlinks_planned_total",
+        "Downlink frames handed to each gateway (exported every second)"
+    );
+    describe_counter!(
+        "lorikeet_gateway_downlinks_sent_total",
+        "Downlink frames each gateway accepted (TX_ACK without error, or no TX_ACK)"
+    );
+    describe_counter!(
+        "lorikeet_gateway_downlinks_refused_total",
+        "Per gateway: windows the scheduler did not use (by=scheduler: collision, duty_cycle, too_late, dwell_time, tx_freq) and frames the gateway refused (by=gateway: its TX_ACK error)"
+    );
+    describe_gauge!(
+        "lorikeet_gateway_duty_cycle_utilisation",
+        "Share of each gateway's duty-cycle budget per sub-band used in the sliding hour (1 = spent)"
+    );
+    describe_counter!(
         "lorikeet_downlinks_held_total",
         "Downlink frames that waited for the writes they depend on (session, counters, JoinNonce) to commit before leaving"
     );

@@ -26,7 +26,7 @@ fn rx(snr_db: f32) -> RxMeta {
     }
 }
 
-async fn gateway(api: &Api, server: &lorikeet::Server, n: u64) -> SimGateway {
+async fn gateway(api: &Api, udp: std::net::SocketAddr, n: u64) -> SimGateway {
     let id = Eui64::from_u64(0x00aa_bbcc_0000_1900 | n);
     api.post(
         "/api/v1/gateways",
@@ -34,7 +34,7 @@ async fn gateway(api: &Api, server: &lorikeet::Server, n: u64) -> SimGateway {
     )
     .await
     .expect_status(201);
-    let gw = SimGateway::connect(id, server.udp_addr).await.unwrap();
+    let gw = SimGateway::connect(id, udp).await.unwrap();
     gw.pull_data(Duration::from_secs(2))
         .await
         .expect("PULL_ACK");
@@ -133,7 +133,7 @@ async fn simultaneous_confirmed_uplinks_get_non_overlapping_acks() {
     let server = start_server(db.url()).await;
     let api = Api::new(&server);
     let mut devs = devices(&api).await;
-    let gw = gateway(&api, &server, 1).await;
+    let gw = gateway(&api, server.udp_addr, 1).await;
 
     // One gateway: the three receptions in one PUSH_DATA, at one concentrator time.
     let tmst = gw.tmst_now();
@@ -157,7 +157,7 @@ async fn simultaneous_confirmed_uplinks_get_non_overlapping_acks() {
     assert_eq!(delays, vec![1_000_000, 2_000_000], "RX1 and RX2");
 
     // Two gateways hear the next three: the third ACK goes through the second one.
-    let gw2 = gateway(&api, &server, 2).await;
+    let gw2 = gateway(&api, server.udp_addr, 2).await;
     let (t1, t2) = (gw.tmst_now(), gw2.tmst_now());
     let frames: Vec<Vec<u8>> = devs
         .iter_mut()
@@ -189,4 +189,85 @@ async fn simultaneous_confirmed_uplinks_get_non_overlapping_acks() {
     assert_apart(&first_gateway);
     assert_apart(&b);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_collision_answer_gets_the_frame_again_in_another_slot_and_is_counted_per_gateway() {
+    // The release-style binary, so its /metrics is the real exporter.
+    let dir = binary::fresh_dir("schedule-collision");
+    let served = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            binary::serve(&dir, &[("LORIKEET_API_ADMIN_TOKEN", ADMIN_TOKEN)])
+        })
+        .await
+        .unwrap()
+    };
+    let api = Api::at(served.base());
+    let mut devs = devices(&api).await;
+    let gw = gateway(&api, served.udp_addr, 3).await;
+
+    let tmst = gw.tmst_now();
+    let up = devs[0].uplink(1, b"c", true, 5, 0).unwrap();
+    gw.push_rxpks(&[gw.rxpk(&up, &rx(8.0), tmst)])
+        .await
+        .unwrap();
+    let first = gw
+        .recv_downlink(Duration::from_millis(1500))
+        .await
+        .unwrap()
+        .expect("the ACK in RX1");
+    assert_eq!(first.tmst().unwrap().wrapping_sub(tmst), 1_000_000);
+    // Something we did not plan is on air then (another network server, a beacon).
+    gw.tx_ack(first.token, Some("COLLISION_PACKET"))
+        .await
+        .unwrap();
+    let retry = gw
+        .recv_downlink(Duration::from_millis(1500))
+        .await
+        .unwrap()
+        .expect("the frame again, in another slot");
+    assert_eq!(retry.tmst().unwrap().wrapping_sub(tmst), 2_000_000, "RX2");
+    assert_eq!(
+        retry.packet.phy_payload.len(),
+        first.packet.phy_payload.len()
+    );
+    gw.tx_ack(retry.token, None).await.unwrap();
+
+    // Per-gateway counters reach /metrics (exported every few seconds).
+    let gateway_id = gw.id.to_string();
+    let base = served.base();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = metrics::scrape(&base).await.unwrap_or_default();
+        let refused = metrics::sum(
+            &text,
+            "lorikeet_gateway_downlinks_refused_total",
+            &[
+                ("gateway", gateway_id.as_str()),
+                ("by", "gateway"),
+                ("reason", "COLLISION_PACKET"),
+            ],
+        );
+        let planned = metrics::sum(
+            &text,
+            "lorikeet_gateway_downlinks_planned_total",
+            &[("gateway", gateway_id.as_str())],
+        );
+        let sent = metrics::sum(
+            &text,
+            "lorikeet_gateway_downlinks_sent_total",
+            &[("gateway", gateway_id.as_str())],
+        );
+        if refused == 1.0 && planned == 2.0 && sent == 1.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "per-gateway metrics: refused {refused}, planned {planned}, sent {sent}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    served.stop();
+    binary::remove_dir(&dir);
 }

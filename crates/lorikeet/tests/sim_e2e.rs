@@ -42,6 +42,7 @@ fn args(server: &lorikeet::Server, activation: ActivationArg, mac_version: &str)
         json: false,
         quiet: true,
         keep: false,
+        metrics: None,
     }
 }
 
@@ -95,6 +96,13 @@ async fn small_run(db: TestDb, activation: ActivationArg, mac_version: &str) {
     assert_eq!(report.confirmed_acked, report.confirmed_sent, "{report}");
     assert!(report.downlinks > 0, "{report}");
     assert_eq!(report.downlinks_late, 0, "{report}");
+    // The simulated gateways answer as a forwarder's JIT queue would: the server never
+    // hands one of them two frames that overlap.
+    assert_eq!(
+        report.refused_by_gateways.get("COLLISION_PACKET"),
+        None,
+        "{report}"
+    );
     assert!(
         report.downlink_lead.count > 0 && report.downlink_lead.p50_ms > 0.0,
         "{report}"

@@ -95,6 +95,11 @@ impl DutyCycle {
         Self::new(bands, DEFAULT_WINDOW, operator_cap)
     }
 
+    /// The sub-bands with their effective limits, in [`SubBandId`] order.
+    pub fn sub_bands(&self) -> &[DutySubBand] {
+        &self.bands
+    }
+
     /// The sliding window length.
     pub fn window(&self) -> Duration {
         self.window

@@ -21,6 +21,9 @@ use super::writer::Producer;
 const EVENT_BATCH: usize = 256;
 /// A gateway's last-seen time is written at most this often.
 const GATEWAY_SEEN_INTERVAL: Duration = Duration::from_secs(30);
+/// Per-gateway downlink metrics are exported this often (they are read off the core's
+/// counters, so the hot path does no per-frame label lookups).
+const GATEWAY_STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The loop's inputs and outputs.
 #[derive(Debug)]
@@ -96,11 +99,14 @@ impl NsLoop {
             window_busy: 0,
             window_duty: 0,
         };
+        let mut stats_tick = tokio::time::interval(GATEWAY_STATS_INTERVAL);
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = r.inner.ns.poll_timeout();
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                _ = stats_tick.tick() => r.export_gateway_stats(),
                 Ok(()) = committed.changed(), if !r.held.is_empty() => {
                     let upto = *committed.borrow_and_update();
                     r.release(upto);
@@ -137,6 +143,7 @@ impl NsLoop {
             let _ = committed.wait_for(|c| *c >= last).await;
             r.release(last);
         }
+        r.export_gateway_stats();
         info!(frames_received = open, "network server stopped");
     }
 }
@@ -306,17 +313,44 @@ impl Running {
         if let TxResult::Rejected(reason) = result {
             // The forwarder's TX_ACK error codes; anything else is one label, so a
             // misbehaving gateway cannot grow the series without bound.
-            let reason = match reason.as_str() {
-                "TOO_LATE" => "TOO_LATE",
-                "TOO_EARLY" => "TOO_EARLY",
-                "COLLISION_PACKET" => "COLLISION_PACKET",
-                "COLLISION_BEACON" => "COLLISION_BEACON",
-                "TX_FREQ" => "TX_FREQ",
-                "TX_POWER" => "TX_POWER",
-                "GPS_UNLOCKED" => "GPS_UNLOCKED",
-                _ => "other",
-            };
+            let reason = ns::TxAckError::parse(reason).label();
             metrics::counter!("lorikeet_downlinks_refused_total", "reason" => reason).increment(1);
+        }
+    }
+
+    /// Exports each gateway's downlink counters and duty-cycle use (issue 19).
+    fn export_gateway_stats(&self) {
+        let core = &self.inner.ns;
+        for (gateway, stats) in core.gateway_downlink_stats() {
+            let gw = gateway.to_string();
+            metrics::counter!("lorikeet_gateway_downlinks_planned_total", "gateway" => gw.clone())
+                .absolute(stats.planned);
+            metrics::counter!("lorikeet_gateway_downlinks_sent_total", "gateway" => gw.clone())
+                .absolute(stats.sent);
+            for (by, reason, n) in stats.refused() {
+                if n > 0 {
+                    metrics::counter!(
+                        "lorikeet_gateway_downlinks_refused_total",
+                        "gateway" => gw.clone(),
+                        "by" => by,
+                        "reason" => reason
+                    )
+                    .absolute(n);
+                }
+            }
+        }
+        for (gateway, band) in core.gateway_duty_use(Instant::now()) {
+            let share = if band.limit > 0.0 {
+                band.used / band.limit
+            } else {
+                0.0
+            };
+            metrics::gauge!(
+                "lorikeet_gateway_duty_cycle_utilisation",
+                "gateway" => gateway.to_string(),
+                "sub_band" => format!("{}-{}", band.min_frequency_hz, band.max_frequency_hz)
+            )
+            .set(share);
         }
     }
 
