@@ -42,6 +42,7 @@ fn benches(c: &mut Criterion) {
     let codecs = Codecs::new(CodecLimits::default()).expect("codecs");
     let config = CodecConfig::JavaScript {
         script: SCRIPT.to_owned(),
+        scope: 0,
     };
     c.bench_function("Codecs::decode_uplink via worker", |b| {
         b.iter(|| rt.block_on(codecs.decode_uplink(&config, input.clone())))

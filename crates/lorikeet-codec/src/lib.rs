@@ -44,6 +44,11 @@ pub enum CodecConfig {
     JavaScript {
         /// The script source.
         script: String,
+        /// Whose script it is (the device profile's id as a number): scripts run in
+        /// a runtime of their own per scope, so two profiles with the same source
+        /// never share globals. Not stored: the owner sets it when loading.
+        #[serde(skip)]
+        scope: u128,
     },
 }
 

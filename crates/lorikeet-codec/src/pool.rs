@@ -23,8 +23,8 @@ type Reply<T> = oneshot::Sender<Result<T, CodecError>>;
 
 /// A unit of work for a JavaScript worker.
 enum Job {
-    Decode(String, UplinkInput, Reply<Decoded>),
-    Encode(String, DownlinkInput, Reply<Encoded>),
+    Decode(u128, String, UplinkInput, Reply<Decoded>),
+    Encode(u128, String, DownlinkInput, Reply<Encoded>),
     Check(String, Reply<ScriptInfo>),
 }
 
@@ -91,8 +91,8 @@ impl Codecs {
                 object: cayenne::decode(&input.bytes)?,
                 warnings: Vec::new(),
             })),
-            CodecConfig::JavaScript { script } => self
-                .submit(|reply| Job::Decode(script.clone(), input, reply))
+            CodecConfig::JavaScript { script, scope } => self
+                .submit(|reply| Job::Decode(*scope, script.clone(), input, reply))
                 .await
                 .map(Some),
         }
@@ -114,8 +114,8 @@ impl Codecs {
                 f_port: input.f_port,
                 warnings: Vec::new(),
             }),
-            CodecConfig::JavaScript { script } => {
-                self.submit(|reply| Job::Encode(script.clone(), input, reply))
+            CodecConfig::JavaScript { script, scope } => {
+                self.submit(|reply| Job::Encode(*scope, script.clone(), input, reply))
                     .await
             }
         }
@@ -144,12 +144,12 @@ fn worker(jobs: &flume::Receiver<Job>, limits: CodecLimits) {
     let mut engine = JsEngine::new(limits.clone());
     while let Ok(job) = jobs.recv() {
         let panicked = match job {
-            Job::Decode(script, input, reply) => {
-                serve(&mut engine, reply, |e| e.decode_uplink(&script, &input))
-            }
-            Job::Encode(script, input, reply) => {
-                serve(&mut engine, reply, |e| e.encode_downlink(&script, &input))
-            }
+            Job::Decode(scope, script, input, reply) => serve(&mut engine, reply, |e| {
+                e.decode_uplink_in(scope, &script, &input)
+            }),
+            Job::Encode(scope, script, input, reply) => serve(&mut engine, reply, |e| {
+                e.encode_downlink_in(scope, &script, &input)
+            }),
             Job::Check(script, reply) => serve(&mut engine, reply, |e| e.check(&script)),
         };
         if panicked {

@@ -18,8 +18,13 @@ fn uplink(bytes: &[u8], f_port: u8) -> UplinkInput {
 }
 
 fn js(script: &str) -> CodecConfig {
+    js_in(0, script)
+}
+
+fn js_in(scope: u128, script: &str) -> CodecConfig {
     CodecConfig::JavaScript {
         script: script.to_owned(),
+        scope,
     }
 }
 
@@ -164,7 +169,7 @@ async fn javascript_goes_through_the_workers() {
         .await
         .expect("encodes");
     assert_eq!((encoded.bytes, encoded.f_port), (vec![200], Some(3)));
-    let CodecConfig::JavaScript { script } = &script else {
+    let CodecConfig::JavaScript { script, .. } = &script else {
         unreachable!()
     };
     let info = c.check_script(script).await.expect("loads");
@@ -270,4 +275,31 @@ async fn a_script_works_again_after_each_kind_of_failure() {
             "after port {port}"
         );
     }
+}
+
+#[tokio::test]
+async fn profiles_with_the_same_script_do_not_share_globals() {
+    // One worker, so every call meets the same engine: only the scope keeps the two
+    // profiles' runtimes (and their globals) apart.
+    let c = Codecs::new(CodecLimits {
+        workers: 1,
+        ..CodecLimits::default()
+    })
+    .unwrap();
+    let script = "var seen = 0; function decodeUplink(input) { seen += 1; return { data: { seen: seen } }; }";
+    let (a, b) = (js_in(1, script), js_in(2, script));
+    let seen = |d: Option<lorikeet_codec::Decoded>| d.unwrap().object["seen"].as_u64().unwrap();
+    assert_eq!(seen(c.decode_uplink(&a, uplink(&[], 1)).await.unwrap()), 1);
+    assert_eq!(seen(c.decode_uplink(&a, uplink(&[], 1)).await.unwrap()), 2);
+    assert_eq!(
+        seen(c.decode_uplink(&b, uplink(&[], 1)).await.unwrap()),
+        1,
+        "profile B's runtime is its own, not profile A's"
+    );
+    // A script that writes to a global another profile's script reads.
+    let writer = js_in(3, "function decodeUplink(input) { globalThis.secret = 'tenant A'; return { data: {} }; }");
+    let reader = js_in(4, "function decodeUplink(input) { return { data: { secret: typeof secret === 'undefined' ? null : secret } }; }");
+    c.decode_uplink(&writer, uplink(&[], 1)).await.unwrap();
+    let out = c.decode_uplink(&reader, uplink(&[], 1)).await.unwrap().unwrap();
+    assert!(out.object["secret"].is_null(), "{}", out.object);
 }

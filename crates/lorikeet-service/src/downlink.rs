@@ -157,13 +157,15 @@ pub fn check(req: DownlinkRequest) -> Result<Checked, EnqueueError> {
     })
 }
 
-/// The codec crate's view of a stored codec setting.
-pub fn codec_config(c: &PayloadCodec) -> CodecConfig {
+/// The codec crate's view of the codec of device profile `profile_id`: a script runs in
+/// a runtime of that profile's own.
+pub fn codec_config(c: &PayloadCodec, profile_id: uuid::Uuid) -> CodecConfig {
     match c {
         PayloadCodec::None => CodecConfig::None,
         PayloadCodec::CayenneLpp => CodecConfig::CayenneLpp,
         PayloadCodec::JavaScript { script } => CodecConfig::JavaScript {
             script: script.clone(),
+            scope: profile_id.as_u128(),
         },
     }
 }
@@ -206,7 +208,7 @@ pub async fn enqueue(
                 variables: BTreeMap::new(),
             };
             let encoded = codecs
-                .encode_downlink(&codec_config(&profile.payload_codec), input)
+                .encode_downlink(&codec_config(&profile.payload_codec, profile.id), input)
                 .await
                 .map_err(|e| EnqueueError::Codec(e.to_string()))?;
             if let Some(p) = encoded.f_port {

@@ -5,6 +5,11 @@
 //! `decodeUplink`/`encodeDownlink` in them under the [`CodecLimits`]. The
 //! [`crate::Codecs`] pool runs one engine per worker thread.
 //!
+//! Scripts are cached per scope (the device profile) and source, so profiles with the
+//! same source, in one tenant or two, never share a runtime or its globals. Globals a
+//! script keeps between calls stay within its profile, and even there are not
+//! dependable: each worker thread has its own runtime.
+//!
 //! Why one runtime per script and not one per worker with a context per script:
 //! QuickJS's memory limit, interrupt handler and out-of-memory state belong to
 //! the runtime, so a per-script runtime makes a memory bomb in one tenant's
@@ -193,7 +198,19 @@ impl JsEngine {
         script: &str,
         input: &UplinkInput,
     ) -> Result<Decoded, CodecError> {
-        self.with_script(script, Stage::DecodeUplink, |ctx, deadline| {
+        self.decode_uplink_in(0, script, input)
+    }
+
+    /// [`JsEngine::decode_uplink`] in the runtime of `scope` (see
+    /// [`crate::CodecConfig::JavaScript`]): the same source in two scopes runs in two
+    /// runtimes, with separate globals.
+    pub fn decode_uplink_in(
+        &mut self,
+        scope: u128,
+        script: &str,
+        input: &UplinkInput,
+    ) -> Result<Decoded, CodecError> {
+        self.with_script(scope, script, Stage::DecodeUplink, |ctx, deadline| {
             let arg = uplink_arg(ctx, input)?;
             let ret = call_entry_point(ctx, deadline, Stage::DecodeUplink, arg)?;
             parse_decoded(ctx, ret)
@@ -206,7 +223,17 @@ impl JsEngine {
         script: &str,
         input: &DownlinkInput,
     ) -> Result<Encoded, CodecError> {
-        self.with_script(script, Stage::EncodeDownlink, |ctx, deadline| {
+        self.encode_downlink_in(0, script, input)
+    }
+
+    /// [`JsEngine::encode_downlink`] in the runtime of `scope`.
+    pub fn encode_downlink_in(
+        &mut self,
+        scope: u128,
+        script: &str,
+        input: &DownlinkInput,
+    ) -> Result<Encoded, CodecError> {
+        self.with_script(scope, script, Stage::EncodeDownlink, |ctx, deadline| {
             let arg = downlink_arg(ctx, input)?;
             let ret = call_entry_point(ctx, deadline, Stage::EncodeDownlink, arg)?;
             parse_encoded(ctx, ret, input.f_port)
@@ -216,7 +243,7 @@ impl JsEngine {
     /// Load `script` (or find it cached) and report its entry points: lets the API
     /// reject a broken script when a device profile is saved, not at the first uplink.
     pub fn check(&mut self, script: &str) -> Result<ScriptInfo, CodecError> {
-        self.with_script(script, Stage::Load, |ctx, _| {
+        self.with_script(0, script, Stage::Load, |ctx, _| {
             Ok(ScriptInfo {
                 decode_uplink: entry_point(ctx, Stage::DecodeUplink)?.is_some(),
                 encode_downlink: entry_point(ctx, Stage::EncodeDownlink)?.is_some(),
@@ -228,11 +255,17 @@ impl JsEngine {
     /// throw the runtime away when the run left it in doubt.
     fn with_script<T>(
         &mut self,
+        scope: u128,
         source: &str,
         stage: Stage,
         f: impl for<'js> FnOnce(&Ctx<'js>, &Deadline) -> Result<T, Failure>,
     ) -> Result<T, CodecError> {
-        let key: [u8; 32] = Sha256::digest(source.as_bytes()).into();
+        // One runtime per (scope, source): identical scripts of two profiles (or
+        // tenants) never share globals.
+        let mut hash = Sha256::new();
+        hash.update(scope.to_be_bytes());
+        hash.update(source.as_bytes());
+        let key: [u8; 32] = hash.finalize().into();
         self.clock += 1;
         let clock = self.clock;
         if !self.scripts.contains_key(&key) {

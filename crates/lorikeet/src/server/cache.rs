@@ -142,7 +142,7 @@ pub(crate) fn app_device(
         profile_id: profile.id,
         info: Arc::new(convert::device_info(d, profile, app, tenant)),
         application_id: app.id,
-        codec: Arc::new(codec_config(&profile.payload_codec)),
+        codec: Arc::new(codec_config(&profile.payload_codec, profile.id)),
         region_config_id: Arc::from(profile.region.to_ascii_lowercase()),
     }
 }
@@ -241,7 +241,7 @@ pub async fn load_all(
         let q = queues.remove(&d.dev_eui).unwrap_or_default();
         let mut device = convert::device(&d, np.clone(), k.as_ref(), s.as_ref(), &[]);
         if !q.is_empty() {
-            let (items, refused) = encode_queue(codecs, &codec_config(&p.payload_codec), &q).await;
+            let (items, refused) = encode_queue(codecs, &codec_config(&p.payload_codec, p.id), &q).await;
             device.queue = items.into();
             if !refused.is_empty() {
                 out.refused.push((d.dev_eui, refused));

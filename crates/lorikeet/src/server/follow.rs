@@ -265,7 +265,7 @@ impl Follower {
                         .send(AppUpdate::Profile {
                             id: p.id,
                             name: p.name.clone(),
-                            codec: Arc::new(cache::codec_config(&p.payload_codec)),
+                            codec: Arc::new(cache::codec_config(&p.payload_codec, p.id)),
                             region_config_id: Arc::from(p.region.to_ascii_lowercase()),
                             class_c: p.supports_class_c,
                         })
@@ -341,7 +341,7 @@ impl Follower {
                 convert::device(d, np.clone(), s.keys.as_ref(), s.session.as_ref(), &[]);
             let (items, refused) = cache::encode_queue(
                 &self.sinks.codecs,
-                &cache::codec_config(&p.payload_codec),
+                &cache::codec_config(&p.payload_codec, p.id),
                 &s.queue,
             )
             .await;
