@@ -74,7 +74,12 @@ impl Principal {
 
 /// Checks `Authorization: Bearer <token>` against the admin token and the stored
 /// API keys.
-pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// Gives the digest of the tenant API key used too (`None` for the admin token), so a
+/// long-lived request (an event stream) can check it again later.
+pub async fn authenticate_caller(
+    state: &ApiState,
+    headers: &HeaderMap,
+) -> Result<(Principal, Option<[u8; 32]>), ApiError> {
     let Some(value) = headers.get(warp::http::header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
             "missing Authorization header; send 'Authorization: Bearer <token>'",
@@ -99,10 +104,10 @@ pub async fn authenticate(state: &ApiState, headers: &HeaderMap) -> Result<Princ
     // Comparing digests rather than the tokens keeps the comparison's timing
     // independent of how much of the secret matches.
     if state.admin_token_hash.is_some_and(|h| h == hash) {
-        return Ok(Principal::Admin);
+        return Ok((Principal::Admin, None));
     }
     match state.storage.api_key_by_hash(&hash).await? {
-        Some(key) => Ok(Principal::Tenant(key.tenant_id)),
+        Some(key) => Ok((Principal::Tenant(key.tenant_id), Some(hash))),
         None => Err(ApiError::unauthorized("invalid or revoked token")),
     }
 }

@@ -69,6 +69,10 @@ pub struct ApiState {
     /// Read your writes: a write answers once the live state applied it (`None`:
     /// no live state to wait for, e.g. the API alone in tests).
     pub applied: Option<AppliedGate>,
+    /// Bumped when an API key is revoked here, so open event streams check their
+    /// key again at once (streams also re-check periodically, for revocations made
+    /// through another instance).
+    pub(crate) revocations: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Waits until the live state (network server, application side, gateway registry)
@@ -147,6 +151,7 @@ impl ApiState {
             live,
             codecs,
             applied: None,
+            revocations: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -177,6 +182,11 @@ impl ApiState {
     /// A receiver of every change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    /// Tells open event streams that a key was revoked.
+    pub(crate) fn key_revoked(&self) {
+        self.revocations.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub(crate) fn notify(&self, change: Change) {
@@ -455,7 +465,7 @@ where
         }
         _ => {}
     }
-    let principal = auth::authenticate(state, headers).await?;
+    let (principal, key_hash) = auth::authenticate_caller(state, headers).await?;
     let limit = match route {
         RouteId::DeviceImport => MAX_IMPORT_BODY_BYTES,
         _ => MAX_BODY_BYTES,
@@ -465,6 +475,7 @@ where
     let ctx = handlers::Ctx {
         state,
         principal,
+        key_hash,
         params,
         query: &query,
         body: &body,

@@ -297,9 +297,16 @@ async fn profiles_with_the_same_script_do_not_share_globals() {
         "profile B's runtime is its own, not profile A's"
     );
     // A script that writes to a global another profile's script reads.
-    let writer = js_in(3, "function decodeUplink(input) { globalThis.secret = 'tenant A'; return { data: {} }; }");
+    let writer = js_in(
+        3,
+        "function decodeUplink(input) { globalThis.secret = 'tenant A'; return { data: {} }; }",
+    );
     let reader = js_in(4, "function decodeUplink(input) { return { data: { secret: typeof secret === 'undefined' ? null : secret } }; }");
     c.decode_uplink(&writer, uplink(&[], 1)).await.unwrap();
-    let out = c.decode_uplink(&reader, uplink(&[], 1)).await.unwrap().unwrap();
+    let out = c
+        .decode_uplink(&reader, uplink(&[], 1))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(out.object["secret"].is_null(), "{}", out.object);
 }

@@ -530,3 +530,180 @@ async fn mqtt_postgres() {
     };
     mqtt(db).await;
 }
+
+/// A request with a bearer token of our choosing (tenant API keys).
+async fn as_key(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = http.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The next SSE event, or `None` once the server ended the stream.
+async fn next_or_end(rx: &mut mpsc::UnboundedReceiver<(String, Value)>) -> Option<(String, Value)> {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("an SSE event or the end of the stream within 10 s")
+}
+
+/// Streams are authorised for as long as they run: a revoked key's stream ends, and a
+/// device deleted and created again (same DevEUI) in another tenant is not followed
+/// into that tenant (issue 20).
+async fn streams_stay_authorised(db: TestDb) {
+    let server = start_server(db.url()).await;
+    let api = Api::new(&server);
+    let base = api.base().to_owned();
+    let http = reqwest::Client::new();
+    let mut keys = Vec::new();
+    for name in ["Tenant A", "Tenant B"] {
+        let t = api
+            .post("/api/v1/tenants", json!({ "name": name }))
+            .await
+            .expect_status(201);
+        let tenant = t["id"].as_str().unwrap().to_owned();
+        let mut tokens = Vec::new();
+        for k in 0..2 {
+            let key = api
+                .post(
+                    "/api/v1/api-keys",
+                    json!({ "name": format!("{name} key {k}"), "tenantId": tenant }),
+                )
+                .await
+                .expect_status(201);
+            tokens.push((
+                key["id"].as_str().unwrap().to_owned(),
+                key["token"].as_str().unwrap().to_owned(),
+            ));
+        }
+        keys.push(tokens);
+    }
+    let dev_eui = Eui64::from_u64(0x0300_0000_0000_00a1);
+    // An application, profile and device of a tenant, with its key.
+    let provision = |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let post = |path: &str, body: Value| {
+                as_key(
+                    &http,
+                    reqwest::Method::POST,
+                    format!("{base}{path}"),
+                    &token,
+                    Some(body),
+                )
+            };
+            let (s, app) = post("/api/v1/applications", json!({ "name": "streams" })).await;
+            assert_eq!(s, 201, "{app}");
+            let (s, profile) = post(
+                "/api/v1/device-profiles",
+                json!({
+                    "name": "streams", "region": "EU868", "macVersion": "1.0.3",
+                    "regParamsRevision": "RP002-1.0.3", "supportsOtaa": false,
+                    "adrEnabled": false, "payloadCodec": {"type": "none"}
+                }),
+            )
+            .await;
+            assert_eq!(s, 201, "{profile}");
+            let (s, d) = post(
+                "/api/v1/devices",
+                json!({
+                    "devEui": dev_eui.to_string(), "joinEui": "0000000000000000",
+                    "name": "moving", "applicationId": app["id"], "deviceProfileId": profile["id"],
+                }),
+            )
+            .await;
+            assert_eq!(s, 201, "{d}");
+            app["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let app_a = provision(keys[0][0].1.clone()).await;
+    let open = |path: String, token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            let r = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            read_sse(r)
+        }
+    };
+    let mut device_a = open(
+        format!("/api/v1/devices/{dev_eui}/events/stream"),
+        keys[0][0].1.clone(),
+    )
+    .await;
+    let mut app_by_second_key = open(
+        format!("/api/v1/applications/{app_a}/events/stream"),
+        keys[0][1].1.clone(),
+    )
+    .await;
+
+    // Revoking tenant A's second key ends the stream it opened.
+    let (s, _) = as_key(
+        &http,
+        reqwest::Method::DELETE,
+        format!("{base}/api/v1/api-keys/{}", keys[0][1].0),
+        &keys[0][0].1,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (name, body) = next_or_end(&mut app_by_second_key)
+        .await
+        .expect("an unauthorized event");
+    assert_eq!(name, "unauthorized", "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+    assert!(
+        next_or_end(&mut app_by_second_key).await.is_none(),
+        "and the stream ends"
+    );
+
+    // The device leaves tenant A; the same DevEUI is created in tenant B.
+    let (s, _) = as_key(
+        &http,
+        reqwest::Method::DELETE,
+        format!("{base}/api/v1/devices/{dev_eui}"),
+        &keys[0][0].1,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    provision(keys[1][0].1.clone()).await;
+    let (name, body) = next_or_end(&mut device_a)
+        .await
+        .expect("an unauthorized event");
+    assert_eq!(name, "unauthorized", "{body}");
+    assert!(
+        next_or_end(&mut device_a).await.is_none(),
+        "and the stream ends"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_stay_authorised_sqlite() {
+    streams_stay_authorised(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_stay_authorised_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    streams_stay_authorised(db).await;
+}

@@ -24,6 +24,8 @@ mod tenants;
 pub(crate) struct Ctx<'a> {
     pub state: &'a ApiState,
     pub principal: Principal,
+    /// Digest of the tenant API key used (`None`: the admin token).
+    pub key_hash: Option<[u8; 32]>,
     pub params: &'a [&'a str],
     pub query: &'a Query,
     pub body: &'a [u8],

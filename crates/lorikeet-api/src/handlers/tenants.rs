@@ -156,6 +156,7 @@ pub(super) async fn delete_key(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         _ => return Err(ApiError::not_found(format!("API key {id} not found"))),
     }
     ctx.state.storage.delete_api_key(id).await?;
+    ctx.state.key_revoked();
     Ok(Out::NoContent)
 }
 

@@ -241,7 +241,8 @@ pub async fn load_all(
         let q = queues.remove(&d.dev_eui).unwrap_or_default();
         let mut device = convert::device(&d, np.clone(), k.as_ref(), s.as_ref(), &[]);
         if !q.is_empty() {
-            let (items, refused) = encode_queue(codecs, &codec_config(&p.payload_codec, p.id), &q).await;
+            let (items, refused) =
+                encode_queue(codecs, &codec_config(&p.payload_codec, p.id), &q).await;
             device.queue = items.into();
             if !refused.is_empty() {
                 out.refused.push((d.dev_eui, refused));
