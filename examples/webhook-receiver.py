@@ -5,14 +5,18 @@ Lorikeet POSTs every integration event to `<url>?event=<type>` with a JSON body
 (ChirpStack v4 integration JSON; schemas in schemas/events/). With a signing
 secret it adds
 
-    X-Lorikeet-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>
+    X-Lorikeet-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
 
 This server checks that signature over the raw body bytes before it parses any
-JSON, then prints one line per event and, with --out, appends the event to a
-JSON Lines file.
+JSON, rejects a `t` more than --window seconds (default 300) away from its own
+clock (so a captured request cannot be replayed later), then prints one line per
+event and, with --out, appends the event to a JSON Lines file. With --legacy it
+checks the old form instead (`sha256=<hex HMAC-SHA256(secret, raw body)>`, sent by
+servers with `[webhook] signature_version = "legacy"`; no replay protection).
 
-Answers: 401 for a missing or wrong signature (when a secret is configured),
-400 for a body that is not a JSON object, 413 for a body over 1 MiB, 200 otherwise.
+Answers: 401 for a missing, wrong or stale signature (when a secret is
+configured), 400 for a body that is not a JSON object, 413 for a body over 1 MiB,
+200 otherwise.
 Lorikeet retries anything but a 2xx, so a receiver should answer 200 as soon as
 it has the event and do slow work elsewhere.
 
@@ -31,33 +35,65 @@ import json
 import os
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 SIGNATURE_HEADER = "X-Lorikeet-Signature"
 MAX_BODY = 1 << 20  # bytes; Lorikeet's events are far smaller
+REPLAY_WINDOW_S = 300  # how far `t` may be from now, either way
 
 
-def expected_signature(secret: bytes, body: bytes) -> str:
-    """The header value Lorikeet sends for `body`."""
+def expected_v1(secret: bytes, t: str, body: bytes) -> str:
+    """The hex HMAC Lorikeet sends as `v1` for `body` signed at `t` (as sent)."""
+    return hmac.new(secret, t.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+
+
+def check_v1(secret: bytes, body: bytes, header, now: float, window: int):
+    """None when `header` (t=<unix>,v1=<hex>) signs `body` and `t` is within
+    `window` seconds of `now`; else why not."""
+    if header is None:
+        return "missing signature"
+    t, candidates = None, []
+    for part in header.strip().split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            return "malformed signature"
+        if key == "t":
+            if t is not None or not value.isdigit() or not value.isascii() or len(value) > 18:
+                return "malformed signature"
+            t = value
+        elif key == "v1":
+            candidates.append(value.lower())
+        # other keys: a later version's entries, ignored
+    if t is None or not candidates:
+        return "malformed signature"
+    expected = expected_v1(secret, t, body).encode("ascii")
+    # Header values come in as latin-1, so any byte survives and is compared, not rejected.
+    if not any(hmac.compare_digest(expected, c.encode("latin-1", errors="replace")) for c in candidates):
+        return "bad signature"
+    if abs(now - int(t)) > window:
+        return "stale signature"
+    return None
+
+
+def expected_legacy(secret: bytes, body: bytes) -> str:
+    """The legacy header value for `body`."""
     return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
 
 
-def signature_ok(secret: bytes, body: bytes, header) -> bool:
-    """Whether `header` is the signature of `body`, compared in constant time."""
+def check_legacy(secret: bytes, body: bytes, header):
+    """None when `header` is the legacy signature (sha256=<hex>) of `body`."""
     if header is None:
-        return False
+        return "missing signature"
     given = header.strip()
     if not given.startswith("sha256="):
-        return False
-    # Lorikeet writes lower-case hex; accept upper case as well. Header values come in
-    # as latin-1, so any byte survives the round trip and is compared, not rejected.
+        return "malformed signature"
     given = "sha256=" + given[len("sha256="):].lower()
-    return hmac.compare_digest(
-        expected_signature(secret, body).encode("ascii"),
-        given.encode("latin-1", errors="replace"),
-    )
+    if hmac.compare_digest(expected_legacy(secret, body).encode("ascii"), given.encode("latin-1", errors="replace")):
+        return None
+    return "bad signature"
 
 
 def summary(event_type: str, event: dict) -> str:
@@ -82,6 +118,8 @@ class Receiver(BaseHTTPRequestHandler):
     server_version = "lorikeet-webhook-receiver/1"
     # Set by main():
     secret = None  # bytes, or None to accept unsigned events
+    legacy = False  # check the old body-only form instead of t=…,v1=…
+    window = REPLAY_WINDOW_S
     out = None  # an open file for JSON Lines, or None
     lock = threading.Lock()
 
@@ -100,10 +138,15 @@ class Receiver(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
 
         # Verify over the exact bytes received, before parsing anything.
-        if self.secret is not None and not signature_ok(self.secret, body, self.headers.get(SIGNATURE_HEADER)):
-            why = "missing" if self.headers.get(SIGNATURE_HEADER) is None else "bad"
-            self.note(f"rejected: {why} {SIGNATURE_HEADER} from {self.client_address[0]}")
-            return self.answer(401, f"{why} signature")
+        if self.secret is not None:
+            header = self.headers.get(SIGNATURE_HEADER)
+            if self.legacy:
+                why = check_legacy(self.secret, body, header)
+            else:
+                why = check_v1(self.secret, body, header, time.time(), self.window)
+            if why is not None:
+                self.note(f"rejected: {why} ({SIGNATURE_HEADER}) from {self.client_address[0]}")
+                return self.answer(401, why)
 
         try:
             event = json.loads(body)
@@ -151,10 +194,23 @@ def main(argv=None) -> int:
         default=os.environ.get("WEBHOOK_SECRET"),
         help="signing secret (default: $WEBHOOK_SECRET; none: accept unsigned events)",
     )
+    p.add_argument(
+        "--window",
+        type=int,
+        default=REPLAY_WINDOW_S,
+        help=f"reject a signature timestamp further than this from now, in seconds (default {REPLAY_WINDOW_S})",
+    )
+    p.add_argument(
+        "--legacy",
+        action="store_true",
+        help='check the old body-only form (server set to signature_version = "legacy"); no replay protection',
+    )
     p.add_argument("--out", help="append each event to this JSON Lines file")
     args = p.parse_args(argv)
 
     Receiver.secret = args.secret.encode("utf-8") if args.secret else None
+    Receiver.legacy = args.legacy
+    Receiver.window = args.window
     if args.out:
         Receiver.out = open(args.out, "a", encoding="utf-8")
     server = ThreadingHTTPServer((args.bind, args.port), Receiver)

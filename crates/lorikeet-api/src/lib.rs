@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use futures_util::{Stream, StreamExt};
 use lorikeet_codec::{CodecLimits, Codecs};
+use lorikeet_service::target::TargetGuard;
 use lorikeet_storage::{Change, FeedPosition, Storage};
 use serde_json::Value;
 use tokio::sync::broadcast;
@@ -73,6 +74,8 @@ pub struct ApiState {
     /// key again at once (streams also re-check periodically, for revocations made
     /// through another instance).
     pub(crate) revocations: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Where a webhook may point (the SSRF guard, checked when one is set).
+    pub target_guard: TargetGuard,
 }
 
 /// Waits until the live state (network server, application side, gateway registry)
@@ -152,7 +155,15 @@ impl ApiState {
             codecs,
             applied: None,
             revocations: Arc::new(tokio::sync::watch::Sender::new(0)),
+            target_guard: TargetGuard::default(),
         }
+    }
+
+    /// Checks webhook targets with `guard` (the operator's allowlist; a test's
+    /// resolver). Without it: no allowlist, the system resolver.
+    pub fn with_target_guard(mut self, guard: TargetGuard) -> Self {
+        self.target_guard = guard;
+        self
     }
 
     /// Answers writes only once the live state applied them (see [`AppliedGate`]).

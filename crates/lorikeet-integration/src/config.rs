@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::signature::SignatureVersion;
 
 /// Everything the webhook worker and the MQTT integration needs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -67,6 +68,10 @@ pub struct WebhookConfig {
     /// On shutdown, how long requests in flight may still finish, in ms; the rest are
     /// abandoned and retried after a restart. Default 5000.
     pub shutdown_grace_ms: u64,
+    /// Form of `X-Lorikeet-Signature`: `v1` (default, `t=<unix>,v1=<hex HMAC of
+    /// "t.body">`, replay-resistant) or `legacy` (`sha256=<hex HMAC of body>`, for
+    /// receivers written before v1).
+    pub signature_version: SignatureVersion,
 }
 
 impl Default for WebhookConfig {
@@ -83,6 +88,7 @@ impl Default for WebhookConfig {
             poll_interval_ms: 1_000,
             backlog_refresh_s: 30,
             shutdown_grace_ms: 5_000,
+            signature_version: SignatureVersion::V1,
         }
     }
 }
@@ -411,6 +417,16 @@ mod tests {
         assert_eq!(c.webhook.max_attempt_age_s, 86_400);
         assert_eq!(c.mqtt.topic_prefix, "application");
         assert_eq!(c.mqtt.qos, 1);
+        assert_eq!(c.webhook.signature_version, SignatureVersion::V1);
+    }
+
+    #[test]
+    fn signature_version_names() {
+        let w: WebhookConfig = serde_json::from_str(r#"{"signature_version":"legacy"}"#).unwrap();
+        assert_eq!(w.signature_version, SignatureVersion::Legacy);
+        let w: WebhookConfig = serde_json::from_str(r#"{"signature_version":"v1"}"#).unwrap();
+        assert_eq!(w.signature_version, SignatureVersion::V1);
+        assert!(serde_json::from_str::<WebhookConfig>(r#"{"signature_version":"v2"}"#).is_err());
     }
 
     #[test]

@@ -61,14 +61,19 @@ pub enum DeliveryError {
     /// The connection could not be opened (refused, DNS, TLS handshake…).
     #[error("cannot connect: {0}")]
     Connect(String),
-    /// The endpoint answered with a status other than 2xx.
-    #[error("HTTP {status}{}", if body.is_empty() { String::new() } else { format!(": {body}") })]
+    /// The endpoint answered with a status other than 2xx. Only the code and its
+    /// standard reason are kept: the response body is never read into an error,
+    /// since whoever set the target would see it (`lastError`).
+    #[error("HTTP {status}{}{}", reason_phrase(*status), if *redirect { " (redirects are not followed; configure the final URL)" } else { "" })]
     Status {
         /// The status code.
         status: u16,
-        /// The start of the response body, sanitised, for the operator.
-        body: String,
+        /// A 3xx answer.
+        redirect: bool,
     },
+    /// The target's address is not one this integration may reach (the SSRF guard).
+    #[error(transparent)]
+    Refused(#[from] lorikeet_service::target::TargetRefused),
     /// The request failed otherwise (connection reset, malformed response…).
     #[error("request failed: {0}")]
     Request(String),
@@ -87,11 +92,20 @@ impl DeliveryError {
             DeliveryError::Timeout { .. } => "timeout",
             DeliveryError::Connect(_) => "connect",
             DeliveryError::Status { .. } => "status",
+            DeliveryError::Refused(_) => "refused_target",
             DeliveryError::Request(_) => "request",
             DeliveryError::Target(_) => "config",
             DeliveryError::Unsupported(_) => "unsupported",
         }
     }
+}
+
+/// " Internal Server Error" for 500: the standard reason of a status code.
+fn reason_phrase(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map_or_else(String::new, |r| format!(" {r}"))
 }
 
 /// Why an MQTT downlink command was refused.

@@ -3,7 +3,7 @@
 /// Webhook requests, by `result` (`delivered`, `failed`).
 pub const WEBHOOK_REQUESTS: &str = "lorikeet_integration_webhook_requests_total";
 /// Failed webhook requests, by `reason` (`timeout`, `connect`, `status`, `request`,
-/// `config`, `unsupported`).
+/// `refused_target` (the SSRF guard refused the address), `config`, `unsupported`).
 pub const WEBHOOK_FAILURES: &str = "lorikeet_integration_webhook_failures_total";
 /// Duration of webhook requests.
 pub const WEBHOOK_DURATION: &str = "lorikeet_integration_webhook_request_duration_seconds";

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use lorikeet_integration::signature::verify;
+use lorikeet_integration::signature::{verify_v1, REPLAY_WINDOW_S};
 use lorikeet_integration::{WebhookConfig, WebhookWorker};
 use lorikeet_lorawan::Eui64;
+use lorikeet_service::target::TargetGuard;
 use lorikeet_storage::testing::TestDb;
 use lorikeet_storage::*;
 use serde_json::{json, Value};
@@ -23,8 +24,13 @@ use warp::Filter;
 
 const SECRET: &str = "receiver-secret";
 
-/// What the receiver does with the n-th request (0-based).
-type Behaviour = Arc<dyn Fn(usize) -> Reply + Send + Sync>;
+/// What the receiver does with the n-th request (0-based) carrying this
+/// `X-Lorikeet-Signature` ("" when none).
+type Behaviour = Arc<dyn Fn(usize, &str) -> Reply + Send + Sync>;
+
+/// What the receiver answers with an error status: text that must never reach
+/// `lastError`.
+const ERROR_BODY: &str = "Traceback: db password hunter2 at /srv/app.py";
 
 #[derive(Clone, Copy)]
 enum Reply {
@@ -39,6 +45,8 @@ struct Received {
     token: Option<String>,
     content_type: Option<String>,
     signature_ok: bool,
+    signature: String,
+    raw: Vec<u8>,
     body: Value,
     status: u16,
 }
@@ -71,16 +79,16 @@ async fn receiver(addr: SocketAddr, behaviour: Behaviour) -> (SocketAddr, Log) {
                 let behaviour = behaviour.clone();
                 async move {
                     let n = l.0.lock().unwrap().len();
-                    let reply = behaviour(n);
+                    let sig = h
+                        .get("x-lorikeet-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let reply = behaviour(n, sig);
                     let status = match reply {
                         Reply::Ok => 200,
                         Reply::Status(s) => s,
                         Reply::Hang => 0,
                     };
-                    let sig = h
-                        .get("x-lorikeet-signature")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
                     l.0.lock().unwrap().push(Received {
                         event: q.get("event").cloned().unwrap_or_default(),
                         token: h
@@ -91,7 +99,16 @@ async fn receiver(addr: SocketAddr, behaviour: Behaviour) -> (SocketAddr, Log) {
                             .get("content-type")
                             .and_then(|v| v.to_str().ok())
                             .map(String::from),
-                        signature_ok: verify(SECRET.as_bytes(), &body, sig),
+                        signature_ok: verify_v1(
+                            SECRET.as_bytes(),
+                            &body,
+                            sig,
+                            Utc::now().timestamp(),
+                            REPLAY_WINDOW_S,
+                        )
+                        .is_ok(),
+                        signature: sig.to_owned(),
+                        raw: body.to_vec(),
                         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                         status,
                     });
@@ -99,7 +116,7 @@ async fn receiver(addr: SocketAddr, behaviour: Behaviour) -> (SocketAddr, Log) {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                     }
                     warp::reply::with_status(
-                        "",
+                        if status == 200 { "" } else { ERROR_BODY },
                         warp::http::StatusCode::from_u16(status.max(200)).unwrap(),
                     )
                 }
@@ -112,7 +129,7 @@ async fn receiver(addr: SocketAddr, behaviour: Behaviour) -> (SocketAddr, Log) {
 }
 
 fn always(reply: Reply) -> Behaviour {
-    Arc::new(move |_| reply)
+    Arc::new(move |_, _| reply)
 }
 
 struct Fixture {
@@ -125,10 +142,15 @@ struct Fixture {
 
 impl Fixture {
     fn start(db: &TestDb, config: WebhookConfig) -> Fixture {
+        Fixture::start_guarded(db, config, TargetGuard::default())
+    }
+
+    /// With the SSRF guard `guard` (an allowlist, a test resolver).
+    fn start_guarded(db: &TestDb, config: WebhookConfig, guard: TargetGuard) -> Fixture {
         let wake = Arc::new(Notify::new());
         let (changes, rx) = broadcast::channel(64);
         let (stop, stop_rx) = watch::channel(false);
-        let worker = WebhookWorker::new(db.storage.clone(), config).unwrap();
+        let worker = WebhookWorker::new(db.storage.clone(), config, guard).unwrap();
         let worker = tokio::spawn(worker.run(wake.clone(), rx, stop_rx));
         Fixture {
             storage: db.storage.clone(),
@@ -182,8 +204,19 @@ fn fast_config() -> WebhookConfig {
     }
 }
 
-/// An application with `n` devices and a signed webhook to `url`.
+/// An application with `n` devices and a signed webhook to `url`, set with the
+/// admin token (the receivers listen on loopback).
 async fn provision(s: &dyn Storage, n: u64, url: &str) -> (Uuid, Vec<Eui64>, Uuid) {
+    provision_owned(s, n, url, IntegrationOwner::Admin).await
+}
+
+/// Like [`provision`], the webhook set by `owner`.
+async fn provision_owned(
+    s: &dyn Storage,
+    n: u64,
+    url: &str,
+    owner: IntegrationOwner,
+) -> (Uuid, Vec<Eui64>, Uuid) {
     let now = Utc::now();
     let app = Application {
         id: Uuid::new_v4(),
@@ -241,6 +274,7 @@ async fn provision(s: &dyn Storage, n: u64, url: &str) -> (Uuid, Vec<Eui64>, Uui
         id: Uuid::new_v4(),
         application_id: app.id,
         kind: IntegrationKind::Http,
+        owner,
         config: serde_json::to_value(HttpIntegrationConfig {
             url: url.into(),
             headers: BTreeMap::from([("X-Token".to_string(), "t0ken".to_string())]),
@@ -331,7 +365,7 @@ lorikeet_storage::storage_test!(
     retries_500s_and_timeouts_with_the_same_body,
     |db: TestDb| async move {
         // 500, 503, a hang past the timeout, then success.
-        let behaviour: Behaviour = Arc::new(|n| match n {
+        let behaviour: Behaviour = Arc::new(|n, _| match n {
             0 => Reply::Status(500),
             1 => Reply::Status(503),
             2 => Reply::Hang,
@@ -502,6 +536,249 @@ lorikeet_storage::storage_test!(
         assert_eq!(
             per_device(&log.all()).into_values().next().unwrap(),
             vec![0, 1]
+        );
+        f.stop().await;
+    }
+);
+
+/// The integration's `last_error` once it has one.
+async fn last_error(s: &dyn Storage, app: Uuid) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let i = s
+            .get_integration(app, IntegrationKind::Http)
+            .await
+            .unwrap()
+            .unwrap();
+        if let Some(e) = i.last_error {
+            return e;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no last_error within 20 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+lorikeet_storage::storage_test!(
+    last_error_names_the_status_and_never_the_body,
+    |db: TestDb| async move {
+        let (addr, log) = receiver(([127, 0, 0, 1], 0).into(), always(Reply::Status(500))).await;
+        let (app, devices, hook) = provision(&*db.storage, 1, &handle(addr)).await;
+        let f = Fixture::start(&db, fast_config());
+        f.events(app, &devices, 0, 1).await;
+        wait_for("two attempts", 20, || log.all().len() >= 2).await;
+        let e = last_error(&*f.storage, app).await;
+        assert_eq!(e, "HTTP 500 Internal Server Error");
+        // The outbox row's error (what a retry writes) holds no body either.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = f
+                .storage
+                .claim_outbox(
+                    Utc::now() + chrono::Duration::days(1),
+                    Utc::now() + chrono::Duration::days(2),
+                    10,
+                )
+                .await
+                .unwrap();
+            let errors: Vec<String> = rows
+                .items
+                .iter()
+                .filter(|r| r.integration_id == hook)
+                .filter_map(|r| r.last_error.clone())
+                .collect();
+            for e in &errors {
+                assert!(!e.contains("hunter2") && !e.contains("Traceback"), "{e}");
+            }
+            if !errors.is_empty() {
+                assert!(errors[0].starts_with("HTTP 500"), "{errors:?}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no outbox row with an error");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        f.stop().await;
+    }
+);
+
+lorikeet_storage::storage_test!(
+    every_attempt_is_signed_with_a_fresh_timestamp,
+    |db: TestDb| async move {
+        // Fails every attempt signed in the first attempt's second: the event can
+        // only be delivered by a retry signed later (signed when sent, not stored).
+        let first_t: Arc<Mutex<Option<String>>> = Arc::default();
+        let ft = first_t.clone();
+        let behaviour: Behaviour = Arc::new(move |_, sig| {
+            let t = sig.split(',').next().unwrap_or("").to_owned();
+            let mut first = ft.lock().unwrap();
+            let first = first.get_or_insert_with(|| t.clone());
+            if *first == t {
+                Reply::Status(500)
+            } else {
+                Reply::Ok
+            }
+        });
+        let (addr, log) = receiver(([127, 0, 0, 1], 0).into(), behaviour).await;
+        let (app, devices, _) = provision(&*db.storage, 1, &handle(addr)).await;
+        let config = WebhookConfig {
+            backoff_base_ms: 100,
+            backoff_max_ms: 300,
+            ..fast_config()
+        };
+        let f = Fixture::start(&db, config);
+        f.events(app, &devices, 0, 1).await;
+        wait_for("a delivery", 20, || !log.delivered().is_empty()).await;
+        let got = log.all();
+        assert!(got.len() >= 2, "{got:?}");
+        let now = Utc::now().timestamp();
+        for r in &got {
+            // t=<unix seconds>,v1=<64 lower-case hex digits>
+            let (t, v1) = r.signature.split_once(',').unwrap();
+            let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
+            let v1 = v1.strip_prefix("v1=").unwrap();
+            assert_eq!(v1.len(), 64);
+            assert!(v1.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            assert!((now - t).abs() <= 30, "t={t} is not now ({now})");
+            assert!(r.signature_ok, "verifies over t.body: {}", r.signature);
+            assert_eq!(r.body, got[0].body, "the same event each time");
+        }
+        let last = &got[got.len() - 1];
+        assert_eq!(last.status, 200);
+        assert_ne!(last.signature, got[0].signature);
+        f.stop().await;
+    }
+);
+
+lorikeet_storage::storage_test!(
+    the_legacy_setting_sends_the_body_only_signature,
+    |db: TestDb| async move {
+        let (addr, log) = receiver(([127, 0, 0, 1], 0).into(), always(Reply::Ok)).await;
+        let (app, devices, _) = provision(&*db.storage, 1, &handle(addr)).await;
+        let config = WebhookConfig {
+            signature_version: lorikeet_integration::signature::SignatureVersion::Legacy,
+            ..fast_config()
+        };
+        let f = Fixture::start(&db, config);
+        f.events(app, &devices, 0, 2).await;
+        wait_for("2 deliveries", 20, || log.delivered().len() >= 2).await;
+        for r in log.all() {
+            assert!(r.signature.starts_with("sha256="), "{}", r.signature);
+            assert!(!r.signature_ok, "not the v1 form");
+            assert!(
+                lorikeet_integration::signature::verify(SECRET.as_bytes(), &r.raw, &r.signature),
+                "{}",
+                r.signature
+            );
+        }
+        f.stop().await;
+    }
+);
+
+lorikeet_storage::storage_test!(
+    a_tenant_target_is_checked_again_when_connecting,
+    |db: TestDb| async move {
+        // Stored as a tenant's (as if it had resolved to a public address when it
+        // was set): the worker resolves again and refuses loopback.
+        let (addr, log) = receiver(([127, 0, 0, 1], 0).into(), always(Reply::Ok)).await;
+        let port = addr.port();
+        let (ip_app, ip_devices, _) = provision_owned(
+            &*db.storage,
+            1,
+            &format!("http://127.0.0.1:{port}/hook"),
+            IntegrationOwner::Tenant,
+        )
+        .await;
+        let (name_app, name_devices, _) = provision_owned(
+            &*db.storage,
+            1,
+            &format!("http://localhost:{port}/hook"),
+            IntegrationOwner::Tenant,
+        )
+        .await;
+        let f = Fixture::start(&db, fast_config());
+        f.events(ip_app, &ip_devices, 0, 1).await;
+        f.events(name_app, &name_devices, 0, 1).await;
+        let e = last_error(&*f.storage, ip_app).await;
+        assert_eq!(e, "target address 127.0.0.1 is loopback and not allowlisted");
+        let e = last_error(&*f.storage, name_app).await;
+        assert!(
+            e.starts_with("target address") && e.contains("is loopback and not allowlisted"),
+            "{e}"
+        );
+        assert!(log.all().is_empty(), "nothing reached the receiver");
+
+        // The admin re-saves it: the same URL is delivered to.
+        let mut i = f
+            .storage
+            .get_integration(name_app, IntegrationKind::Http)
+            .await
+            .unwrap()
+            .unwrap();
+        i.owner = IntegrationOwner::Admin;
+        i.updated_at = Utc::now();
+        f.storage.upsert_integration(&i).await.unwrap();
+        f.changes.send(Change::IntegrationChanged(name_app)).unwrap();
+        wait_for("the retried event", 20, || log.delivered().len() == 1).await;
+        f.stop().await;
+    }
+);
+
+/// A test's DNS: answers from a table, changeable while the worker runs.
+#[derive(Debug, Default)]
+struct TableResolver(Mutex<HashMap<String, Vec<std::net::IpAddr>>>);
+
+impl lorikeet_service::target::Resolver for TableResolver {
+    fn lookup<'a>(&'a self, host: &'a str) -> lorikeet_service::target::Lookup<'a> {
+        let found = self.0.lock().unwrap().get(host).cloned();
+        Box::pin(async move {
+            found.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"))
+        })
+    }
+}
+
+lorikeet_storage::storage_test!(
+    names_are_resolved_through_the_guard_and_only_checked_addresses_used,
+    |db: TestDb| async move {
+        use lorikeet_service::target::TargetPolicy;
+        let (addr, log) = receiver(([127, 0, 0, 1], 0).into(), always(Reply::Ok)).await;
+        let dns = Arc::new(TableResolver::default());
+        // The name rebinds to loopback (it pointed elsewhere when it was set).
+        dns.0
+            .lock()
+            .unwrap()
+            .insert("hooks.rebind.test".into(), vec!["127.0.0.1".parse().unwrap()]);
+        let url = format!("http://hooks.rebind.test:{}/hook", addr.port());
+        let (tenant_app, tenant_devices, _) =
+            provision_owned(&*db.storage, 1, &url, IntegrationOwner::Tenant).await;
+        let (admin_app, admin_devices, _) =
+            provision_owned(&*db.storage, 1, &url, IntegrationOwner::Admin).await;
+        let guard = TargetGuard::new(TargetPolicy::default(), dns.clone());
+        let f = Fixture::start_guarded(&db, fast_config(), guard);
+        f.events(tenant_app, &tenant_devices, 0, 1).await;
+        f.events(admin_app, &admin_devices, 0, 1).await;
+        let e = last_error(&*f.storage, tenant_app).await;
+        assert_eq!(e, "target address 127.0.0.1 is loopback and not allowlisted");
+        // The admin's reaches the receiver through the name that exists only in
+        // the test's resolver: the connection went to the checked address.
+        wait_for("the admin's event", 20, || log.delivered().len() == 1).await;
+        assert_eq!(
+            log.delivered()[0].body["devEui"],
+            admin_devices[0].to_string()
+        );
+        f.stop().await;
+
+        // An operator allowlist opens loopback to the tenant's webhook.
+        let policy = TargetPolicy::from_cidrs(&["127.0.0.0/8"]).unwrap();
+        let f = Fixture::start_guarded(&db, fast_config(), TargetGuard::new(policy, dns));
+        wait_for("the tenant's event after its retry", 30, || {
+            log.delivered().len() == 2
+        })
+        .await;
+        assert_eq!(
+            log.delivered()[1].body["devEui"],
+            tenant_devices[0].to_string()
         );
         f.stop().await;
     }

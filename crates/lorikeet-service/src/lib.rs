@@ -3,6 +3,7 @@
 //! limit or a validation rule lives in exactly one place.
 
 pub mod downlink;
+pub mod target;
 
 pub use downlink::{
     codec_config, enqueue, DownlinkRequest, EnqueueError, MAX_DOWNLINK_PAYLOAD, MAX_QUEUE_ITEMS,

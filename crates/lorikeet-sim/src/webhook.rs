@@ -144,9 +144,21 @@ struct DevEuiOnly<'a> {
     dev_eui: &'a str,
 }
 
-/// Checks `X-Lorikeet-Signature: sha256=<hex HMAC-SHA256(secret, body)>`.
+/// Checks `X-Lorikeet-Signature`, in either form the server may be set to send:
+/// `t=<unix>,v1=<hex HMAC-SHA256(secret, "t.body")>` with `t` within the replay
+/// window of now, or the legacy `sha256=<hex HMAC-SHA256(secret, body)>`.
 pub fn signature_ok(secret: &str, body: &[u8], header: Option<&str>) -> bool {
-    header.is_some_and(|h| lorikeet_integration::signature::verify(secret.as_bytes(), body, h))
+    use lorikeet_integration::signature::{verify, verify_v1, REPLAY_WINDOW_S};
+    let Some(h) = header else {
+        return false;
+    };
+    if h.trim_start().starts_with("sha256=") {
+        return verify(secret.as_bytes(), body, h);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    verify_v1(secret.as_bytes(), body, h, now, REPLAY_WINDOW_S).is_ok()
 }
 
 /// Serves the receiver on `bind` until `shutdown` flips; returns the bound address.
@@ -205,6 +217,21 @@ mod tests {
         assert!(!signature_ok("other", b"{}", Some(&good)));
         assert!(!signature_ok("s3cret", b"{}", None));
         assert!(!signature_ok("s3cret", b"{}", Some("sha256=zz")));
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(format!("{now}.{{}}").as_bytes());
+        let v1 = format!("t={now},v1={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(signature_ok("s3cret", b"{}", Some(&v1)));
+        assert!(!signature_ok("s3cret", b"{ }", Some(&v1)));
+        let old = now - 3_600;
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(format!("{old}.{{}}").as_bytes());
+        let stale = format!("t={old},v1={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(!signature_ok("s3cret", b"{}", Some(&stale)), "an hour old");
     }
 
     #[test]

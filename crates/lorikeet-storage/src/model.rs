@@ -419,6 +419,36 @@ impl IntegrationKind {
     }
 }
 
+/// Who last set an integration's target, which decides where it may connect (the
+/// SSRF guard, `lorikeet_service::target`): a tenant's target must be a global
+/// address; the admin's may also be loopback or private.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntegrationOwner {
+    /// Set with the admin token.
+    Admin,
+    /// Set with a tenant API key (and every integration stored before owners were).
+    Tenant,
+}
+
+impl IntegrationOwner {
+    /// "admin" or "tenant".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationOwner::Admin => "admin",
+            IntegrationOwner::Tenant => "tenant",
+        }
+    }
+
+    /// Parses "admin" or "tenant".
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(IntegrationOwner::Admin),
+            "tenant" => Some(IntegrationOwner::Tenant),
+            _ => None,
+        }
+    }
+}
+
 /// An application integration: every event of the application's devices gets an
 /// outbox row per integration.
 #[derive(Debug, Clone, PartialEq)]
@@ -429,6 +459,8 @@ pub struct Integration {
     pub application_id: Uuid,
     /// HTTP or MQTT.
     pub kind: IntegrationKind,
+    /// Who last set it (decides which addresses it may reach).
+    pub owner: IntegrationOwner,
     /// Kind-specific settings (for HTTP: [`HttpIntegrationConfig`] as JSON).
     pub config: serde_json::Value,
     /// Last successful delivery.

@@ -193,6 +193,7 @@ pub(crate) fn http_integration(application_id: Uuid, url: &str) -> Integration {
         id: Uuid::new_v4(),
         application_id,
         kind: IntegrationKind::Http,
+        owner: IntegrationOwner::Admin,
         config: serde_json::to_value(HttpIntegrationConfig {
             url: url.into(),
             headers: BTreeMap::from([("X-Token".to_string(), "abc".to_string())]),
@@ -986,8 +987,11 @@ storage_test!(integrations_upsert_get_delete, |db: TestDb| async move {
     let cfg: HttpIntegrationConfig = serde_json::from_value(got.config).unwrap();
     assert_eq!(cfg.signing_secret.as_deref(), Some("s3cret"));
 
-    // A second POST replaces the config and keeps the id.
-    let replacement = http_integration(a.id, "http://127.0.0.1:9/other");
+    // A second POST replaces the config and the owner, and keeps the id.
+    let replacement = Integration {
+        owner: IntegrationOwner::Tenant,
+        ..http_integration(a.id, "http://127.0.0.1:9/other")
+    };
     assert!(
         !s.upsert_integration(&replacement).await.unwrap(),
         "replaced"
@@ -999,6 +1003,7 @@ storage_test!(integrations_upsert_get_delete, |db: TestDb| async move {
         .unwrap();
     assert_eq!(got.id, i.id);
     assert_eq!(got.config, replacement.config);
+    assert_eq!(got.owner, IntegrationOwner::Tenant);
     assert_eq!(s.list_integrations(Some(a.id)).await.unwrap().len(), 1);
     assert_eq!(s.list_integrations(None).await.unwrap().len(), 1);
     assert!(s

@@ -48,6 +48,28 @@ pub struct Config {
     pub mqtt: lorikeet_integration::MqttConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Security settings (`docs/security.md`).
+    pub security: SecurityConfig,
+}
+
+/// `[security]`
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// Networks (CIDR, e.g. `10.20.0.0/16`) every webhook may reach, whoever set it,
+    /// cloud metadata addresses included. Empty: a tenant's webhooks reach public
+    /// addresses only, the admin's also loopback and private ones (the SSRF guard).
+    /// Env: `LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS`, comma-separated.
+    pub allowed_target_networks: Vec<String>,
+}
+
+impl SecurityConfig {
+    /// The webhook address policy of `allowed_target_networks`.
+    pub fn target_policy(
+        &self,
+    ) -> Result<lorikeet_service::target::TargetPolicy, lorikeet_service::target::CidrError> {
+        lorikeet_service::target::TargetPolicy::from_cidrs(&self.allowed_target_networks)
+    }
 }
 
 /// `[database]`
@@ -451,6 +473,12 @@ impl Config {
                 message: "must be at least 1 day".into(),
             });
         }
+        if let Err(e) = self.security.target_policy() {
+            return Err(ConfigError::Invalid {
+                key: "security.allowed_target_networks",
+                message: e.to_string(),
+            });
+        }
         if let Err(message) = check_log_filter(&self.log.level) {
             return Err(ConfigError::Invalid {
                 key: "log.level",
@@ -637,7 +665,16 @@ fn parse_env_value(current: &toml::Value, raw: &str) -> Result<toml::Value, Stri
             "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
             _ => return Err(format!("{raw:?} is not a boolean (true/false)")),
         },
-        // Arrays and tables: accept a TOML inline value.
+        // Arrays: a TOML inline array, or comma-separated strings
+        // (`10.0.0.0/8,fd00::/8`).
+        toml::Value::Array(_) if !raw.trim_start().starts_with('[') => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+        // Tables (and arrays written as TOML): accept a TOML inline value.
         _ => {
             let doc: toml::Table = toml::from_str(&format!("v = {raw}"))
                 .map_err(|e| format!("{raw:?} is not a TOML value: {e}"))?;
@@ -812,6 +849,63 @@ mod tests {
                 .to_string();
             assert!(e.contains(key) && e.contains(says), "{value}: {e}");
         }
+    }
+
+    #[test]
+    fn allowed_target_networks_from_env_and_checked() {
+        let c = Config::load(
+            None,
+            env(&[(
+                "LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS",
+                "10.20.0.0/16, fd00:1::/64,169.254.169.254/32",
+            )]),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            c.security.allowed_target_networks,
+            ["10.20.0.0/16", "fd00:1::/64", "169.254.169.254/32"]
+        );
+        assert_eq!(c.security.target_policy().unwrap().allowed().len(), 3);
+        let c = Config::load(
+            None,
+            env(&[("LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS", r#"["10.0.0.0/8"]"#)]),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.security.allowed_target_networks, ["10.0.0.0/8"]);
+        let c = Config::load(None, env(&[("LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS", "")]))
+            .unwrap()
+            .config;
+        assert!(c.security.allowed_target_networks.is_empty());
+        for bad in ["10.0.0.1/8", "10.0.0.0/40", "intranet", "10.0.0.0/8,nope"] {
+            let e = Config::load(
+                None,
+                env(&[("LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS", bad)]),
+            )
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("security.allowed_target_networks") && e.contains("CIDR"),
+                "{bad}: {e}"
+            );
+        }
+        let e = Config::load(None, env(&[("LORIKEET_WEBHOOK_SIGNATURE_VERSION", "v2")]))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("signature_version"), "{e}");
+        let c = Config::load(
+            None,
+            env(&[("LORIKEET_WEBHOOK_SIGNATURE_VERSION", "legacy")]),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            c.webhook.signature_version,
+            lorikeet_integration::signature::SignatureVersion::Legacy
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use lorikeet_integration::signature::verify;
+use lorikeet_integration::signature::{verify_v1, REPLAY_WINDOW_S};
 use lorikeet_lorawan::Eui64;
 use lorikeet_sim::{RxMeta, SimGateway};
 use lorikeet_storage::testing::TestDb;
@@ -55,7 +55,15 @@ async fn receiver() -> (SocketAddr, Arc<Mutex<Vec<Hook>>>) {
                   body: warp::hyper::body::Bytes| {
                 l.lock().unwrap().push(Hook {
                     event: q.get("event").cloned().unwrap_or_default(),
-                    signed: verify(SECRET.as_bytes(), &body, sig.as_deref().unwrap_or("")),
+                    // The default form: t=<unix>,v1=<hex HMAC of "t.body">, fresh.
+                    signed: verify_v1(
+                        SECRET.as_bytes(),
+                        &body,
+                        sig.as_deref().unwrap_or(""),
+                        chrono::Utc::now().timestamp(),
+                        REPLAY_WINDOW_S,
+                    )
+                    .is_ok(),
                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 });
                 "ok"

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use lorikeet_storage::{Application, Change, HttpIntegrationConfig, Integration, IntegrationKind};
+use lorikeet_storage::{
+    Application, Change, HttpIntegrationConfig, Integration, IntegrationKind, IntegrationOwner,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -11,7 +13,7 @@ use warp::http::StatusCode;
 use super::{page_out, probe, Ctx};
 use crate::error::ApiError;
 use crate::input;
-use crate::Out;
+use crate::{Out, Principal};
 
 fn app_json(a: &Application) -> Value {
     json!({
@@ -101,17 +103,23 @@ pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out::NoContent)
 }
 
+/// What `GET …/integrations/http` shows instead of a header value: values are
+/// write-only (they are usually tokens). Sending it back keeps the stored value.
+pub const MASKED: &str = "****";
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct HttpBody {
     url: String,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
+    /// Absent: keep the stored headers. Present: the new set, where a value of
+    /// [`MASKED`] keeps the stored value of that header.
+    headers: Option<BTreeMap<String, String>>,
+    /// Absent or null: keep the stored secret; "": remove it; else the new secret.
     signing_secret: Option<String>,
 }
 
-fn validate_http(b: HttpBody) -> Result<HttpIntegrationConfig, ApiError> {
-    let url = b.url.trim().to_string();
+/// Checks the URL's form and returns it parsed.
+fn parse_url(url: &str) -> Result<url::Url, ApiError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
@@ -124,7 +132,18 @@ fn validate_http(b: HttpBody) -> Result<HttpIntegrationConfig, ApiError> {
             "url {url:?} needs a host and no spaces, e.g. https://example.com/hook"
         )));
     }
-    for (name, value) in &b.headers {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| ApiError::bad_request(format!("url {url:?} is not a valid URL: {e}")))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(format!(
+            "url {url:?} needs a host, e.g. https://example.com/hook"
+        )));
+    }
+    Ok(parsed)
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (name, value) in headers {
         let token = !name.is_empty()
             && name
                 .bytes()
@@ -140,10 +159,73 @@ fn validate_http(b: HttpBody) -> Result<HttpIntegrationConfig, ApiError> {
             )));
         }
     }
-    let signing_secret = b.signing_secret.filter(|s| !s.is_empty());
+    Ok(())
+}
+
+/// The new settings from the body and the stored ones (an update leaves out what
+/// it does not change: the secret and header values are write-only, so a client
+/// cannot send them back).
+fn merge_http(
+    b: HttpBody,
+    url: &url::Url,
+    stored: Option<&HttpIntegrationConfig>,
+) -> Result<HttpIntegrationConfig, ApiError> {
+    let stored_headers = stored.map(|c| &c.headers).filter(|h| !h.is_empty());
+    // Header values go to whatever the URL names: they are kept only while the host
+    // stays the same, or moving the URL would hand the tokens to another host.
+    let same_host = || {
+        stored.is_some_and(|c| {
+            url::Url::parse(&c.url).is_ok_and(|old| old.host_str() == url.host_str())
+        })
+    };
+    let keep_refused = |what: &str| {
+        ApiError::bad_request(format!(
+            "{what}: the stored header values are kept only while the URL's host stays \
+             the same; with a new host send every header value again (or \"headers\": {{}} \
+             to remove them)"
+        ))
+    };
+    let headers = match b.headers {
+        None => match stored_headers {
+            Some(h) if same_host() => h.clone(),
+            Some(_) => return Err(keep_refused("headers")),
+            None => BTreeMap::new(),
+        },
+        Some(given) => {
+            let mut out = BTreeMap::new();
+            for (name, value) in given {
+                if value != MASKED {
+                    out.insert(name, value);
+                    continue;
+                }
+                let kept = stored_headers
+                    .and_then(|h| h.iter().find(|(n, _)| n.eq_ignore_ascii_case(&name)))
+                    .map(|(_, v)| v.clone());
+                match kept {
+                    Some(v) if same_host() => {
+                        out.insert(name, v);
+                    }
+                    Some(_) => return Err(keep_refused(&format!("headers.{name}"))),
+                    None => {
+                        return Err(ApiError::bad_request(format!(
+                            "headers: {name:?} is {MASKED:?} (keep the stored value) but no \
+                             value is stored for it; send the value"
+                        )))
+                    }
+                }
+            }
+            out
+        }
+    };
+    check_headers(&headers)?;
+    let signing_secret = match b.signing_secret {
+        None => stored.and_then(|c| c.signing_secret.clone()),
+        Some(s) if s.is_empty() => None,
+        Some(s) => Some(s),
+    };
     Ok(HttpIntegrationConfig {
-        url,
-        headers: b.headers,
+        url: url.as_str().to_owned(),
+        headers,
         signing_secret,
     })
 }
@@ -151,12 +233,48 @@ fn validate_http(b: HttpBody) -> Result<HttpIntegrationConfig, ApiError> {
 pub(super) async fn put_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.id_param("application")?;
     ctx.application(id).await?;
-    let config = validate_http(ctx.body()?)?;
+    let b: HttpBody = ctx.body()?;
+    let url_text = b.url.trim().to_string();
+    let url = parse_url(&url_text)?;
+    let owner = match ctx.principal {
+        Principal::Admin => IntegrationOwner::Admin,
+        Principal::Tenant(_) => IntegrationOwner::Tenant,
+    };
+    if let Err(refused) = ctx.state.target_guard.check_url(owner, &url).await {
+        let hint = match owner {
+            IntegrationOwner::Tenant => {
+                "a webhook set with a tenant API key must reach a public address; \
+                 the operator can allow a network with [security] allowed_target_networks"
+            }
+            IntegrationOwner::Admin => {
+                "the operator can allow a network with [security] allowed_target_networks"
+            }
+        };
+        return Err(ApiError::bad_request(format!("url: {refused}; {hint}")));
+    }
+    let stored = ctx
+        .state
+        .storage
+        .get_integration(id, IntegrationKind::Http)
+        .await?;
+    let stored_config = match &stored {
+        Some(i) => Some(
+            serde_json::from_value::<HttpIntegrationConfig>(i.config.clone()).map_err(|e| {
+                tracing::error!(integration = %i.id, error = %e, "stored HTTP integration config does not parse");
+                ApiError::internal()
+            })?,
+        ),
+        None => None,
+    };
+    let mut config = merge_http(b, &url, stored_config.as_ref())?;
+    // As written (the parsed form may add a trailing slash the user did not write).
+    config.url = url_text;
     let now = lorikeet_storage::now();
     let i = Integration {
         id: Uuid::new_v4(),
         application_id: id,
         kind: IntegrationKind::Http,
+        owner,
         config: serde_json::to_value(&config).map_err(|_| ApiError::internal())?,
         last_delivered_at: None,
         last_error: None,
@@ -198,13 +316,20 @@ pub(super) async fn get_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         ApiError::internal()
     })?;
     let backlog = ctx.state.storage.outbox_backlog(i.id).await?;
+    // Header values and the secret are write-only: names and "****", and whether a
+    // secret is set.
+    let headers: BTreeMap<&str, &str> = config
+        .headers
+        .keys()
+        .map(|name| (name.as_str(), MASKED))
+        .collect();
     Ok(Out::ok(json!({
         "id": i.id,
         "applicationId": i.application_id,
         "url": config.url,
-        "headers": config.headers,
-        // The secret is never shown again, only whether one is set.
+        "headers": headers,
         "signingSecretSet": config.signing_secret.is_some(),
+        "owner": i.owner.as_str(),
         "lastDeliveredAt": i.last_delivered_at,
         "lastError": i.last_error,
         "lastErrorAt": i.last_error_at,

@@ -1,31 +1,112 @@
 //! One webhook request: `POST <url>?event=<type>`, the configured headers,
-//! `Content-Type: application/json` and, with a secret, the signature. Every step is
-//! bounded in time and size, because endpoints may hang, trickle, redirect or answer
-//! with endless bodies.
+//! `Content-Type: application/json` and, with a secret, the signature (made when the
+//! request is sent, so every retry carries a fresh timestamp). Every step is bounded
+//! in time and size, because endpoints may hang, trickle, redirect or answer with
+//! endless bodies.
+//!
+//! Where it connects is checked by the SSRF guard ([`lorikeet_service::target`]):
+//! an IP host before the request, a name by the client's resolver, which resolves
+//! it, checks every address and hands only checked addresses to the connector (a
+//! name that resolved to a public address when the webhook was set and to a private
+//! one now is refused: DNS rebinding). There is one client per owner (admin or
+//! tenant), as the rule differs. Proxies from the environment are not used: a proxy
+//! would resolve the name itself, past the guard.
 
 use std::error::Error as _;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use lorikeet_service::target::{GuardError, IntegrationOwner, TargetGuard, TargetRefused};
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use reqwest::{redirect, Client, Response};
 
 use super::target::WebhookTarget;
 use crate::error::DeliveryError;
-use crate::signature::{sign, SIGNATURE_HEADER};
+use crate::signature::{sign_header, SignatureVersion, SIGNATURE_HEADER};
 
-/// Most bytes of a successful response read (and thrown away) so the connection can
-/// be reused; a longer body is cut off by closing the connection.
+/// Most bytes of a response read (and thrown away) so the connection can be reused;
+/// a longer body is cut off by closing the connection.
 const MAX_DRAIN_BYTES: usize = 64 << 10;
-/// Most bytes of an error response kept for `last_error`.
-const MAX_ERROR_BODY: usize = 200;
 /// How long reading the rest of a response may take once its status is known.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The shared HTTP client: no redirects (a redirected POST is ambiguous; it counts as
-/// a failure with its status), connection reuse per host, our user agent.
-pub(crate) fn build_client(timeout: Duration, pool_per_host: usize) -> Result<Client, String> {
+/// The clients of the worker: one per owner, each resolving through the guard.
+#[derive(Clone)]
+pub(crate) struct Clients {
+    admin: Client,
+    tenant: Client,
+    guard: TargetGuard,
+    signature: SignatureVersion,
+}
+
+impl Clients {
+    pub(crate) fn new(
+        timeout: Duration,
+        pool_per_host: usize,
+        guard: TargetGuard,
+        signature: SignatureVersion,
+    ) -> Result<Self, String> {
+        let build = |owner| build_client(timeout, pool_per_host, guard.clone(), owner);
+        Ok(Clients {
+            admin: build(IntegrationOwner::Admin)?,
+            tenant: build(IntegrationOwner::Tenant)?,
+            guard,
+            signature,
+        })
+    }
+
+    fn for_owner(&self, owner: IntegrationOwner) -> &Client {
+        match owner {
+            IntegrationOwner::Admin => &self.admin,
+            IntegrationOwner::Tenant => &self.tenant,
+        }
+    }
+}
+
+/// Resolves webhook hosts through the guard for one owner.
+struct GuardedResolver {
+    guard: TargetGuard,
+    owner: IntegrationOwner,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let guard = self.guard.clone();
+        let owner = self.owner;
+        Box::pin(async move {
+            match guard.resolve(owner, name.as_str()).await {
+                Ok(ips) => {
+                    // Port 0: the connector puts the URL's port in.
+                    let addrs: Addrs = Box::new(
+                        ips.into_iter()
+                            .map(|ip| std::net::SocketAddr::new(ip, 0))
+                            .collect::<Vec<_>>()
+                            .into_iter(),
+                    );
+                    Ok(addrs)
+                }
+                // Boxed as themselves, so `classify` finds them in the error chain.
+                Err(GuardError::Refused(r)) => Err(Box::new(r) as _),
+                Err(e) => Err(Box::new(e) as _),
+            }
+        })
+    }
+}
+
+/// A client: no redirects (a redirected POST is ambiguous; it counts as a failure
+/// with its status), no proxy, connection reuse per host, our user agent, and the
+/// guard as its resolver.
+fn build_client(
+    timeout: Duration,
+    pool_per_host: usize,
+    guard: TargetGuard,
+    owner: IntegrationOwner,
+) -> Result<Client, String> {
     Client::builder()
         .redirect(redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver { guard, owner }))
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(pool_per_host)
@@ -35,21 +116,33 @@ pub(crate) fn build_client(timeout: Duration, pool_per_host: usize) -> Result<Cl
         .map_err(|e| e.to_string())
 }
 
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Sends one event. `Ok(status)` for a 2xx answer: delivered.
 pub(crate) async fn post_event(
-    client: &Client,
+    clients: &Clients,
     target: &WebhookTarget,
     event_type: &str,
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<u16, DeliveryError> {
-    let mut request = client
+    if let Some(ip) = target.ip_host() {
+        clients.guard.check_ip(target.owner, ip)?;
+    }
+    let mut request = clients
+        .for_owner(target.owner)
         .post(target.url_for(event_type))
         .timeout(timeout)
         .headers(target.headers().clone())
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(secret) = target.secret() {
-        request = request.header(SIGNATURE_HEADER, sign(secret, &body));
+        // Signed now, not when the event was stored: a retry gets a fresh timestamp.
+        let signature = sign_header(clients.signature, secret, unix_now(), &body);
+        request = request.header(SIGNATURE_HEADER, signature);
     }
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     // reqwest enforces `timeout` itself; the outer bound is a belt for the braces.
@@ -64,46 +157,73 @@ pub(crate) async fn post_event(
         Ok(Ok(r)) => r,
     };
     let status = response.status();
+    // The body is read only to reuse the connection, never kept: whoever set the
+    // target sees the error (`lastError`), and the body is the endpoint's to fill.
+    let _ = tokio::time::timeout(BODY_READ_TIMEOUT, drain(response, MAX_DRAIN_BYTES)).await;
     if status.is_success() {
-        // Delivered, whatever the body does now.
-        let _ = tokio::time::timeout(BODY_READ_TIMEOUT, drain(response, MAX_DRAIN_BYTES)).await;
         return Ok(status.as_u16());
-    }
-    let body = tokio::time::timeout(BODY_READ_TIMEOUT, read_prefix(response, MAX_ERROR_BODY))
-        .await
-        .unwrap_or_default();
-    let mut text = sanitize(&String::from_utf8_lossy(&body), MAX_ERROR_BODY);
-    if status.is_redirection() {
-        text = "redirects are not followed; configure the final URL".into();
     }
     Err(DeliveryError::Status {
         status: status.as_u16(),
-        body: text,
+        redirect: status.is_redirection(),
     })
 }
 
+/// The class of a failed request, in words of our own: nothing the endpoint sent
+/// (a TLS alert's text, a malformed header) reaches the stored error, and neither
+/// does the URL (its query may carry a token).
 fn classify(e: &reqwest::Error, timeout_ms: u64) -> DeliveryError {
     if e.is_timeout() {
         return DeliveryError::Timeout { timeout_ms };
     }
-    // The URL may carry a token in its query: keep it out of stored errors.
-    let mut msg = String::new();
+    let mut io_kind = None;
+    let mut class = None;
     let mut source = e.source();
     while let Some(s) = source {
-        if !msg.is_empty() {
-            msg.push_str(": ");
+        if let Some(r) = s.downcast_ref::<TargetRefused>() {
+            return DeliveryError::Refused(r.clone());
         }
-        msg.push_str(&s.to_string());
+        if let Some(g) = s.downcast_ref::<GuardError>() {
+            class.get_or_insert(match g {
+                GuardError::Refused(r) => return DeliveryError::Refused(r.clone()),
+                GuardError::Resolve { .. } | GuardError::NoAddress { .. } => {
+                    "cannot resolve the host"
+                }
+                GuardError::Timeout { .. } => "resolving the host timed out",
+            });
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_parse() {
+                class.get_or_insert("invalid HTTP response");
+            } else if h.is_incomplete_message() {
+                class.get_or_insert("connection closed before the response was complete");
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+        }
         source = s.source();
     }
-    if msg.is_empty() {
-        msg = "unknown error".into();
-    }
-    let msg = sanitize(&msg, 300);
+    use std::io::ErrorKind as K;
+    let class = class.unwrap_or(match io_kind {
+        Some(K::ConnectionRefused) => "connection refused",
+        Some(K::ConnectionReset) => "connection reset",
+        Some(K::ConnectionAborted) => "connection aborted",
+        Some(K::TimedOut) => "timed out",
+        Some(K::HostUnreachable) => "host unreachable",
+        Some(K::NetworkUnreachable) => "network unreachable",
+        Some(K::AddrNotAvailable) => "address not available",
+        Some(K::BrokenPipe) => "connection closed",
+        Some(K::UnexpectedEof) => "connection closed",
+        // rustls reports handshake failures as InvalidData.
+        Some(K::InvalidData) => "TLS or protocol error",
+        Some(_) => "I/O error",
+        None => "request failed",
+    });
     if e.is_connect() {
-        DeliveryError::Connect(msg)
+        DeliveryError::Connect(class.into())
     } else {
-        DeliveryError::Request(msg)
+        DeliveryError::Request(class.into())
     }
 }
 
@@ -114,38 +234,5 @@ async fn drain(mut r: Response, max: usize) {
             Ok(Some(c)) => read += c.len(),
             _ => return,
         }
-    }
-}
-
-async fn read_prefix(mut r: Response, max: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while out.len() < max {
-        match r.chunk().await {
-            Ok(Some(c)) => out.extend_from_slice(&c[..c.len().min(max - out.len())]),
-            _ => break,
-        }
-    }
-    out
-}
-
-/// One line of printable text, at most `max` characters.
-fn sanitize(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect();
-    out.truncate(out.trim_end().len());
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sanitize_makes_one_short_line() {
-        assert_eq!(sanitize("a\nb\r\n", 10), "a b");
-        assert_eq!(sanitize("ééééé", 3), "ééé");
     }
 }

@@ -33,12 +33,12 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use lorikeet_lorawan::Eui64;
+use lorikeet_service::target::TargetGuard;
 use lorikeet_storage::{
     Change, DeliveryCursor, IntegrationKind, OutboxItem, PendingEvent, SpillRow, Storage,
 };
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use reqwest::Client;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -143,7 +143,7 @@ impl Feed {
 pub struct WebhookWorker {
     storage: Arc<dyn Storage>,
     config: WebhookConfig,
-    client: Client,
+    clients: client::Clients,
     targets: HashMap<Uuid, (DateTime<Utc>, Known)>,
     feeds: HashMap<Uuid, Feed>,
     /// Whether the devices with outbox rows were loaded (once, at start).
@@ -171,9 +171,20 @@ impl std::fmt::Debug for WebhookWorker {
 }
 
 impl WebhookWorker {
-    /// A worker over `storage` (settings already validated).
-    pub fn new(storage: Arc<dyn Storage>, config: WebhookConfig) -> Result<Self, String> {
-        let client = client::build_client(config.timeout(), config.concurrency_per_integration)?;
+    /// A worker over `storage` (settings already validated); `guard` decides which
+    /// addresses each integration may connect to (the SSRF guard, with the
+    /// operator's allowlist).
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        config: WebhookConfig,
+        guard: TargetGuard,
+    ) -> Result<Self, String> {
+        let clients = client::Clients::new(
+            config.timeout(),
+            config.concurrency_per_integration,
+            guard,
+            config.signature_version,
+        )?;
         let limits = Limits {
             global: config.concurrency,
             per_lane: config.concurrency_per_integration,
@@ -186,7 +197,7 @@ impl WebhookWorker {
         Ok(WebhookWorker {
             storage,
             config,
-            client,
+            clients,
             targets: HashMap::new(),
             feeds: HashMap::new(),
             chains_loaded: false,
@@ -695,13 +706,13 @@ impl WebhookWorker {
                 });
                 continue;
             };
-            let client = self.client.clone();
+            let clients = self.clients.clone();
             let done = done.clone();
             metrics::gauge!(m::WEBHOOK_IN_FLIGHT).increment(1.0);
             tokio::spawn(async move {
                 let started = Instant::now();
                 let result =
-                    client::post_event(&client, &target, job.kind, job.body, timeout).await;
+                    client::post_event(&clients, &target, job.kind, job.body, timeout).await;
                 metrics::histogram!(m::WEBHOOK_DURATION).record(started.elapsed().as_secs_f64());
                 metrics::gauge!(m::WEBHOOK_IN_FLIGHT).decrement(1.0);
                 let _ = done.send(Done {
@@ -1107,6 +1118,7 @@ pub(crate) fn log_start(config: &WebhookConfig) {
     info!(
         timeout_ms = config.timeout_ms,
         max_attempt_age_s = config.max_attempt_age_s,
+        signature_version = ?config.signature_version,
         concurrency = config.concurrency,
         "webhook delivery started"
     );

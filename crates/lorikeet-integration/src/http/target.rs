@@ -2,8 +2,9 @@
 //! when the integration is loaded or changes, never per event.
 
 use std::fmt;
+use std::net::IpAddr;
 
-use lorikeet_storage::{HttpIntegrationConfig, Integration};
+use lorikeet_storage::{HttpIntegrationConfig, Integration, IntegrationOwner};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::Url;
 use uuid::Uuid;
@@ -32,6 +33,8 @@ pub struct WebhookTarget {
     pub integration_id: Uuid,
     /// Its application.
     pub application_id: Uuid,
+    /// Who set it: decides which addresses it may reach.
+    pub owner: IntegrationOwner,
     url: Url,
     headers: HeaderMap,
     secret: Option<Vec<u8>>,
@@ -43,6 +46,7 @@ impl fmt::Debug for WebhookTarget {
         f.debug_struct("WebhookTarget")
             .field("integration_id", &self.integration_id)
             .field("application_id", &self.application_id)
+            .field("owner", &self.owner)
             .field("url", &redacted_url(&self.url))
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("signed", &self.secret.is_some())
@@ -96,6 +100,7 @@ impl WebhookTarget {
         Ok(WebhookTarget {
             integration_id: i.id,
             application_id: i.application_id,
+            owner: i.owner,
             url,
             headers,
             secret: config
@@ -110,6 +115,16 @@ impl WebhookTarget {
         let mut u = self.url.clone();
         u.query_pairs_mut().append_pair("event", event_type);
         u
+    }
+
+    /// The host when it is an IP address (no lookup, so the guard checks it before
+    /// the request; a name is checked by the client's resolver).
+    pub fn ip_host(&self) -> Option<IpAddr> {
+        match self.url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        }
     }
 
     /// The configured headers.
@@ -140,6 +155,7 @@ mod tests {
             id: Uuid::new_v4(),
             application_id: Uuid::new_v4(),
             kind: IntegrationKind::Http,
+            owner: IntegrationOwner::Tenant,
             config,
             last_delivered_at: None,
             last_error: None,

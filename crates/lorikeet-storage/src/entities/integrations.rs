@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
-use crate::{Changed, Integration, IntegrationKind, Store, StoreError};
+use crate::{Changed, Integration, IntegrationKind, IntegrationOwner, Store, StoreError};
 
-const COLUMNS: &str = "id, application_id, kind, config, last_delivered_at, last_error, \
+const COLUMNS: &str = "id, application_id, kind, owner, config, last_delivered_at, last_error, \
      last_error_at, created_at, updated_at";
 
 fn decode(r: &Row) -> Result<Integration, StoreError> {
@@ -17,6 +17,7 @@ fn decode(r: &Row) -> Result<Integration, StoreError> {
         id: r.get("id")?,
         application_id: r.get("application_id")?,
         kind: r.known("integrations", "kind", IntegrationKind::parse)?,
+        owner: r.known("integrations", "owner", IntegrationOwner::parse)?,
         config: r.json("config")?,
         last_delivered_at: r.opt_ts("last_delivered_at")?,
         last_error: r.get("last_error")?,
@@ -26,7 +27,8 @@ fn decode(r: &Row) -> Result<Integration, StoreError> {
     })
 }
 
-/// Creates the application's integration of this kind, or replaces its config.
+/// Creates the application's integration of this kind, or replaces its config and
+/// owner.
 /// A new one starts delivering after the newest event. True when created.
 pub(crate) async fn upsert(db: &Store, i: &Integration) -> Result<bool, StoreError> {
     let write = async {
@@ -35,17 +37,19 @@ pub(crate) async fn upsert(db: &Store, i: &Integration) -> Result<bool, StoreErr
             .fetch_one(
                 Stmt::new(
                     "INSERT INTO integrations (id, application_id, kind, config, created_at, \
-                     updated_at, delivered_through) \
-                     VALUES ($1, $2, $3, $4, $5, $6, (SELECT COALESCE(MAX(id), 0) FROM events)) \
+                     updated_at, owner, delivered_through) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                     (SELECT COALESCE(MAX(id), 0) FROM events)) \
                      ON CONFLICT (application_id, kind) DO UPDATE SET config = excluded.config, \
-                     updated_at = excluded.updated_at RETURNING id",
+                     updated_at = excluded.updated_at, owner = excluded.owner RETURNING id",
                 )
                 .bind(i.id)
                 .bind(i.application_id)
                 .bind(i.kind.as_str())
                 .bind(Json(&i.config))
                 .bind(Ts(i.created_at))
-                .bind(Ts(i.updated_at)),
+                .bind(Ts(i.updated_at))
+                .bind(i.owner.as_str()),
             )
             .await?
             .get("id")?;

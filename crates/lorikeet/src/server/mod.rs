@@ -183,8 +183,24 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         .await
         .with_context(|| format!("cannot bind the API on {}", config.api.bind))?;
     let api_addr = api_listener.local_addr()?;
-    let mut api_state =
-        ApiState::new(storage.clone(), Some(&admin_token)).with_codecs(codecs.clone());
+    // Validated with the config; `?` only for a config that skipped `load`.
+    let target_policy = config
+        .security
+        .target_policy()
+        .context("security.allowed_target_networks")?;
+    if !target_policy.allowed().is_empty() {
+        info!(
+            networks = ?target_policy.allowed().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "webhooks may reach these networks whoever set them (security.allowed_target_networks)"
+        );
+    }
+    let target_guard = lorikeet_service::target::TargetGuard::new(
+        target_policy,
+        Arc::new(lorikeet_service::target::SystemResolver),
+    );
+    let mut api_state = ApiState::new(storage.clone(), Some(&admin_token))
+        .with_codecs(codecs.clone())
+        .with_target_guard(target_guard.clone());
     let monitoring: Option<SocketAddr> = config.monitoring.bind.parse().ok();
     if let (Some(m), None) = (metrics.clone(), monitoring) {
         api_state = api_state.with_metrics(m);
@@ -331,7 +347,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     );
     let committed = Arc::new(tokio::sync::Notify::new());
     let webhooks =
-        lorikeet_integration::WebhookWorker::new(storage.clone(), config.webhook.clone())
+        lorikeet_integration::WebhookWorker::new(storage.clone(), config.webhook.clone(), target_guard)
             .map_err(|e| anyhow::anyhow!("cannot start the webhook client: {e}"))?;
     tasks.push((
         "webhooks",
