@@ -578,6 +578,17 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
             Some(json!({"url": "https://example.com/hook", "signingSecret": "other"})),
         )
         .await;
+    // Stored header values do not follow the URL to another host.
+    assert_eq!(st, 400, "{h2}");
+    let (st, h2) = s
+        .admin(
+            Method::POST,
+            &hook,
+            Some(
+                json!({"url": "https://example.com/hook", "headers": {}, "signingSecret": "other"}),
+            ),
+        )
+        .await;
     assert_eq!(st, 200);
     assert_eq!(h2["id"], h["id"]);
     let (st, h) = s.admin(Method::GET, &hook, None).await;

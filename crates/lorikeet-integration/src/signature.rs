@@ -57,10 +57,7 @@ pub fn sign_v1(secret: &[u8], unix_s: i64, body: &[u8]) -> String {
     m.update(unix_s.to_string().as_bytes());
     m.update(b".");
     m.update(body);
-    format!(
-        "t={unix_s},v1={}",
-        hex::encode(m.finalize().into_bytes())
-    )
+    format!("t={unix_s},v1={}", hex::encode(m.finalize().into_bytes()))
 }
 
 /// The legacy header value: `sha256=` and the lower-case hex HMAC-SHA256 of `body`.
@@ -162,7 +159,10 @@ mod tests {
         // v1 is the HMAC of "<t>.<body>".
         assert_eq!(
             sign_v1(b"Jefe", 0, b"do ya want for nothing?"),
-            format!("t=0,v1={}", &sign(b"Jefe", b"0.do ya want for nothing?")[7..])
+            format!(
+                "t=0,v1={}",
+                &sign(b"Jefe", b"0.do ya want for nothing?")[7..]
+            )
         );
     }
 

@@ -596,7 +596,10 @@ lorikeet_storage::storage_test!(
                 assert!(errors[0].starts_with("HTTP 500"), "{errors:?}");
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no outbox row with an error");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no outbox row with an error"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         f.stop().await;
@@ -639,7 +642,9 @@ lorikeet_storage::storage_test!(
             let t: i64 = t.strip_prefix("t=").unwrap().parse().unwrap();
             let v1 = v1.strip_prefix("v1=").unwrap();
             assert_eq!(v1.len(), 64);
-            assert!(v1.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            assert!(v1
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
             assert!((now - t).abs() <= 30, "t={t} is not now ({now})");
             assert!(r.signature_ok, "verifies over t.body: {}", r.signature);
             assert_eq!(r.body, got[0].body, "the same event each time");
@@ -701,7 +706,10 @@ lorikeet_storage::storage_test!(
         f.events(ip_app, &ip_devices, 0, 1).await;
         f.events(name_app, &name_devices, 0, 1).await;
         let e = last_error(&*f.storage, ip_app).await;
-        assert_eq!(e, "target address 127.0.0.1 is loopback and not allowlisted");
+        assert_eq!(
+            e,
+            "target address 127.0.0.1 is loopback and not allowlisted"
+        );
         let e = last_error(&*f.storage, name_app).await;
         assert!(
             e.starts_with("target address") && e.contains("is loopback and not allowlisted"),
@@ -719,7 +727,9 @@ lorikeet_storage::storage_test!(
         i.owner = IntegrationOwner::Admin;
         i.updated_at = Utc::now();
         f.storage.upsert_integration(&i).await.unwrap();
-        f.changes.send(Change::IntegrationChanged(name_app)).unwrap();
+        f.changes
+            .send(Change::IntegrationChanged(name_app))
+            .unwrap();
         wait_for("the retried event", 20, || log.delivered().len() == 1).await;
         f.stop().await;
     }
@@ -745,10 +755,10 @@ lorikeet_storage::storage_test!(
         let (addr, log) = receiver(([127, 0, 0, 1], 0).into(), always(Reply::Ok)).await;
         let dns = Arc::new(TableResolver::default());
         // The name rebinds to loopback (it pointed elsewhere when it was set).
-        dns.0
-            .lock()
-            .unwrap()
-            .insert("hooks.rebind.test".into(), vec!["127.0.0.1".parse().unwrap()]);
+        dns.0.lock().unwrap().insert(
+            "hooks.rebind.test".into(),
+            vec!["127.0.0.1".parse().unwrap()],
+        );
         let url = format!("http://hooks.rebind.test:{}/hook", addr.port());
         let (tenant_app, tenant_devices, _) =
             provision_owned(&*db.storage, 1, &url, IntegrationOwner::Tenant).await;
@@ -759,7 +769,10 @@ lorikeet_storage::storage_test!(
         f.events(tenant_app, &tenant_devices, 0, 1).await;
         f.events(admin_app, &admin_devices, 0, 1).await;
         let e = last_error(&*f.storage, tenant_app).await;
-        assert_eq!(e, "target address 127.0.0.1 is loopback and not allowlisted");
+        assert_eq!(
+            e,
+            "target address 127.0.0.1 is loopback and not allowlisted"
+        );
         // The admin's reaches the receiver through the name that exists only in
         // the test's resolver: the connection went to the checked address.
         wait_for("the admin's event", 20, || log.delivered().len() == 1).await;

@@ -201,7 +201,9 @@ pub struct IpNetwork {
 
 /// A malformed CIDR string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{text:?} is not a network in CIDR notation ({reason}); write e.g. 10.1.0.0/16 or fd00:1::/64")]
+#[error(
+    "{text:?} is not a network in CIDR notation ({reason}); write e.g. 10.1.0.0/16 or fd00:1::/64"
+)]
 pub struct CidrError {
     /// The text as given.
     pub text: String,
@@ -264,9 +266,7 @@ impl IpNetwork {
     fn network(&self) -> IpAddr {
         match self.addr {
             IpAddr::V4(a) => IpAddr::V4(Ipv4Addr::from(u32::from(a) & Self::mask_v4(self.prefix))),
-            IpAddr::V6(a) => {
-                IpAddr::V6(Ipv6Addr::from(u128::from(a) & Self::mask_v6(self.prefix)))
-            }
+            IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & Self::mask_v6(self.prefix))),
         }
     }
 
@@ -342,8 +342,7 @@ impl TargetPolicy {
 }
 
 /// The future of a [`Resolver`] lookup.
-pub type Lookup<'a> =
-    Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>>;
+pub type Lookup<'a> = Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send + 'a>>;
 
 /// Turns a host name into addresses. The system's resolver in production; tests
 /// pass their own (as a value, never a global) to play DNS rebinding.
@@ -444,8 +443,7 @@ impl TargetGuard {
             self.check_ip(owner, ip)?;
             return Ok(vec![ip]);
         }
-        let addrs = match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.lookup(host)).await
-        {
+        let addrs = match tokio::time::timeout(LOOKUP_TIMEOUT, self.resolver.lookup(host)).await {
             Ok(Ok(a)) => a,
             Ok(Err(source)) => {
                 return Err(GuardError::Resolve {
@@ -572,8 +570,8 @@ mod tests {
             "target address 169.254.169.254 is a cloud metadata address and not allowlisted"
         );
 
-        let p = TargetPolicy::from_cidrs(&["10.1.0.0/16", "169.254.169.254/32", "fd00::/8"])
-            .unwrap();
+        let p =
+            TargetPolicy::from_cidrs(&["10.1.0.0/16", "169.254.169.254/32", "fd00::/8"]).unwrap();
         assert!(p.check(Tenant, ip("10.1.2.3")).is_ok());
         assert!(p.check(Tenant, ip("::ffff:10.1.2.3")).is_ok());
         assert!(p.check(Tenant, ip("10.2.0.1")).is_err());
@@ -583,8 +581,16 @@ mod tests {
 
     #[test]
     fn cidr_parsing() {
-        for good in ["10.0.0.0/8", "0.0.0.0/0", "::/0", "fd00::/8", "1.2.3.4", "::1/128"] {
-            good.parse::<IpNetwork>().unwrap_or_else(|e| panic!("{good}: {e}"));
+        for good in [
+            "10.0.0.0/8",
+            "0.0.0.0/0",
+            "::/0",
+            "fd00::/8",
+            "1.2.3.4",
+            "::1/128",
+        ] {
+            good.parse::<IpNetwork>()
+                .unwrap_or_else(|e| panic!("{good}: {e}"));
         }
         for bad in [
             "10.0.0.1/8",
@@ -627,6 +633,9 @@ mod tests {
         let url = url::Url::parse("http://mixed.example/").unwrap();
         assert!(g.check_url(Tenant, &url).await.is_err());
         let url = url::Url::parse("http://2130706433/").unwrap();
-        assert!(g.check_url(Tenant, &url).await.is_err(), "decimal 127.0.0.1");
+        assert!(
+            g.check_url(Tenant, &url).await.is_err(),
+            "decimal 127.0.0.1"
+        );
     }
 }

@@ -52,9 +52,9 @@ pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
     DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
-    ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind, IntegrationOwner, Location,
-    LocationSource, NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, RootKeys,
-    SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind,
+    IntegrationOwner, Location, LocationSource, NewEvent, OutboxItem, Page, PayloadCodec,
+    PendingEvent, QueueItem, RootKeys, SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;

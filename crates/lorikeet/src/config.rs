@@ -869,14 +869,20 @@ mod tests {
         assert_eq!(c.security.target_policy().unwrap().allowed().len(), 3);
         let c = Config::load(
             None,
-            env(&[("LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS", r#"["10.0.0.0/8"]"#)]),
+            env(&[(
+                "LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS",
+                r#"["10.0.0.0/8"]"#,
+            )]),
         )
         .unwrap()
         .config;
         assert_eq!(c.security.allowed_target_networks, ["10.0.0.0/8"]);
-        let c = Config::load(None, env(&[("LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS", "")]))
-            .unwrap()
-            .config;
+        let c = Config::load(
+            None,
+            env(&[("LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS", "")]),
+        )
+        .unwrap()
+        .config;
         assert!(c.security.allowed_target_networks.is_empty());
         for bad in ["10.0.0.1/8", "10.0.0.0/40", "intranet", "10.0.0.0/8,nope"] {
             let e = Config::load(

@@ -256,6 +256,15 @@ async fn webhook_and_stream(db: TestDb) {
     assert_eq!(state["backlog"], 0, "{state}");
     assert!(!state["lastDeliveredAt"].is_null(), "{state}");
     assert!(state["lastError"].is_null(), "{state}");
+    // Header values and the secret are write-only.
+    assert_eq!(
+        state["headers"],
+        json!({"Authorization": "****"}),
+        "{state}"
+    );
+    assert_eq!(state["signingSecretSet"], true);
+    assert!(!state.to_string().contains("receiver-token"), "{state}");
+    assert!(!state.to_string().contains(SECRET), "{state}");
     server.shutdown().await;
 }
 

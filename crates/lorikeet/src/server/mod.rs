@@ -346,9 +346,12 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         .run(),
     );
     let committed = Arc::new(tokio::sync::Notify::new());
-    let webhooks =
-        lorikeet_integration::WebhookWorker::new(storage.clone(), config.webhook.clone(), target_guard)
-            .map_err(|e| anyhow::anyhow!("cannot start the webhook client: {e}"))?;
+    let webhooks = lorikeet_integration::WebhookWorker::new(
+        storage.clone(),
+        config.webhook.clone(),
+        target_guard,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start the webhook client: {e}"))?;
     tasks.push((
         "webhooks",
         tokio::spawn(webhooks.run(committed.clone(), webhook_changes, shutdown_rx.clone())),
