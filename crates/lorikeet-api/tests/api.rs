@@ -1529,3 +1529,141 @@ async fn openapi_describes_exactly_the_served_routes() {
     }
     s.stop().await;
 }
+
+storage_test!(
+    private_gateways_default_from_the_tenant_and_are_set_per_gateway,
+    |db: TestDb| async move {
+        let s = start(db.storage.clone()).await;
+        // A tenant whose gateways are private unless said otherwise.
+        let (st, t) = s
+            .admin(
+                Method::POST,
+                "/api/v1/tenants",
+                Some(json!({"name": "campus", "privateGateways": true})),
+            )
+            .await;
+        assert_eq!(st, 201, "{t}");
+        let tenant = id(&t);
+        let (_, t) = s
+            .admin(Method::GET, &format!("/api/v1/tenants/{tenant}"), None)
+            .await;
+        assert_eq!(t["privateGateways"], true);
+        let (_, key) = s
+            .admin(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(json!({"name": "k", "tenantId": tenant})),
+            )
+            .await;
+        let key = key["token"].as_str().unwrap().to_string();
+        let k = Some(key.as_str());
+        // Its gateways: private by default, public when asked, by its own key.
+        let (st, _) = s
+            .call(
+                k,
+                Method::POST,
+                "/api/v1/gateways",
+                Some(json!({"gatewayId": "00000000000000c1", "name": "a"})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let (st, _) = s
+            .call(
+                k,
+                Method::POST,
+                "/api/v1/gateways",
+                Some(json!({"gatewayId": "00000000000000c2", "name": "b", "private": false})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let get = |gw: &'static str| {
+            let s = &s;
+            async move {
+                s.call(k, Method::GET, &format!("/api/v1/gateways/{gw}"), None)
+                    .await
+                    .1
+            }
+        };
+        assert_eq!(get("00000000000000c1").await["private"], true);
+        assert_eq!(get("00000000000000c2").await["private"], false);
+        // An update without `private` keeps it; with it, sets it.
+        let (st, g) = s
+            .call(
+                k,
+                Method::PUT,
+                "/api/v1/gateways/00000000000000c1",
+                Some(json!({"name": "a2"})),
+            )
+            .await;
+        assert_eq!((st, &g["private"]), (200, &json!(true)), "{g}");
+        let (st, g) = s
+            .call(
+                k,
+                Method::PUT,
+                "/api/v1/gateways/00000000000000c2",
+                Some(json!({"name": "b", "private": true})),
+            )
+            .await;
+        assert_eq!((st, &g["private"]), (200, &json!(true)), "{g}");
+        assert_eq!(get("00000000000000c2").await["private"], true);
+        let (st, v) = s
+            .call(
+                k,
+                Method::PUT,
+                "/api/v1/gateways/00000000000000c2",
+                Some(json!({"name": "b", "private": "yes"})),
+            )
+            .await;
+        assert_eq!(st, 400, "{v}");
+        // The default tenant's gateways are public unless asked.
+        let (_, t) = s
+            .admin(
+                Method::GET,
+                &format!("/api/v1/tenants/{DEFAULT_TENANT_ID}"),
+                None,
+            )
+            .await;
+        assert_eq!(t["privateGateways"], false);
+        let (st, _) = s
+            .admin(
+                Method::POST,
+                "/api/v1/gateways",
+                Some(json!({"gatewayId": "00000000000000c3", "name": "c"})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let (_, g) = s
+            .admin(Method::GET, "/api/v1/gateways/00000000000000c3", None)
+            .await;
+        assert_eq!(g["private"], false);
+        // The tenant default changes new gateways only; an update without it keeps it.
+        let (st, t) = s
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/tenants/{tenant}"),
+                Some(json!({"name": "campus"})),
+            )
+            .await;
+        assert_eq!((st, &t["privateGateways"]), (200, &json!(true)));
+        let (st, t) = s
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/tenants/{tenant}"),
+                Some(json!({"name": "campus", "privateGateways": false})),
+            )
+            .await;
+        assert_eq!((st, &t["privateGateways"]), (200, &json!(false)));
+        assert_eq!(get("00000000000000c1").await["private"], true);
+        // A tenant key cannot change its tenant's default.
+        let (st, _) = s
+            .call(
+                k,
+                Method::PUT,
+                &format!("/api/v1/tenants/{tenant}"),
+                Some(json!({"name": "campus", "privateGateways": true})),
+            )
+            .await;
+        assert_eq!(st, 403);
+        s.stop().await;
+    }
+);

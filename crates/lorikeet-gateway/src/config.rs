@@ -29,6 +29,21 @@ pub struct GatewayConfig {
     pub rate_limit_datagrams_per_s: u32,
     /// Datagrams a gateway may send in a burst above the sustained rate.
     pub rate_limit_burst_datagrams: u32,
+    /// Sustained datagrams per second allowed per source address (an IPv4 address
+    /// or an IPv6 /64), of any type and for any EUI, checked before anything else:
+    /// one address cannot flood the listener, fill the registry or spend another
+    /// gateway's budget. Leave room for several gateways behind one NAT. 0 = off.
+    pub rate_limit_per_address_datagrams_per_s: u32,
+    /// Datagrams a source address may send in a burst above its sustained rate.
+    pub rate_limit_per_address_burst_datagrams: u32,
+    /// Source addresses tracked at most for the per-address limit; addresses beyond
+    /// it (while none has been idle long enough to forget) share one bucket.
+    pub max_tracked_addresses: usize,
+    /// Accept PUSH_DATA (and `stat` reports) for a gateway only from the IP address
+    /// its PULL_DATA comes from; others are dropped as `address_mismatch`. Turn off
+    /// where a gateway's PUSH and PULL traffic can leave through different public
+    /// addresses (some carrier-grade NATs).
+    pub pin_address: bool,
     /// How long a downlink waits for its TX_ACK.
     pub tx_ack_timeout_ms: u64,
     /// After this many downlinks in a row without TX_ACK from a gateway that has
@@ -56,6 +71,10 @@ impl Default for GatewayConfig {
             address_takeover_silence_s: 30,
             rate_limit_datagrams_per_s: 100,
             rate_limit_burst_datagrams: 200,
+            rate_limit_per_address_datagrams_per_s: 500,
+            rate_limit_per_address_burst_datagrams: 1_000,
+            max_tracked_addresses: 65_536,
+            pin_address: true,
             tx_ack_timeout_ms: 500,
             tx_ack_missing_limit: 3,
             uplink_queue_capacity: 4_096,
@@ -87,6 +106,17 @@ impl GatewayConfig {
         }
         if self.rate_limit_burst_datagrams == 0 {
             return err("rate_limit_burst_datagrams", "must be at least 1");
+        }
+        if self.rate_limit_per_address_datagrams_per_s > 0
+            && self.rate_limit_per_address_burst_datagrams == 0
+        {
+            return err(
+                "rate_limit_per_address_burst_datagrams",
+                "must be at least 1 while the per-address limit is on",
+            );
+        }
+        if self.max_tracked_addresses == 0 || self.max_tracked_addresses > 10_000_000 {
+            return err("max_tracked_addresses", "must be between 1 and 10000000");
         }
         if self.tx_ack_timeout_ms == 0 || self.tx_ack_timeout_ms > 60_000 {
             return err("tx_ack_timeout_ms", "must be between 1 and 60000");

@@ -32,6 +32,13 @@ pub enum DropReason {
     /// PULL_DATA (or TX_ACK) for a known gateway from an address other than its
     /// current one, before the old address fell silent.
     AddressConflict,
+    /// The source address (IPv4, or IPv6 /64) exceeded its datagram rate
+    /// (`rate_limit_per_address_*`), whatever the EUI.
+    AddressRateLimited,
+    /// PUSH_DATA from an IP address other than the one the gateway's PULL_DATA
+    /// comes from (`pin_address`): a spoofer, or a gateway whose address changed
+    /// and has not re-pinned yet.
+    AddressMismatch,
     /// TX_ACK whose token matches no waiting downlink (late, duplicate or forged).
     UnknownToken,
     // -- single rxpk --
@@ -52,6 +59,9 @@ pub enum DropReason {
     // -- stat --
     /// `stat` object with mistyped fields.
     InvalidStat,
+    /// `stat` from a gateway whose PULL_DATA address is not known yet
+    /// (`pin_address`): nothing says it comes from the gateway.
+    StatNotPinned,
     // -- events --
     /// The event channel was full: the consumer is behind.
     QueueFull,
@@ -61,7 +71,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Truncated,
         DropReason::BadVersion,
         DropReason::UnknownType,
@@ -72,6 +82,8 @@ impl DropReason {
         DropReason::RegistryFull,
         DropReason::RateLimited,
         DropReason::AddressConflict,
+        DropReason::AddressRateLimited,
+        DropReason::AddressMismatch,
         DropReason::UnknownToken,
         DropReason::CrcFailed,
         DropReason::CrcMissing,
@@ -81,6 +93,7 @@ impl DropReason {
         DropReason::UnknownModulation,
         DropReason::UnknownDatr,
         DropReason::InvalidStat,
+        DropReason::StatNotPinned,
         DropReason::QueueFull,
         DropReason::QueueClosed,
     ];
@@ -102,6 +115,8 @@ impl DropReason {
             DropReason::RegistryFull => "registry_full",
             DropReason::RateLimited => "rate_limited",
             DropReason::AddressConflict => "address_conflict",
+            DropReason::AddressRateLimited => "address_rate_limited",
+            DropReason::AddressMismatch => "address_mismatch",
             DropReason::UnknownToken => "unknown_token",
             DropReason::CrcFailed => "crc_failed",
             DropReason::CrcMissing => "crc_missing",
@@ -111,6 +126,7 @@ impl DropReason {
             DropReason::UnknownModulation => "unknown_modulation",
             DropReason::UnknownDatr => "unknown_datr",
             DropReason::InvalidStat => "invalid_stat",
+            DropReason::StatNotPinned => "not_pinned",
             DropReason::QueueFull => "queue_full",
             DropReason::QueueClosed => "queue_closed",
         }
@@ -129,6 +145,8 @@ impl DropReason {
             | DropReason::RegistryFull
             | DropReason::RateLimited
             | DropReason::AddressConflict
+            | DropReason::AddressRateLimited
+            | DropReason::AddressMismatch
             | DropReason::UnknownToken => DropUnit::Datagram,
             DropReason::CrcFailed
             | DropReason::CrcMissing
@@ -137,7 +155,7 @@ impl DropReason {
             | DropReason::PayloadTooLarge
             | DropReason::UnknownModulation
             | DropReason::UnknownDatr => DropUnit::Rxpk,
-            DropReason::InvalidStat => DropUnit::Stat,
+            DropReason::InvalidStat | DropReason::StatNotPinned => DropUnit::Stat,
             DropReason::QueueFull | DropReason::QueueClosed => DropUnit::Event,
         }
     }

@@ -29,6 +29,7 @@
 mod config;
 mod counters;
 mod handle;
+mod limits;
 mod listener;
 mod registry;
 mod types;

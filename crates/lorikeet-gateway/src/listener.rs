@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::config::GatewayConfig;
 use crate::counters::{Count, Counters, DropReason};
 use crate::handle::GatewayHandle;
+use crate::limits::AddressLimiter;
 use crate::registry::{AddressChange, PullOutcome, Registry, RegistrySettings};
 use crate::types::{GatewayStats, TxAckError, TxAckOutcome, UplinkFrame};
 use crate::warn::WarnLimiter;
@@ -156,6 +157,12 @@ impl GatewayListener {
         tokio::pin!(shutdown);
         let mut buf = vec![0u8; RECV_BUFFER_BYTES];
         let mut warn_limiter = WarnLimiter::default();
+        let config = &self.shared.config;
+        let mut address_limiter = AddressLimiter::new(
+            config.rate_limit_per_address_datagrams_per_s,
+            config.rate_limit_per_address_burst_datagrams,
+            config.max_tracked_addresses,
+        );
         let mut last_recv_warn: Option<Instant> = None;
         info!(addr = %self.shared.local_addr, "gateway listener running");
         loop {
@@ -165,7 +172,7 @@ impl GatewayListener {
                 r = self.shared.socket.recv_from(&mut buf) => match r {
                     Ok((n, peer)) => {
                         let datagram = buf.get(..n).unwrap_or_default();
-                        self.on_datagram(datagram, peer, &mut warn_limiter);
+                        self.on_datagram(datagram, peer, &mut address_limiter, &mut warn_limiter);
                     }
                     Err(e) => {
                         // E.g. the connection-reset/refused error some systems
@@ -192,7 +199,13 @@ impl GatewayListener {
         info!(addr = %self.shared.local_addr, "gateway listener stopped");
     }
 
-    fn on_datagram(&self, datagram: &[u8], peer: SocketAddr, warn_limiter: &mut WarnLimiter) {
+    fn on_datagram(
+        &self,
+        datagram: &[u8],
+        peer: SocketAddr,
+        address_limiter: &mut AddressLimiter,
+        warn_limiter: &mut WarnLimiter,
+    ) {
         let now = Instant::now();
         let wall = SystemTime::now();
         let counters = &self.shared.counters;
@@ -216,6 +229,16 @@ impl GatewayListener {
             }
         };
 
+        // Before anything else, so a flood from one address costs a hash lookup per
+        // datagram and never reaches the registry or another gateway's budget.
+        if !address_limiter.check(peer.ip(), now) {
+            reject(
+                DropReason::AddressRateLimited,
+                None,
+                &"source address over its datagram rate",
+            );
+            return;
+        }
         let upstream = match wire::parse_upstream(datagram) {
             Ok(u) => u,
             Err(e) => {
@@ -269,11 +292,14 @@ impl GatewayListener {
                 gateway_id,
                 json,
             } => {
-                if let Err(reason) = lock(&self.shared.registry).on_push_data(gateway_id, now, wall)
-                {
-                    reject(reason, Some(gateway_id), &"PUSH_DATA refused");
-                    return;
-                }
+                let verdict = lock(&self.shared.registry).on_push_data(gateway_id, peer, now, wall);
+                let accepted = match verdict {
+                    Ok(a) => a,
+                    Err(reason) => {
+                        reject(reason, Some(gateway_id), &"PUSH_DATA refused");
+                        return;
+                    }
+                };
                 // Acknowledge at once: the ack says "received", not "understood".
                 self.ack(header, peer);
                 let push = match wire::decode_push_data(gateway_id, json, wall) {
@@ -300,6 +326,11 @@ impl GatewayListener {
                 }
                 match push.stats {
                     None => {}
+                    Some(Ok(_)) if !accepted.stats_allowed => reject(
+                        DropReason::StatNotPinned,
+                        Some(gateway_id),
+                        &"stat before the gateway's first PULL_DATA",
+                    ),
                     Some(Ok(stats)) => {
                         lock(&self.shared.registry).on_stats(&stats);
                         if self.emit(GatewayEvent::Stats(stats), &mut reject) {

@@ -5,13 +5,14 @@
 //! clock (for reporting), so every rule is tested by stepping time by hand.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use lorikeet_lorawan::Eui64;
 
 use crate::config::GatewayConfig;
 use crate::counters::DropReason;
+use crate::limits::TokenBucket;
 use crate::types::GatewayStats;
 use crate::wire::PROTOCOL_VERSION_1;
 
@@ -86,6 +87,22 @@ pub(crate) enum AddressChange {
     Moved { from: SocketAddr, to: SocketAddr },
 }
 
+/// An accepted PUSH_DATA: its uplinks go on; its `stat` only if `stats_allowed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PushAccepted {
+    /// The report may update the gateway's state (location and counters): it came
+    /// from the pinned address, or pinning is off. A `stat` from a gateway whose
+    /// PULL_DATA address is not known yet is refused while pinning is on: nothing
+    /// says the sender is the gateway.
+    pub stats_allowed: bool,
+}
+
+/// Whether two addresses are the same host (an IPv4 address and its IPv4-mapped
+/// IPv6 form are, as a dual-stack socket may report either).
+fn same_ip(a: IpAddr, b: IpAddr) -> bool {
+    a.to_canonical() == b.to_canonical()
+}
+
 /// The registry's verdict on a PULL_DATA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PullOutcome {
@@ -93,35 +110,6 @@ pub(crate) enum PullOutcome {
     Accepted(Option<AddressChange>),
     /// Drop it without an ack.
     Dropped(DropReason),
-}
-
-#[derive(Debug, Clone)]
-struct TokenBucket {
-    tokens: f64,
-    last: Option<Instant>,
-}
-
-impl TokenBucket {
-    fn full(burst: f64) -> Self {
-        TokenBucket {
-            tokens: burst,
-            last: None,
-        }
-    }
-
-    fn take(&mut self, now: Instant, rate_per_s: f64, burst: f64) -> bool {
-        if let Some(last) = self.last {
-            let elapsed = now.saturating_duration_since(last).as_secs_f64();
-            self.tokens = (self.tokens + elapsed * rate_per_s).min(burst);
-        }
-        self.last = Some(now);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -136,7 +124,12 @@ struct Entry {
     last_stats: Option<GatewayStats>,
     tx_ack: TxAckSupport,
     missed_tx_acks: u32,
+    /// Spent by datagrams from the pinned IP address (or any, before the first
+    /// PULL_DATA).
     bucket: TokenBucket,
+    /// Spent by PUSH_DATA from other addresses (only with `pin_address` off), so
+    /// a spoofer elsewhere never spends the real gateway's budget.
+    foreign_bucket: TokenBucket,
 }
 
 impl Entry {
@@ -153,6 +146,7 @@ impl Entry {
             tx_ack: TxAckSupport::Unknown,
             missed_tx_acks: 0,
             bucket: TokenBucket::full(burst),
+            foreign_bucket: TokenBucket::full(burst),
         }
     }
 }
@@ -167,6 +161,7 @@ pub(crate) struct RegistrySettings {
     pub burst: f64,
     pub default_gain_dbi: f32,
     pub tx_ack_missing_limit: u32,
+    pub pin_address: bool,
 }
 
 impl From<&GatewayConfig> for RegistrySettings {
@@ -179,6 +174,7 @@ impl From<&GatewayConfig> for RegistrySettings {
             burst: f64::from(c.rate_limit_burst_datagrams),
             default_gain_dbi: c.default_antenna_gain_dbi,
             tx_ack_missing_limit: c.tx_ack_missing_limit,
+            pin_address: c.pin_address,
         }
     }
 }
@@ -303,21 +299,47 @@ impl Registry {
         PullOutcome::Accepted(change)
     }
 
-    /// Judges a PUSH_DATA. Its source address is not checked: forwarders send it
-    /// from another socket than PULL_DATA, and uplinks are MIC-protected anyway.
+    /// Judges a PUSH_DATA from `from`.
+    ///
+    /// Once the gateway's PULL_DATA address is known (the pin), a PUSH_DATA must come
+    /// from the same IP address, unless `pin_address` is off. Only the IP is
+    /// compared: lora_pkt_fwd sends PUSH_DATA and PULL_DATA from two sockets, so the
+    /// ports differ, and behind a NAT each gets its own mapping. The check comes
+    /// before the rate limit, so forged datagrams do not spend the real gateway's
+    /// budget; with pinning off they spend a separate bucket for the same reason.
+    /// Before the first PULL_DATA there is nothing to compare with: the datagram is
+    /// accepted, but its `stat` is not (see [`PushAccepted`]).
     pub(crate) fn on_push_data(
         &mut self,
         eui: Eui64,
+        from: SocketAddr,
         now: Instant,
         wall: SystemTime,
-    ) -> Result<(), DropReason> {
-        let (rate, burst) = (self.settings.rate_per_s, self.settings.burst);
+    ) -> Result<PushAccepted, DropReason> {
+        let (rate, burst, pin) = (
+            self.settings.rate_per_s,
+            self.settings.burst,
+            self.settings.pin_address,
+        );
         let entry = self.admit(eui)?;
-        if !entry.bucket.take(now, rate, burst) {
+        let pinned = entry.downlink_addr.map(|a| a.ip());
+        let from_pinned = pinned.is_some_and(|ip| same_ip(ip, from.ip()));
+        let foreign = pinned.is_some() && !from_pinned;
+        if foreign && pin {
+            return Err(DropReason::AddressMismatch);
+        }
+        let bucket = if foreign {
+            &mut entry.foreign_bucket
+        } else {
+            &mut entry.bucket
+        };
+        if !bucket.take(now, rate, burst) {
             return Err(DropReason::RateLimited);
         }
         entry.last_seen_wall = Some(wall);
-        Ok(())
+        Ok(PushAccepted {
+            stats_allowed: from_pinned || !pin,
+        })
     }
 
     /// Keeps the latest status report.
@@ -426,6 +448,11 @@ mod tests {
         SystemTime::UNIX_EPOCH
     }
 
+    /// A PUSH_DATA from `addr(1)`.
+    fn push(r: &mut Registry, eui: Eui64, t: Instant) -> Result<(), DropReason> {
+        r.on_push_data(eui, addr(1), t, wall()).map(|_| ())
+    }
+
     #[test]
     fn unknown_gateways_are_dropped_unless_allowed_and_bounded() {
         let t = Instant::now();
@@ -434,10 +461,7 @@ mod tests {
             r.on_pull_data(A, addr(1), 2, t, wall()),
             PullOutcome::Dropped(DropReason::UnknownGateway)
         );
-        assert_eq!(
-            r.on_push_data(A, t, wall()),
-            Err(DropReason::UnknownGateway)
-        );
+        assert_eq!(push(&mut r, A, t), Err(DropReason::UnknownGateway));
         assert!(
             r.state(A).is_none(),
             "a dropped unknown EUI leaves no state behind"
@@ -448,12 +472,12 @@ mod tests {
             max_unknown: 1,
             ..settings()
         });
-        assert_eq!(r.on_push_data(A, t, wall()), Ok(()));
-        assert_eq!(r.on_push_data(B, t, wall()), Err(DropReason::RegistryFull));
+        assert_eq!(push(&mut r, A, t), Ok(()));
+        assert_eq!(push(&mut r, B, t), Err(DropReason::RegistryFull));
         assert!(!r.state(A).unwrap().known);
         // Registering A frees its unknown slot for B.
         r.upsert(A, GatewayPolicy::default());
-        assert_eq!(r.on_push_data(B, t, wall()), Ok(()));
+        assert_eq!(push(&mut r, B, t), Ok(()));
     }
 
     #[test]
@@ -501,35 +525,25 @@ mod tests {
         r.upsert(A, GatewayPolicy::default());
         r.upsert(B, GatewayPolicy::default());
         for _ in 0..3 {
-            assert_eq!(r.on_push_data(A, t0, wall()), Ok(()));
+            assert_eq!(push(&mut r, A, t0), Ok(()));
         }
-        assert_eq!(r.on_push_data(A, t0, wall()), Err(DropReason::RateLimited));
+        assert_eq!(push(&mut r, A, t0), Err(DropReason::RateLimited));
         assert_eq!(
             r.on_pull_data(A, addr(1), 2, t0, wall()),
             PullOutcome::Dropped(DropReason::RateLimited)
         );
-        assert_eq!(
-            r.on_push_data(B, t0, wall()),
-            Ok(()),
-            "B has its own bucket"
-        );
+        assert_eq!(push(&mut r, B, t0), Ok(()), "B has its own bucket");
         // 10/s: one token back after 100 ms, never more than the burst.
+        assert_eq!(push(&mut r, A, t0 + Duration::from_millis(100)), Ok(()));
         assert_eq!(
-            r.on_push_data(A, t0 + Duration::from_millis(100), wall()),
-            Ok(())
-        );
-        assert_eq!(
-            r.on_push_data(A, t0 + Duration::from_millis(100), wall()),
+            push(&mut r, A, t0 + Duration::from_millis(100)),
             Err(DropReason::RateLimited)
         );
         let later = t0 + Duration::from_secs(60);
         for _ in 0..3 {
-            assert_eq!(r.on_push_data(A, later, wall()), Ok(()));
+            assert_eq!(push(&mut r, A, later), Ok(()));
         }
-        assert_eq!(
-            r.on_push_data(A, later, wall()),
-            Err(DropReason::RateLimited)
-        );
+        assert_eq!(push(&mut r, A, later), Err(DropReason::RateLimited));
     }
 
     #[test]
@@ -550,6 +564,107 @@ mod tests {
         assert_eq!(
             r.on_pull_data(A, addr(1), 2, t0, wall()),
             PullOutcome::Accepted(None)
+        );
+    }
+
+    #[test]
+    fn push_data_is_pinned_to_the_pull_data_ip_not_its_port() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(settings());
+        r.upsert(A, GatewayPolicy::default());
+        // No PULL_DATA yet: accepted from anywhere, but its stat is not trusted.
+        assert_eq!(
+            r.on_push_data(A, addr(7), t0, wall()),
+            Ok(PushAccepted {
+                stats_allowed: false
+            })
+        );
+        let _ = r.on_pull_data(A, addr(1), 2, t0, wall());
+        // Same IP, another port (the forwarder's other socket): accepted, stat too.
+        assert_eq!(
+            r.on_push_data(A, addr(2), t0, wall()),
+            Ok(PushAccepted {
+                stats_allowed: true
+            })
+        );
+        // Another IP: dropped before the rate limit, however many.
+        let spoofer = SocketAddr::from(([198, 51, 100, 9], 1));
+        for _ in 0..100 {
+            assert_eq!(
+                r.on_push_data(A, spoofer, t0, wall()),
+                Err(DropReason::AddressMismatch)
+            );
+        }
+        // The burst of 3 went to the first PUSH_DATA, the PULL_DATA and the real
+        // PUSH_DATA: none to the spoofer. A second later (10/s) there are more.
+        let t1 = t0 + Duration::from_secs(1);
+        assert!(r.on_push_data(A, addr(2), t1, wall()).is_ok());
+        // An IPv4-mapped IPv6 form of the pinned address is the same host.
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:9".parse().unwrap();
+        assert!(r.on_push_data(A, mapped, t1, wall()).is_ok());
+    }
+
+    #[test]
+    fn without_pinning_foreign_push_data_has_its_own_budget_and_no_stat() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(RegistrySettings {
+            pin_address: false,
+            ..settings()
+        });
+        r.upsert(A, GatewayPolicy::default());
+        let _ = r.on_pull_data(A, addr(1), 2, t0, wall());
+        let elsewhere = SocketAddr::from(([198, 51, 100, 9], 1));
+        // Accepted, stat included (addresses may legitimately differ)...
+        assert_eq!(
+            r.on_push_data(A, elsewhere, t0, wall()),
+            Ok(PushAccepted {
+                stats_allowed: true
+            })
+        );
+        // ...until its own bucket (burst 3) is spent,
+        assert!(r.on_push_data(A, elsewhere, t0, wall()).is_ok());
+        assert!(r.on_push_data(A, elsewhere, t0, wall()).is_ok());
+        assert_eq!(
+            r.on_push_data(A, elsewhere, t0, wall()),
+            Err(DropReason::RateLimited)
+        );
+        // which is not the pinned address's: the burst of 3 is untouched there
+        // (one was spent by the PULL_DATA).
+        assert!(r.on_push_data(A, addr(2), t0, wall()).is_ok());
+        assert!(r.on_push_data(A, addr(2), t0, wall()).is_ok());
+        assert_eq!(
+            r.on_push_data(A, addr(2), t0, wall()),
+            Err(DropReason::RateLimited)
+        );
+    }
+
+    #[test]
+    fn a_new_pull_data_address_re_pins_push_data_after_the_old_falls_silent() {
+        let t0 = Instant::now();
+        let mut r = Registry::new(settings());
+        r.upsert(A, GatewayPolicy::default());
+        let _ = r.on_pull_data(A, addr(1), 2, t0, wall());
+        let moved = SocketAddr::from(([198, 51, 100, 1], 40_000));
+        assert_eq!(
+            r.on_push_data(A, moved, t0, wall()),
+            Err(DropReason::AddressMismatch)
+        );
+        // A PULL_DATA from the new address while the old one is alive does not move it.
+        let t1 = t0 + Duration::from_secs(5);
+        assert_eq!(
+            r.on_pull_data(A, moved, 2, t1, wall()),
+            PullOutcome::Dropped(DropReason::AddressConflict)
+        );
+        // After the silence, it does, and PUSH_DATA follows the pin.
+        let t2 = t0 + Duration::from_secs(31);
+        assert!(matches!(
+            r.on_pull_data(A, moved, 2, t2, wall()),
+            PullOutcome::Accepted(Some(AddressChange::Moved { .. }))
+        ));
+        assert!(r.on_push_data(A, moved, t2, wall()).is_ok());
+        assert_eq!(
+            r.on_push_data(A, addr(1), t2, wall()),
+            Err(DropReason::AddressMismatch)
         );
     }
 
@@ -615,7 +730,7 @@ mod tests {
         r.upsert(A, GatewayPolicy::default());
         let _ = r.on_pull_data(A, addr(1), 2, t0, wall());
         let c = Eui64([0xc; 8]);
-        assert_eq!(r.on_push_data(c, t0, wall()), Ok(())); // admitted unknown
+        assert_eq!(push(&mut r, c, t0), Ok(())); // admitted unknown
         r.set_known([
             (
                 A,

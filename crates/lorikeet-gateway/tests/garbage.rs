@@ -81,6 +81,8 @@ async fn ten_thousand_bad_datagrams_are_counted_and_survived() {
         // limit hide what the parser does.
         rate_limit_datagrams_per_s: 1_000_000,
         rate_limit_burst_datagrams: 1_000_000,
+        // Nor the per-address limit (everything comes from 127.0.0.1).
+        rate_limit_per_address_datagrams_per_s: 0,
         uplink_queue_capacity: 100_000,
         ..test_config()
     };

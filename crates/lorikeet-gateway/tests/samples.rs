@@ -180,6 +180,12 @@ async fn each_sample_goes_through_the_listener() {
     server
         .handle
         .upsert_gateway(gw.eui, GatewayPolicy::default());
+    // Pinned first: a `stat` is taken only from the gateway's PULL_DATA address.
+    gw.pull(0xffff).await;
+    assert!(matches!(
+        server.next_event().await,
+        GatewayEvent::Connected { .. }
+    ));
     let (mut uplinks, mut stats, mut crc_drops) = (0u64, 0u64, 0u64);
     for (i, (name, n, drops, has_stat, _)) in SAMPLES.iter().enumerate() {
         let mut dgram = wire::encode_pull_data(2, i as u16, gw.eui).to_vec();

@@ -8,6 +8,7 @@ use rand_core::RngCore;
 use crate::dedup::Uplink;
 use crate::device::{RxWindows, Session, DEV_NONCE_MEMORY};
 use crate::frames::{self, JoinRequestFrame};
+use crate::log_limit::LogKey;
 use crate::output::{DropReason, Event, LogCode, LogLevel, Output, StoreChange};
 use crate::region;
 use crate::server::NetworkServer;
@@ -16,7 +17,18 @@ use crate::uplink::{drop_uplink, log, new_uuid};
 /// Largest JoinNonce (24 bits).
 const MAX_JOIN_NONCE: u32 = 0x00ff_ffff;
 
-fn refuse(ns: &mut NetworkServer, dev_eui: Eui64, reason: DropReason, description: String) {
+/// Refuses a JoinRequest with a log event, throttled per DevEUI: the DevEUI travels
+/// in clear, so anyone can make up JoinRequests for it.
+fn refuse(
+    ns: &mut NetworkServer,
+    dev_eui: Eui64,
+    reason: DropReason,
+    description: String,
+    now: Instant,
+) {
+    if !ns.refused_log_allowed(LogKey::DevEui(dev_eui), LogCode::Otaa, now) {
+        return drop_uplink(ns, reason, Some(dev_eui));
+    }
     log(
         ns,
         dev_eui,
@@ -51,6 +63,7 @@ pub(crate) fn process(
             dev_eui,
             DropReason::JoinRejected,
             "JoinRequest refused: the device profile does not support OTAA".into(),
+            now,
         );
     }
     let Some(root) = dev.root_keys.clone() else {
@@ -60,6 +73,7 @@ pub(crate) fn process(
             DropReason::JoinRejected,
             "JoinRequest refused: the device has no root keys (PUT /api/v1/devices/{devEui}/keys)"
                 .into(),
+            now,
         );
     };
     let v11 = profile.mac_version.is_1_1();
@@ -72,6 +86,7 @@ pub(crate) fn process(
                     dev_eui,
                     DropReason::JoinRejected,
                     "JoinRequest refused: a LoRaWAN 1.1 device needs an nwkKey".into(),
+                    now,
                 )
             }
         }
@@ -84,6 +99,7 @@ pub(crate) fn process(
             dev_eui,
             DropReason::MicMismatch,
             "JoinRequest MIC check failed: the root key does not match the device's".into(),
+            now,
         );
     }
     let nonce = jr.dev_nonce.0;
@@ -100,6 +116,7 @@ pub(crate) fn process(
                          (LoRaWAN {} devices count their DevNonce up)",
                         profile.mac_version
                     ),
+                    now,
                 );
             }
         }
@@ -109,6 +126,7 @@ pub(crate) fn process(
             dev_eui,
             DropReason::JoinRejected,
             format!("JoinRequest refused: DevNonce {nonce} was already used (replay protection)"),
+            now,
         );
     }
     // Devices keep the last JoinNonce they accepted, starting from 0, and a 1.1 device
@@ -120,6 +138,7 @@ pub(crate) fn process(
             dev_eui,
             DropReason::JoinRejected,
             "JoinRequest refused: the device's JoinNonce is exhausted; re-provision it".into(),
+            now,
         );
     }
     let Some(up_dr) = region::uplink_dr(&profile.region, &up.tx_info) else {
@@ -162,6 +181,7 @@ pub(crate) fn process(
             DropReason::JoinRejected,
             "JoinAccept could not be built (invalid receive-window settings in the device profile)"
                 .into(),
+            now,
         );
     };
 

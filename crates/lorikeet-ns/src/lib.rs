@@ -8,6 +8,7 @@ pub mod device;
 pub mod downlink;
 mod frames;
 mod join;
+mod log_limit;
 pub mod mac;
 pub mod output;
 pub mod radio;

@@ -6,7 +6,7 @@
 //! [`NetworkServer::poll_timeout`]. It owns the in-memory view of every device so the
 //! uplink path needs no database read.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,11 @@ pub struct NsConfig {
     /// An operator's stricter limit (a fraction, e.g. 0.005), applied to every
     /// sub-band that has one.
     pub duty_cycle_cap: Option<f64>,
+    /// `log` events about refused uplinks (bad MIC, replayed counter, refused
+    /// JoinRequest) allowed per DevAddr (or DevEUI for joins) per minute, as a
+    /// burst refilled evenly; the rest are counted only. Anyone with a radio can
+    /// cause them. 0: none.
+    pub refused_uplink_logs_per_minute: u32,
 }
 
 impl Default for NsConfig {
@@ -68,6 +73,7 @@ impl Default for NsConfig {
             mac: crate::mac::MacConfig::default(),
             duty_cycle: true,
             duty_cycle_cap: None,
+            refused_uplink_logs_per_minute: 5,
         }
     }
 }
@@ -147,6 +153,9 @@ pub struct Counters {
     /// Receive windows (or Class C moments) not used because the gateway's
     /// duty-cycle budget for that sub-band was spent.
     pub downlinks_refused_duty_cycle: u64,
+    /// `log` events about refused uplinks not emitted because their DevAddr (or
+    /// DevEUI) was over `refused_uplink_logs_per_minute`, by log code.
+    pub log_events_suppressed: BTreeMap<&'static str, u64>,
 }
 
 /// The network-server core.
@@ -174,12 +183,15 @@ pub struct NetworkServer {
     pub(crate) radios: HashMap<Eui64, crate::radio::Radio>,
     /// Class C devices waiting for their gateway's duty-cycle budget, by when.
     pub(crate) class_c_later: BTreeSet<(Instant, Eui64)>,
+    /// Throttle of the log events that refused uplinks produce.
+    log_limiter: crate::log_limit::LogLimiter,
 }
 
 impl NetworkServer {
     /// A core with no devices.
     pub fn new(config: NsConfig) -> Self {
         let dedup = Deduplicator::new(config.dedup_window, config.max_open_uplinks);
+        let log_limiter = crate::log_limit::LogLimiter::new(config.refused_uplink_logs_per_minute);
         NetworkServer {
             config,
             devices: HashMap::new(),
@@ -195,6 +207,7 @@ impl NetworkServer {
             adr_algorithms: crate::mac::AdrRegistry::default(),
             radios: HashMap::new(),
             class_c_later: BTreeSet::new(),
+            log_limiter,
         }
     }
 
@@ -462,6 +475,25 @@ impl NetworkServer {
 
     pub(crate) fn push(&mut self, o: Output) {
         self.outputs.push_back(o);
+    }
+
+    /// Whether a `log` event about a refused uplink may be emitted for `key` now;
+    /// when not, it is counted under its `code`.
+    pub(crate) fn refused_log_allowed(
+        &mut self,
+        key: crate::log_limit::LogKey,
+        code: crate::output::LogCode,
+        now: Instant,
+    ) -> bool {
+        if self.log_limiter.allow(key, now) {
+            return true;
+        }
+        *self
+            .counters
+            .log_events_suppressed
+            .entry(code.as_str())
+            .or_insert(0) += 1;
+        false
     }
 
     pub(crate) fn store_session(&mut self, dev_eui: Eui64) {

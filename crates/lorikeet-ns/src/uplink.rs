@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::dedup::Uplink;
 use crate::device::LastHeard;
 use crate::frames::{self, DataFrame, Frame};
+use crate::log_limit::LogKey;
 use crate::output::{DropReason, Event, LogCode, LogLevel, Output, StoreChange, UpEvent};
 use crate::region;
 use crate::server::NetworkServer;
@@ -138,7 +139,10 @@ fn data(ns: &mut NetworkServer, up: Uplink, d: DataFrame, now: Instant, rng: &mu
             .first()
             .copied()
             .filter(|_| candidates.len() == 1);
-        if let Some(dev_eui) = only {
+        // A forged frame needs nothing but a real DevAddr: its log event is throttled.
+        let key = LogKey::DevAddr(d.dev_addr);
+        let logged = only.filter(|_| ns.refused_log_allowed(key, LogCode::UplinkMic, now));
+        if let Some(dev_eui) = logged {
             log(
                 ns,
                 dev_eui,
@@ -180,14 +184,18 @@ fn accept_data(
                 s.conf_f_cnt = Some(m.f_cnt);
             }
             let confirmed = d.confirmed;
-            log(
-                ns,
-                dev_eui,
-                LogLevel::Info,
-                LogCode::UplinkFCntRetransmission,
-                format!("frame {} received again; not delivered twice", m.f_cnt),
-                &[("f_cnt", m.f_cnt.to_string())],
-            );
+            // A replay of the last frame looks the same: throttled.
+            let code = LogCode::UplinkFCntRetransmission;
+            if ns.refused_log_allowed(LogKey::DevAddr(d.dev_addr), code, now) {
+                log(
+                    ns,
+                    dev_eui,
+                    LogLevel::Info,
+                    code,
+                    format!("frame {} received again; not delivered twice", m.f_cnt),
+                    &[("f_cnt", m.f_cnt.to_string())],
+                );
+            }
             drop_uplink(ns, DropReason::Retransmission, Some(dev_eui));
             if confirmed {
                 crate::downlink::class_a(ns, dev_eui, &up, m.dr, m.channel, now, rng);
@@ -195,6 +203,10 @@ fn accept_data(
             return;
         }
         if m.f_cnt < last && !skip_check {
+            // So does a replay of any older frame.
+            if !ns.refused_log_allowed(LogKey::DevAddr(d.dev_addr), LogCode::UplinkFCntReset, now) {
+                return drop_uplink(ns, DropReason::FCntInvalid, Some(dev_eui));
+            }
             log(
                 ns,
                 dev_eui,

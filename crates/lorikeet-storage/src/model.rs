@@ -43,6 +43,8 @@ pub struct Tenant {
     pub id: Uuid,
     /// Display name.
     pub name: String,
+    /// Whether the tenant's new gateways are private unless created otherwise.
+    pub private_gateways: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.
@@ -385,6 +387,8 @@ pub struct Gateway {
     pub last_seen_at: Option<DateTime<Utc>>,
     /// The last `stat` object the forwarder sent.
     pub stats: Option<serde_json::Value>,
+    /// Private: other tenants' events do not show it (id, location) in `rxInfo`.
+    pub private: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last change.

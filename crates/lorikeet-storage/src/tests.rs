@@ -32,6 +32,7 @@ pub(crate) fn tenant(name: &str) -> Tenant {
     Tenant {
         id: Uuid::new_v4(),
         name: name.into(),
+        private_gateways: false,
         created_at: t0(),
         updated_at: t0(),
     }
@@ -499,6 +500,7 @@ storage_test!(
             location_source: LocationSource::Reported,
             last_seen_at: None,
             stats: None,
+            private: false,
             created_at: t0(),
             updated_at: t0(),
         };
@@ -893,6 +895,7 @@ storage_test!(gateways_round_trip_and_seen, |db: TestDb| async move {
         location_source: LocationSource::Provisioned,
         last_seen_at: None,
         stats: None,
+        private: false,
         created_at: t0(),
         updated_at: t0(),
     };
@@ -971,6 +974,52 @@ storage_test!(gateways_round_trip_and_seen, |db: TestDb| async move {
     );
     assert!(s.delete_gateway(g.gateway_id).await.unwrap());
     assert!(s.get_gateway(g.gateway_id).await.unwrap().is_none());
+});
+
+storage_test!(private_gateway_flags_round_trip, |db: TestDb| async move {
+    let s = &*db.storage;
+    // Existing rows (the default tenant) read as not private.
+    let default = s.get_tenant(DEFAULT_TENANT_ID).await.unwrap().unwrap();
+    assert!(!default.private_gateways);
+    let mut t = Tenant {
+        private_gateways: true,
+        ..tenant("private-by-default")
+    };
+    s.create_tenant(&t).await.unwrap();
+    assert_eq!(s.get_tenant(t.id).await.unwrap().unwrap(), t);
+    t.private_gateways = false;
+    assert!(s.update_tenant(&t).await.unwrap());
+    assert!(!s.get_tenant(t.id).await.unwrap().unwrap().private_gateways);
+    assert!(s
+        .load_all_tenants()
+        .await
+        .unwrap()
+        .iter()
+        .any(|x| x.id == t.id && !x.private_gateways));
+
+    let mut g = Gateway {
+        gateway_id: eui(0xab),
+        tenant_id: t.id,
+        name: "hidden".into(),
+        description: String::new(),
+        location: None,
+        location_source: LocationSource::Reported,
+        last_seen_at: None,
+        stats: None,
+        private: true,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    s.create_gateway(&g).await.unwrap();
+    assert!(s.get_gateway(g.gateway_id).await.unwrap().unwrap().private);
+    assert!(s.load_all_gateways().await.unwrap()[0].private);
+    g.private = false;
+    assert!(s.update_gateway(&g).await.unwrap());
+    assert!(!s.get_gateway(g.gateway_id).await.unwrap().unwrap().private);
+    g.private = true;
+    assert!(s.update_gateway(&g).await.unwrap());
+    let listed = s.list_gateways(Some(t.id), Page::ALL).await.unwrap();
+    assert!(listed[0].private);
 });
 
 storage_test!(integrations_upsert_get_delete, |db: TestDb| async move {

@@ -175,6 +175,11 @@ pub struct NetworkConfig {
     /// A stricter operator limit in percent for every limited sub-band; 0: the
     /// region's limits only.
     pub duty_cycle_cap_percent: f64,
+    /// `log` events about refused uplinks (a bad MIC, a replayed frame counter, a
+    /// refused JoinRequest) stored and delivered per DevAddr (DevEUI for joins) per
+    /// minute; the rest are counted in `lorikeet_log_events_suppressed_total`.
+    /// Anyone with a radio can cause them. 0: none.
+    pub refused_uplink_logs_per_minute: u32,
 }
 
 impl Default for NetworkConfig {
@@ -188,6 +193,7 @@ impl Default for NetworkConfig {
             max_open_uplinks: 200_000,
             duty_cycle: true,
             duty_cycle_cap_percent: 0.0,
+            refused_uplink_logs_per_minute: 5,
         }
     }
 }
@@ -704,6 +710,35 @@ mod tests {
         assert_eq!(c.gateway.udp_bind.to_string(), "0.0.0.0:1700");
         assert_eq!(c.network.dedup_window_ms, 200);
         assert_eq!(c.network.net_id.to_string(), "000000");
+    }
+
+    #[test]
+    fn gateway_edge_settings_from_the_environment() {
+        let c = Config::load(None, env(&[])).unwrap().config;
+        assert!(c.gateway.pin_address, "pinned by default");
+        assert_eq!(c.network.refused_uplink_logs_per_minute, 5);
+        let c = Config::load(
+            None,
+            env(&[
+                ("LORIKEET_GATEWAY_PIN_ADDRESS", "false"),
+                (
+                    "LORIKEET_GATEWAY_RATE_LIMIT_PER_ADDRESS_DATAGRAMS_PER_S",
+                    "0",
+                ),
+                ("LORIKEET_NETWORK_REFUSED_UPLINK_LOGS_PER_MINUTE", "2"),
+            ]),
+        )
+        .unwrap()
+        .config;
+        assert!(!c.gateway.pin_address);
+        assert_eq!(c.gateway.rate_limit_per_address_datagrams_per_s, 0);
+        assert_eq!(c.network.refused_uplink_logs_per_minute, 2);
+        let e = Config::load(
+            None,
+            env(&[("LORIKEET_GATEWAY_MAX_TRACKED_ADDRESSES", "0")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("max_tracked_addresses"), "{e}");
     }
 
     #[test]

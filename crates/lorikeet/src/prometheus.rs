@@ -68,6 +68,10 @@ fn describe_server() {
     );
     describe_counter!("lorikeet_joins_total", "Join requests accepted");
     describe_counter!(
+        "lorikeet_log_events_suppressed_total",
+        "Log events about refused uplinks (UPLINK_MIC, UPLINK_F_CNT_RESET, UPLINK_F_CNT_RETRANSMISSION, OTAA) not stored because their DevAddr or DevEUI was over network.refused_uplink_logs_per_minute, by code"
+    );
+    describe_counter!(
         "lorikeet_feed_entries_applied_total",
         "Provisioning changes (change-feed entries) applied to the live state"
     );

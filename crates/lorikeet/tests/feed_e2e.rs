@@ -143,6 +143,7 @@ async fn a_change_by_another_writer_reaches_the_live_state() {
             location_source: lorikeet_storage::LocationSource::Reported,
             last_seen_at: None,
             stats: None,
+            private: false,
             created_at: now,
             updated_at: now,
         })

@@ -19,6 +19,7 @@ fn gateway_json(g: &Gateway) -> Value {
         "locationSource": g.location_source.as_str(),
         "lastSeenAt": g.last_seen_at,
         "stats": g.stats,
+        "private": g.private,
         "createdAt": g.created_at,
         "updatedAt": g.updated_at,
     })
@@ -43,6 +44,8 @@ struct GatewayBody {
     tenant_id: Option<String>,
     location: Option<LocationBody>,
     location_source: Option<String>,
+    /// Omitted: the tenant's `privateGateways`.
+    private: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +58,8 @@ struct GatewayUpdateBody {
     tenant_id: Option<String>,
     location: Option<LocationBody>,
     location_source: Option<String>,
+    /// Omitted: unchanged.
+    private: Option<bool>,
 }
 
 fn location(l: Option<LocationBody>) -> Result<Option<Location>, ApiError> {
@@ -99,6 +104,10 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         .principal
         .target_tenant(ctx.state, b.tenant_id.as_deref())
         .await?;
+    let private = match b.private {
+        Some(p) => p,
+        None => ctx.tenant(tenant_id).await?.private_gateways,
+    };
     let now = lorikeet_storage::now();
     let g = Gateway {
         gateway_id,
@@ -109,6 +118,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         location_source,
         last_seen_at: None,
         stats: None,
+        private,
         created_at: now,
         updated_at: now,
     };
@@ -129,7 +139,8 @@ pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out::ok(gateway_json(&ctx.gateway(id).await?)))
 }
 
-/// Replaces name, description, location and its source (the tenant never changes).
+/// Replaces name, description, location and its source, and `private` when given
+/// (the tenant never changes).
 pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.eui_param("gatewayId")?;
     let b: GatewayUpdateBody = ctx.body()?;
@@ -152,6 +163,9 @@ pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     g.description = b.description;
     g.location = location(b.location)?;
     g.location_source = location_source(b.location_source.as_deref(), g.location.as_ref())?;
+    if let Some(p) = b.private {
+        g.private = p;
+    }
     g.updated_at = lorikeet_storage::now();
     if !ctx.state.storage.update_gateway(&g).await? {
         return Err(ApiError::not_found(format!("gateway {id} not found")));

@@ -16,6 +16,7 @@ fn tenant_json(t: &Tenant) -> Value {
     json!({
         "id": t.id,
         "name": t.name,
+        "privateGateways": t.private_gateways,
         "createdAt": t.created_at,
         "updatedAt": t.updated_at,
     })
@@ -25,6 +26,9 @@ fn tenant_json(t: &Tenant) -> Value {
 #[serde(rename_all = "camelCase")]
 struct TenantBody {
     name: String,
+    /// The default of `private` for the tenant's new gateways; omitted: false on
+    /// create, unchanged on update.
+    private_gateways: Option<bool>,
 }
 
 pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
@@ -34,6 +38,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let t = Tenant {
         id: Uuid::new_v4(),
         name: input::name("name", &b.name)?,
+        private_gateways: b.private_gateways.unwrap_or(false),
         created_at: now,
         updated_at: now,
     };
@@ -63,13 +68,17 @@ pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out::ok(tenant_json(&ctx.tenant(id).await?)))
 }
 
-/// Renames a tenant (admin only: tenants do not rename themselves).
+/// Renames a tenant and sets its `privateGateways` default (admin only: tenants do
+/// not rename themselves).
 pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.id_param("tenant")?;
     ctx.principal.require_admin("rename tenants")?;
     let b: TenantBody = ctx.body()?;
     let mut t = ctx.tenant(id).await?;
     t.name = input::name("name", &b.name)?;
+    if let Some(p) = b.private_gateways {
+        t.private_gateways = p;
+    }
     t.updated_at = lorikeet_storage::now();
     if !ctx.state.storage.update_tenant(&t).await? {
         return Err(ApiError::not_found(format!("tenant {id} not found")));

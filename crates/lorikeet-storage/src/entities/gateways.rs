@@ -15,7 +15,7 @@ use crate::{paging, Changed, Gateway, Location, LocationSource, Page, Store, Sto
 const TABLE: &str = "gateways";
 
 const COLUMNS: &str = "gateway_id, tenant_id, name, description, latitude, longitude, \
-     altitude, location_source, last_seen_at, stats, created_at, updated_at";
+     altitude, location_source, last_seen_at, stats, created_at, updated_at, is_private";
 
 fn decode(r: &Row) -> Result<Gateway, StoreError> {
     let latitude: Option<f64> = r.get("latitude")?;
@@ -39,6 +39,7 @@ fn decode(r: &Row) -> Result<Gateway, StoreError> {
         location_source: sql::known(&source, LocationSource::parse, TABLE, "location_source")?,
         last_seen_at: r.opt_ts("last_seen_at")?,
         stats: r.opt_json("stats")?,
+        private: r.get("is_private")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
@@ -49,7 +50,7 @@ pub(crate) async fn create(db: &Store, g: &Gateway) -> Result<(), StoreError> {
         Changed::Gateway(g.gateway_id),
         Stmt::new(format!(
             "INSERT INTO gateways ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-             $11, $12)"
+             $11, $12, $13)"
         ))
         .bind(g.gateway_id.0.to_vec())
         .bind(g.tenant_id)
@@ -62,7 +63,8 @@ pub(crate) async fn create(db: &Store, g: &Gateway) -> Result<(), StoreError> {
         .bind(ts_opt(g.last_seen_at))
         .bind(g.stats.as_ref().map(Json))
         .bind(Ts(g.created_at))
-        .bind(Ts(g.updated_at)),
+        .bind(Ts(g.updated_at))
+        .bind(g.private),
     )
     .await
     .map_err(|e| StoreError::from_write("gateway", g.gateway_id, e))?;
@@ -98,15 +100,15 @@ pub(crate) async fn list(
     .await
 }
 
-/// Name, description, location and its source.
+/// Name, description, location and its source, and whether it is private.
 pub(crate) async fn update(db: &Store, g: &Gateway) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
             Changed::Gateway(g.gateway_id),
             Stmt::new(
                 "UPDATE gateways SET name = $2, description = $3, latitude = $4, \
-                 longitude = $5, altitude = $6, updated_at = $7, location_source = $8 \
-                 WHERE gateway_id = $1",
+                 longitude = $5, altitude = $6, updated_at = $7, location_source = $8, \
+                 is_private = $9 WHERE gateway_id = $1",
             )
             .bind(g.gateway_id.0.to_vec())
             .bind(g.name.as_str())
@@ -115,7 +117,8 @@ pub(crate) async fn update(db: &Store, g: &Gateway) -> Result<bool, StoreError> 
             .bind(g.location.map(|l| l.longitude))
             .bind(g.location.map(|l| l.altitude))
             .bind(Ts(g.updated_at))
-            .bind(g.location_source.as_str()),
+            .bind(g.location_source.as_str())
+            .bind(g.private),
         )
         .await?;
     Ok(n > 0)

@@ -6,12 +6,13 @@ use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::{paging, Changed, Page, Store, StoreError, Tenant, DEFAULT_TENANT_ID};
 
-const COLUMNS: &str = "id, name, created_at, updated_at";
+const COLUMNS: &str = "id, name, private_gateways, created_at, updated_at";
 
 fn decode(r: &Row) -> Result<Tenant, StoreError> {
     Ok(Tenant {
         id: r.get("id")?,
         name: r.get("name")?,
+        private_gateways: r.get("private_gateways")?,
         created_at: r.ts("created_at")?,
         updated_at: r.ts("updated_at")?,
     })
@@ -20,11 +21,15 @@ fn decode(r: &Row) -> Result<Tenant, StoreError> {
 pub(crate) async fn create(db: &Store, t: &Tenant) -> Result<(), StoreError> {
     db.provision_one(
         Changed::Tenant(t.id),
-        Stmt::new("INSERT INTO tenants (id, name, created_at, updated_at) VALUES ($1, $2, $3, $4)")
-            .bind(t.id)
-            .bind(t.name.as_str())
-            .bind(Ts(t.created_at))
-            .bind(Ts(t.updated_at)),
+        Stmt::new(
+            "INSERT INTO tenants (id, name, private_gateways, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(t.id)
+        .bind(t.name.as_str())
+        .bind(t.private_gateways)
+        .bind(Ts(t.created_at))
+        .bind(Ts(t.updated_at)),
     )
     .await
     .map_err(|e| StoreError::from_write("tenant", t.id, e))?;
@@ -51,10 +56,14 @@ pub(crate) async fn update(db: &Store, t: &Tenant) -> Result<bool, StoreError> {
     let n = db
         .provision_one(
             Changed::Tenant(t.id),
-            Stmt::new("UPDATE tenants SET name = $2, updated_at = $3 WHERE id = $1")
-                .bind(t.id)
-                .bind(t.name.as_str())
-                .bind(Ts(t.updated_at)),
+            Stmt::new(
+                "UPDATE tenants SET name = $2, updated_at = $3, private_gateways = $4 \
+                 WHERE id = $1",
+            )
+            .bind(t.id)
+            .bind(t.name.as_str())
+            .bind(Ts(t.updated_at))
+            .bind(t.private_gateways),
         )
         .await?;
     Ok(n > 0)

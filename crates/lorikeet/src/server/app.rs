@@ -16,7 +16,7 @@ use lorikeet_storage::{EventKind, NewEvent, WriteOp};
 use tokio::sync::{broadcast, mpsc};
 use tracing::debug;
 
-use super::cache::{AppDevice, AppUpdate};
+use super::cache::{AppDevice, AppUpdate, GatewayOwner};
 use super::convert;
 use super::writer::Producer;
 
@@ -40,6 +40,8 @@ const MAX_IN_FLIGHT: usize = 64;
 #[derive(Debug)]
 pub struct AppTask {
     pub(crate) devices: HashMap<Eui64, AppDevice>,
+    /// Each provisioned gateway's owner, for private gateways.
+    pub(crate) gateways: HashMap<Eui64, GatewayOwner>,
     pub(crate) events: mpsc::Receiver<ns::Event>,
     pub(crate) updates: mpsc::Receiver<AppUpdate>,
     /// Event rows; live subscribers get an event once its row is committed.
@@ -70,6 +72,37 @@ fn dev_eui_of(e: &ns::Event) -> Eui64 {
         | ns::Event::Status { dev_eui, .. }
         | ns::Event::Log { dev_eui, .. } => *dev_eui,
         ns::Event::Up(u) => u.dev_eui,
+    }
+}
+
+/// The id a `txack` event shows for another tenant's private gateway.
+const HIDDEN_GATEWAY: Eui64 = Eui64([0; 8]);
+
+/// Takes other tenants' private gateways out of an event for a device of `tenant`:
+/// they leave `rxInfo` (as ChirpStack does with gateways that are private for
+/// uplinks), so neither their id nor their location is shown, and a `txack`
+/// through one names gateway `0000000000000000`. Gateways not provisioned (admitted
+/// by `gateway.allow_unknown`) belong to no tenant and stay visible. The frame is
+/// served all the same: privacy is about what events show, not about coverage.
+pub(crate) fn hide_private_gateways(
+    e: &mut ns::Event,
+    tenant: uuid::Uuid,
+    gateways: &HashMap<Eui64, GatewayOwner>,
+) {
+    let visible = |g: &Eui64| {
+        gateways
+            .get(g)
+            .is_none_or(|o| !o.private || o.tenant_id == tenant)
+    };
+    match e {
+        ns::Event::Up(up) => up.rx_info.retain(|r| visible(&r.gateway_id)),
+        ns::Event::Join { rx_info, .. } => rx_info.retain(|r| visible(&r.gateway_id)),
+        ns::Event::TxAck { gateway_id, .. } => {
+            if !visible(gateway_id) {
+                *gateway_id = HIDDEN_GATEWAY;
+            }
+        }
+        ns::Event::Ack { .. } | ns::Event::Status { .. } | ns::Event::Log { .. } => {}
     }
 }
 
@@ -185,10 +218,13 @@ impl AppTask {
                     self.publish(&mut held, upto);
                 }
                 e = self.events.recv(), if pending.len() < MAX_IN_FLIGHT => match e {
-                    Some(e) => {
+                    Some(mut e) => {
                         let dev_eui = dev_eui_of(&e);
                         match self.devices.get(&dev_eui) {
-                            Some(dev) => pending.push_back(prepare(e, dev.clone(), self.codecs.clone())),
+                            Some(dev) => {
+                                hide_private_gateways(&mut e, dev.info.tenant_id, &self.gateways);
+                                pending.push_back(prepare(e, dev.clone(), self.codecs.clone()));
+                            }
                             None => {
                                 debug!(%dev_eui, "event for a device without application context; dropped");
                                 metrics::counter!("lorikeet_events_dropped_total", "reason" => "unknown_device")
@@ -229,6 +265,12 @@ impl AppTask {
             }
             AppUpdate::Applied(at) => {
                 self.applied.send_replace(at);
+            }
+            AppUpdate::Gateway(id, Some(owner)) => {
+                self.gateways.insert(id, owner);
+            }
+            AppUpdate::Gateway(id, None) => {
+                self.gateways.remove(&id);
             }
             AppUpdate::Profile {
                 id,

@@ -31,6 +31,26 @@ pub struct AppDevice {
     pub region_config_id: Arc<str>,
 }
 
+/// Who owns a gateway and whether it is private: what decides whether a device's
+/// events may show it (see `app::hide_private_gateways`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayOwner {
+    /// The owning tenant.
+    pub tenant_id: Uuid,
+    /// Hidden from other tenants' events.
+    pub private: bool,
+}
+
+impl GatewayOwner {
+    /// The owner of a stored gateway.
+    pub fn of(g: &st::Gateway) -> Self {
+        GatewayOwner {
+            tenant_id: g.tenant_id,
+            private: g.private,
+        }
+    }
+}
+
 /// Which parts of a device a feed batch changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Parts {
@@ -100,6 +120,8 @@ pub enum AppUpdate {
         /// New name.
         name: String,
     },
+    /// A gateway was created or changed, or (`None`) is gone.
+    Gateway(Eui64, Option<GatewayOwner>),
     /// Everything before this feed position has been sent: report it applied.
     Applied(st::FeedPosition),
 }

@@ -287,6 +287,11 @@ impl Follower {
                     self.sinks
                         .gateways
                         .upsert_gateway(*id, lorikeet_gateway::GatewayPolicy::default());
+                    let _ = self
+                        .sinks
+                        .app
+                        .send(AppUpdate::Gateway(*id, Some(cache::GatewayOwner::of(&g))))
+                        .await;
                     let location = GatewayLocation::of(&g);
                     let _ = self
                         .sinks
@@ -296,6 +301,7 @@ impl Follower {
                 }
                 None => {
                     self.sinks.gateways.remove_gateway(*id);
+                    let _ = self.sinks.app.send(AppUpdate::Gateway(*id, None)).await;
                     let _ = self.sinks.ns.send(NsUpdate::Gateway(*id, None)).await;
                 }
             }

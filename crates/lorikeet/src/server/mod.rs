@@ -121,6 +121,7 @@ fn ns_config(config: &Config) -> NsConfig {
         mac: config.mac.clone(),
         duty_cycle: n.duty_cycle,
         duty_cycle_cap: (n.duty_cycle_cap_percent > 0.0).then(|| n.duty_cycle_cap_percent / 100.0),
+        refused_uplink_logs_per_minute: n.refused_uplink_logs_per_minute,
     }
 }
 
@@ -177,6 +178,11 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         .gateways
         .iter()
         .map(|g| (g.gateway_id, ns_loop::GatewayLocation::of(g)))
+        .collect();
+    let gateway_owners = loaded
+        .gateways
+        .iter()
+        .map(|g| (g.gateway_id, cache::GatewayOwner::of(g)))
         .collect();
 
     let api_listener = tokio::net::TcpListener::bind(config.api.bind)
@@ -336,6 +342,7 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let app_task = tokio::spawn(
         app::AppTask {
             devices: loaded.app,
+            gateways: gateway_owners,
             events: app_rx,
             updates: app_updates_rx,
             writer: app_writes,

@@ -79,6 +79,8 @@ struct Running {
     window_busy: u64,
     /// The same for duty-cycle refusals.
     window_duty: u64,
+    /// The core's counts of suppressed log events, as exported, by code.
+    logs_suppressed: HashMap<&'static str, u64>,
 }
 
 impl NsLoop {
@@ -98,6 +100,7 @@ impl NsLoop {
             depends_on: 0,
             window_busy: 0,
             window_duty: 0,
+            logs_suppressed: HashMap::new(),
         };
         let mut stats_tick = tokio::time::interval(GATEWAY_STATS_INTERVAL);
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -366,6 +369,14 @@ impl Running {
             metrics::counter!("lorikeet_downlink_windows_duty_cycle_total")
                 .increment(duty - self.window_duty);
             self.window_duty = duty;
+        }
+        for (code, n) in &self.inner.ns.counters().log_events_suppressed {
+            let exported = self.logs_suppressed.entry(code).or_insert(0);
+            if *n > *exported {
+                metrics::counter!("lorikeet_log_events_suppressed_total", "code" => *code)
+                    .increment(n - *exported);
+                *exported = *n;
+            }
         }
         while let Some(o) = self.inner.ns.poll_output() {
             match o {
