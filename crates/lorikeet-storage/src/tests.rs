@@ -1486,7 +1486,7 @@ storage_test!(a_reopened_store_keeps_everything, |db: TestDb| async move {
 
 #[tokio::test]
 async fn connect_rejects_unknown_urls() {
-    let err = connect("mysql://root:hunter2@localhost/x")
+    let err = connect("mysql://root:hunter2@localhost/x", crate::testing::test_keyring())
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
