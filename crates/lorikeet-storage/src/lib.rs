@@ -49,6 +49,8 @@ mod tests;
 mod tests_feed;
 #[cfg(test)]
 mod tests_import;
+#[cfg(test)]
+mod tests_keys;
 
 pub use error::StoreError;
 pub use kek::{Kek, KekError, Keyring};
