@@ -108,7 +108,9 @@ pub enum KekError {
     },
     /// The store was opened without a KEK (schema migration only) and was asked to
     /// seal or open a secret.
-    #[error("no key-encryption key was given to the store (it was opened to migrate the schema only)")]
+    #[error(
+        "no key-encryption key was given to the store (it was opened to migrate the schema only)"
+    )]
     Missing,
 }
 
@@ -561,7 +563,11 @@ mod tests {
     fn sealing_is_deterministic_per_row_and_value_only() {
         let ring = Keyring::new(kek(1, None));
         let a = ring.seal(&ctx(b"dev-1"), &[7; 16]);
-        assert_eq!(a, ring.seal(&ctx(b"dev-1"), &[7; 16]), "same row, same value");
+        assert_eq!(
+            a,
+            ring.seal(&ctx(b"dev-1"), &[7; 16]),
+            "same row, same value"
+        );
         let other_row = ring.seal(&ctx(b"dev-2"), &[7; 16]);
         let other_value = ring.seal(&ctx(b"dev-1"), &[8; 16]);
         let nonce = |v: &[u8]| v[v.len() - 28..v.len() - 16].to_vec();
@@ -600,7 +606,10 @@ mod tests {
         let sealed_old = old.seal(&ctx(b"d"), b"secret");
         let ring = Keyring::with_previous(kek(2, Some("new")), vec![kek(1, Some("old"))]).unwrap();
         assert_eq!(&*ring.open(&ctx(b"d"), &sealed_old).unwrap(), b"secret");
-        assert_eq!(classify(&ring.seal(&ctx(b"d"), b"x")), Stored::Sealed("new"));
+        assert_eq!(
+            classify(&ring.seal(&ctx(b"d"), b"x")),
+            Stored::Sealed("new")
+        );
         let only_new = Keyring::new(kek(2, Some("new")));
         assert_eq!(
             only_new.open(&ctx(b"d"), &sealed_old),
@@ -646,7 +655,11 @@ mod tests {
     fn keys_and_ids_are_checked_and_never_printed() {
         let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
         let k = Kek::from_hex(&format!(" {hex}\n"), None).unwrap();
-        assert!(k.id().starts_with("kek-") && k.id().len() == 12, "{}", k.id());
+        assert!(
+            k.id().starts_with("kek-") && k.id().len() == 12,
+            "{}",
+            k.id()
+        );
         assert_eq!(k.id(), Kek::from_hex(hex, None).unwrap().id(), "stable");
         let shown = format!("{k:?}");
         let shown = format!("{shown} {:?}", Keyring::new(k));

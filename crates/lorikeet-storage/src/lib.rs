@@ -53,8 +53,8 @@ mod tests_import;
 mod tests_keys;
 
 pub use error::StoreError;
-pub use kek::{Kek, KekError, Keyring};
 pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
+pub use kek::{Kek, KekError, Keyring};
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
     DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,

@@ -111,8 +111,8 @@ mod tests {
             &format!("postgres://lk:hunter2@127.0.0.1:{port}/x"),
             crate::testing::test_keyring(),
         )
-            .await
-            .expect_err("nothing listens there");
+        .await
+        .expect_err("nothing listens there");
         let took = started.elapsed();
         let text = err.to_string();
         assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");

@@ -169,10 +169,9 @@ async fn raw_bytes(
 /// A test SQLite store, opened without the file lock: a test may start a server
 /// (which takes the lock) on the file while it holds this one to set up and inspect.
 async fn open_sqlite(url: &str, keyring: Keyring) -> Result<Arc<dyn Storage>, StoreError> {
-    let store =
-        crate::sqlite::open(url, crate::sqlite::Lock::None, crate::SqliteSync::default())
-            .await?
-            .with_keyring(keyring);
+    let store = crate::sqlite::open(url, crate::sqlite::Lock::None, crate::SqliteSync::default())
+        .await?
+        .with_keyring(keyring);
     if let Err(e) = crate::open_secrets(&store).await {
         store.close_pools().await;
         return Err(e);
@@ -231,12 +230,11 @@ impl OldDb {
             url,
             cleanup: Cleanup::SqliteDir(dir),
         };
-        let options = match <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(
-            &db.url,
-        ) {
-            Ok(o) => o.create_if_missing(true).foreign_keys(true),
-            Err(e) => panic!("{}: {e}", db.url),
-        };
+        let options =
+            match <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&db.url) {
+                Ok(o) => o.create_if_missing(true).foreign_keys(true),
+                Err(e) => panic!("{}: {e}", db.url),
+            };
         let mut c = match sqlx::SqliteConnection::connect_with(&options).await {
             Ok(c) => c,
             Err(e) => panic!("cannot create {}: {e}", db.url),

@@ -151,7 +151,11 @@ storage_test!(secrets_are_sealed_on_disk, |db: TestDb| async move {
     );
 
     // Everything reads back as written.
-    let k = s.get_device_keys(devices[1].dev_eui).await.unwrap().unwrap();
+    let k = s
+        .get_device_keys(devices[1].dev_eui)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((k.app_key, k.nwk_key), (key(17), Some(key(18))));
     let session = s.get_session(devices[1].dev_eui).await.unwrap().unwrap();
     assert_eq!(
@@ -263,10 +267,7 @@ storage_test!(
             .get_integration(other_app.id, IntegrationKind::Http)
             .await
             .is_err());
-        assert!(s
-            .get_integration(a.id, IntegrationKind::Http)
-            .await
-            .is_ok());
+        assert!(s.get_integration(a.id, IntegrationKind::Http).await.is_ok());
     }
 );
 
@@ -320,12 +321,7 @@ storage_test!(
         // no verifier of the refused KEKs was stored.
         let s = db.reopen().await;
         assert!(s.get_device_keys(eui(0)).await.unwrap().is_some());
-        assert_eq!(
-            db.raw("SELECT verifier FROM kek_verifiers")
-                .await
-                .len(),
-            1
-        );
+        assert_eq!(db.raw("SELECT verifier FROM kek_verifiers").await.len(), 1);
     }
 );
 
@@ -384,7 +380,11 @@ storage_test!(
             .reopen_with(Keyring::new(kek(5, Some("k2"))))
             .await
             .unwrap();
-        let k = s.get_device_keys(devices[1].dev_eui).await.unwrap().unwrap();
+        let k = s
+            .get_device_keys(devices[1].dev_eui)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((k.app_key, k.nwk_key), (key(17), Some(key(18))));
         assert_eq!(
             s.get_device_keys(devices[0].dev_eui)

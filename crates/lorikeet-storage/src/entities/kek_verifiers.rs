@@ -16,7 +16,9 @@ use crate::{Store, StoreError};
 /// The KEK ids with a verifier, in id order.
 pub(crate) async fn ids(db: &Store) -> Result<Vec<String>, StoreError> {
     let rows = db
-        .fetch_all(Stmt::new("SELECT kek_id FROM kek_verifiers ORDER BY kek_id"))
+        .fetch_all(Stmt::new(
+            "SELECT kek_id FROM kek_verifiers ORDER BY kek_id",
+        ))
         .await?;
     rows.iter()
         .map(|r| Ok(r.get::<String>("kek_id")?))
@@ -85,9 +87,7 @@ pub(crate) async fn plaintext_left(db: &Store) -> Result<bool, StoreError> {
 
 /// Notes that no plain key is left.
 pub(crate) async fn plaintext_done(db: &Store) -> Result<(), StoreError> {
-    db.execute(
-        Stmt::new("UPDATE key_encryption SET plaintext_rows = $1 WHERE id = 1").bind(false),
-    )
-    .await?;
+    db.execute(Stmt::new("UPDATE key_encryption SET plaintext_rows = $1 WHERE id = 1").bind(false))
+        .await?;
     Ok(())
 }

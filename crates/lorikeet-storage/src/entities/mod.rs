@@ -615,9 +615,11 @@ impl Storage for Store {
 
     async fn key_census(&self) -> Result<KeyCensus, StoreError> {
         self.timed("key_census", async {
-            Ok(reseal::sweep(self, reseal::Mode::Count, reseal::STARTUP_BATCH)
-                .await?
-                .census)
+            Ok(
+                reseal::sweep(self, reseal::Mode::Count, reseal::STARTUP_BATCH)
+                    .await?
+                    .census,
+            )
         })
         .await
     }
