@@ -471,6 +471,8 @@ mod tests {
     impl<T> DoesNotSerialize for &Probe<T> {}
 
     #[test]
+    // The probe is always called on `&Probe<T>`: that borrow is the trick.
+    #[allow(clippy::needless_borrow)]
     fn keys_are_not_serialised_unless_exposed_on_purpose() {
         assert!(!(&Probe::<Aes128Key>(std::marker::PhantomData)).serializes());
         assert!(!(&Probe::<Option<Aes128Key>>(std::marker::PhantomData)).serializes());

@@ -240,10 +240,14 @@ async fn swap_column(
 ) -> Result<u64, sqlx::Error> {
     match tx {
         Tx::Postgres(tx) => {
-            let (pks, (old, new)): (Vec<&[u8]>, (Vec<&[u8]>, Vec<&[u8]>)) = swaps
-                .iter()
-                .map(|(p, o, n)| (p.as_slice(), (o.as_slice(), n.as_slice())))
-                .unzip();
+            let column_of = |f: fn(&Swap) -> &Vec<u8>| -> Vec<&[u8]> {
+                swaps.iter().map(|s| f(s).as_slice()).collect()
+            };
+            let (pks, old, new) = (
+                column_of(|s| &s.0),
+                column_of(|s| &s.1),
+                column_of(|s| &s.2),
+            );
             let r = sqlx::query(&format!(
                 "UPDATE {table} AS t SET {column} = u.new \
                  FROM UNNEST($1::bytea[], $2::bytea[], $3::bytea[]) AS u(pk, old, new) \
