@@ -19,6 +19,8 @@ use tokio::sync::{broadcast, oneshot};
 use uuid::Uuid;
 
 const ADMIN: &str = "admin-secret-token";
+/// What the API returns in place of a key (keys are write-only).
+const MASKED: &str = "********************************";
 
 /// A running API server.
 struct Server {
@@ -346,11 +348,19 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
         )
         .await;
     assert_eq!(st, 204);
+    // Keys are write-only: a GET says which are set, never what they are.
     let (st, k) = s.admin(Method::GET, &format!("{path}/keys"), None).await;
     assert_eq!(st, 200);
+    assert_eq!(k, json!({"appKey": MASKED, "nwkKey": null}));
     assert_eq!(
-        k,
-        json!({"appKey": "2b7e151628aed2a6abf7158809cf4f3c", "nwkKey": null})
+        db.storage
+            .get_device_keys(dev)
+            .await
+            .unwrap()
+            .unwrap()
+            .app_key
+            .expose_hex(),
+        "2b7e151628aed2a6abf7158809cf4f3c"
     );
 
     // ABP activation (1.0.x: one network key).
@@ -375,10 +385,10 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
         act,
         json!({
             "devAddr": "26011bda",
-            "appSKey": "000102030405060708090a0b0c0d0e0f",
-            "nwkSEncKey": "101112131415161718191a1b1c1d1e1f",
-            "sNwkSIntKey": "101112131415161718191a1b1c1d1e1f",
-            "fNwkSIntKey": "101112131415161718191a1b1c1d1e1f",
+            "appSKey": MASKED,
+            "nwkSEncKey": MASKED,
+            "sNwkSIntKey": MASKED,
+            "fNwkSIntKey": MASKED,
             "fCntUp": 7,
             "nFCntDown": 0,
             "aFCntDown": 0,
@@ -392,6 +402,14 @@ storage_test!(provisioning_walkthrough, |db: TestDb| async move {
     let stored = db.storage.get_session(dev).await.unwrap().unwrap();
     assert_eq!(stored.f_cnt_up, 7);
     assert_eq!(stored.mac_version, "1.0.3");
+    assert_eq!(
+        stored.app_s_key.expose_hex(),
+        "000102030405060708090a0b0c0d0e0f"
+    );
+    assert_eq!(
+        stored.s_nwk_s_int_key.expose_hex(),
+        "101112131415161718191a1b1c1d1e1f"
+    );
 
     // Downlink queue.
     let (st, q) = s
@@ -690,7 +708,13 @@ storage_test!(lorawan_1_1_keys_and_activation, |db: TestDb| async move {
         .await;
     assert_eq!(st, 204);
     let (_, k) = s.admin(Method::GET, &format!("{path}/keys"), None).await;
-    assert_eq!(k["nwkKey"], "00000000000000000000000000000002");
+    assert_eq!(k, json!({"appKey": MASKED, "nwkKey": MASKED}));
+    let dev = Eui64::from_u64(0x11);
+    let stored = db.storage.get_device_keys(dev).await.unwrap().unwrap();
+    assert_eq!(
+        stored.nwk_key.map(|k| k.expose_hex()).as_deref(),
+        Some("00000000000000000000000000000002")
+    );
 
     let (st, v) = s
         .admin(
@@ -717,7 +741,12 @@ storage_test!(lorawan_1_1_keys_and_activation, |db: TestDb| async move {
         )
         .await;
     assert_eq!(st, 200, "{act}");
-    assert_eq!(act["sNwkSIntKey"], "000000000000000000000000000000a3");
+    assert_eq!(act["sNwkSIntKey"], MASKED);
+    let stored = db.storage.get_session(dev).await.unwrap().unwrap();
+    assert_eq!(
+        stored.s_nwk_s_int_key.expose_hex(),
+        "000000000000000000000000000000a3"
+    );
     assert_eq!(
         (act["nFCntDown"].as_u64(), act["aFCntDown"].as_u64()),
         (Some(3), Some(4))

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use lorikeet_api::{ApiState, MAX_IMPORT_ROWS};
+use lorikeet_lorawan::Eui64;
 use lorikeet_storage::testing::TestDb;
 use lorikeet_storage::{storage_test, Storage};
 use reqwest::Method;
@@ -15,6 +16,8 @@ use tokio::sync::oneshot;
 
 const ADMIN: &str = "admin-secret-token";
 const IMPORT: &str = "/api/v1/devices/import";
+/// What the API returns in place of a key (keys are write-only).
+const MASKED: &str = "********************************";
 
 struct Server {
     base: String,
@@ -214,13 +217,27 @@ storage_test!(
         let (_, d) = s.get(ADMIN, "/api/v1/devices/0000000000000001").await;
         assert_eq!(d["name"], "renamed");
         // An update replaces the provisioned fields, not the keys it did not name.
+        // (Keys are write-only in the API: read them from the store.)
+        let keys_of = |n: u64| {
+            let storage = db.storage.clone();
+            async move {
+                storage
+                    .get_device_keys(Eui64::from_u64(n))
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }
+        };
         let (st, k) = s.get(ADMIN, "/api/v1/devices/0000000000000001/keys").await;
+        assert_eq!((st, k["appKey"].as_str()), (200, Some(MASKED)));
         assert_eq!(
-            (st, k["appKey"].as_str()),
-            (200, Some("2b7e151628aed2a6abf7158809cf4f3c"))
+            keys_of(1).await.app_key.expose_hex(),
+            "2b7e151628aed2a6abf7158809cf4f3c"
         );
-        let (_, k) = s.get(ADMIN, "/api/v1/devices/0000000000000002/keys").await;
-        assert_eq!(k["appKey"], "000102030405060708090a0b0c0d0e0f");
+        assert_eq!(
+            keys_of(2).await.app_key.expose_hex(),
+            "000102030405060708090a0b0c0d0e0f"
+        );
         let (_, a) = s
             .get(ADMIN, "/api/v1/devices/0000000000000003/activation")
             .await;
@@ -230,7 +247,11 @@ storage_test!(
             (Some(3), Some(1))
         );
         let (_, k) = s.get(ADMIN, "/api/v1/devices/0000000000000004/keys").await;
-        assert_eq!(k["nwkKey"], "0f0e0d0c0b0a09080706050403020100");
+        assert_eq!(k["nwkKey"], MASKED);
+        assert_eq!(
+            keys_of(4).await.nwk_key.map(|k| k.expose_hex()).as_deref(),
+            Some("0f0e0d0c0b0a09080706050403020100")
+        );
         let (st, _) = s
             .get(ADMIN, "/api/v1/devices/0000000000000002/activation")
             .await;

@@ -20,4 +20,4 @@ mod reader;
 pub mod types;
 
 pub use phy::{DecodeError, EncodeError, MType, PhyPayload};
-pub use types::{Aes128Key, DevAddr, DevNonce, Eui64, JoinNonce, NetId, ParseError};
+pub use types::{Aes128Key, DevAddr, DevNonce, Eui64, ExposedKey, JoinNonce, NetId, ParseError};

@@ -320,8 +320,10 @@ impl JoinNonce {
     }
 }
 
-/// An AES-128 key. Never printed (redacted `Debug`, no `Display`), wiped on drop,
-/// compared in constant time.
+/// An AES-128 key. Never printed (redacted `Debug`, no `Display`), never serialised
+/// (no `Serialize`: a key reaches JSON only through [`ExposedKey`], at the few places
+/// that must write one), wiped on drop, compared in constant time. It deserialises
+/// from hex (API bodies, configuration).
 #[derive(Clone, Zeroize, ZeroizeOnDrop, Default)]
 pub struct Aes128Key([u8; 16]);
 
@@ -334,7 +336,8 @@ impl Aes128Key {
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
     }
-    /// Lower-case hex of the key, for the places that must reveal it (API responses, storage).
+    /// Lower-case hex of the key, for the few places that must reveal it (a client
+    /// sending a key to the API, test vectors).
     pub fn expose_hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -364,9 +367,22 @@ impl FromStr for Aes128Key {
     }
 }
 
-impl Serialize for Aes128Key {
+/// A key that is to be written out, in hex: `Aes128Key` has no `Serialize`, so
+/// serialising key material is always spelled out at the call site
+/// (`ExposedKey(&key)`, or `#[serde(serialize_with = "ExposedKey::serialize_key")]`).
+#[derive(Debug, Clone, Copy)]
+pub struct ExposedKey<'a>(pub &'a Aes128Key);
+
+impl ExposedKey<'_> {
+    /// For `#[serde(serialize_with = ...)]` on an `Aes128Key` field.
+    pub fn serialize_key<S: Serializer>(key: &Aes128Key, s: S) -> Result<S::Ok, S::Error> {
+        ExposedKey(key).serialize(s)
+    }
+}
+
+impl Serialize for ExposedKey<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.expose_hex())
+        s.serialize_str(&self.0.expose_hex())
     }
 }
 
@@ -436,6 +452,46 @@ mod tests {
         let k = Aes128Key::from_bytes([0xab; 16]);
         let shown = format!("{k:?}");
         assert!(!shown.to_lowercase().contains("abab"), "{shown}");
+    }
+
+    /// `Probe<T>` says whether `T: Serialize` by method resolution: the inherent-like
+    /// impl for `Probe<T>` wins when it applies, else the one for `&Probe<T>`.
+    struct Probe<T>(std::marker::PhantomData<T>);
+    trait Serializes {
+        fn serializes(&self) -> bool {
+            true
+        }
+    }
+    impl<T: Serialize> Serializes for Probe<T> {}
+    trait DoesNotSerialize {
+        fn serializes(&self) -> bool {
+            false
+        }
+    }
+    impl<T> DoesNotSerialize for &Probe<T> {}
+
+    #[test]
+    // The probe is always called on `&Probe<T>`: that borrow is the trick.
+    #[allow(clippy::needless_borrow)]
+    fn keys_are_not_serialised_unless_exposed_on_purpose() {
+        assert!(!(&Probe::<Aes128Key>(std::marker::PhantomData)).serializes());
+        assert!(!(&Probe::<Option<Aes128Key>>(std::marker::PhantomData)).serializes());
+        // The probe does tell a serialisable type.
+        assert!((&Probe::<DevAddr>(std::marker::PhantomData)).serializes());
+        let k = Aes128Key::from_bytes([0xab; 16]);
+        assert_eq!(
+            serde_json::to_string(&ExposedKey(&k)).unwrap(),
+            format!("\"{}\"", "ab".repeat(16))
+        );
+        #[derive(Serialize)]
+        struct Explicit {
+            #[serde(serialize_with = "ExposedKey::serialize_key")]
+            key: Aes128Key,
+        }
+        assert_eq!(
+            serde_json::to_value(Explicit { key: k }).unwrap()["key"],
+            "ab".repeat(16)
+        );
     }
 
     #[test]

@@ -114,8 +114,8 @@ pub struct DeviceProfile {
     pub mac_settings: crate::mac::ProfileMacSettings,
 }
 
-/// A device's root keys (OTAA).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A device's root keys (OTAA). Not serialisable: keys are never written out.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootKeys {
     /// AppKey: in 1.0.x the only root key; in 1.1 it derives AppSKey.
     pub app_key: Aes128Key,

@@ -88,6 +88,38 @@ pub enum StoreError {
         /// The operating system's error.
         reason: String,
     },
+    /// The configured key-encryption keys cannot open what the database holds (or
+    /// none was given): see [`crate::KekError`]. Start-up stops with this message.
+    #[error("{0}")]
+    Kek(crate::KekError),
+    /// A stored secret does not decrypt: its KEK is not configured, or the value was
+    /// changed or copied from another row (see `docs/security.md`).
+    #[error("cannot decrypt {table}.{column} of {row}: {reason}")]
+    Sealed {
+        /// Table name.
+        table: &'static str,
+        /// Column name.
+        column: &'static str,
+        /// The row, e.g. its DevEUI.
+        row: String,
+        /// Why.
+        reason: crate::kek::OpenError,
+    },
+    /// `lorikeet keys rotate` could not move every value to the current KEK: a
+    /// process keeps writing under an older one.
+    #[error(
+        "after {passes} passes, {remaining} stored secrets are still encrypted under KEK \
+         {ids}: a server still runs with that KEK as its current one. Restart every server \
+         with the new [security] kek (and the old one in previous_keks), then rotate again"
+    )]
+    RotationIncomplete {
+        /// Passes made.
+        passes: u32,
+        /// Values not under the current KEK.
+        remaining: u64,
+        /// The KEK ids they are under, quoted.
+        ids: String,
+    },
     /// Applying the migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
@@ -181,6 +213,12 @@ fn transient_sqlite(code: &str) -> bool {
 impl From<sqlx::migrate::MigrateError> for StoreError {
     fn from(e: sqlx::migrate::MigrateError) -> Self {
         StoreError::Migrate(e)
+    }
+}
+
+impl From<crate::KekError> for StoreError {
+    fn from(e: crate::KekError) -> Self {
+        StoreError::Kek(e)
     }
 }
 

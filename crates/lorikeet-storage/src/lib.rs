@@ -9,8 +9,10 @@
 //!   loads them at start-up (`load_all_*`, paged so a million sessions stream in)
 //!   and writes through with [`Storage::apply`], one transaction for a whole batch
 //!   of [`WriteOp`]s. Nothing on its hot path reads the database.
-//! - EUIs, DevAddrs and keys are stored as bytes (most significant byte first);
-//!   see `docs/storage.md` for the schema.
+//! - EUIs and DevAddrs are stored as bytes (most significant byte first); root
+//!   keys, session keys and integration secrets are sealed under a key-encryption
+//!   key ([`kek`]), which [`connect`] checks before anything is read. See
+//!   `docs/storage.md` for the schema and `docs/security.md` for the KEK.
 //!
 //! Layout: one module per thing stored under `entities/` (`devices.rs`,
 //! `sessions.rs`, …), each with its SQL for both backends side by side; the
@@ -29,6 +31,7 @@ use uuid::Uuid;
 mod entities;
 mod error;
 mod feed;
+pub mod kek;
 mod lock;
 mod model;
 mod ops;
@@ -46,15 +49,19 @@ mod tests;
 mod tests_feed;
 #[cfg(test)]
 mod tests_import;
+#[cfg(test)]
+mod tests_keys;
 
 pub use error::StoreError;
 pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
+pub use kek::{Kek, KekError, Keyring};
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
     DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
     ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind,
-    IntegrationOwner, Location, LocationSource, NewEvent, OutboxItem, Page, PayloadCodec,
-    PendingEvent, QueueItem, RootKeys, SpillRow, Tenant, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    IntegrationOwner, KeyCensus, Location, LocationSource, NewEvent, OutboxItem, Page,
+    PayloadCodec, PendingEvent, QueueItem, RootKeys, RotateReport, SpillRow, Tenant,
+    DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -113,14 +120,15 @@ pub struct DeviceFilter {
 pub const LOAD_PAGE_SIZE: u32 = 10_000;
 
 /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`), creating a
-/// SQLite file if it is missing, and applies the migrations.
+/// SQLite file if it is missing, applies the migrations, and checks that `keyring`
+/// opens what the database holds (see [`connect_with`]).
 ///
 /// A SQLite file is opened for this process alone: while the store is open (until
 /// [`Storage::close`] or the last clone is dropped, or the process ends) another
 /// `connect` to it fails with [`StoreError::Locked`]. Several processes may share
 /// a Postgres database.
-pub async fn connect(url: &str) -> Result<Arc<dyn Storage>, StoreError> {
-    connect_with(url, ConnectOptions::default()).await
+pub async fn connect(url: &str, keyring: Keyring) -> Result<Arc<dyn Storage>, StoreError> {
+    connect_with(url, ConnectOptions::default(), keyring).await
 }
 
 /// How SQLite makes a commit durable (`PRAGMA synchronous`).
@@ -143,23 +151,62 @@ pub struct ConnectOptions {
     pub sqlite_sync: SqliteSync,
 }
 
-/// [`connect`] with options.
+/// [`connect`] with options. After the migrations, and before it returns:
+///
+/// 1. The KEK check: every KEK that values may be sealed under (one verifier row
+///    each) must be in `keyring`, with the right key; otherwise
+///    [`StoreError::Kek`] says which id is missing or wrong. The current KEK's
+///    verifier is added.
+/// 2. Plain keys and integration secrets of the previous version are sealed under
+///    the current KEK, in batches (once; see `docs/security.md`).
 pub async fn connect_with(
     url: &str,
     options: ConnectOptions,
+    keyring: Keyring,
 ) -> Result<Arc<dyn Storage>, StoreError> {
+    let store = open_store(url, options).await?.with_keyring(keyring);
+    if let Err(e) = open_secrets(&store).await {
+        store.close_pools().await;
+        return Err(e);
+    }
+    Ok(Arc::new(store))
+}
+
+/// Opens `url` and applies the migrations only: no KEK is needed, and the store
+/// it opened is closed again (`lorikeet migrate`).
+pub async fn migrate(url: &str, options: ConnectOptions) -> Result<(), StoreError> {
+    open_store(url, options).await?.close_pools().await;
+    Ok(())
+}
+
+async fn open_store(url: &str, options: ConnectOptions) -> Result<Store, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(
-            sqlite::open(url, sqlite::Lock::Exclusive, options.sqlite_sync).await?,
-        ))
+        sqlite::open(url, sqlite::Lock::Exclusive, options.sqlite_sync).await
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::connect(url).await?))
+        postgres::connect(url).await
     } else {
         Err(StoreError::BadUrl {
             url: redact_url(url),
             reason: "expected sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
         })
     }
+}
+
+/// The KEK check and the sealing of plain values left by the previous version.
+pub(crate) async fn open_secrets(store: &Store) -> Result<(), StoreError> {
+    let ring = store.keyring()?;
+    let previous = entities::kek_verifiers::check(store, ring).await?;
+    for id in previous {
+        tracing::warn!(
+            kek_id = %id,
+            current = ring.current_id(),
+            "the database may still hold keys encrypted under the previous KEK '{id}': run \
+             `lorikeet keys rotate` to re-encrypt them under '{}', then remove it from \
+             [security] previous_keks",
+            ring.current_id()
+        );
+    }
+    entities::reseal::seal_plaintext(store).await
 }
 
 /// The URL with any password replaced by `***`, for error messages and logs.
@@ -490,6 +537,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     // --- the batched write of the hot path ---
     /// Runs every op in order in one transaction: all or nothing.
     async fn apply(&self, ops: &[WriteOp]) -> Result<(), StoreError>;
+
+    // --- keys at rest ---
+    /// Re-encrypts every stored secret that is not sealed under the current KEK,
+    /// `batch` rows per transaction, while servers keep running; then forgets the
+    /// other KEKs (`lorikeet keys rotate`, `docs/security.md`).
+    async fn rotate_keys(&self, batch: u32) -> Result<RotateReport, StoreError>;
+    /// How many stored secrets are sealed under each KEK (reads every row).
+    async fn key_census(&self) -> Result<KeyCensus, StoreError>;
 
     // --- start-up loads, built on the paged methods ---
     /// Every session, read page by page.

@@ -709,3 +709,45 @@ pub enum ImportOutcome {
     /// Nothing was written: these rows name devices of another tenant.
     Refused(Vec<ImportRefusal>),
 }
+
+/// How many stored secrets (root keys, session keys, integration secrets) are
+/// sealed under each KEK ([`crate::Storage::key_census`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyCensus {
+    /// Values per KEK id.
+    pub by_kek: BTreeMap<String, u64>,
+    /// Plain values of the previous version, not sealed yet (start-up seals them).
+    pub plain: u64,
+    /// Values that are neither: not written by Lorikeet.
+    pub unknown: u64,
+}
+
+impl KeyCensus {
+    /// Values a rotation to `kek_id` still has to re-seal: plain ones and those
+    /// under any other KEK.
+    pub fn not_under(&self, kek_id: &str) -> u64 {
+        self.plain
+            + self
+                .by_kek
+                .iter()
+                .filter(|(id, _)| *id != kek_id)
+                .map(|(_, n)| n)
+                .sum::<u64>()
+    }
+}
+
+/// What [`crate::Storage::rotate_keys`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotateReport {
+    /// The KEK everything is sealed under now.
+    pub kek_id: String,
+    /// Values re-sealed.
+    pub resealed: u64,
+    /// Passes over the tables (the last found nothing left to do).
+    pub passes: u32,
+    /// KEK ids no value is sealed under any more (their verifiers were removed:
+    /// they may be dropped from the configuration).
+    pub retired: Vec<String>,
+    /// The values as the last pass found them.
+    pub census: KeyCensus,
+}

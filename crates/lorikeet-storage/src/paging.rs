@@ -27,7 +27,7 @@ pub(crate) fn eui_after(after: Option<Eui64>) -> Vec<u8> {
 pub(crate) async fn load_parallel<T: Send + 'static>(
     store: &Store,
     sql: String,
-    decode: fn(&Row) -> Result<T, StoreError>,
+    decode: impl Fn(&Row) -> Result<T, StoreError> + Clone + Send + 'static,
     key: fn(&T) -> Eui64,
 ) -> Result<Vec<T>, StoreError> {
     const PARTS: u16 = 4;
@@ -47,6 +47,7 @@ pub(crate) async fn load_parallel<T: Send + 'static>(
         };
         let store = store.clone();
         let sql = sql.clone();
+        let decode = decode.clone();
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::new();
             let mut after = lower;
@@ -60,7 +61,7 @@ pub(crate) async fn load_parallel<T: Send + 'static>(
                     )
                     .await?;
                 let full = rows.len() == LOAD_PAGE_SIZE as usize;
-                let page = decode_all(rows, decode)?;
+                let page = decode_all(rows, &decode)?;
                 if let Some(last) = page.last() {
                     after = key(last).0.to_vec();
                 }

@@ -107,9 +107,12 @@ mod tests {
     async fn an_unreachable_server_fails_at_once_naming_host_and_cause() {
         let port = closed_port();
         let started = Instant::now();
-        let err = crate::connect(&format!("postgres://lk:hunter2@127.0.0.1:{port}/x"))
-            .await
-            .expect_err("nothing listens there");
+        let err = crate::connect(
+            &format!("postgres://lk:hunter2@127.0.0.1:{port}/x"),
+            crate::testing::test_keyring(),
+        )
+        .await
+        .expect_err("nothing listens there");
         let took = started.elapsed();
         let text = err.to_string();
         assert!(matches!(err, StoreError::Connect { .. }), "{err:?}");
@@ -133,7 +136,9 @@ mod tests {
             .unwrap_or_else(|_| crate::testing::DEFAULT_TEST_POSTGRES_URL.to_string());
         let required = std::env::var("LORIKEET_REQUIRE_POSTGRES").is_ok_and(|v| v == "1");
         let url = crate::testing::with_database(&admin, "lorikeet_no_such_database");
-        let err = crate::connect(&url).await.expect_err("no such database");
+        let err = crate::connect(&url, crate::testing::test_keyring())
+            .await
+            .expect_err("no such database");
         let text = err.to_string();
         if !required && text.to_lowercase().contains("connection refused") {
             eprintln!(

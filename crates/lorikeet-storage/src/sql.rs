@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
+use lorikeet_lorawan::{DevAddr, Eui64};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Postgres, Sqlite, Type};
@@ -109,17 +109,6 @@ pub(crate) fn dev_addr(
     <[u8; 4]>::try_from(v.as_slice())
         .map(DevAddr)
         .map_err(|_| corrupt(table, column, format!("{} bytes, expected 4", v.len())))
-}
-
-/// Bytes → AES-128 key.
-pub(crate) fn key(
-    v: Vec<u8>,
-    table: &'static str,
-    column: &'static str,
-) -> Result<Aes128Key, StoreError> {
-    <[u8; 16]>::try_from(v.as_slice())
-        .map(Aes128Key::from_bytes)
-        .map_err(|_| corrupt(table, column, format!("{} bytes, expected 16", v.len())))
 }
 
 /// Integer column → a narrower unsigned type.

@@ -89,14 +89,16 @@ mod tests {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
 
-    use crate::testing::TestDb;
+    use crate::testing::{test_keyring, TestDb};
     use crate::{connect, StoreError};
 
     #[tokio::test]
     async fn a_second_open_is_refused_until_the_first_is_closed() {
         let db = TestDb::sqlite().await;
-        let first = connect(db.url()).await.expect("first open");
-        let err = connect(db.url()).await.expect_err("second open");
+        let first = connect(db.url(), test_keyring()).await.expect("first open");
+        let err = connect(db.url(), test_keyring())
+            .await
+            .expect_err("second open");
         let text = err.to_string();
         assert!(
             matches!(err, StoreError::Locked { pid: Some(p), .. } if p == std::process::id()),
@@ -112,10 +114,14 @@ mod tests {
             "{text}"
         );
         first.close().await;
-        let second = connect(db.url()).await.expect("open after close");
+        let second = connect(db.url(), test_keyring())
+            .await
+            .expect("open after close");
         drop(second);
         // Dropping the last handle gives the lock up too.
-        connect(db.url()).await.expect("open after drop");
+        connect(db.url(), test_keyring())
+            .await
+            .expect("open after drop");
     }
 
     /// Not a test: the process `a_killed_holder_leaves_no_lock` starts to hold a
@@ -126,7 +132,9 @@ mod tests {
         let Ok(url) = std::env::var("LORIKEET_LOCK_HOLDER_URL") else {
             return;
         };
-        let _store = connect(&url).await.expect("the holder opens");
+        let _store = connect(&url, test_keyring())
+            .await
+            .expect("the holder opens");
         println!("lorikeet-lock-held");
         // Hold it until killed (the parent keeps stdin open).
         let mut line = String::new();
@@ -156,7 +164,7 @@ mod tests {
             .any(|l| l.contains("lorikeet-lock-held"));
         assert!(held, "the holder did not open the database");
 
-        let err = connect(db.url())
+        let err = connect(db.url(), test_keyring())
             .await
             .expect_err("held by the other process");
         assert!(
@@ -165,6 +173,8 @@ mod tests {
         );
         holder.kill().expect("kill -9 the holder");
         holder.wait().expect("reap the holder");
-        connect(db.url()).await.expect("open after the holder died");
+        connect(db.url(), test_keyring())
+            .await
+            .expect("open after the holder died");
     }
 }

@@ -19,6 +19,7 @@ use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::types::Json;
 use sqlx::{Arguments, Decode, Encode, Postgres, Row as _, Sqlite, Type};
 
+use crate::kek::{Context, Keyring};
 use crate::sql::{self, Ts};
 use crate::StoreError;
 
@@ -220,23 +221,29 @@ impl Row {
         sql::dev_addr(self.get(column)?, table, column)
     }
 
-    /// A 16-byte key column.
-    pub(crate) fn key(
+    /// A sealed 16-byte key column (see `kek.rs`) of the row whose identity is
+    /// `row` (its primary key bytes).
+    pub(crate) fn sealed_key(
         &self,
+        ring: &Keyring,
         table: &'static str,
         column: &'static str,
+        row: &[u8],
     ) -> Result<Aes128Key, StoreError> {
-        sql::key(self.get(column)?, table, column)
+        let value: Vec<u8> = self.get(column)?;
+        open_key(ring, table, column, row, &value)
     }
 
-    /// A nullable 16-byte key column.
-    pub(crate) fn opt_key(
+    /// A nullable sealed 16-byte key column.
+    pub(crate) fn opt_sealed_key(
         &self,
+        ring: &Keyring,
         table: &'static str,
         column: &'static str,
+        row: &[u8],
     ) -> Result<Option<Aes128Key>, StoreError> {
         self.get::<Option<Vec<u8>>>(column)?
-            .map(|k| sql::key(k, table, column))
+            .map(|v| open_key(ring, table, column, row, &v))
             .transpose()
     }
 
@@ -272,10 +279,27 @@ impl Row {
     }
 }
 
+/// Opens the sealed key `value` of `table.column` in the row `row`.
+pub(crate) fn open_key(
+    ring: &Keyring,
+    table: &'static str,
+    column: &'static str,
+    row: &[u8],
+    value: &[u8],
+) -> Result<Aes128Key, StoreError> {
+    ring.open_key(&Context { table, column, row }, value)
+        .map_err(|reason| StoreError::Sealed {
+            table,
+            column,
+            row: hex::encode(row),
+            reason,
+        })
+}
+
 /// Decodes every row with `f`.
 pub(crate) fn decode_all<T>(
     rows: Vec<Row>,
-    f: fn(&Row) -> Result<T, StoreError>,
+    f: impl Fn(&Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
     rows.iter().map(f).collect()
 }

@@ -21,6 +21,9 @@ pub struct Store {
     pools: Pools,
     /// This process's side of the change feed (shared by clones).
     feed: std::sync::Arc<crate::FeedSignals>,
+    /// The key-encryption keys that seal and open stored secrets; `None` for a
+    /// store opened to migrate the schema only.
+    keyring: Option<crate::Keyring>,
 }
 
 /// The connections of one backend.
@@ -46,7 +49,21 @@ impl Store {
         Store {
             pools,
             feed: Default::default(),
+            keyring: None,
         }
+    }
+
+    /// The store sealing and opening secrets with `keyring`.
+    pub(crate) fn with_keyring(mut self, keyring: crate::Keyring) -> Self {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// The keyring; [`crate::KekError::Missing`] for a schema-only store.
+    pub(crate) fn keyring(&self) -> Result<&crate::Keyring, StoreError> {
+        self.keyring
+            .as_ref()
+            .ok_or(StoreError::Kek(crate::KekError::Missing))
     }
 
     /// The pools (for the few statements whose SQL differs by backend).

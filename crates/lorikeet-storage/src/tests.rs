@@ -1540,9 +1540,12 @@ storage_test!(a_reopened_store_keeps_everything, |db: TestDb| async move {
 
 #[tokio::test]
 async fn connect_rejects_unknown_urls() {
-    let err = connect("mysql://root:hunter2@localhost/x")
-        .await
-        .unwrap_err();
+    let err = connect(
+        "mysql://root:hunter2@localhost/x",
+        crate::testing::test_keyring(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, StoreError::BadUrl { .. }), "{err}");
     let text = err.to_string();
     assert!(!text.contains("hunter2"), "{text}");

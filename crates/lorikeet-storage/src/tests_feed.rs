@@ -183,7 +183,9 @@ async fn a_commit_wakes_the_other_processes_reader() {
         return;
     };
     let a = db.storage.clone();
-    let b = crate::connect(db.url()).await.unwrap();
+    let b = crate::connect(db.url(), crate::testing::test_keyring())
+        .await
+        .unwrap();
     let listening_a = tokio::spawn({
         let a = a.clone();
         async move { a.listen_for_changes().await }

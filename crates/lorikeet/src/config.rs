@@ -20,7 +20,8 @@ pub const ENV_PREFIX: &str = "LORIKEET_";
 /// test suite); they are neither applied nor warned about.
 const NON_CONFIG_ENV: &[&str] = &["LORIKEET_TEST_POSTGRES_URL", "LORIKEET_REQUIRE_POSTGRES"];
 
-/// The whole configuration of `lorikeet serve`.
+/// The whole configuration of `lorikeet serve`. Its `Debug` shows no secret (the
+/// admin token, KEKs and database passwords are redacted), so it may be logged.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -48,32 +49,12 @@ pub struct Config {
     pub mqtt: lorikeet_integration::MqttConfig,
     /// Logging.
     pub log: LogConfig,
-    /// Security settings (`docs/security.md`).
+    /// The key-encryption key of the stored secrets (`docs/security.md`).
     pub security: SecurityConfig,
 }
 
-/// `[security]`
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct SecurityConfig {
-    /// Networks (CIDR, e.g. `10.20.0.0/16`) every webhook may reach, whoever set it,
-    /// cloud metadata addresses included. Empty: a tenant's webhooks reach public
-    /// addresses only, the admin's also loopback and private ones (the SSRF guard).
-    /// Env: `LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS`, comma-separated.
-    pub allowed_target_networks: Vec<String>,
-}
-
-impl SecurityConfig {
-    /// The webhook address policy of `allowed_target_networks`.
-    pub fn target_policy(
-        &self,
-    ) -> Result<lorikeet_service::target::TargetPolicy, lorikeet_service::target::CidrError> {
-        lorikeet_service::target::TargetPolicy::from_cidrs(&self.allowed_target_networks)
-    }
-}
-
 /// `[database]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `sqlite://PATH` (created if missing) or `postgres://user@host/db`.
@@ -104,6 +85,15 @@ impl Default for DatabaseConfig {
     }
 }
 
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &lorikeet_storage::redact_url(&self.url))
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .finish()
+    }
+}
+
 impl DatabaseConfig {
     /// The storage options this section asks for.
     pub fn connect_options(&self) -> lorikeet_storage::ConnectOptions {
@@ -117,7 +107,7 @@ impl DatabaseConfig {
 }
 
 /// `[api]`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ApiConfig {
     /// Address the HTTP API listens on (a host name is resolved at load, see
@@ -130,6 +120,75 @@ pub struct ApiConfig {
     /// Read your writes: how long a write waits for the live state to apply it
     /// before answering 503 ("stored, not yet live").
     pub live_wait_ms: u64,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("bind", &self.bind)
+            .field("admin_token", &redacted(&self.admin_token))
+            .field("admin_token_file", &self.admin_token_file)
+            .field("live_wait_ms", &self.live_wait_ms)
+            .finish()
+    }
+}
+
+/// What `Debug` shows of a secret: whether it is set.
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        "<redacted>"
+    }
+}
+
+/// `[security]`: the key-encryption key (KEK) that root keys, session keys and
+/// integration secrets are stored encrypted under (`docs/security.md`). With none
+/// configured, `./lorikeet-kek` is used, and generated at first start.
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// The KEK: 64 hex digits (32 bytes). Prefer `kek_file` or the environment
+    /// (`LORIKEET_SECURITY_KEK`) to a value in a config file.
+    pub kek: String,
+    /// The KEK's id, stored beside every value it encrypts; empty: derived from the
+    /// key (`kek-` and 8 hex digits).
+    pub kek_id: String,
+    /// A file holding the KEK (64 hex digits, or `ID:HEX`); it must exist. Used when
+    /// `kek` is empty.
+    pub kek_file: PathBuf,
+    /// Former KEKs, which only decrypt, while `lorikeet keys rotate` re-encrypts
+    /// their values under `kek`: each `ID:HEX`, or `HEX` for a derived id.
+    pub previous_keks: Vec<String>,
+    /// Networks (CIDR, e.g. `10.20.0.0/16`) every webhook may reach, whoever set it,
+    /// cloud metadata addresses included. Empty: a tenant's webhooks reach public
+    /// addresses only, the admin's also loopback and private ones (the SSRF guard).
+    /// Env: `LORIKEET_SECURITY_ALLOWED_TARGET_NETWORKS`, comma-separated.
+    pub allowed_target_networks: Vec<String>,
+}
+
+impl SecurityConfig {
+    /// The webhook address policy of `allowed_target_networks`.
+    pub fn target_policy(
+        &self,
+    ) -> Result<lorikeet_service::target::TargetPolicy, lorikeet_service::target::CidrError> {
+        lorikeet_service::target::TargetPolicy::from_cidrs(&self.allowed_target_networks)
+    }
+}
+
+impl std::fmt::Debug for SecurityConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecurityConfig")
+            .field("allowed_target_networks", &self.allowed_target_networks)
+            .field("kek", &redacted(&self.kek))
+            .field("kek_id", &self.kek_id)
+            .field("kek_file", &self.kek_file)
+            .field(
+                "previous_keks",
+                &format!("<{} redacted>", self.previous_keks.len()),
+            )
+            .finish()
+    }
 }
 
 impl Default for ApiConfig {
@@ -491,7 +550,7 @@ impl Config {
                 message,
             });
         }
-        Ok(())
+        crate::keys::validate(&self.security)
     }
 }
 
@@ -835,6 +894,40 @@ mod tests {
         std::fs::write(&path, "[network]\ndedup_windw_ms = 100\n").unwrap();
         let e = Config::load(Some(&path), env(&[])).unwrap_err();
         assert!(e.to_string().contains("dedup_windw_ms"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret() {
+        let kek = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let c = Config::load(
+            None,
+            env(&[
+                ("LORIKEET_API_ADMIN_TOKEN", "the-admin-token-value"),
+                ("LORIKEET_DATABASE_URL", "postgres://lk:hunter2@db/lorikeet"),
+                ("LORIKEET_SECURITY_KEK", kek),
+                (
+                    "LORIKEET_SECURITY_PREVIOUS_KEKS",
+                    &format!("[\"old:{kek}\"]"),
+                ),
+                ("LORIKEET_MQTT_USERNAME", "u"),
+                ("LORIKEET_MQTT_PASSWORD", "mqtt-pass-value"),
+            ]),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.api.admin_token, "the-admin-token-value");
+        assert_eq!(c.security.previous_keks.len(), 1);
+        let shown = format!("{c:?} {c:#?}");
+        for secret in [
+            "the-admin-token-value",
+            "hunter2",
+            "00112233",
+            "mqtt-pass-value",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://lk:***@db/lorikeet"), "{shown}");
+        assert!(shown.contains("admin_token: \"<redacted>\""), "{shown}");
     }
 
     #[test]

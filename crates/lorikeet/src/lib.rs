@@ -2,6 +2,7 @@
 //! a complete server in-process (on port 0). The `lorikeet` binary is a thin wrapper.
 
 pub mod config;
+pub mod keys;
 pub mod prometheus;
 pub mod server;
 

@@ -43,6 +43,43 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Key-encryption keys of the stored secrets (docs/security.md).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Print a new random key-encryption key (64 hex digits) for [security] kek or a
+    /// kek_file.
+    Generate,
+    /// Re-encrypt every stored secret under the current KEK ([security] kek), reading
+    /// those under the KEKs of [security] previous_keks and --from; then the old
+    /// KEKs are no longer needed. Online on Postgres: servers keep running (restart
+    /// them with the new kek first). On SQLite, stop the server first.
+    Rotate {
+        /// A TOML configuration file (`[database]` and `[security]` are used).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A file holding a previous KEK (`HEX` or `ID:HEX`), in addition to
+        /// [security] previous_keks; may be repeated.
+        #[arg(long, value_name = "FILE")]
+        from: Vec<PathBuf>,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+    },
+    /// Count the stored secrets under each KEK.
+    Status {
+        /// A TOML configuration file (`[database]` and `[security]` are used).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A file holding a previous KEK; may be repeated.
+        #[arg(long, value_name = "FILE")]
+        from: Vec<PathBuf>,
+    },
 }
 
 fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
@@ -73,7 +110,98 @@ fn main() -> ExitCode {
             Ok(config) => block_on(migrate(config)),
             Err(code) => code,
         },
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => {
+            println!("{}", *lorikeet::keys::generate_hex());
+            ExitCode::SUCCESS
+        }
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    config,
+                    from,
+                    batch,
+                },
+        } => match load(config.as_deref()) {
+            Ok(config) => block_on(keys(config, from, Some(batch))),
+            Err(code) => code,
+        },
+        Command::Keys {
+            command: KeysCommand::Status { config, from },
+        } => match load(config.as_deref()) {
+            Ok(config) => block_on(keys(config, from, None)),
+            Err(code) => code,
+        },
     }
+}
+
+/// `keys rotate` (with a batch size) or `keys status`.
+async fn keys(config: Config, from: Vec<PathBuf>, rotate: Option<u32>) -> ExitCode {
+    let fail = |what: &str, e: &dyn std::fmt::Display| {
+        eprintln!("lorikeet: {what}: {e:#}");
+        ExitCode::FAILURE
+    };
+    let keks =
+        match lorikeet::keys::resolve(&config.security, lorikeet::keys::Generate::Never, &from) {
+            Ok(k) => k,
+            Err(e) => return fail("key-encryption keys", &format!("{e:#}")),
+        };
+    let url = lorikeet_storage::redact_url(&config.database.url);
+    let storage = match lorikeet_storage::connect_with(
+        &config.database.url,
+        config.database.connect_options(),
+        keks.keyring.clone(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot open the database {url}"), &e),
+    };
+    let current = keks.keyring.current_id().to_owned();
+    let code = match rotate {
+        Some(batch) => match storage.rotate_keys(batch).await {
+            Ok(r) => {
+                println!(
+                    "every stored secret ({} values) is encrypted under KEK '{}'; {} were \
+                     re-encrypted, in {} passes",
+                    r.census.by_kek.get(&r.kek_id).copied().unwrap_or(0),
+                    r.kek_id,
+                    r.resealed,
+                    r.passes
+                );
+                if !r.retired.is_empty() {
+                    let ids: Vec<String> = r.retired.iter().map(|i| format!("'{i}'")).collect();
+                    println!(
+                        "no value is encrypted under {} any more: remove it from \
+                         [security] previous_keks (and --from) and keep a backup only as \
+                         long as your database backups that need it",
+                        ids.join(", ")
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("key rotation stopped", &e),
+        },
+        None => match storage.key_census().await {
+            Ok(c) => {
+                println!("current KEK: '{current}'");
+                for (id, n) in &c.by_kek {
+                    println!("{n} values encrypted under KEK '{id}'");
+                }
+                if c.plain > 0 {
+                    println!("{} values not encrypted yet", c.plain);
+                }
+                if c.unknown > 0 {
+                    println!("{} values in an unknown format", c.unknown);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail("cannot count the stored secrets", &e),
+        },
+    };
+    storage.close().await;
+    code
 }
 
 fn block_on(task: impl std::future::Future<Output = ExitCode>) -> ExitCode {
@@ -90,12 +218,9 @@ fn block_on(task: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 }
 
 async fn migrate(config: Config) -> ExitCode {
-    // `connect` applies every pending migration.
-    match lorikeet_storage::connect_with(&config.database.url, config.database.connect_options())
-        .await
-    {
-        Ok(s) => {
-            s.close().await;
+    // The schema only: no KEK is needed (the server encrypts what is left plain).
+    match lorikeet_storage::migrate(&config.database.url, config.database.connect_options()).await {
+        Ok(()) => {
             tracing::info!(
                 "database {} is up to date",
                 lorikeet_storage::redact_url(&config.database.url)

@@ -19,6 +19,8 @@
 
 mod support;
 
+use lorikeet_storage::testing::TEST_KEK_HEX;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -186,6 +188,7 @@ async fn bulk_provisioning_on_postgres_is_live_at_once() {
                     ("LORIKEET_DATABASE_URL", url.as_str()),
                     ("LORIKEET_API_ADMIN_TOKEN", ADMIN_TOKEN),
                     ("LORIKEET_LOG_LEVEL", "info"),
+                    ("LORIKEET_SECURITY_KEK", TEST_KEK_HEX),
                 ],
             )
         })

@@ -32,6 +32,8 @@
 
 mod support;
 
+use lorikeet_storage::testing::TEST_KEK_HEX;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -365,6 +367,7 @@ fn server_env(url: &str) -> Vec<(&'static str, String)> {
         ("LORIKEET_DATABASE_URL", url.to_owned()),
         ("LORIKEET_API_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
         ("LORIKEET_LOG_LEVEL", "info".to_owned()),
+        ("LORIKEET_SECURITY_KEK", TEST_KEK_HEX.to_owned()),
         // Redeliveries after a restart come quickly.
         ("LORIKEET_WEBHOOK_BACKOFF_BASE_MS", "100".to_owned()),
         ("LORIKEET_WEBHOOK_BACKOFF_MAX_MS", "1000".to_owned()),

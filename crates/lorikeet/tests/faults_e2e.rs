@@ -13,6 +13,8 @@
 
 mod support;
 
+use lorikeet_storage::testing::TEST_KEK_HEX;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -198,6 +200,7 @@ async fn postgres_stopped_and_started_under_load_loses_nothing() {
                     ("LORIKEET_DATABASE_URL", url.as_str()),
                     ("LORIKEET_API_ADMIN_TOKEN", ADMIN_TOKEN),
                     ("LORIKEET_LOG_LEVEL", "info"),
+                    ("LORIKEET_SECURITY_KEK", TEST_KEK_HEX),
                     ("LORIKEET_WEBHOOK_BACKOFF_BASE_MS", "100"),
                     ("LORIKEET_WEBHOOK_BACKOFF_MAX_MS", "1000"),
                     ("LORIKEET_WEBHOOK_POLL_INTERVAL_MS", "200"),

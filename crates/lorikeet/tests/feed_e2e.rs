@@ -130,7 +130,9 @@ async fn a_change_by_another_writer_reaches_the_live_state() {
     };
     let server = start_server(db.url()).await;
     // A second store on the same database: its writes do not signal this server.
-    let other = lorikeet_storage::connect(db.url()).await.unwrap();
+    let other = lorikeet_storage::connect(db.url(), lorikeet_storage::testing::test_keyring())
+        .await
+        .unwrap();
     let gw_id = Eui64::from_u64(0x00ee_2000_0000_0001);
     let now = lorikeet_storage::now();
     other

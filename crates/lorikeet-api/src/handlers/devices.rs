@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use lorikeet_lorawan::{Aes128Key, Eui64};
+use lorikeet_lorawan::Eui64;
 use lorikeet_ns::device::{RxWindows, SessionState};
 use lorikeet_storage::{
     Application, Change, Device, DeviceClass, DeviceFilter, DeviceProfile, DeviceSession, RootKeys,
@@ -271,10 +271,14 @@ pub(super) async fn get_keys(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         )));
     };
     Ok(Out::ok(json!({
-        "appKey": k.app_key.expose_hex(),
-        "nwkKey": k.nwk_key.as_ref().map(Aes128Key::expose_hex),
+        "appKey": MASKED_KEY,
+        "nwkKey": k.nwk_key.as_ref().map(|_| MASKED_KEY),
     })))
 }
+
+/// What the API returns in place of a key: keys are write-only (a `GET` says that
+/// one is set, never what it is; `docs/api.md`).
+pub(crate) const MASKED_KEY: &str = "********************************";
 
 /// The body of `POST /devices/{devEui}/activate` (and an import row's `activation`).
 #[derive(Deserialize)]
@@ -367,10 +371,10 @@ fn activation_json(s: &DeviceSession) -> Value {
     let state: SessionState = serde_json::from_str(&s.ns_state).unwrap_or_default();
     json!({
         "devAddr": s.dev_addr,
-        "appSKey": s.app_s_key.expose_hex(),
-        "nwkSEncKey": s.nwk_s_enc_key.expose_hex(),
-        "sNwkSIntKey": s.s_nwk_s_int_key.expose_hex(),
-        "fNwkSIntKey": s.f_nwk_s_int_key.expose_hex(),
+        "appSKey": MASKED_KEY,
+        "nwkSEncKey": MASKED_KEY,
+        "sNwkSIntKey": MASKED_KEY,
+        "fNwkSIntKey": MASKED_KEY,
         "fCntUp": s.f_cnt_up,
         "nFCntDown": s.n_f_cnt_down,
         "aFCntDown": s.a_f_cnt_down,

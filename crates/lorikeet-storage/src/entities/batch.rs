@@ -24,8 +24,9 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
         return Ok(());
     }
     let g = Grouped::new(ops);
+    let ring = db.keyring()?;
     let mut tx = db.begin().await?;
-    sessions::write(&mut tx, &g.upserts(), &g.deletes()).await?;
+    sessions::write(&mut tx, ring, &g.upserts(), &g.deletes()).await?;
     events::insert(&mut tx, &g.events).await?;
     devices::seen(&mut tx, &g.seen).await?;
     for op in g.others {

@@ -1,23 +1,28 @@
 //! Root keys and join state: `device_keys` (AppKey, NwkKey, the last JoinNonce
 //! sent, the last DevNonce) and `used_dev_nonces` (the most recent
 //! [`USED_DEV_NONCE_LIMIT`] DevNonces of accepted joins). SQL shared by both backends.
+//! The keys are sealed under the KEK (`kek.rs`), each bound to its DevEUI and column.
 
 use chrono::{DateTime, Utc};
 use lorikeet_lorawan::{Aes128Key, Eui64};
 
+use crate::kek::{Context, Keyring};
 use crate::sql::Ts;
 use crate::stmt::{Row, Stmt};
 use crate::store::Tx;
 use crate::{paging, Changed, DeviceKeys, Store, StoreError, USED_DEV_NONCE_LIMIT};
 
-const TABLE: &str = "device_keys";
+pub(crate) const TABLE: &str = "device_keys";
+/// The sealed columns.
+pub(crate) const SEALED: &[&str] = &["app_key", "nwk_key"];
 
 /// A `device_keys` row; its DevNonces come from a second query.
-fn decode(r: &Row, dev_eui: Eui64) -> Result<DeviceKeys, StoreError> {
+fn decode(r: &Row, dev_eui: Eui64, ring: &Keyring) -> Result<DeviceKeys, StoreError> {
+    let row = &dev_eui.0;
     Ok(DeviceKeys {
         dev_eui,
-        app_key: r.key(TABLE, "app_key")?,
-        nwk_key: r.opt_key(TABLE, "nwk_key")?,
+        app_key: r.sealed_key(ring, TABLE, "app_key", row)?,
+        nwk_key: r.opt_sealed_key(ring, TABLE, "nwk_key", row)?,
         join_nonce: r.int(TABLE, "join_nonce")?,
         last_dev_nonce: r.opt_int(TABLE, "last_dev_nonce")?,
         used_dev_nonces: Vec::new(),
@@ -32,8 +37,9 @@ pub(crate) async fn set(
     nwk_key: Option<&Aes128Key>,
 ) -> Result<(), StoreError> {
     let failed = |e| StoreError::from_write("device keys", dev_eui, e);
+    let ring = db.keyring()?;
     let mut p = db.provision().await?;
-    write(p.tx(), &[(dev_eui, app_key, nwk_key)], crate::now())
+    write(p.tx(), ring, &[(dev_eui, app_key, nwk_key)], crate::now())
         .await
         .map_err(failed)?;
     p.record(Changed::DeviceKeys(dev_eui));
@@ -49,6 +55,7 @@ const ROWS_PER_INSERT: usize = 1_000;
 /// DevNonces): only the keys are replaced.
 pub(crate) async fn write(
     tx: &mut Tx,
+    ring: &Keyring,
     keys: &[(Eui64, &Aes128Key, Option<&Aes128Key>)],
     at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
@@ -78,8 +85,8 @@ pub(crate) async fn write(
         for (dev_eui, app_key, nwk_key) in chunk {
             s = s
                 .bind(dev_eui.0.to_vec())
-                .bind(app_key.as_bytes().to_vec())
-                .bind(nwk_key.map(|k| k.as_bytes().to_vec()))
+                .bind(seal(ring, "app_key", *dev_eui, app_key))
+                .bind(nwk_key.map(|k| seal(ring, "nwk_key", *dev_eui, k)))
                 .bind(Ts(at));
         }
         tx.execute(s).await?;
@@ -87,7 +94,20 @@ pub(crate) async fn write(
     Ok(())
 }
 
+/// A root key sealed for its device and column.
+fn seal(ring: &Keyring, column: &'static str, dev_eui: Eui64, key: &Aes128Key) -> Vec<u8> {
+    ring.seal(
+        &Context {
+            table: TABLE,
+            column,
+            row: &dev_eui.0,
+        },
+        key.as_bytes(),
+    )
+}
+
 pub(crate) async fn get(db: &Store, dev_eui: Eui64) -> Result<Option<DeviceKeys>, StoreError> {
+    let ring = db.keyring()?;
     let eui = dev_eui.0.to_vec();
     let Some(r) = db
         .fetch_optional(
@@ -101,7 +121,7 @@ pub(crate) async fn get(db: &Store, dev_eui: Eui64) -> Result<Option<DeviceKeys>
     else {
         return Ok(None);
     };
-    let mut keys = decode(&r, dev_eui)?;
+    let mut keys = decode(&r, dev_eui, ring)?;
     let nonces = db
         .fetch_all(
             Stmt::new("SELECT dev_nonce FROM used_dev_nonces WHERE dev_eui = $1 ORDER BY id")
@@ -122,6 +142,7 @@ pub(crate) async fn page(
     after: Option<Eui64>,
     limit: u32,
 ) -> Result<Vec<DeviceKeys>, StoreError> {
+    let ring = db.keyring()?;
     let rows = db
         .fetch_all(
             Stmt::new(
@@ -134,7 +155,7 @@ pub(crate) async fn page(
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for r in &rows {
-        out.push(decode(r, r.eui(TABLE, "dev_eui")?)?);
+        out.push(decode(r, r.eui(TABLE, "dev_eui")?, ring)?);
     }
     let (Some(first), Some(last)) = (out.first(), out.last()) else {
         return Ok(out);
@@ -218,6 +239,7 @@ pub(crate) async fn record_join(
 
 /// The root keys and join state of those of `euis` that have keys.
 pub(crate) async fn by_euis(db: &Store, euis: &[Eui64]) -> Result<Vec<DeviceKeys>, StoreError> {
+    let ring = db.keyring()?;
     let rows = paging::by_euis(
         db,
         "dev_eui, app_key, nwk_key, join_nonce, last_dev_nonce",
@@ -229,7 +251,7 @@ pub(crate) async fn by_euis(db: &Store, euis: &[Eui64]) -> Result<Vec<DeviceKeys
     let mut out = std::collections::HashMap::with_capacity(rows.len());
     for r in &rows {
         let dev_eui = r.eui(TABLE, "dev_eui")?;
-        out.insert(dev_eui, decode(r, dev_eui)?);
+        out.insert(dev_eui, decode(r, dev_eui, ring)?);
     }
     if out.is_empty() {
         return Ok(Vec::new());

@@ -36,6 +36,7 @@ pub(crate) async fn import(db: &Store, rows: &[ImportRow]) -> Result<ImportOutco
     order.sort_by_key(|&i| rows[i].device.dev_eui);
     let euis: Vec<Eui64> = order.iter().map(|&i| rows[i].device.dev_eui).collect();
 
+    let ring = db.keyring()?;
     let mut p = db.provision().await?;
     let existing = tenants_of(p.tx(), &euis).await?;
     let refused = refusals(rows, &existing);
@@ -60,14 +61,14 @@ pub(crate) async fn import(db: &Store, rows: &[ImportRow]) -> Result<ImportOutco
                 .map(|k| (r.device.dev_eui, &k.app_key, k.nwk_key.as_ref()))
         })
         .collect();
-    device_keys::write(p.tx(), &keys, crate::now())
+    device_keys::write(p.tx(), ring, &keys, crate::now())
         .await
         .map_err(failed)?;
     let upserts: Vec<&DeviceSession> = order
         .iter()
         .filter_map(|&i| rows[i].session.as_ref())
         .collect();
-    sessions::write(p.tx(), &upserts, &[]).await?;
+    sessions::write(p.tx(), ring, &upserts, &[]).await?;
     for &i in &order {
         let r = &rows[i];
         let dev_eui = r.device.dev_eui;
@@ -147,8 +148,12 @@ mod tests {
             )
             .await
             .unwrap()
+            .with_keyring(crate::testing::test_keyring())
         } else {
-            crate::postgres::connect(db.url()).await.unwrap()
+            crate::postgres::connect(db.url())
+                .await
+                .unwrap()
+                .with_keyring(crate::testing::test_keyring())
         }
     }
 

@@ -19,6 +19,8 @@
 //! | [`delivery`] | delivery cursors on `integrations`, reading `events` for webhooks |
 //! | [`outbox`] | `outbox`, `outbox_chains` (retries) |
 //! | [`batch`] | `Storage::apply`: a batch of `WriteOp`s across the modules above |
+//! | [`kek_verifiers`] | `kek_verifiers`, `key_encryption`: which KEKs values are sealed under |
+//! | [`reseal`] | the sealed columns of `device_keys`, `device_sessions`, `integrations`: start-up sealing, rotation |
 //!
 //! Below, the [`Storage`] implementation: one line per method, naming the module
 //! that does it and timing the call (`lorikeet_db_query_duration_seconds`).
@@ -49,8 +51,10 @@ mod events;
 mod gateways;
 mod import;
 mod integrations;
+pub(crate) mod kek_verifiers;
 mod outbox;
 mod queue;
+pub(crate) mod reseal;
 mod sessions;
 mod tenants;
 
@@ -603,5 +607,20 @@ impl Storage for Store {
 
     async fn apply(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         self.timed("apply", batch::apply(self, ops)).await
+    }
+
+    async fn rotate_keys(&self, batch: u32) -> Result<RotateReport, StoreError> {
+        self.timed("rotate_keys", reseal::rotate(self, batch)).await
+    }
+
+    async fn key_census(&self) -> Result<KeyCensus, StoreError> {
+        self.timed("key_census", async {
+            Ok(
+                reseal::sweep(self, reseal::Mode::Count, reseal::STARTUP_BATCH)
+                    .await?
+                    .census,
+            )
+        })
+        .await
     }
 }

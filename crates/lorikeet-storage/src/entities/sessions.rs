@@ -1,16 +1,29 @@
 //! Sessions: `device_sessions`, one row per activated device (DevAddr, session
 //! keys, frame counters, the network server's opaque state). Written only through
 //! `apply`, in batches whose SQL differs per backend (see [`write`]); reads are shared.
+//!
+//! The four session keys are sealed under the KEK (`kek.rs`), each bound to its
+//! DevEUI and column. They are opened when a session is read into the live state,
+//! never per frame; sealing is deterministic, so the rewrite of an unchanged session
+//! on every uplink writes the same bytes and spends no fresh nonce.
 
-use lorikeet_lorawan::{DevAddr, Eui64};
+use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
 use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
+use crate::kek::{Context, Keyring};
 use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::store::Tx;
 use crate::{paging, Changed, DeviceSession, Store, StoreError};
 
-const TABLE: &str = "device_sessions";
+pub(crate) const TABLE: &str = "device_sessions";
+/// The sealed columns.
+pub(crate) const SEALED: &[&str] = &[
+    "f_nwk_s_int_key",
+    "s_nwk_s_int_key",
+    "nwk_s_enc_key",
+    "app_s_key",
+];
 
 const COLUMNS: &str = "dev_eui, dev_addr, mac_version, f_nwk_s_int_key, s_nwk_s_int_key, \
      nwk_s_enc_key, app_s_key, f_cnt_up, n_f_cnt_down, a_f_cnt_down, conf_f_cnt, ns_state, \
@@ -28,15 +41,17 @@ const UPSERT_SET: &str = "ON CONFLICT (dev_eui) DO UPDATE SET dev_addr = exclude
 /// Session rows per SQLite statement (13 parameters each; SQLite allows 32,766).
 const SQLITE_ROWS: usize = 1_000;
 
-fn decode(r: &Row) -> Result<DeviceSession, StoreError> {
+fn decode(r: &Row, ring: &Keyring) -> Result<DeviceSession, StoreError> {
+    let dev_eui = r.eui(TABLE, "dev_eui")?;
+    let key = |column| r.sealed_key(ring, TABLE, column, &dev_eui.0);
     Ok(DeviceSession {
-        dev_eui: r.eui(TABLE, "dev_eui")?,
+        dev_eui,
         dev_addr: r.dev_addr(TABLE, "dev_addr")?,
         mac_version: r.get("mac_version")?,
-        f_nwk_s_int_key: r.key(TABLE, "f_nwk_s_int_key")?,
-        s_nwk_s_int_key: r.key(TABLE, "s_nwk_s_int_key")?,
-        nwk_s_enc_key: r.key(TABLE, "nwk_s_enc_key")?,
-        app_s_key: r.key(TABLE, "app_s_key")?,
+        f_nwk_s_int_key: key("f_nwk_s_int_key")?,
+        s_nwk_s_int_key: key("s_nwk_s_int_key")?,
+        nwk_s_enc_key: key("nwk_s_enc_key")?,
+        app_s_key: key("app_s_key")?,
         f_cnt_up: r.int(TABLE, "f_cnt_up")?,
         n_f_cnt_down: r.int(TABLE, "n_f_cnt_down")?,
         a_f_cnt_down: r.int(TABLE, "a_f_cnt_down")?,
@@ -46,13 +61,36 @@ fn decode(r: &Row) -> Result<DeviceSession, StoreError> {
     })
 }
 
+/// A session key sealed for its device and column.
+fn seal(ring: &Keyring, column: &'static str, dev_eui: Eui64, key: &Aes128Key) -> Vec<u8> {
+    ring.seal(
+        &Context {
+            table: TABLE,
+            column,
+            row: &dev_eui.0,
+        },
+        key.as_bytes(),
+    )
+}
+
+/// The four sealed keys of a session, in column order.
+fn sealed_keys(ring: &Keyring, s: &DeviceSession) -> [Vec<u8>; 4] {
+    [
+        seal(ring, "f_nwk_s_int_key", s.dev_eui, &s.f_nwk_s_int_key),
+        seal(ring, "s_nwk_s_int_key", s.dev_eui, &s.s_nwk_s_int_key),
+        seal(ring, "nwk_s_enc_key", s.dev_eui, &s.nwk_s_enc_key),
+        seal(ring, "app_s_key", s.dev_eui, &s.app_s_key),
+    ]
+}
+
 pub(crate) async fn get(db: &Store, dev_eui: Eui64) -> Result<Option<DeviceSession>, StoreError> {
+    let ring = db.keyring()?;
     db.fetch_optional(
         Stmt::select(COLUMNS, "FROM device_sessions WHERE dev_eui = $1").bind(dev_eui.0.to_vec()),
     )
     .await?
     .as_ref()
-    .map(decode)
+    .map(|r| decode(r, ring))
     .transpose()
 }
 
@@ -60,6 +98,7 @@ pub(crate) async fn by_dev_addr(
     db: &Store,
     dev_addr: DevAddr,
 ) -> Result<Vec<DeviceSession>, StoreError> {
+    let ring = db.keyring()?;
     let rows = db
         .fetch_all(
             Stmt::select(
@@ -69,7 +108,7 @@ pub(crate) async fn by_dev_addr(
             .bind(dev_addr.0.to_vec()),
         )
         .await?;
-    decode_all(rows, decode)
+    decode_all(rows, |r| decode(r, ring))
 }
 
 /// Keyset page by DevEUI.
@@ -78,6 +117,7 @@ pub(crate) async fn page(
     after: Option<Eui64>,
     limit: u32,
 ) -> Result<Vec<DeviceSession>, StoreError> {
+    let ring = db.keyring()?;
     let rows = db
         .fetch_all(
             Stmt::select(
@@ -88,18 +128,19 @@ pub(crate) async fn page(
             .bind(i64::from(limit)),
         )
         .await?;
-    decode_all(rows, decode)
+    decode_all(rows, |r| decode(r, ring))
 }
 
 /// Every session, four DevEUI ranges side by side.
 pub(crate) async fn load_all(db: &Store) -> Result<Vec<DeviceSession>, StoreError> {
+    let ring = db.keyring()?.clone();
     paging::load_parallel(
         db,
         format!(
             "SELECT {COLUMNS} FROM device_sessions WHERE dev_eui > $1 AND dev_eui < $2 \
              ORDER BY dev_eui LIMIT $3"
         ),
-        decode,
+        move |r: &Row| decode(r, &ring),
         |s| s.dev_eui,
     )
     .await
@@ -110,12 +151,14 @@ pub(crate) async fn load_all(db: &Store) -> Result<Vec<DeviceSession>, StoreErro
 /// of devices deleted meanwhile are skipped.
 pub(crate) async fn write(
     tx: &mut Tx,
+    ring: &Keyring,
     upserts: &[&DeviceSession],
     deletes: &[Vec<u8>],
 ) -> Result<(), StoreError> {
+    let sealed: Vec<[Vec<u8>; 4]> = upserts.iter().map(|s| sealed_keys(ring, s)).collect();
     match tx {
-        Tx::Postgres(tx) => write_postgres(tx, upserts, deletes).await,
-        Tx::Sqlite(tx) => write_sqlite(tx, upserts, deletes).await,
+        Tx::Postgres(tx) => write_postgres(tx, upserts, &sealed, deletes).await,
+        Tx::Sqlite(tx) => write_sqlite(tx, upserts, &sealed, deletes).await,
     }
 }
 
@@ -124,6 +167,7 @@ pub(crate) async fn write(
 async fn write_postgres(
     tx: &mut Transaction<'static, Postgres>,
     upserts: &[&DeviceSession],
+    sealed: &[[Vec<u8>; 4]],
     deletes: &[Vec<u8>],
 ) -> Result<(), StoreError> {
     if !upserts.is_empty() {
@@ -135,6 +179,7 @@ async fn write_postgres(
         };
         let text =
             |f: fn(&DeviceSession) -> &str| -> Vec<&str> { upserts.iter().map(|s| f(s)).collect() };
+        let key = |i: usize| -> Vec<&[u8]> { sealed.iter().map(|k| k[i].as_slice()).collect() };
         sqlx::query(&format!(
             "INSERT INTO device_sessions ({COLUMNS}) SELECT u.* FROM UNNEST($1::bytea[], \
                $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[], \
@@ -146,10 +191,10 @@ async fn write_postgres(
         .bind(bytes(|s| &s.dev_eui.0))
         .bind(bytes(|s| &s.dev_addr.0))
         .bind(text(|s| &s.mac_version))
-        .bind(bytes(|s| s.f_nwk_s_int_key.as_bytes()))
-        .bind(bytes(|s| s.s_nwk_s_int_key.as_bytes()))
-        .bind(bytes(|s| s.nwk_s_enc_key.as_bytes()))
-        .bind(bytes(|s| s.app_s_key.as_bytes()))
+        .bind(key(0))
+        .bind(key(1))
+        .bind(key(2))
+        .bind(key(3))
         .bind(int(|s| s.f_cnt_up))
         .bind(int(|s| s.n_f_cnt_down))
         .bind(int(|s| s.a_f_cnt_down))
@@ -174,20 +219,22 @@ async fn write_postgres(
 async fn write_sqlite(
     tx: &mut Transaction<'static, Sqlite>,
     upserts: &[&DeviceSession],
+    sealed: &[[Vec<u8>; 4]],
     deletes: &[Vec<u8>],
 ) -> Result<(), StoreError> {
-    for chunk in upserts.chunks(SQLITE_ROWS) {
+    let rows: Vec<(&DeviceSession, &[Vec<u8>; 4])> = upserts.iter().copied().zip(sealed).collect();
+    for chunk in rows.chunks(SQLITE_ROWS) {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
             "INSERT INTO device_sessions ({COLUMNS}) SELECT * FROM ("
         ));
-        q.push_values(chunk, |mut b, s| {
+        q.push_values(chunk, |mut b, (s, k)| {
             b.push_bind(s.dev_eui.0.to_vec())
                 .push_bind(s.dev_addr.0.to_vec())
                 .push_bind(s.mac_version.as_str())
-                .push_bind(s.f_nwk_s_int_key.as_bytes().to_vec())
-                .push_bind(s.s_nwk_s_int_key.as_bytes().to_vec())
-                .push_bind(s.nwk_s_enc_key.as_bytes().to_vec())
-                .push_bind(s.app_s_key.as_bytes().to_vec())
+                .push_bind(k[0].clone())
+                .push_bind(k[1].clone())
+                .push_bind(k[2].clone())
+                .push_bind(k[3].clone())
                 .push_bind(i64::from(s.f_cnt_up))
                 .push_bind(i64::from(s.n_f_cnt_down))
                 .push_bind(i64::from(s.a_f_cnt_down))
@@ -215,15 +262,17 @@ async fn write_sqlite(
 
 /// The sessions of those of `euis` that have one.
 pub(crate) async fn by_euis(db: &Store, euis: &[Eui64]) -> Result<Vec<DeviceSession>, StoreError> {
+    let ring = db.keyring()?;
     let rows = paging::by_euis(db, COLUMNS, "device_sessions", "", euis).await?;
-    decode_all(rows, decode)
+    decode_all(rows, |r| decode(r, ring))
 }
 
 /// ABP activation (the API's): the session as a provisioning write, so it goes on the
 /// feed. The network server's own session writes go through `apply` instead.
 pub(crate) async fn activate(db: &Store, s: &DeviceSession) -> Result<(), StoreError> {
+    let ring = db.keyring()?;
     let mut p = db.provision().await?;
-    write(p.tx(), &[s], &[]).await?;
+    write(p.tx(), ring, &[s], &[]).await?;
     p.record(Changed::Session(s.dev_eui));
     p.commit().await?;
     Ok(())

@@ -43,8 +43,7 @@ const WRITER_QUEUE: usize = 16_384;
 /// How long shutdown waits for queued writes to reach the database.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(4);
 
-/// A started server.
-#[derive(Debug)]
+/// A started server. Its `Debug` shows no secret.
 pub struct Server {
     /// Where the API listens.
     pub api_addr: SocketAddr,
@@ -61,6 +60,18 @@ pub struct Server {
     flush: Vec<JoinHandle<()>>,
     /// How long the tasks other than the flush may take to stop.
     rest_grace: Duration,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("api_addr", &self.api_addr)
+            .field("udp_addr", &self.udp_addr)
+            .field("admin_token", &"<redacted>")
+            .field("storage", &self.storage.backend())
+            .field("tasks", &self.tasks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The admin token: configured, or read from (or generated into) the token file.
@@ -128,15 +139,34 @@ fn ns_config(config: &Config) -> NsConfig {
 /// Starts every part of the server. Ports are bound before this returns; errors name
 /// what could not be opened.
 pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Server> {
-    let storage =
-        lorikeet_storage::connect_with(&config.database.url, config.database.connect_options())
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the database {}",
-                    lorikeet_storage::redact_url(&config.database.url)
-                )
-            })?;
+    let keks = crate::keys::resolve(&config.security, crate::keys::Generate::IfMissing, &[])?;
+    let storage = match lorikeet_storage::connect_with(
+        &config.database.url,
+        config.database.connect_options(),
+        keks.keyring.clone(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let refused = matches!(e, lorikeet_storage::StoreError::Kek(_));
+            let mut context = format!(
+                "cannot open the database {}",
+                lorikeet_storage::redact_url(&config.database.url)
+            );
+            if refused && matches!(keks.source, crate::keys::KekSource::Generated(_)) {
+                // The check runs before anything is encrypted: the new file is unused.
+                keks.discard_generated();
+                context.push_str(&format!(
+                    " (no KEK is configured and ./{} did not exist here, so this start \
+                     generated a new one, which cannot be the database's; it was removed again)",
+                    crate::keys::LOCAL_KEK_FILE
+                ));
+            }
+            return Err(anyhow::Error::new(e).context(context));
+        }
+    };
+    keks.log();
     let admin_token = resolve_admin_token(&config.api)?;
 
     let codecs = Codecs::new(config.codec.limits()).context("cannot start the codec workers")?;

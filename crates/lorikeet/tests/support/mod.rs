@@ -33,6 +33,8 @@ pub async fn start_server_with(database_url: &str, adjust: impl FnOnce(&mut Conf
     config.api.bind = "127.0.0.1:0".parse().unwrap();
     config.api.admin_token = ADMIN_TOKEN.into();
     config.gateway.udp_bind = "127.0.0.1:0".parse().unwrap();
+    // The KEK the test databases (`TestDb`) seal secrets under.
+    config.security.kek = lorikeet_storage::testing::TEST_KEK_HEX.into();
     adjust(&mut config);
     lorikeet::start(config, None).await.expect("server starts")
 }
