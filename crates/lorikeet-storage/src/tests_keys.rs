@@ -545,3 +545,82 @@ async fn plain_rows_of_the_previous_version_are_sealed_at_start_up_postgres() {
         plain_rows_are_sealed_at_start_up(db).await;
     }
 }
+
+// The rotation writes a value back only if it is still the one it read: a key the
+// server (or the API) replaced meanwhile is left as it is.
+storage_test!(
+    a_rotation_never_overwrites_a_value_written_meanwhile,
+    |db: TestDb| async move {
+        let (_, devices) = populate(&*db.storage).await;
+        let dev = devices[0].dev_eui;
+        let read = db
+            .raw("SELECT app_key FROM device_keys ORDER BY dev_eui")
+            .await[0]
+            .clone()
+            .unwrap();
+        // Meanwhile, a new AppKey.
+        db.storage
+            .set_device_keys(dev, &key(0x55), None)
+            .await
+            .unwrap();
+        let store = if db.url().starts_with("sqlite:") {
+            crate::sqlite::open(db.url(), crate::sqlite::Lock::None, SqliteSync::Full)
+                .await
+                .unwrap()
+        } else {
+            crate::postgres::connect(db.url()).await.unwrap()
+        };
+        let ring = Keyring::new(kek(5, Some("k2")));
+        let resealed = ring.seal(
+            &kek::Context {
+                table: "device_keys",
+                column: "app_key",
+                row: &dev.0,
+            },
+            key(1).as_bytes(),
+        );
+        let mut tx = store.begin().await.unwrap();
+        let n = crate::entities::reseal::swap_column(
+            &mut tx,
+            "device_keys",
+            "app_key",
+            &[(dev.0.to_vec(), read.clone(), resealed.clone())],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(n, 0, "the value changed since it was read");
+        assert_eq!(
+            db.storage
+                .get_device_keys(dev)
+                .await
+                .unwrap()
+                .unwrap()
+                .app_key,
+            key(0x55)
+        );
+        // The value as read is swapped.
+        let current = db
+            .raw("SELECT app_key FROM device_keys ORDER BY dev_eui")
+            .await[0]
+            .clone()
+            .unwrap();
+        let mut tx = store.begin().await.unwrap();
+        let n = crate::entities::reseal::swap_column(
+            &mut tx,
+            "device_keys",
+            "app_key",
+            &[(dev.0.to_vec(), current, resealed.clone())],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            db.raw("SELECT app_key FROM device_keys ORDER BY dev_eui")
+                .await[0],
+            Some(resealed)
+        );
+        store.close_pools().await;
+    }
+);

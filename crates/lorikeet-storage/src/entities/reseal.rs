@@ -151,7 +151,7 @@ pub(crate) async fn rotate(db: &Store, batch: u32) -> Result<RotateReport, Store
 }
 
 /// One column value to replace: (row key, value read, new value).
-type Swap = (Vec<u8>, Vec<u8>, Vec<u8>);
+pub(crate) type Swap = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// Sweeps one table whose sealed columns are AES keys, keyed by DevEUI.
 async fn sweep_keys(
@@ -232,7 +232,7 @@ async fn sweep_keys(
 
 /// Replaces `table.column` of each row that still holds the value read; returns
 /// how many did.
-async fn swap_column(
+pub(crate) async fn swap_column(
     tx: &mut Tx,
     table: &str,
     column: &str,
