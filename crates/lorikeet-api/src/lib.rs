@@ -28,6 +28,8 @@ use warp::{Buf, Filter, Reply};
 
 mod auth;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handlers;
 mod http;
 pub mod input;

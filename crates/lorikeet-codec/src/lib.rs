@@ -15,6 +15,8 @@
 
 pub mod cayenne;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod js;
 mod pool;
 

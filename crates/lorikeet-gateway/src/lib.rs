@@ -28,6 +28,8 @@
 
 mod config;
 mod counters;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 mod limits;
 mod listener;

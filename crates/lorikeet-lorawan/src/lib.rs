@@ -14,6 +14,8 @@
 
 pub mod crypto;
 pub mod fcnt;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mac;
 pub mod phy;
 mod reader;

@@ -355,3 +355,42 @@ pub(super) async fn delete_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     ctx.state.notify(Change::IntegrationChanged(id));
     Ok(Out::NoContent)
 }
+
+/// The checks [`create`]/[`update`] (`AppBody`) and [`put_http`] (`HttpBody`) make
+/// of their body before any lookup, for the `api_bodies` fuzz target. An accepted
+/// integration has an http(s) URL with a host and no whitespace, and header names
+/// that are HTTP tokens with values that cannot split a header.
+pub(super) fn fuzz_body(http: bool, body: &[u8]) -> Result<(), ApiError> {
+    if !http {
+        let b: AppBody = input::json(body)?;
+        input::name("name", &b.name)?;
+        b.tenant_id
+            .as_deref()
+            .map(|t| input::uuid("tenantId", t))
+            .transpose()?;
+        return Ok(());
+    }
+    let config = validate_http(input::json(body)?)?;
+    assert!(
+        config.url.starts_with("http://") || config.url.starts_with("https://"),
+        "{}",
+        config.url
+    );
+    assert!(
+        !config.url.chars().any(char::is_whitespace),
+        "{}",
+        config.url
+    );
+    for (name, value) in &config.headers {
+        assert!(
+            !name.is_empty() && name.bytes().all(|c| c.is_ascii_graphic() && c != b':'),
+            "header name {name:?}"
+        );
+        assert!(
+            !value.contains(['\r', '\n', '\0']),
+            "header value {value:?}"
+        );
+    }
+    serde_json::to_value(&config).map_err(|_| ApiError::internal())?;
+    Ok(())
+}

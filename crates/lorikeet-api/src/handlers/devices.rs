@@ -487,3 +487,91 @@ pub(super) async fn get_activation(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     };
     Ok(Out::ok(activation_json(&s)))
 }
+
+/// What the `api_bodies` fuzz target checks a body as.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum FuzzBody {
+    /// `POST /devices` (a DevEUI is required).
+    Create,
+    /// `PUT /devices/{devEui}` (the DevEUI may be left out).
+    Update,
+    /// `PUT /devices/{devEui}/keys`.
+    Keys,
+    /// `POST /devices/{devEui}/activate`.
+    Activate,
+}
+
+/// The checks the device handlers make of their body, given the device's
+/// application and profile (as the handlers look them up), for the `api_bodies`
+/// fuzz target. An accepted device, read back as `GET` shows it ([`device_json`])
+/// and sent again as a `PUT` body, is accepted as the same device; accepted root
+/// keys have a NwkKey exactly for LoRaWAN 1.1; an accepted ABP session has receive
+/// windows that are valid for the profile's region.
+pub(super) fn fuzz_body(
+    kind: FuzzBody,
+    body: &[u8],
+    app: &Application,
+    profile: &DeviceProfile,
+) -> Result<(), ApiError> {
+    let dev_eui = Eui64::from_u64(0x0102_0304_0506_0708);
+    match kind {
+        FuzzBody::Create | FuzzBody::Update => {
+            let b: DeviceBody = input::json(body)?;
+            let dev_eui = match kind {
+                FuzzBody::Create => b.required_dev_eui()?,
+                _ => match b.dev_eui.as_deref() {
+                    Some(raw) => input::eui("devEui", raw)?,
+                    None => dev_eui,
+                },
+            };
+            let d = b.fields()?.device(dev_eui, app, profile)?;
+            let shown = serde_json::to_vec(&device_json(&d)).map_err(|_| ApiError::internal())?;
+            let b2: DeviceBody = input::json(&shown)?;
+            assert_eq!(b2.required_dev_eui().ok(), Some(dev_eui));
+            let again = b2
+                .fields()
+                .and_then(|f| f.device(dev_eui, app, profile))
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "GET output {} is refused as a PUT body: {e}",
+                        String::from_utf8_lossy(&shown)
+                    )
+                });
+            assert_eq!(
+                Device {
+                    created_at: d.created_at,
+                    updated_at: d.updated_at,
+                    ..again
+                },
+                d,
+                "a device changed when its GET output was PUT back"
+            );
+        }
+        FuzzBody::Keys => {
+            let keys = input::json::<KeysBody>(body)?.root_keys(profile)?;
+            assert_eq!(keys.nwk_key.is_some(), is_lorawan_1_1(&profile.mac_version));
+        }
+        FuzzBody::Activate => {
+            let s = input::json::<ActivateBody>(body)?.session(dev_eui, profile)?;
+            let state: SessionState =
+                serde_json::from_str(&s.ns_state).expect("the stored session state reads back");
+            let region = lorikeet_region::build_region(&profile.region, &Default::default())
+                .expect("a session was made, so the region exists");
+            let (lo, hi) = region.frequency_range_hz();
+            assert!((1..=15).contains(&state.rx1_delay_s), "{state:?}");
+            assert!(state.rx1_dr_offset <= 7, "{state:?}");
+            assert!(
+                region
+                    .data_rates()
+                    .iter()
+                    .any(|e| e.dr == state.rx2_dr && e.direction.allows(false)),
+                "{state:?}"
+            );
+            assert!(
+                (lo..=hi).contains(&state.rx2_frequency_hz) || profile.rx2_frequency_hz.is_some(),
+                "{state:?}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -183,3 +183,47 @@ pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     ctx.state.notify(Change::GatewayDeleted(id));
     Ok(Out::NoContent)
 }
+
+/// The checks [`create`] (`GatewayBody`) and [`update`] (`GatewayUpdateBody`) make
+/// of their body before any lookup, for the `api_bodies` fuzz target. An accepted
+/// location is within ±90°/±180°.
+pub(super) fn fuzz_body(update: bool, body: &[u8]) -> Result<(), ApiError> {
+    let (gateway_id, name, tenant_id, l, source) = if update {
+        let b: GatewayUpdateBody = input::json(body)?;
+        (
+            b.gateway_id,
+            b.name,
+            b.tenant_id,
+            b.location,
+            b.location_source,
+        )
+    } else {
+        let b: GatewayBody = input::json(body)?;
+        (
+            Some(b.gateway_id),
+            b.name,
+            b.tenant_id,
+            b.location,
+            b.location_source,
+        )
+    };
+    gateway_id
+        .as_deref()
+        .map(|g| input::eui("gatewayId", g))
+        .transpose()?;
+    tenant_id
+        .as_deref()
+        .map(|t| input::uuid("tenantId", t))
+        .transpose()?;
+    input::name("name", &name)?;
+    let l = location(l)?;
+    let source = location_source(source.as_deref(), l.as_ref())?;
+    if let Some(l) = l {
+        assert!(
+            l.latitude.abs() <= 90.0 && l.longitude.abs() <= 180.0,
+            "{l:?}"
+        );
+    }
+    assert_eq!(LocationSource::parse(source.as_str()), Some(source));
+    Ok(())
+}

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 use warp::http::StatusCode;
 
-use super::devices::{ActivateBody, DeviceBody, KeysBody};
+use super::devices::{ActivateBody, DeviceBody, DeviceFields, KeysBody};
 use super::Ctx;
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -155,6 +155,27 @@ async fn check_row(
     index: usize,
     raw: Value,
 ) -> Result<ImportRow, ApiError> {
+    let row = parse_row(first_row, index, raw)?;
+    let app = lookups.application(ctx, row.fields.application_id).await?;
+    let profile = lookups.profile(ctx, row.fields.device_profile_id).await?;
+    row.finish(&app, &profile)
+}
+
+/// A row whose own fields are valid; its application and profile are still to be
+/// looked up.
+struct ParsedRow {
+    dev_eui: Eui64,
+    fields: DeviceFields,
+    keys: Option<KeysBody>,
+    activation: Option<ActivateBody>,
+}
+
+/// The checks of a row that need no lookup (the DevEUI must not be in an earlier row).
+fn parse_row(
+    first_row: &mut HashMap<Eui64, usize>,
+    index: usize,
+    raw: Value,
+) -> Result<ParsedRow, ApiError> {
     if !raw.is_object() {
         return Err(ApiError::bad_request(format!(
             "each device must be a JSON object, got {}",
@@ -170,25 +191,58 @@ async fn check_row(
         )));
     }
     first_row.insert(dev_eui, index);
-    let fields = row.device.fields()?;
-    let app = lookups.application(ctx, fields.application_id).await?;
-    let profile = lookups.profile(ctx, fields.device_profile_id).await?;
-    let device = fields.device(dev_eui, &app, &profile)?;
-    let keys = row
-        .keys
-        .map(|k| k.root_keys(&profile))
-        .transpose()
-        .map_err(|e| within("keys", e))?;
-    let session = row
-        .activation
-        .map(|a| a.session(dev_eui, &profile))
-        .transpose()
-        .map_err(|e| within("activation", e))?;
-    Ok(ImportRow {
-        device,
-        keys,
-        session,
+    Ok(ParsedRow {
+        dev_eui,
+        fields: row.device.fields()?,
+        keys: row.keys,
+        activation: row.activation,
     })
+}
+
+impl ParsedRow {
+    /// The row, given its application and profile (visible to the caller).
+    fn finish(self, app: &Application, profile: &DeviceProfile) -> Result<ImportRow, ApiError> {
+        let dev_eui = self.dev_eui;
+        let device = self.fields.device(dev_eui, app, profile)?;
+        let keys = self
+            .keys
+            .map(|k| k.root_keys(profile))
+            .transpose()
+            .map_err(|e| within("keys", e))?;
+        let session = self
+            .activation
+            .map(|a| a.session(dev_eui, profile))
+            .transpose()
+            .map_err(|e| within("activation", e))?;
+        Ok(ImportRow {
+            device,
+            keys,
+            session,
+        })
+    }
+}
+
+/// The checks [`import`] makes of its body and of each row, with every row's
+/// application and profile given (as the lookups would find them), for the
+/// `api_bodies` fuzz target: the indexes of the bad rows, or the body's error.
+pub(super) fn fuzz_body(
+    body: &[u8],
+    app: &Application,
+    profile: &DeviceProfile,
+) -> Result<Vec<usize>, ApiError> {
+    let body: ImportBody = crate::input::json(body)?;
+    if body.devices.len() > MAX_IMPORT_ROWS {
+        return Err(ApiError::bad_request("too many devices"));
+    }
+    let mut first_row = HashMap::new();
+    let mut bad = Vec::new();
+    for (index, raw) in body.devices.into_iter().enumerate() {
+        if let Err(e) = parse_row(&mut first_row, index, raw).and_then(|r| r.finish(app, profile)) {
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "row {index}: {e}");
+            bad.push(index);
+        }
+    }
+    Ok(bad)
 }
 
 /// An error of a row's nested object, named by it.

@@ -227,3 +227,32 @@ pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     ctx.state.notify(Change::ProfileChanged(id));
     Ok(Out::NoContent)
 }
+
+/// The checks [`create`]/[`update`] make of their body before any lookup, for the
+/// `api_bodies` fuzz target; an accepted profile, read back as `GET` shows it
+/// ([`profile_json`]) and sent again as a `PUT` body, is accepted as the same profile.
+pub(super) fn fuzz_body(body: &[u8]) -> Result<DeviceProfile, ApiError> {
+    let b: ProfileBody = input::json(body)?;
+    b.tenant_id
+        .as_deref()
+        .map(|t| input::uuid("tenantId", t))
+        .transpose()?;
+    let created_at = chrono::DateTime::UNIX_EPOCH;
+    let p = build(b, Uuid::nil(), Uuid::nil(), created_at)?;
+    let shown = serde_json::to_vec(&profile_json(&p)).map_err(|_| ApiError::internal())?;
+    let again = build(input::json(&shown)?, p.id, p.tenant_id, created_at).unwrap_or_else(|e| {
+        panic!(
+            "GET output {} is refused as a PUT body: {e}",
+            String::from_utf8_lossy(&shown)
+        )
+    });
+    assert_eq!(
+        DeviceProfile {
+            updated_at: p.updated_at,
+            ..again
+        },
+        p,
+        "a profile changed when its GET output was PUT back"
+    );
+    Ok(p)
+}

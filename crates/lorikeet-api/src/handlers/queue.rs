@@ -100,3 +100,32 @@ pub(super) async fn events(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         .collect();
     Ok(Out::ok(json!({ "items": items })))
 }
+
+/// The checks [`enqueue`] makes of its body before any lookup (the shared
+/// [`lorikeet_service::check`]), and the Cayenne LPP encoding an object gets on a
+/// `cayenne_lpp` profile, for the `api_bodies` fuzz target. Accepted bytes fit
+/// every data rate's limit and go to an application FPort.
+pub(super) fn fuzz_body(body: &[u8]) -> Result<(), ApiError> {
+    let b: QueueBody = input::json(body)?;
+    let req = DownlinkRequest {
+        f_port: b.f_port,
+        data: b.data,
+        object: b.object,
+        confirmed: b.confirmed,
+        expires_at: b.expires_at,
+    };
+    let checked =
+        lorikeet_service::downlink::check(req).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    assert!((1..=223).contains(&checked.f_port), "{checked:?}");
+    let bytes = match checked.payload {
+        lorikeet_service::downlink::Payload::Bytes(b) => b,
+        lorikeet_service::downlink::Payload::Object(o) => {
+            lorikeet_codec::cayenne::encode(&o).map_err(|e| ApiError::bad_request(e.to_string()))?
+        }
+    };
+    if bytes.len() > lorikeet_service::MAX_DOWNLINK_PAYLOAD {
+        // The encoded object is refused by size in `enqueue`, as given bytes are in `check`.
+        return Err(ApiError::bad_request("the encoded object is too large"));
+    }
+    Ok(())
+}

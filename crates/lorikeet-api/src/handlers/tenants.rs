@@ -169,6 +169,23 @@ pub(super) async fn delete_key(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out::NoContent)
 }
 
+/// The checks [`create`]/[`update`] (`TenantBody`) and [`create_key`] (`KeyBody`)
+/// make of their body before any lookup, for the `api_bodies` fuzz target.
+pub(super) fn fuzz_body(api_key: bool, body: &[u8]) -> Result<(), ApiError> {
+    if api_key {
+        let b: KeyBody = input::json(body)?;
+        input::name("name", &b.name)?;
+        b.tenant_id
+            .as_deref()
+            .map(|t| input::uuid("tenantId", t))
+            .transpose()?;
+    } else {
+        let b: TenantBody = input::json(body)?;
+        input::name("name", &b.name)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -1,0 +1,50 @@
+//! Runs the bodies of the `cayenne` and `js_codec` cargo-fuzz targets (`fuzz/`,
+//! nightly only) over their committed seed corpus, so that the stable suite
+//! exercises them: a seed that breaks an invariant fails here, named by its file.
+//! The long runs are `scripts/fuzz` (docs/security.md, "Fuzzing").
+
+use std::path::PathBuf;
+
+use lorikeet_codec::fuzzing;
+
+/// Every file of `fuzz/corpus/<target>/`, with its name; fails when there is none.
+/// Seeds named `reject-*` are inputs the decoders must refuse, the others inputs
+/// they must accept (so that the invariants behind acceptance run).
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("a directory entry").path();
+            let bytes = std::fs::read(&path).expect("a corpus file reads");
+            (path.display().to_string(), bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "{} has no seeds", dir.display());
+    files
+}
+
+#[test]
+fn cayenne_seeds() {
+    for (name, bytes) in corpus("cayenne") {
+        let Ok(accepted) = std::panic::catch_unwind(|| fuzzing::cayenne(&bytes)) else {
+            panic!("fuzz target cayenne fails on {name}");
+        };
+        assert_eq!(accepted, !name.contains("/reject-"), "{name}: accepted");
+    }
+}
+
+#[test]
+fn js_codec_seeds() {
+    let mut engine = fuzzing::js_engine();
+    for (name, bytes) in corpus("js_codec") {
+        let run = std::panic::AssertUnwindSafe(|| fuzzing::js_codec(&mut engine, &bytes));
+        let Ok(accepted) = std::panic::catch_unwind(run) else {
+            panic!("fuzz target js_codec fails on {name}");
+        };
+        assert_eq!(accepted, !name.contains("/reject-"), "{name}: accepted");
+    }
+}
