@@ -370,7 +370,9 @@ pub(super) fn fuzz_body(http: bool, body: &[u8]) -> Result<(), ApiError> {
             .transpose()?;
         return Ok(());
     }
-    let config = validate_http(input::json(body)?)?;
+    let b: HttpBody = input::json(body)?;
+    let url = parse_url(&b.url)?;
+    let config = merge_http(b, &url, None)?;
     assert!(
         config.url.starts_with("http://") || config.url.starts_with("https://"),
         "{}",
