@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use lorikeet_integration::signature::{sign, sign_v1};
 use lorikeet_lorawan::Eui64;
-use lorikeet_storage::testing::TestDb;
+use lorikeet_storage::testing::{TestDb, TEST_KEK_HEX};
 use lorikeet_storage::{EventKind, IntegrationKind, IntegrationOwner, NewEvent, WriteOp};
 use serde_json::{json, Value};
 use support::binary;
@@ -118,6 +118,8 @@ async fn until(what: &str, secs: u64, mut done: impl AsyncFnMut() -> bool) {
 fn serve(db: &TestDb, extra: &[(&str, &str)]) -> binary::Served {
     let mut env = vec![
         ("LORIKEET_DATABASE_URL", db.url()),
+        // The test store's KEK: every start (and the test's own writes) share it.
+        ("LORIKEET_SECURITY_KEK", TEST_KEK_HEX),
         ("LORIKEET_API_ADMIN_TOKEN", ADMIN_TOKEN),
         ("LORIKEET_WEBHOOK_BACKOFF_BASE_MS", "50"),
         ("LORIKEET_WEBHOOK_BACKOFF_MAX_MS", "200"),
