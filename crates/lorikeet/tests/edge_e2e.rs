@@ -36,6 +36,11 @@ async fn serve(url: &str, name: &str, env: &[(&str, &str)]) -> binary::Served {
         ("LORIKEET_DATABASE_URL".into(), url.into()),
         ("LORIKEET_API_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
         ("LORIKEET_LOG_LEVEL".into(), "info".into()),
+        // The test store's KEK: rows the test writes through it are sealed under it.
+        (
+            "LORIKEET_SECURITY_KEK".into(),
+            lorikeet_storage::testing::TEST_KEK_HEX.into(),
+        ),
     ];
     all.extend(env.iter().map(|(k, v)| ((*k).into(), (*v).into())));
     tokio::task::spawn_blocking(move || {
