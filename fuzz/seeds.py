@@ -118,7 +118,7 @@ abp11 = {"devAddr": "26011BDC", "appSKey": "000102030405060708090A0B0C0D0E0F",
          "nwkSEncKey": "101112131415161718191A1B1C1D1E1F",
          "sNwkSIntKey": "202122232425262728292A2B2C2D2E2F",
          "fNwkSIntKey": "303132333435363738393A3B3C3D3E3F",
-         "rx1Delay": 5, "rx1DrOffset": 1, "rx2FrequencyHz": 869525000}
+         "rx1Delay": 5, "rx1DrOffset": 1, "rx2FrequencyHz": 923200000}
 api = [
     ("tenant", "TenantCreate", 0, {"name": "Acme"}),
     ("tenant-rename", "TenantUpdate", 0, {"name": "  Acme Corp  "}),
@@ -147,7 +147,7 @@ api = [
     ("keys-1.1", "KeysPut", 5, {"appKey": "2B7E151628AED2A6ABF7158809CF4F3C",
                                 "nwkKey": "000102030405060708090A0B0C0D0E0F"}),
     ("activate-1.0", "Activate", 0, abp10),
-    ("activate-1.1", "Activate", 5, abp11),
+    ("activate-1.1-as923-3", "Activate", 5, abp11),
     ("activate-custom-profile", "Activate", 12, abp10),
     ("queue-data", "QueuePost", 0, {"fPort": 2, "data": "AQID", "confirmed": True,
                                     "expiresAt": "2030-01-01T00:00:00Z"}),

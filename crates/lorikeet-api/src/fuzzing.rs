@@ -13,6 +13,7 @@ use lorikeet_storage::{Application, DeviceProfile, PayloadCodec};
 use uuid::Uuid;
 use warp::http::StatusCode;
 
+use crate::error::ApiError;
 use crate::handlers::{self, FUZZ_BODY_ROUTES};
 use crate::input::{self, Query, MAC_VERSIONS, REGIONS};
 
@@ -33,7 +34,7 @@ fn profile(variant: usize, tenant_id: Uuid) -> DeviceProfile {
         adr_enabled: true,
         rx1_delay: if custom { variant as u8 } else { 1 },
         rx1_dr_offset: if custom { (variant % 8) as u8 } else { 0 },
-        rx2_dr: custom.then_some(variant as u8 - 12),
+        rx2_dr: custom.then(|| variant as u8 - 12),
         rx2_frequency_hz: custom.then_some(860_000_000 + variant as u32 * 5_000_000),
         payload_codec: PayloadCodec::CayenneLpp,
         mac_settings: serde_json::json!({}),
@@ -51,8 +52,13 @@ fn profile(variant: usize, tenant_id: Uuid) -> DeviceProfile {
 /// their number, the device profile; the rest is the body. Query strings (`limit`,
 /// `offset`, ids) are parsed from the same bytes.
 pub fn api_bodies(data: &[u8]) -> bool {
+    check(data).is_ok()
+}
+
+/// [`api_bodies`], with the body's error (to tell why a seed is refused).
+pub fn check(data: &[u8]) -> Result<(), ApiError> {
     let Some((&selector, body)) = data.split_first() else {
-        return false;
+        return Err(ApiError::bad_request("no selector byte"));
     };
     let selector = usize::from(selector);
     let route = FUZZ_BODY_ROUTES[selector % FUZZ_BODY_ROUTES.len()];
@@ -84,5 +90,5 @@ pub fn api_bodies(data: &[u8]) -> bool {
             assert_eq!(e.status, StatusCode::BAD_REQUEST);
         }
     }
-    checked.is_ok()
+    checked
 }

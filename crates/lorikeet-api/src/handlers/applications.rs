@@ -357,9 +357,13 @@ pub(super) async fn delete_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 }
 
 /// The checks [`create`]/[`update`] (`AppBody`) and [`put_http`] (`HttpBody`) make
-/// of their body before any lookup, for the `api_bodies` fuzz target. An accepted
-/// integration has an http(s) URL with a host and no whitespace, and header names
-/// that are HTTP tokens with values that cannot split a header.
+/// of their body before any lookup, for the `api_bodies` fuzz target: `put_http` as
+/// a tenant's key would, over a stored webhook on `https://example.com/hook` with an
+/// `Authorization` header and a signing secret, and with the address check of an
+/// IP-literal host (names are resolved at run time, not here). An accepted
+/// integration has an http(s) URL with a host, no tenant-set IP-literal host outside
+/// the global unicast space, header names that are HTTP tokens with values that
+/// cannot split a header, and no masked value left in place of a stored one.
 pub(super) fn fuzz_body(http: bool, body: &[u8]) -> Result<(), ApiError> {
     if !http {
         let b: AppBody = input::json(body)?;
@@ -371,18 +375,35 @@ pub(super) fn fuzz_body(http: bool, body: &[u8]) -> Result<(), ApiError> {
         return Ok(());
     }
     let b: HttpBody = input::json(body)?;
-    let url = parse_url(&b.url)?;
-    let config = merge_http(b, &url, None)?;
+    let url_text = b.url.trim().to_string();
+    let url = parse_url(&url_text)?;
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = ip {
+        lorikeet_service::target::TargetPolicy::default()
+            .check(IntegrationOwner::Tenant, ip)
+            .map_err(|refused| ApiError::bad_request(format!("url: {refused}")))?;
+        assert_eq!(
+            lorikeet_service::target::classify(ip),
+            lorikeet_service::target::AddressClass::Global,
+            "{url_text}"
+        );
+    }
+    let stored = HttpIntegrationConfig {
+        url: "https://example.com/hook".into(),
+        headers: BTreeMap::from([("Authorization".into(), "Bearer stored".into())]),
+        signing_secret: Some("stored secret".into()),
+    };
+    let given = b.headers.clone();
+    let config = merge_http(b, &url, Some(&stored))?;
     assert!(
-        config.url.starts_with("http://") || config.url.starts_with("https://"),
-        "{}",
-        config.url
+        url_text.starts_with("http://") || url_text.starts_with("https://"),
+        "{url_text}"
     );
-    assert!(
-        !config.url.chars().any(char::is_whitespace),
-        "{}",
-        config.url
-    );
+    assert!(url.host_str().is_some_and(|h| !h.is_empty()), "{url_text}");
     for (name, value) in &config.headers {
         assert!(
             !name.is_empty() && name.bytes().all(|c| c.is_ascii_graphic() && c != b':'),
@@ -392,6 +413,17 @@ pub(super) fn fuzz_body(http: bool, body: &[u8]) -> Result<(), ApiError> {
             !value.contains(['\r', '\n', '\0']),
             "header value {value:?}"
         );
+        assert_ne!(value, MASKED, "a masked value was stored for {name:?}");
+        let kept = given
+            .as_ref()
+            .is_none_or(|g| g.get(name).map(String::as_str) == Some(MASKED));
+        if kept {
+            assert_eq!(
+                url.host_str(),
+                Some("example.com"),
+                "a stored value moved hosts"
+            );
+        }
     }
     serde_json::to_value(&config).map_err(|_| ApiError::internal())?;
     Ok(())
