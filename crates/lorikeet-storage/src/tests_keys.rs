@@ -624,3 +624,42 @@ storage_test!(
         store.close_pools().await;
     }
 );
+
+const INTEGRATION_OWNER: i64 = 20250101000008;
+
+/// A database of the version before the SSRF guard (migration 8), upgraded: its
+/// webhooks count as a tenant's (the strict rule) and the response bodies quoted in
+/// old delivery errors are gone, leaving the status.
+async fn old_integrations_are_tenant_owned_and_errors_lose_bodies(db: OldDb) {
+    let (app, _) = write_old_rows(&db).await;
+    db.execute(
+        "UPDATE integrations SET last_error = 'HTTP 500: {\"token\":\"leaked-by-the-body\"}'",
+    )
+    .await
+    .unwrap();
+    let s = db.upgrade(test_keyring()).await.unwrap();
+    let i = s
+        .get_integration(app, IntegrationKind::Http)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(i.owner, IntegrationOwner::Tenant);
+    assert_eq!(i.last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(i.config, http_config(), "settings survive the migration");
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_of_the_version_before_the_ssrf_guard_upgrade_sqlite() {
+    old_integrations_are_tenant_owned_and_errors_lose_bodies(
+        OldDb::sqlite(INTEGRATION_OWNER).await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integrations_of_the_version_before_the_ssrf_guard_upgrade_postgres() {
+    if let Some(db) = OldDb::postgres(INTEGRATION_OWNER).await {
+        old_integrations_are_tenant_owned_and_errors_lose_bodies(db).await;
+    }
+}
