@@ -51,6 +51,8 @@ mod tests_feed;
 mod tests_import;
 #[cfg(test)]
 mod tests_keys;
+#[cfg(test)]
+mod tests_users;
 
 pub use error::StoreError;
 pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
@@ -60,8 +62,8 @@ pub use model::{
     DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
     ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind,
     IntegrationOwner, KeyCensus, Location, LocationSource, NewEvent, OutboxItem, Page,
-    PayloadCodec, PendingEvent, QueueItem, RootKeys, RotateReport, SpillRow, Tenant,
-    DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    PayloadCodec, PendingEvent, QueueItem, Role, RootKeys, RotateReport, SpillRow, Tenant, User,
+    UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -271,6 +273,62 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<ApiKey>, StoreError>;
     /// Revokes a key.
     async fn delete_api_key(&self, id: Uuid) -> Result<bool, StoreError>;
+
+    // --- console users ---
+    /// Creates a user (with its roles) holding `password_hash` (an argon2id PHC
+    /// string). A taken email gives [`StoreError::Duplicate`].
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError>;
+    /// One user, with roles.
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// The user with this (lower-cased) email, and its password hash.
+    async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError>;
+    /// A user's password hash.
+    async fn user_password_hash(&self, id: Uuid) -> Result<Option<String>, StoreError>;
+    /// Users, oldest first; with `tenant_id`, those with a role in it.
+    async fn list_users(
+        &self,
+        tenant_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<User>, StoreError>;
+    /// How many users have the admin flag.
+    async fn count_admin_users(&self) -> Result<u64, StoreError>;
+    /// Changes a user's email and admin flag; false when there is no such user.
+    async fn update_user(
+        &self,
+        id: Uuid,
+        email: &str,
+        is_admin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Sets a user's password; ends their sessions except `keep`.
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep: Option<&[u8; 32]>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Replaces a user's roles; false when there is no such user.
+    async fn set_user_roles(
+        &self,
+        id: Uuid,
+        roles: &[(Uuid, Role)],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a user and their sessions.
+    async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Stores a new sign-in session.
+    async fn create_user_session(&self, session: &UserSession) -> Result<(), StoreError>;
+    /// The unexpired session whose cookie hashes to `token_hash`, and its user.
+    async fn user_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(UserSession, User)>, StoreError>;
+    /// Ends a session (sign-out).
+    async fn delete_user_session(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError>;
+    /// Removes sessions expired at `now`; how many.
+    async fn purge_user_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     // --- applications ---
     /// Creates an application.

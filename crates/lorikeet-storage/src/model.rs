@@ -751,3 +751,69 @@ pub struct RotateReport {
     /// The values as the last pass found them.
     pub census: KeyCensus,
 }
+
+/// What a user may do in one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// Everything in the tenant: applications, integrations, profiles, gateways,
+    /// API keys, devices, users' roles in it.
+    Admin,
+    /// Devices, their keys, activation and downlink queue; reads the rest.
+    DeviceManager,
+    /// Reads only.
+    Viewer,
+}
+
+impl Role {
+    /// The stored and API form: `admin`, `device_manager`, `viewer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::DeviceManager => "device_manager",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The inverse of [`Role::as_str`].
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "device_manager" => Some(Role::DeviceManager),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// A person who signs in to the console (or calls the API with a session cookie).
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    /// User id.
+    pub id: Uuid,
+    /// Sign-in name, lower-cased.
+    pub email: String,
+    /// Global administrator: every tenant, users, the whole server.
+    pub is_admin: bool,
+    /// Role per tenant, ordered by tenant id.
+    pub roles: Vec<(Uuid, Role)>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A signed-in browser: the SHA-256 of its cookie token (the token itself is never
+/// stored) and the CSRF token its pages send back with every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSession {
+    /// SHA-256 of the session cookie's value.
+    pub token_hash: [u8; 32],
+    /// Whose session.
+    pub user_id: Uuid,
+    /// Sent by the console as `X-CSRF-Token` on every request that changes something.
+    pub csrf_token: String,
+    /// Sign-in time.
+    pub created_at: DateTime<Utc>,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+}

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`tenants`] | `tenants` |
 //! | [`api_keys`] | `api_keys` |
+//! | [`users`] | `users`, `user_roles`, `user_sessions` (console sign-in) |
 //! | [`applications`] | `applications` |
 //! | [`device_profiles`] | `device_profiles` |
 //! | [`devices`] | `devices` |
@@ -57,6 +58,7 @@ mod queue;
 pub(crate) mod reseal;
 mod sessions;
 mod tenants;
+mod users;
 
 impl Store {
     /// Runs `f`, recording its latency under `op`.
@@ -129,6 +131,107 @@ impl Storage for Store {
 
     async fn delete_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
         self.timed("delete_api_key", api_keys::delete(self, id))
+            .await
+    }
+
+    // --- console users ---
+
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<(), StoreError> {
+        self.timed("create_user", users::create(self, user, password_hash))
+            .await
+    }
+
+    async fn get_user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+        self.timed("get_user", users::get(self, id)).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>, StoreError> {
+        self.timed("user_by_email", users::by_email(self, email))
+            .await
+    }
+
+    async fn user_password_hash(&self, id: Uuid) -> Result<Option<String>, StoreError> {
+        self.timed("user_password_hash", users::password_hash(self, id))
+            .await
+    }
+
+    async fn list_users(
+        &self,
+        tenant_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<User>, StoreError> {
+        self.timed("list_users", users::list(self, tenant_id, page))
+            .await
+    }
+
+    async fn count_admin_users(&self) -> Result<u64, StoreError> {
+        self.timed("count_admin_users", users::count_admins(self))
+            .await
+    }
+
+    async fn update_user(
+        &self,
+        id: Uuid,
+        email: &str,
+        is_admin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.timed("update_user", users::update(self, id, email, is_admin, now))
+            .await
+    }
+
+    async fn set_user_password(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        keep: Option<&[u8; 32]>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.timed(
+            "set_user_password",
+            users::set_password(self, id, password_hash, keep, now),
+        )
+        .await
+    }
+
+    async fn set_user_roles(
+        &self,
+        id: Uuid,
+        roles: &[(Uuid, Role)],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.timed("set_user_roles", users::set_roles(self, id, roles, now))
+            .await
+    }
+
+    async fn delete_user(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.timed("delete_user", users::delete(self, id)).await
+    }
+
+    async fn create_user_session(&self, session: &UserSession) -> Result<(), StoreError> {
+        self.timed("create_user_session", users::create_session(self, session))
+            .await
+    }
+
+    async fn user_session(
+        &self,
+        token_hash: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(UserSession, User)>, StoreError> {
+        self.timed("user_session", users::session(self, token_hash, now))
+            .await
+    }
+
+    async fn delete_user_session(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.timed(
+            "delete_user_session",
+            users::delete_session(self, token_hash),
+        )
+        .await
+    }
+
+    async fn purge_user_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.timed("purge_user_sessions", users::purge_sessions(self, now))
             .await
     }
 

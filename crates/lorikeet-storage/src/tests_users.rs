@@ -1,0 +1,184 @@
+//! Contract tests of console users, roles and sessions, on SQLite and Postgres.
+
+use chrono::Duration;
+use uuid::Uuid;
+
+use crate::storage_test;
+use crate::testing::TestDb;
+use crate::tests::{t0, tenant};
+use crate::*;
+
+fn user(email: &str, roles: Vec<(Uuid, Role)>) -> User {
+    User {
+        id: Uuid::new_v4(),
+        email: email.into(),
+        is_admin: false,
+        roles,
+        created_at: t0(),
+        updated_at: t0(),
+    }
+}
+
+fn session(user_id: Uuid, token: &str, hours: i64) -> UserSession {
+    UserSession {
+        token_hash: hash_token(token),
+        user_id,
+        csrf_token: format!("csrf-{token}"),
+        created_at: t0(),
+        expires_at: t0() + Duration::hours(hours),
+    }
+}
+
+storage_test!(users_roles_and_emails, |db: TestDb| async move {
+    let s = &*db.storage;
+    let (a, b) = (tenant("a"), tenant("b"));
+    s.create_tenant(&a).await.unwrap();
+    s.create_tenant(&b).await.unwrap();
+    let mut roles = vec![(a.id, Role::Viewer), (b.id, Role::DeviceManager)];
+    roles.sort();
+    let u = user("ann@example.com", roles.clone());
+    s.create_user(&u, "$argon2id$hash-a").await.unwrap();
+    assert_eq!(s.get_user(u.id).await.unwrap().unwrap(), u);
+    let (found, hash) = s.user_by_email("ann@example.com").await.unwrap().unwrap();
+    assert_eq!((found, hash.as_str()), (u.clone(), "$argon2id$hash-a"));
+    assert!(s.user_by_email("bob@example.com").await.unwrap().is_none());
+
+    // One account per email.
+    let dup = user("ann@example.com", vec![]);
+    assert!(matches!(
+        s.create_user(&dup, "x").await,
+        Err(StoreError::Duplicate { .. })
+    ));
+
+    // Roles are replaced as a whole; a tenant's users are those with a role in it.
+    let other = user("cy@example.com", vec![(a.id, Role::Admin)]);
+    s.create_user(&other, "x").await.unwrap();
+    let in_b: Vec<_> = s
+        .list_users(Some(b.id), Page::ALL)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(in_b, vec![u.id]);
+    assert!(s
+        .set_user_roles(u.id, &[(a.id, Role::Admin)], t0())
+        .await
+        .unwrap());
+    assert_eq!(
+        s.get_user(u.id).await.unwrap().unwrap().roles,
+        vec![(a.id, Role::Admin)]
+    );
+    assert!(s
+        .list_users(Some(b.id), Page::ALL)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.list_users(None, Page::ALL).await.unwrap().len(), 2);
+    assert!(!s.set_user_roles(Uuid::new_v4(), &[], t0()).await.unwrap());
+    // A role in a tenant that does not exist is refused.
+    assert!(s
+        .set_user_roles(u.id, &[(Uuid::new_v4(), Role::Viewer)], t0())
+        .await
+        .is_err());
+    assert_eq!(
+        s.get_user(u.id).await.unwrap().unwrap().roles,
+        vec![(a.id, Role::Admin)],
+        "a refused change leaves the roles as they were"
+    );
+
+    // Deleting a tenant removes the roles in it.
+    s.delete_tenant(a.id).await.unwrap();
+    assert!(s.get_user(u.id).await.unwrap().unwrap().roles.is_empty());
+
+    // Admin flag and email.
+    assert_eq!(s.count_admin_users().await.unwrap(), 0);
+    assert!(s
+        .update_user(u.id, "ann@example.org", true, t0())
+        .await
+        .unwrap());
+    assert_eq!(s.count_admin_users().await.unwrap(), 1);
+    assert!(s.user_by_email("ann@example.org").await.unwrap().is_some());
+    assert!(matches!(
+        s.update_user(other.id, "ann@example.org", false, t0())
+            .await,
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert!(s.delete_user(other.id).await.unwrap());
+    assert!(!s.delete_user(other.id).await.unwrap());
+});
+
+storage_test!(
+    sessions_expire_end_and_follow_passwords,
+    |db: TestDb| async move {
+        let s = &*db.storage;
+        let u = user("dee@example.com", vec![]);
+        s.create_user(&u, "old").await.unwrap();
+        let (one, two) = (session(u.id, "one", 12), session(u.id, "two", 12));
+        s.create_user_session(&one).await.unwrap();
+        s.create_user_session(&two).await.unwrap();
+        let (got, who) = s
+            .user_session(&one.token_hash, t0())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((got, who.id), (one.clone(), u.id));
+        // Expired at its expiry.
+        assert!(s
+            .user_session(&one.token_hash, t0() + Duration::hours(12))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(s
+            .user_session(&hash_token("three"), t0())
+            .await
+            .unwrap()
+            .is_none());
+
+        // A new password ends the other sessions, not the one that changed it.
+        assert!(s
+            .set_user_password(u.id, "new", Some(&one.token_hash), t0())
+            .await
+            .unwrap());
+        assert_eq!(s.user_password_hash(u.id).await.unwrap().unwrap(), "new");
+        assert!(s
+            .user_session(&one.token_hash, t0())
+            .await
+            .unwrap()
+            .is_some());
+        assert!(s
+            .user_session(&two.token_hash, t0())
+            .await
+            .unwrap()
+            .is_none());
+
+        // Sign-out; purge; deleting the user ends the rest.
+        assert!(s.delete_user_session(&one.token_hash).await.unwrap());
+        assert!(s
+            .user_session(&one.token_hash, t0())
+            .await
+            .unwrap()
+            .is_none());
+        let short = session(u.id, "short", 1);
+        let long = session(u.id, "long", 48);
+        s.create_user_session(&short).await.unwrap();
+        s.create_user_session(&long).await.unwrap();
+        assert_eq!(
+            s.purge_user_sessions(t0() + Duration::hours(2))
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(s
+            .user_session(&long.token_hash, t0())
+            .await
+            .unwrap()
+            .is_some());
+        s.delete_user(u.id).await.unwrap();
+        assert!(s
+            .user_session(&long.token_hash, t0())
+            .await
+            .unwrap()
+            .is_none());
+    }
+);
