@@ -99,6 +99,23 @@ pub fn name(field: &str, s: &str) -> Result<String, ApiError> {
     Ok(t.to_string())
 }
 
+/// A sign-in email: trimmed, lower-cased, one `@` with something on both sides, no
+/// spaces or control characters, at most 254 bytes (RFC 5321's path limit).
+pub fn email(field: &str, s: &str) -> Result<String, ApiError> {
+    let e = s.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && e.split('@').count() == 2
+        && e.split('@').all(|part| !part.is_empty())
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if valid {
+        Ok(e)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{field} {s:?} is not an email address (name@domain)"
+        )))
+    }
+}
+
 /// Query string parameters (`a=1&b=2`); values are used as given.
 #[derive(Debug, Default)]
 pub struct Query(HashMap<String, String>);

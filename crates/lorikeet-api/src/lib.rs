@@ -27,15 +27,18 @@ use warp::reply::Response;
 use warp::{Buf, Filter, Reply};
 
 mod auth;
+mod console;
 mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handlers;
 mod http;
 pub mod input;
+mod login;
+pub mod password;
 mod router;
 
-pub use auth::Principal;
+pub use auth::{Access, Principal};
 pub use error::ApiError;
 pub use http::serve_filter;
 pub use router::{RouteId, ROUTES};
@@ -60,7 +63,7 @@ pub const OPENAPI_JSON: &str = include_str!("../../../schemas/openapi.json");
 pub struct ApiState {
     /// The store.
     pub storage: Arc<dyn Storage>,
-    admin_token_hash: Option<[u8; 32]>,
+    pub(crate) admin_token_hash: Option<[u8; 32]>,
     /// Renders `/metrics`; `None` answers 404 there (metrics served elsewhere or off).
     pub metrics: Option<MetricsRender>,
     /// Every committed change is sent here (send errors, i.e. no subscriber, are fine).
@@ -78,6 +81,12 @@ pub struct ApiState {
     pub(crate) revocations: Arc<tokio::sync::watch::Sender<u64>>,
     /// Where a webhook may point (the SSRF guard, checked when one is set).
     pub target_guard: TargetGuard,
+    /// Failed console sign-ins, per email and client address.
+    pub(crate) login_throttle: Arc<password::LoginThrottle>,
+    /// How long a console session lasts.
+    pub session_hours: u32,
+    /// Marks the session cookie `Secure` even without `X-Forwarded-Proto: https`.
+    pub secure_cookies: bool,
 }
 
 /// Waits until the live state (network server, application side, gateway registry)
@@ -158,7 +167,18 @@ impl ApiState {
             applied: None,
             revocations: Arc::new(tokio::sync::watch::Sender::new(0)),
             target_guard: TargetGuard::default(),
+            login_throttle: Arc::new(password::LoginThrottle::default()),
+            session_hours: 12,
+            secure_cookies: false,
         }
+    }
+
+    /// Console sessions last `hours`; `secure` marks their cookie `Secure` always
+    /// (behind a TLS proxy that does not send `X-Forwarded-Proto`).
+    pub fn with_sessions(mut self, hours: u32, secure: bool) -> Self {
+        self.session_hours = hours.max(1);
+        self.secure_cookies = secure;
+        self
     }
 
     /// Checks webhook targets with `guard` (the operator's allowlist; a test's
@@ -244,6 +264,7 @@ pub fn routes(
         .and(warp::path::full())
         .and(raw_query)
         .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
         .and(warp::body::stream())
         .and(warp::any().map(move || state.clone()))
         .then(
@@ -251,9 +272,10 @@ pub fn routes(
              path: warp::path::FullPath,
              query: String,
              headers: HeaderMap,
+             remote: Option<std::net::SocketAddr>,
              body,
              state: ApiState| async move {
-                handle(state, method, path.as_str(), &query, headers, body).await
+                handle(state, method, path.as_str(), &query, headers, remote, body).await
             },
         )
 }
@@ -307,7 +329,15 @@ impl Out {
     }
 }
 
-fn json_response(status: StatusCode, v: &Value) -> Response {
+/// `n` random bytes from the OS generator, as lower-case hex.
+pub(crate) fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
     let mut r = warp::reply::with_status(warp::reply::json(v), status).into_response();
     r.headers_mut().insert(
         warp::http::header::CACHE_CONTROL,
@@ -370,6 +400,7 @@ async fn handle<S, B>(
     path: &str,
     query: &str,
     headers: HeaderMap,
+    remote: Option<std::net::SocketAddr>,
     body: S,
 ) -> Response
 where
@@ -377,6 +408,20 @@ where
     B: Buf,
 {
     let start = Instant::now();
+    if console::is_console(path) {
+        let response = match read_body(&headers, body, MAX_BODY_BYTES).await {
+            Ok(body) => console::serve(&state, &method, path, &headers, &body, remote).await,
+            Err(e) => error_response(&e),
+        };
+        metrics::counter!(
+            "lorikeet_api_requests_total",
+            "method" => method.as_str().to_string(),
+            "route" => "console",
+            "status" => response.status().as_u16().to_string()
+        )
+        .increment(1);
+        return response;
+    }
     let (template, result) = match router::find(&method, path) {
         router::Match::Found {
             route,
@@ -384,7 +429,10 @@ where
             params,
         } => (
             template,
-            run(&state, route, &params, query, &headers, body).await,
+            run(
+                &state, &method, route, &params, query, &headers, remote, body,
+            )
+            .await,
         ),
         router::Match::WrongMethod { template, allowed } => {
             let allow = allowed
@@ -446,12 +494,15 @@ where
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run<S, B>(
     state: &ApiState,
+    method: &Method,
     route: RouteId,
     params: &[&str],
     query: &str,
     headers: &HeaderMap,
+    remote: Option<std::net::SocketAddr>,
     body: S,
 ) -> Result<Out, ApiError>
 where
@@ -476,9 +527,16 @@ where
                 )),
             }
         }
+        RouteId::Login => {
+            let body = read_body(headers, body, MAX_BODY_BYTES).await?;
+            return Ok(Out::Raw(
+                login::api_login(state, headers, &body, remote).await?,
+            ));
+        }
+        RouteId::Logout => return Ok(Out::Raw(login::api_logout(state, headers).await?)),
         _ => {}
     }
-    let (principal, key_hash) = auth::authenticate_caller(state, headers).await?;
+    let (principal, credential) = auth::authenticate_caller(state, method, headers).await?;
     let limit = match route {
         RouteId::DeviceImport => MAX_IMPORT_BODY_BYTES,
         _ => MAX_BODY_BYTES,
@@ -488,7 +546,8 @@ where
     let ctx = handlers::Ctx {
         state,
         principal,
-        key_hash,
+        credential,
+        access: route.access(),
         params,
         query: &query,
         body: &body,

@@ -52,12 +52,88 @@ pub enum RouteId {
     GatewayGet,
     GatewayUpdate,
     GatewayDelete,
+    Login,
+    Logout,
+    Me,
+    PasswordPut,
+    UserCreate,
+    UserList,
+    UserGet,
+    UserUpdate,
+    UserDelete,
+    UserRolesPut,
 }
 
 impl RouteId {
-    /// Routes that answer without a bearer token.
+    /// Routes that answer without a bearer token or session (signing in and out
+    /// handle the session themselves).
     pub fn is_public(self) -> bool {
-        matches!(self, RouteId::Metrics | RouteId::Health | RouteId::OpenApi)
+        matches!(
+            self,
+            RouteId::Metrics
+                | RouteId::Health
+                | RouteId::OpenApi
+                | RouteId::Login
+                | RouteId::Logout
+        )
+    }
+
+    /// What the route does to the tenant of the resource it touches, for the roles
+    /// of console users (admin-only routes check that on their own).
+    pub fn access(self) -> crate::auth::Access {
+        use crate::auth::Access;
+        use RouteId::*;
+        match self {
+            Metrics
+            | Health
+            | OpenApi
+            | TenantList
+            | TenantGet
+            | ApiKeyList
+            | ApplicationList
+            | ApplicationGet
+            | HttpIntegrationGet
+            | ProfileList
+            | ProfileGet
+            | DeviceList
+            | DeviceGet
+            | KeysGet
+            | ActivationGet
+            | QueueGet
+            | EventsGet
+            | DeviceEventsStream
+            | ApplicationEventsStream
+            | GatewayList
+            | GatewayGet
+            | Login
+            | Logout
+            | Me
+            | PasswordPut
+            | UserList
+            | UserGet => Access::Read,
+            DeviceCreate | DeviceImport | DeviceUpdate | DeviceDelete | KeysPut | Activate
+            | QueuePost | QueueFlush => Access::Devices,
+            TenantCreate
+            | TenantUpdate
+            | TenantDelete
+            | ApiKeyCreate
+            | ApiKeyDelete
+            | ApplicationCreate
+            | ApplicationUpdate
+            | ApplicationDelete
+            | HttpIntegrationPut
+            | HttpIntegrationDelete
+            | ProfileCreate
+            | ProfileUpdate
+            | ProfileDelete
+            | GatewayCreate
+            | GatewayUpdate
+            | GatewayDelete
+            | UserCreate
+            | UserUpdate
+            | UserDelete
+            | UserRolesPut => Access::Tenant,
+        }
     }
 }
 
@@ -227,6 +303,20 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::DELETE,
         "/api/v1/gateways/{gatewayId}",
         RouteId::GatewayDelete,
+    ),
+    (Method::POST, "/api/v1/login", RouteId::Login),
+    (Method::POST, "/api/v1/logout", RouteId::Logout),
+    (Method::GET, "/api/v1/me", RouteId::Me),
+    (Method::PUT, "/api/v1/me/password", RouteId::PasswordPut),
+    (Method::POST, "/api/v1/users", RouteId::UserCreate),
+    (Method::GET, "/api/v1/users", RouteId::UserList),
+    (Method::GET, "/api/v1/users/{id}", RouteId::UserGet),
+    (Method::PUT, "/api/v1/users/{id}", RouteId::UserUpdate),
+    (Method::DELETE, "/api/v1/users/{id}", RouteId::UserDelete),
+    (
+        Method::PUT,
+        "/api/v1/users/{id}/roles",
+        RouteId::UserRolesPut,
     ),
 ];
 

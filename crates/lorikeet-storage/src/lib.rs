@@ -174,6 +174,22 @@ pub async fn connect_with(
     Ok(Arc::new(store))
 }
 
+/// Opens `url` beside a server that may be running on it: the migrations are
+/// applied, but the SQLite file lock is not taken and no secret is read (no KEK is
+/// needed). For administration commands whose writes no live state caches
+/// (`lorikeet user create`: console users are read from the database at sign-in).
+pub async fn connect_beside(
+    url: &str,
+    options: ConnectOptions,
+) -> Result<Arc<dyn Storage>, StoreError> {
+    let store = if url.starts_with("sqlite:") {
+        sqlite::open(url, sqlite::Lock::None, options.sqlite_sync).await?
+    } else {
+        open_store(url, options).await?
+    };
+    Ok(Arc::new(store))
+}
+
 /// Opens `url` and applies the migrations only: no KEK is needed, and the store
 /// it opened is closed again (`lorikeet migrate`).
 pub async fn migrate(url: &str, options: ConnectOptions) -> Result<(), StoreError> {

@@ -16,8 +16,8 @@ pub(crate) enum Lock {
     /// Refuse to open while another process (or another locked open) has the file:
     /// what serving and migrating use.
     Exclusive,
-    /// No lock: for tests that open a file beside a server using it.
-    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
+    /// No lock: administration beside a server ([`crate::connect_beside`]) and
+    /// tests that open a file beside a server using it.
     None,
 }
 

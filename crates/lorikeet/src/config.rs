@@ -120,6 +120,11 @@ pub struct ApiConfig {
     /// Read your writes: how long a write waits for the live state to apply it
     /// before answering 503 ("stored, not yet live").
     pub live_wait_ms: u64,
+    /// How long a console sign-in lasts, in hours.
+    pub session_hours: u32,
+    /// Marks the console's session cookie `Secure` always (it is whenever a proxy in
+    /// front sends `X-Forwarded-Proto: https`).
+    pub secure_cookies: bool,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -129,6 +134,8 @@ impl std::fmt::Debug for ApiConfig {
             .field("admin_token", &redacted(&self.admin_token))
             .field("admin_token_file", &self.admin_token_file)
             .field("live_wait_ms", &self.live_wait_ms)
+            .field("session_hours", &self.session_hours)
+            .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
 }
@@ -198,6 +205,8 @@ impl Default for ApiConfig {
             admin_token: String::new(),
             admin_token_file: PathBuf::from("lorikeet-admin-token"),
             live_wait_ms: 10_000,
+            session_hours: 12,
+            secure_cookies: false,
         }
     }
 }
@@ -465,6 +474,15 @@ impl Config {
                 message: format!(
                     "{} is outside 1..=600000 ms (how long a write waits to be live)",
                     self.api.live_wait_ms
+                ),
+            });
+        }
+        if self.api.session_hours == 0 || self.api.session_hours > 24 * 90 {
+            return Err(ConfigError::Invalid {
+                key: "api.session_hours",
+                message: format!(
+                    "{} is outside 1..=2160 hours (how long a console sign-in lasts)",
+                    self.api.session_hours
                 ),
             });
         }

@@ -48,6 +48,33 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Users of the web console (docs/console.md).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a console user. The password is the first line of standard input (at
+    /// least 8 characters). Works whether the server is running or not.
+    ///
+    /// Example: `echo "$PASSWORD" | lorikeet user create --admin --email ops@example.com`
+    Create {
+        /// A TOML configuration file (only `[database]` is used).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The user's email: their sign-in name.
+        #[arg(long, value_name = "EMAIL")]
+        email: Option<String>,
+        /// The email, as an argument instead of --email.
+        #[arg(value_name = "EMAIL", conflicts_with = "email")]
+        email_arg: Option<String>,
+        /// A global administrator: every tenant, users, the whole server.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,7 +160,87 @@ fn main() -> ExitCode {
             Ok(config) => block_on(keys(config, from, None)),
             Err(code) => code,
         },
+        Command::User {
+            command:
+                UserCommand::Create {
+                    config,
+                    email,
+                    email_arg,
+                    admin,
+                },
+        } => {
+            let Some(email) = email.or(email_arg) else {
+                eprintln!("lorikeet: user create needs the user's email (--email EMAIL)");
+                return ExitCode::from(2);
+            };
+            match load(config.as_deref()) {
+                Ok(config) => block_on(create_user(config, email, admin)),
+                Err(code) => code,
+            }
+        }
     }
+}
+
+/// `user create`: the password from the first line of stdin, hashed here; the
+/// user stored beside a running server or not.
+async fn create_user(config: Config, email: String, admin: bool) -> ExitCode {
+    let fail = |what: &str| {
+        eprintln!("lorikeet: {what}");
+        ExitCode::FAILURE
+    };
+    let email = match lorikeet_api::input::email("email", &email) {
+        Ok(e) => e,
+        Err(e) => return fail(&e.message),
+    };
+    let mut line = zeroize::Zeroizing::new(String::new());
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        return fail(&format!(
+            "cannot read the password from standard input: {e}"
+        ));
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if let Err(e) = lorikeet_api::password::check_new("the password (standard input)", password) {
+        return fail(&e.message);
+    }
+    let hash = match lorikeet_api::password::hash_blocking(password) {
+        Ok(h) => h,
+        Err(e) => return fail(&format!("cannot hash the password: {e}")),
+    };
+    let url = lorikeet_storage::redact_url(&config.database.url);
+    let storage = match lorikeet_storage::connect_beside(
+        &config.database.url,
+        config.database.connect_options(),
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("cannot open the database {url}: {e}")),
+    };
+    let now = lorikeet_storage::now();
+    let user = lorikeet_storage::User {
+        id: uuid::Uuid::new_v4(),
+        email: email.clone(),
+        is_admin: admin,
+        roles: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    let code = match storage.create_user(&user, &hash).await {
+        Ok(()) => {
+            println!(
+                "created {}user {email} (id {}); sign in at /login",
+                if admin { "administrator " } else { "" },
+                user.id
+            );
+            ExitCode::SUCCESS
+        }
+        Err(lorikeet_storage::StoreError::Duplicate { .. }) => {
+            fail(&format!("a user with the email {email} already exists"))
+        }
+        Err(e) => fail(&format!("cannot store the user in {url}: {e}")),
+    };
+    storage.close().await;
+    code
 }
 
 /// `keys rotate` (with a batch size) or `keys status`.

@@ -216,11 +216,18 @@ fn run(st: &Path, base: &str, token: Option<&str>, checks: &str, dir: &Path) -> 
     assert!(
         out.status.success(),
         "schemathesis found problems (token: {}):\n{stdout}\n{}",
-        token.map_or("none", |t| if t == ADMIN_TOKEN { "admin" } else { "tenant key" }),
+        token.map_or("none", |t| if t == ADMIN_TOKEN {
+            "admin"
+        } else {
+            "tenant key"
+        }),
         String::from_utf8_lossy(&out.stderr)
     );
     let har: Value = serde_json::from_slice(&std::fs::read(&har).unwrap()).unwrap();
-    let entries = har["log"]["entries"].as_array().cloned().unwrap_or_default();
+    let entries = har["log"]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert!(
         entries.len() > 100,
         "schemathesis made only {} requests:\n{stdout}",
@@ -262,10 +269,14 @@ async fn the_api_keeps_its_contract(db: TestDb) {
         run(&st, &base, Some(&key_a), checks, &d)
     });
     for e in &entries {
-        let text = e["response"]["content"]["text"].as_str().unwrap_or_default();
+        let text = e["response"]["content"]["text"]
+            .as_str()
+            .unwrap_or_default();
         for name in &b.names {
             assert!(
-                !text.to_ascii_lowercase().contains(&name.to_ascii_lowercase()),
+                !text
+                    .to_ascii_lowercase()
+                    .contains(&name.to_ascii_lowercase()),
                 "tenant A's key saw tenant B's {name} in {} {}: {text}",
                 e["request"]["method"],
                 e["request"]["url"]
@@ -311,6 +322,7 @@ async fn the_api_keeps_its_contract(db: TestDb) {
     served.stop();
 }
 
-lorikeet_storage::storage_test!(the_api_keeps_its_contract_under_schemathesis, |db: TestDb| {
-    the_api_keeps_its_contract(db)
-});
+lorikeet_storage::storage_test!(
+    the_api_keeps_its_contract_under_schemathesis,
+    |db: TestDb| { the_api_keeps_its_contract(db) }
+);

@@ -38,10 +38,7 @@ struct AppBody {
 pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let b: AppBody = ctx.body()?;
     let name = input::name("name", &b.name)?;
-    let tenant_id = ctx
-        .principal
-        .target_tenant(ctx.state, b.tenant_id.as_deref())
-        .await?;
+    let tenant_id = ctx.target_tenant(b.tenant_id.as_deref()).await?;
     let now = lorikeet_storage::now();
     let a = Application {
         id: Uuid::new_v4(),
@@ -238,7 +235,8 @@ pub(super) async fn put_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let url = parse_url(&url_text)?;
     let owner = match ctx.principal {
         Principal::Admin => IntegrationOwner::Admin,
-        Principal::Tenant(_) => IntegrationOwner::Tenant,
+        // Tenant keys and users without the admin flag: a tenant's rights.
+        Principal::Tenant(_) | Principal::User(_) => IntegrationOwner::Tenant,
     };
     if let Err(refused) = ctx.state.target_guard.check_url(owner, &url).await {
         let hint = match owner {

@@ -100,10 +100,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let name = input::name("name", &b.name)?;
     let location = location(b.location)?;
     let location_source = location_source(b.location_source.as_deref(), location.as_ref())?;
-    let tenant_id = ctx
-        .principal
-        .target_tenant(ctx.state, b.tenant_id.as_deref())
-        .await?;
+    let tenant_id = ctx.target_tenant(b.tenant_id.as_deref()).await?;
     let private = match b.private {
         Some(p) => p,
         None => ctx.tenant(tenant_id).await?.private_gateways,

@@ -127,7 +127,7 @@ pub(super) async fn import(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     for r in refused {
         bad.push(BadRow {
             index: index_of.get(r.row).copied().unwrap_or_default(),
-            error: refusal_message(ctx.principal, &r),
+            error: refusal_message(&ctx.principal, &r),
         });
     }
     bad.sort_by_key(|b| b.index);
@@ -252,14 +252,16 @@ fn within(what: &str, e: ApiError) -> ApiError {
 
 /// Why a device of another tenant is refused. A tenant key learns that the DevEUI
 /// is taken (as `POST /devices` tells it with 409), not by whom.
-fn refusal_message(principal: Principal, r: &ImportRefusal) -> String {
+fn refusal_message(principal: &Principal, r: &ImportRefusal) -> String {
     match principal {
         Principal::Admin => format!(
             "device {} already exists in tenant {}; an import does not move devices between \
              tenants (delete it there first)",
             r.dev_eui, r.tenant_id
         ),
-        Principal::Tenant(_) => format!("device {} already exists in another tenant", r.dev_eui),
+        Principal::Tenant(_) | Principal::User(_) => {
+            format!("device {} already exists in another tenant", r.dev_eui)
+        }
     }
 }
 

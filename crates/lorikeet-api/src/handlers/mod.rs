@@ -5,7 +5,7 @@ use lorikeet_storage::{Application, Device, DeviceProfile, Gateway, Tenant};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::{Access, Credential, Principal};
 use crate::error::ApiError;
 use crate::input::{self, Query};
 use crate::router::RouteId;
@@ -19,19 +19,39 @@ mod profiles;
 mod queue;
 mod stream;
 mod tenants;
+pub(crate) mod users;
 
 /// One authenticated request.
 pub(crate) struct Ctx<'a> {
     pub state: &'a ApiState,
     pub principal: Principal,
-    /// Digest of the tenant API key used (`None`: the admin token).
-    pub key_hash: Option<[u8; 32]>,
+    /// How the caller signed in (checked again by event streams).
+    pub credential: Credential,
+    /// What the route does (for the roles of console users).
+    pub access: Access,
     pub params: &'a [&'a str],
     pub query: &'a Query,
     pub body: &'a [u8],
 }
 
 impl Ctx<'_> {
+    /// Whether a resource of `tenant_id` may be touched by this request: 404 when
+    /// the caller cannot see it, 403 when their role may not do what the route does.
+    fn allowed(&self, tenant_id: Uuid) -> Result<bool, ApiError> {
+        if !self.principal.can_see(tenant_id) {
+            return Ok(false);
+        }
+        self.principal.require(tenant_id, self.access)?;
+        Ok(true)
+    }
+
+    /// The tenant a new resource goes to (`tenantId` of the body, checked).
+    async fn target_tenant(&self, requested: Option<&str>) -> Result<Uuid, ApiError> {
+        self.principal
+            .target_tenant(self.state, requested, self.access)
+            .await
+    }
+
     /// The `i`-th path parameter (the router guarantees it exists).
     fn param(&self, i: usize) -> &str {
         self.params.get(i).copied().unwrap_or_default()
@@ -59,21 +79,21 @@ impl Ctx<'_> {
 
     async fn tenant(&self, id: Uuid) -> Result<Tenant, ApiError> {
         match self.state.storage.get_tenant(id).await? {
-            Some(t) if self.principal.can_see(t.id) => Ok(t),
+            Some(t) if self.allowed(t.id)? => Ok(t),
             _ => Err(ApiError::not_found(format!("tenant {id} not found"))),
         }
     }
 
     async fn application(&self, id: Uuid) -> Result<Application, ApiError> {
         match self.state.storage.get_application(id).await? {
-            Some(a) if self.principal.can_see(a.tenant_id) => Ok(a),
+            Some(a) if self.allowed(a.tenant_id)? => Ok(a),
             _ => Err(ApiError::not_found(format!("application {id} not found"))),
         }
     }
 
     async fn profile(&self, id: Uuid) -> Result<DeviceProfile, ApiError> {
         match self.state.storage.get_device_profile(id).await? {
-            Some(p) if self.principal.can_see(p.tenant_id) => Ok(p),
+            Some(p) if self.allowed(p.tenant_id)? => Ok(p),
             _ => Err(ApiError::not_found(format!(
                 "device profile {id} not found"
             ))),
@@ -82,14 +102,14 @@ impl Ctx<'_> {
 
     async fn device(&self, dev_eui: Eui64) -> Result<Device, ApiError> {
         match self.state.storage.get_device(dev_eui).await? {
-            Some(d) if self.principal.can_see(d.tenant_id) => Ok(d),
+            Some(d) if self.allowed(d.tenant_id)? => Ok(d),
             _ => Err(ApiError::not_found(format!("device {dev_eui} not found"))),
         }
     }
 
     async fn gateway(&self, gateway_id: Eui64) -> Result<Gateway, ApiError> {
         match self.state.storage.get_gateway(gateway_id).await? {
-            Some(g) if self.principal.can_see(g.tenant_id) => Ok(g),
+            Some(g) if self.allowed(g.tenant_id)? => Ok(g),
             _ => Err(ApiError::not_found(format!(
                 "gateway {gateway_id} not found"
             ))),
@@ -210,6 +230,14 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         GatewayGet => gateways::get(ctx).await,
         GatewayUpdate => gateways::update(ctx).await,
         GatewayDelete => gateways::delete(ctx).await,
-        Metrics | Health | OpenApi => Err(ApiError::internal()),
+        Me => users::me(ctx).await,
+        PasswordPut => users::change_password(ctx).await,
+        UserCreate => users::create(ctx).await,
+        UserList => users::list(ctx).await,
+        UserGet => users::get(ctx).await,
+        UserUpdate => users::update(ctx).await,
+        UserDelete => users::delete(ctx).await,
+        UserRolesPut => users::put_roles(ctx).await,
+        Metrics | Health | OpenApi | Login | Logout => Err(ApiError::internal()),
     }
 }

@@ -171,10 +171,7 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let tenant_hint = b.tenant_id.clone();
     // Validate the body before looking anything up, so bad input is always a 400.
     let mut p = build(b, Uuid::new_v4(), Uuid::nil(), lorikeet_storage::now())?;
-    p.tenant_id = ctx
-        .principal
-        .target_tenant(ctx.state, tenant_hint.as_deref())
-        .await?;
+    p.tenant_id = ctx.target_tenant(tenant_hint.as_deref()).await?;
     p.created_at = p.updated_at;
     ctx.state.storage.create_device_profile(&p).await?;
     ctx.state.notify(Change::ProfileChanged(p.id));

@@ -18,7 +18,7 @@ use lorikeet_storage::Change;
 use tokio::sync::watch;
 
 use super::Ctx;
-use crate::auth::Principal;
+use crate::auth::{Credential, Principal};
 use crate::error::ApiError;
 use crate::{ApiState, LiveEvent, Out};
 
@@ -69,7 +69,7 @@ pub(super) async fn application(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 struct Guard {
     state: ApiState,
     principal: Principal,
-    key_hash: Option<[u8; 32]>,
+    credential: Credential,
     filter: Filter,
     /// The application the stream's events must come from (a device stream's
     /// device's current application).
@@ -81,11 +81,24 @@ impl Guard {
     /// the next check decides.
     async fn check(&mut self) -> Result<(), &'static str> {
         let storage = &self.state.storage;
-        if let Some(hash) = &self.key_hash {
-            match storage.api_key_by_hash(hash).await {
+        match &self.credential {
+            Credential::AdminToken => {}
+            Credential::ApiKey(hash) => match storage.api_key_by_hash(hash).await {
                 Ok(Some(k)) if Principal::Tenant(k.tenant_id) == self.principal => {}
                 Ok(_) => return Err("the API key was revoked"),
                 Err(_) => return Ok(()),
+            },
+            // A user's rights are those of now: signed out, deleted or with other
+            // roles, the stream follows.
+            Credential::Session { token_hash, .. } => {
+                match storage
+                    .user_session(token_hash, lorikeet_storage::now())
+                    .await
+                {
+                    Ok(Some((_, user))) => self.principal = Principal::of_user(&user),
+                    Ok(None) => return Err("the session ended"),
+                    Err(_) => return Ok(()),
+                }
             }
         }
         match self.filter {
@@ -184,8 +197,8 @@ fn respond(ctx: &Ctx<'_>, filter: Filter, application: Uuid) -> Out {
     let open = Open {
         guard: Guard {
             state: ctx.state.clone(),
-            principal: ctx.principal,
-            key_hash: ctx.key_hash,
+            principal: ctx.principal.clone(),
+            credential: ctx.credential.clone(),
             filter,
             application,
         },

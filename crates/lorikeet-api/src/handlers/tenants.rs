@@ -49,15 +49,28 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 
 pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let page = input::page(ctx.query)?;
-    let items = match ctx.principal {
+    let items = match &ctx.principal {
         Principal::Admin => ctx.state.storage.list_tenants(probe(page)).await?,
         Principal::Tenant(id) => {
-            let own = ctx.tenant(id).await?;
+            let own = ctx.tenant(*id).await?;
             if page.offset == 0 {
                 vec![own]
             } else {
                 vec![]
             }
+        }
+        // A user's tenants: those of their roles (a handful), in role order.
+        Principal::User(roles) => {
+            let mut own = Vec::new();
+            for (t, _) in roles.iter().skip(page.offset as usize) {
+                if let Some(t) = ctx.state.storage.get_tenant(*t).await? {
+                    own.push(t);
+                }
+                if own.len() > page.limit as usize {
+                    break;
+                }
+            }
+            own
         }
     };
     Ok(page_out(items.iter().map(tenant_json).collect(), page))
@@ -133,10 +146,7 @@ fn new_token() -> String {
 pub(super) async fn create_key(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let b: KeyBody = ctx.body()?;
     let name = input::name("name", &b.name)?;
-    let tenant_id = ctx
-        .principal
-        .target_tenant(ctx.state, b.tenant_id.as_deref())
-        .await?;
+    let tenant_id = ctx.target_tenant(b.tenant_id.as_deref()).await?;
     let token = new_token();
     let key = ApiKey {
         id: Uuid::new_v4(),
@@ -161,7 +171,9 @@ pub(super) async fn list_keys(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 pub(super) async fn delete_key(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.id_param("API key")?;
     match ctx.state.storage.get_api_key(id).await? {
-        Some(k) if ctx.principal.can_see(k.tenant_id) => {}
+        Some(k) if ctx.principal.can_see(k.tenant_id) => {
+            ctx.principal.require(k.tenant_id, ctx.access)?;
+        }
         _ => return Err(ApiError::not_found(format!("API key {id} not found"))),
     }
     ctx.state.storage.delete_api_key(id).await?;

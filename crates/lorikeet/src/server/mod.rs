@@ -236,7 +236,8 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     );
     let mut api_state = ApiState::new(storage.clone(), Some(&admin_token))
         .with_codecs(codecs.clone())
-        .with_target_guard(target_guard.clone());
+        .with_target_guard(target_guard.clone())
+        .with_sessions(config.api.session_hours, config.api.secure_cookies);
     let monitoring: Option<SocketAddr> = config.monitoring.bind.parse().ok();
     if let (Some(m), None) = (metrics.clone(), monitoring) {
         api_state = api_state.with_metrics(m);
