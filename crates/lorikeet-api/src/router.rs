@@ -62,6 +62,7 @@ pub enum RouteId {
     UserUpdate,
     UserDelete,
     UserRolesPut,
+    ProfileTestDecode,
 }
 
 impl RouteId {
@@ -110,7 +111,8 @@ impl RouteId {
             | Me
             | PasswordPut
             | UserList
-            | UserGet => Access::Read,
+            | UserGet
+            | ProfileTestDecode => Access::Read,
             DeviceCreate | DeviceImport | DeviceUpdate | DeviceDelete | KeysPut | Activate
             | QueuePost | QueueFlush => Access::Devices,
             TenantCreate
@@ -317,6 +319,11 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::PUT,
         "/api/v1/users/{id}/roles",
         RouteId::UserRolesPut,
+    ),
+    (
+        Method::POST,
+        "/api/v1/device-profiles/{id}/test-decode",
+        RouteId::ProfileTestDecode,
     ),
 ];
 

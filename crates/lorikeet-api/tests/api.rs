@@ -1696,3 +1696,96 @@ storage_test!(
         s.stop().await;
     }
 );
+
+storage_test!(
+    a_profile_codec_is_tried_on_sample_bytes,
+    |db: TestDb| async move {
+        let s = start(db.storage.clone()).await;
+        let script = "function decodeUplink(input) { \
+        return { data: { port: input.fPort, first: input.bytes[0] }, warnings: ['w'] }; }";
+        let (st, p) = s
+            .admin(
+                Method::POST,
+                "/api/v1/device-profiles",
+                Some(
+                    json!({"name": "js", "region": "EU868", "macVersion": "1.0.3",
+                        "regParamsRevision": "RP002-1.0.3", "supportsOtaa": true,
+                        "payloadCodec": {"type": "javascript", "script": script}}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 201, "{p}");
+        let path = format!("/api/v1/device-profiles/{}/test-decode", id(&p));
+        let (st, v) = s
+            .admin(
+                Method::POST,
+                &path,
+                Some(json!({"fPort": 7, "bytes": "2A 01:02"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v,
+            json!({"object": {"port": 7, "first": 42}, "warnings": ["w"]})
+        );
+        // An unsaved script: its syntax error is the answer.
+        let (st, v) = s
+            .admin(
+                Method::POST,
+                &path,
+                Some(json!({"fPort": 7, "bytes": "00", "script": "function decodeUplink( {"})),
+            )
+            .await;
+        assert_eq!(st, 400, "{v}");
+        assert!(err(&v).contains("the codec failed"), "{v}");
+        for (body, says) in [
+            (json!({"fPort": 0, "bytes": "00"}), "application port"),
+            (json!({"fPort": 1, "bytes": "0g"}), "not hex"),
+        ] {
+            let (st, v) = s.admin(Method::POST, &path, Some(body)).await;
+            assert_eq!(st, 400, "{v}");
+            assert!(err(&v).contains(says), "{v}");
+        }
+        // Cayenne LPP, and a profile without a codec.
+        let (_, c) = s
+            .admin(
+                Method::POST,
+                "/api/v1/device-profiles",
+                Some(
+                    json!({"name": "lpp", "region": "EU868", "macVersion": "1.0.3",
+                        "regParamsRevision": "RP002-1.0.3", "supportsOtaa": true,
+                        "payloadCodec": {"type": "cayenne_lpp"}}),
+                ),
+            )
+            .await;
+        let (st, v) = s
+            .admin(
+                Method::POST,
+                &format!("/api/v1/device-profiles/{}/test-decode", id(&c)),
+                Some(json!({"fPort": 1, "bytes": "016700e1"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["object"]["temperatureSensor"]["1"], 22.5, "{v}");
+        let (_, n) = s
+            .admin(
+                Method::POST,
+                "/api/v1/device-profiles",
+                Some(
+                    json!({"name": "none", "region": "EU868", "macVersion": "1.0.3",
+                        "regParamsRevision": "RP002-1.0.3", "supportsOtaa": true}),
+                ),
+            )
+            .await;
+        let (st, v) = s
+            .admin(
+                Method::POST,
+                &format!("/api/v1/device-profiles/{}/test-decode", id(&n)),
+                Some(json!({"fPort": 1, "bytes": "00"})),
+            )
+            .await;
+        assert_eq!(st, 400);
+        assert!(err(&v).contains("no codec"), "{v}");
+        s.stop().await;
+    }
+);

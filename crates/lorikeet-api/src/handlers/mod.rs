@@ -238,6 +238,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         UserUpdate => users::update(ctx).await,
         UserDelete => users::delete(ctx).await,
         UserRolesPut => users::put_roles(ctx).await,
+        ProfileTestDecode => profiles::test_decode(ctx).await,
         Metrics | Health | OpenApi | Login | Logout => Err(ApiError::internal()),
     }
 }
