@@ -330,7 +330,7 @@ pub(super) async fn test_decode(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
