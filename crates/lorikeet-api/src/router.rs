@@ -63,6 +63,7 @@ pub enum RouteId {
     UserDelete,
     UserRolesPut,
     ProfileTestDecode,
+    Overview,
 }
 
 impl RouteId {
@@ -112,7 +113,8 @@ impl RouteId {
             | PasswordPut
             | UserList
             | UserGet
-            | ProfileTestDecode => Access::Read,
+            | ProfileTestDecode
+            | Overview => Access::Read,
             DeviceCreate | DeviceImport | DeviceUpdate | DeviceDelete | KeysPut | Activate
             | QueuePost | QueueFlush => Access::Devices,
             TenantCreate
@@ -325,6 +327,7 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         "/api/v1/device-profiles/{id}/test-decode",
         RouteId::ProfileTestDecode,
     ),
+    (Method::GET, "/api/v1/overview", RouteId::Overview),
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].

@@ -290,6 +290,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Revokes a key.
     async fn delete_api_key(&self, id: Uuid) -> Result<bool, StoreError>;
 
+    // --- traffic and counts (console) ---
+    /// Uplinks per minute in `[from, to)` of one application, a tenant's, or all
+    /// (minutes without uplinks left out), from the counters `apply` keeps.
+    async fn uplinks_per_minute(
+        &self,
+        tenant_id: Option<Uuid>,
+        application_id: Option<Uuid>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>, StoreError>;
+    /// Retention of the uplink counters.
+    async fn delete_traffic_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// How many devices a tenant (or the server) has.
+    async fn count_devices(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError>;
+    /// Deliveries waiting for a retry, of a tenant's integrations (or all).
+    async fn delivery_backlog(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError>;
+
     // --- console users ---
     /// Creates a user (with its roles) holding `password_hash` (an argon2id PHC
     /// string). A taken email gives [`StoreError::Duplicate`].

@@ -129,7 +129,7 @@ pub(crate) async fn provision(
     (a, p, devices)
 }
 
-fn event(dev_eui: Eui64, application_id: Uuid, kind: EventKind, n: i64) -> NewEvent {
+pub(crate) fn event(dev_eui: Eui64, application_id: Uuid, kind: EventKind, n: i64) -> NewEvent {
     NewEvent {
         dev_eui,
         application_id,

@@ -182,3 +182,71 @@ storage_test!(
             .is_none());
     }
 );
+
+storage_test!(uplink_counters_follow_the_events, |db: TestDb| async move {
+    use crate::tests::{app, device, event, profile};
+    let s = &*db.storage;
+    let (ta, tb) = (tenant("a"), tenant("b"));
+    s.create_tenant(&ta).await.unwrap();
+    s.create_tenant(&tb).await.unwrap();
+    let (a, b) = (app(ta.id, "a"), app(tb.id, "b"));
+    s.create_application(&a).await.unwrap();
+    s.create_application(&b).await.unwrap();
+    let (pa, pb) = (profile(ta.id), profile(tb.id));
+    s.create_device_profile(&pa).await.unwrap();
+    s.create_device_profile(&pb).await.unwrap();
+    let (da, db_) = (device(1, &a, &pa), device(2, &b, &pb));
+    s.create_device(&da).await.unwrap();
+    s.create_device(&db_).await.unwrap();
+    // t0 is 12:00:00.123; events at +n seconds: minute 12:00 for n < 60.
+    let batch = |ops: Vec<NewEvent>| {
+        ops.into_iter()
+            .map(WriteOp::InsertEvent)
+            .collect::<Vec<_>>()
+    };
+    s.apply(&batch(vec![
+        event(da.dev_eui, a.id, EventKind::Up, 1),
+        event(da.dev_eui, a.id, EventKind::Up, 2),
+        event(da.dev_eui, a.id, EventKind::Join, 3),
+        event(db_.dev_eui, b.id, EventKind::Up, 4),
+        event(da.dev_eui, a.id, EventKind::Up, 70),
+    ]))
+    .await
+    .unwrap();
+    // A later batch adds to the same minute.
+    s.apply(&batch(vec![event(da.dev_eui, a.id, EventKind::Up, 5)]))
+        .await
+        .unwrap();
+    let from = t0() - Duration::hours(1);
+    let to = t0() + Duration::hours(1);
+    let minute = |m: i64| {
+        use chrono::{DurationRound, TimeDelta};
+        (t0() + Duration::minutes(m))
+            .duration_trunc(TimeDelta::minutes(1))
+            .unwrap()
+    };
+    assert_eq!(
+        s.uplinks_per_minute(Some(ta.id), None, from, to)
+            .await
+            .unwrap(),
+        vec![(minute(0), 3), (minute(1), 1)]
+    );
+    assert_eq!(
+        s.uplinks_per_minute(None, None, from, to).await.unwrap(),
+        vec![(minute(0), 4), (minute(1), 1)]
+    );
+    assert_eq!(
+        s.uplinks_per_minute(None, Some(b.id), from, to)
+            .await
+            .unwrap(),
+        vec![(minute(0), 1)]
+    );
+    assert_eq!(s.count_devices(Some(ta.id)).await.unwrap(), 1);
+    assert_eq!(s.count_devices(None).await.unwrap(), 2);
+    assert_eq!(s.delivery_backlog(None).await.unwrap(), 0);
+    assert_eq!(s.delete_traffic_older_than(minute(1)).await.unwrap(), 2);
+    assert_eq!(
+        s.uplinks_per_minute(None, None, from, to).await.unwrap(),
+        vec![(minute(1), 1)]
+    );
+});

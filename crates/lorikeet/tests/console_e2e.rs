@@ -319,6 +319,7 @@ async fn the_console_works_in_a_browser(db: TestDb) {
         snr_db: 9.0,
     };
     let deadline = tokio::time::Instant::now() + WAIT;
+    let mut sent = 0u64;
     // Uplinks until the page shows one: the EventSource may connect a moment after
     // the page draws (each uplink has a new counter, so none is refused).
     loop {
@@ -326,6 +327,7 @@ async fn the_console_works_in_a_browser(db: TestDb) {
             .uplink(7, &[0x01, 0x67, 0x00, 0xe1], false, 5, 0)
             .unwrap();
         gw.push(&up, &rx).await.unwrap();
+        sent += 1;
         let rows = c
             .find_all(Locator::Css("[data-test=live-frames] [data-type=up]"))
             .await
@@ -340,6 +342,44 @@ async fn the_console_works_in_a_browser(db: TestDb) {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     screenshot(&c, "device").await;
+
+    // The overview counts them (from the per-minute counters), the device and the
+    // gateway, which is online; the console's overview page shows the same.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let o = api
+            .get(&format!("/api/v1/overview?tenantId={tenant}"))
+            .await
+            .expect_status(200);
+        let counted: u64 = o["uplinksPerMinute"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["n"].as_u64().unwrap())
+            .sum();
+        if counted == sent {
+            assert_eq!(o["devices"], 1, "{o}");
+            assert_eq!(o["gateways"], json!({"online": 1, "offline": 0}), "{o}");
+            break;
+        }
+        assert!(
+            counted < sent,
+            "{counted} uplinks counted, {sent} sent: {o}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the overview never counted {sent} uplinks: {o}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    c.goto(&format!("{base}/#/overview")).await.unwrap();
+    wait_for_text(&c, "[data-test=stat-devices]", "1").await;
+    wait_for_text(&c, "[data-test=stat-gateways-online]", "1").await;
+    screenshot(&c, "overview-traffic").await;
+    c.goto(&format!("{base}/#/devices/{dev_eui}"))
+        .await
+        .unwrap();
+    wait_for(&c, "[data-test=enqueue-form]").await;
 
     // A downlink through the enqueue form reaches the queue.
     submit(&c, "enqueue-form", &[("fPort", "12"), ("data", "0a0b")]).await;

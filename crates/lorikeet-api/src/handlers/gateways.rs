@@ -9,8 +9,19 @@ use crate::error::ApiError;
 use crate::input;
 use crate::Out;
 
+/// A gateway counts as online while it was heard within this long. The network
+/// server records a gateway at most every 30 s (and forwarders send PULL_DATA every
+/// 10 s and `stat` every 30 s by default), so three missed records mean offline.
+pub(crate) const ONLINE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::seconds(90);
+
+/// Whether `g` was heard within [`ONLINE_WINDOW`] of `now`.
+pub(crate) fn is_online(g: &Gateway, now: chrono::DateTime<chrono::Utc>) -> bool {
+    g.last_seen_at.is_some_and(|t| now - t <= ONLINE_WINDOW)
+}
+
 fn gateway_json(g: &Gateway) -> Value {
     json!({
+        "online": is_online(g, lorikeet_storage::now()),
         "gatewayId": g.gateway_id,
         "tenantId": g.tenant_id,
         "name": g.name,

@@ -15,6 +15,7 @@ mod applications;
 mod devices;
 mod gateways;
 pub(crate) mod import;
+mod overview;
 mod profiles;
 mod queue;
 mod stream;
@@ -239,6 +240,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         UserDelete => users::delete(ctx).await,
         UserRolesPut => users::put_roles(ctx).await,
         ProfileTestDecode => profiles::test_decode(ctx).await,
+        Overview => overview::get(ctx).await,
         Metrics | Health | OpenApi | Login | Logout => Err(ApiError::internal()),
     }
 }

@@ -13,7 +13,7 @@
 use crate::ops::Grouped;
 use crate::{Store, StoreError, WriteOp};
 
-use super::{device_keys, devices, events, gateways, queue, sessions};
+use super::{device_keys, devices, events, gateways, queue, sessions, traffic};
 
 /// Rows per SQLite statement for one- and two-column lists (DevEUIs, last-seen times).
 pub(crate) const SQLITE_KEY_ROWS: usize = 5_000;
@@ -28,6 +28,7 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
     let mut tx = db.begin().await?;
     sessions::write(&mut tx, ring, &g.upserts(), &g.deletes()).await?;
     events::insert(&mut tx, &g.events).await?;
+    traffic::count_uplinks(&mut tx, &g.events).await?;
     devices::seen(&mut tx, &g.seen).await?;
     for op in g.others {
         match op {

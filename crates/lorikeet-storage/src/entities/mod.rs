@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`tenants`] | `tenants` |
 //! | [`api_keys`] | `api_keys` |
+//! | [`traffic`] | `uplink_minutes` (uplinks per application and minute) |
 //! | [`users`] | `users`, `user_roles`, `user_sessions` (console sign-in) |
 //! | [`applications`] | `applications` |
 //! | [`device_profiles`] | `device_profiles` |
@@ -58,6 +59,7 @@ mod queue;
 pub(crate) mod reseal;
 mod sessions;
 mod tenants;
+mod traffic;
 mod users;
 
 impl Store {
@@ -132,6 +134,43 @@ impl Storage for Store {
     async fn delete_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
         self.timed("delete_api_key", api_keys::delete(self, id))
             .await
+    }
+
+    // --- traffic and counts (console) ---
+
+    async fn uplinks_per_minute(
+        &self,
+        tenant_id: Option<Uuid>,
+        application_id: Option<Uuid>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, u64)>, StoreError> {
+        self.timed(
+            "uplinks_per_minute",
+            traffic::uplinks_per_minute(self, tenant_id, application_id, from, to),
+        )
+        .await
+    }
+
+    async fn delete_traffic_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.timed(
+            "delete_traffic_older_than",
+            traffic::delete_older_than(self, cutoff),
+        )
+        .await
+    }
+
+    async fn count_devices(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError> {
+        self.timed("count_devices", traffic::count_devices(self, tenant_id))
+            .await
+    }
+
+    async fn delivery_backlog(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError> {
+        self.timed(
+            "delivery_backlog",
+            traffic::delivery_backlog(self, tenant_id),
+        )
+        .await
     }
 
     // --- console users ---

@@ -610,6 +610,9 @@ async fn retention(storage: Arc<dyn Storage>, days: u32, shutdown: watch::Receiv
         if let Err(e) = storage.delete_outbox_older_than(cutoff).await {
             warn!("outbox retention: {e}");
         }
+        if let Err(e) = storage.delete_traffic_older_than(cutoff).await {
+            warn!("uplink counter retention: {e}");
+        }
         // Change-feed entries were applied long ago (the follower runs seconds behind
         // at most); kept as long as events for whoever reads the feed later.
         if let Err(e) = storage.trim_changes(cutoff).await {
