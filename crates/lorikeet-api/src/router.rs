@@ -64,6 +64,7 @@ pub enum RouteId {
     UserRolesPut,
     ProfileTestDecode,
     Overview,
+    DeviceLink,
 }
 
 impl RouteId {
@@ -114,7 +115,8 @@ impl RouteId {
             | UserList
             | UserGet
             | ProfileTestDecode
-            | Overview => Access::Read,
+            | Overview
+            | DeviceLink => Access::Read,
             DeviceCreate | DeviceImport | DeviceUpdate | DeviceDelete | KeysPut | Activate
             | QueuePost | QueueFlush => Access::Devices,
             TenantCreate
@@ -328,6 +330,11 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         RouteId::ProfileTestDecode,
     ),
     (Method::GET, "/api/v1/overview", RouteId::Overview),
+    (
+        Method::GET,
+        "/api/v1/devices/{devEui}/link",
+        RouteId::DeviceLink,
+    ),
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].

@@ -59,11 +59,11 @@ pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
 pub use kek::{Kek, KekError, Keyring};
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
-    DeviceKeys, DeviceProfile, DeviceSession, Event, EventKind, Gateway, HttpIntegrationConfig,
-    ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind,
-    IntegrationOwner, KeyCensus, Location, LocationSource, NewEvent, OutboxItem, Page,
-    PayloadCodec, PendingEvent, QueueItem, Role, RootKeys, RotateReport, SpillRow, Tenant, User,
-    UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    DeviceKeys, DeviceLink, DeviceProfile, DeviceSession, Event, EventKind, Gateway,
+    HttpIntegrationConfig, ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration,
+    IntegrationKind, IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location, LocationSource,
+    NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role, RootKeys,
+    RotateReport, SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -306,6 +306,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn count_devices(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError>;
     /// Deliveries waiting for a retry, of a tenant's integrations (or all).
     async fn delivery_backlog(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError>;
+
+    /// A device's link health and its hours in `[from, to)`; `None` without the device.
+    async fn device_link(
+        &self,
+        dev_eui: Eui64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<DeviceLink>, StoreError>;
+    /// Retention of the hourly link figures.
+    async fn delete_link_hours_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
 
     // --- console users ---
     /// Creates a user (with its roles) holding `password_hash` (an argon2id PHC

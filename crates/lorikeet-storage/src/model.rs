@@ -817,3 +817,63 @@ pub struct UserSession {
     /// When it stops being accepted.
     pub expires_at: DateTime<Utc>,
 }
+
+/// The radio figures of one uplink, for a device's link health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkSample {
+    /// The device.
+    pub dev_eui: Eui64,
+    /// Reception time.
+    pub at: DateTime<Utc>,
+    /// Its FCnt.
+    pub f_cnt: u32,
+    /// Its data rate.
+    pub dr: u8,
+    /// The best gateway's RSSI.
+    pub rssi_dbm: i32,
+    /// The best gateway's SNR, when reported.
+    pub snr_db: Option<f32>,
+}
+
+/// A device's link health: the newest uplink, the last DevStatusAns, and hourly
+/// RSSI/SNR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceLink {
+    /// Last uplink.
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// FCnt of the newest uplink.
+    pub f_cnt_up: Option<u32>,
+    /// Data rate of the newest uplink.
+    pub dr: Option<u8>,
+    /// RSSI of the newest uplink (best gateway).
+    pub rssi_dbm: Option<i32>,
+    /// SNR of the newest uplink (best gateway).
+    pub snr_db: Option<f32>,
+    /// Battery of the last DevStatusAns, in percent (None: unknown or external).
+    pub battery_percent: Option<f32>,
+    /// Powered externally, per the last DevStatusAns.
+    pub external_power: Option<bool>,
+    /// Demodulation margin of the last DevStatusAns.
+    pub margin_db: Option<i8>,
+    /// When the last DevStatusAns came.
+    pub status_at: Option<DateTime<Utc>>,
+    /// Hours with uplinks, oldest first.
+    pub history: Vec<LinkHour>,
+}
+
+/// One hour of a device's uplinks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkHour {
+    /// Start of the hour.
+    pub hour: DateTime<Utc>,
+    /// Uplinks in it.
+    pub uplinks: u64,
+    /// Mean RSSI.
+    pub rssi_avg: f64,
+    /// Lowest RSSI.
+    pub rssi_min: i32,
+    /// Highest RSSI.
+    pub rssi_max: i32,
+    /// Mean SNR of the uplinks that reported one.
+    pub snr_avg: Option<f64>,
+}

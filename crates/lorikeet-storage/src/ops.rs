@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use lorikeet_lorawan::Eui64;
 use uuid::Uuid;
 
-use crate::model::{DeviceClass, DeviceSession, Location, NewEvent};
+use crate::model::{DeviceClass, DeviceSession, LinkSample, Location, NewEvent};
 
 /// One write of the network or application server. [`crate::Storage::apply`] runs a
 /// whole `Vec<WriteOp>` in one transaction, in order, so the server can group the
@@ -46,6 +46,21 @@ pub enum WriteOp {
         join_nonce: u32,
         /// Join time.
         at: DateTime<Utc>,
+    },
+    /// The radio figures of a device's uplink (link health and its hourly RSSI/SNR).
+    DeviceLink(LinkSample),
+    /// A device's DevStatusAns: battery and demodulation margin.
+    DeviceStatus {
+        /// DevEUI.
+        dev_eui: Eui64,
+        /// When it came.
+        at: DateTime<Utc>,
+        /// Battery in percent, when the device knows it.
+        battery_percent: Option<f32>,
+        /// Powered externally.
+        external_power: bool,
+        /// Demodulation margin in dB.
+        margin_db: i8,
     },
     /// The device sent an uplink.
     DeviceSeen {
@@ -120,6 +135,8 @@ pub(crate) struct Grouped<'a> {
     pub events: Vec<&'a NewEvent>,
     /// The last `DeviceSeen` per device.
     pub seen: std::collections::BTreeMap<Eui64, DateTime<Utc>>,
+    /// Link samples in op order.
+    pub links: Vec<&'a LinkSample>,
     /// Everything else, in op order.
     pub others: Vec<&'a WriteOp>,
 }
@@ -130,6 +147,7 @@ impl<'a> Grouped<'a> {
             sessions: std::collections::BTreeMap::new(),
             events: Vec::new(),
             seen: std::collections::BTreeMap::new(),
+            links: Vec::new(),
             others: Vec::new(),
         };
         for op in ops {
@@ -141,6 +159,7 @@ impl<'a> Grouped<'a> {
                     g.sessions.insert(*dev_eui, None);
                 }
                 WriteOp::InsertEvent(e) => g.events.push(e),
+                WriteOp::DeviceLink(l) => g.links.push(l),
                 WriteOp::DeviceSeen { dev_eui, at } => {
                     g.seen.insert(*dev_eui, *at);
                 }

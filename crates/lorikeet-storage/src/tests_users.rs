@@ -250,3 +250,101 @@ storage_test!(uplink_counters_follow_the_events, |db: TestDb| async move {
         vec![(minute(1), 1)]
     );
 });
+
+storage_test!(link_health_follows_the_uplinks, |db: TestDb| async move {
+    use crate::tests::{app, device, profile};
+    let s = &*db.storage;
+    let t = tenant("link");
+    s.create_tenant(&t).await.unwrap();
+    let a = app(t.id, "a");
+    s.create_application(&a).await.unwrap();
+    let p = profile(t.id);
+    s.create_device_profile(&p).await.unwrap();
+    let d = device(7, &a, &p);
+    s.create_device(&d).await.unwrap();
+    let sample = |secs: i64, f_cnt: u32, rssi: i32, snr: Option<f32>| {
+        WriteOp::DeviceLink(LinkSample {
+            dev_eui: d.dev_eui,
+            at: t0() + Duration::seconds(secs),
+            f_cnt,
+            dr: 5,
+            rssi_dbm: rssi,
+            snr_db: snr,
+        })
+    };
+    // t0 is 12:00:00.123: two uplinks in the 12:00 hour, one at 13:00; and one of a
+    // device that does not exist (skipped, the batch still commits).
+    let ghost = WriteOp::DeviceLink(LinkSample {
+        dev_eui: Eui64::from_u64(0xdead),
+        at: t0(),
+        f_cnt: 1,
+        dr: 0,
+        rssi_dbm: -100,
+        snr_db: None,
+    });
+    s.apply(&[
+        sample(1, 10, -80, Some(5.0)),
+        ghost,
+        sample(2, 11, -60, None),
+    ])
+    .await
+    .unwrap();
+    s.apply(&[
+        sample(3, 12, -70, Some(7.0)),
+        sample(3600, 13, -90, Some(-2.5)),
+        WriteOp::DeviceStatus {
+            dev_eui: d.dev_eui,
+            at: t0(),
+            battery_percent: Some(87.5),
+            external_power: false,
+            margin_db: 12,
+        },
+    ])
+    .await
+    .unwrap();
+    let l = s
+        .device_link(
+            d.dev_eui,
+            t0() - Duration::hours(1),
+            t0() + Duration::hours(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (l.f_cnt_up, l.dr, l.rssi_dbm, l.snr_db),
+        (Some(13), Some(5), Some(-90), Some(-2.5))
+    );
+    assert_eq!(
+        (l.battery_percent, l.external_power, l.margin_db),
+        (Some(87.5), Some(false), Some(12))
+    );
+    assert_eq!(l.history.len(), 2, "{:?}", l.history);
+    let h = &l.history[0];
+    assert_eq!((h.uplinks, h.rssi_min, h.rssi_max), (3, -80, -60));
+    assert!((h.rssi_avg + 70.0).abs() < 1e-9, "{h:?}");
+    assert_eq!(h.snr_avg, Some(6.0));
+    assert_eq!(l.history[1].uplinks, 1);
+    // The range picks hours; retention drops them.
+    let later = s
+        .device_link(
+            d.dev_eui,
+            t0() + Duration::hours(1),
+            t0() + Duration::hours(3),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(later.history.len(), 1, "{:?}", later.history);
+    assert_eq!(
+        s.delete_link_hours_older_than(t0() + Duration::minutes(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(s
+        .device_link(Eui64::from_u64(0xdead), t0(), t0() + Duration::hours(1))
+        .await
+        .unwrap()
+        .is_none());
+});

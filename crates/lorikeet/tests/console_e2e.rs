@@ -372,6 +372,21 @@ async fn the_console_works_in_a_browser(db: TestDb) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The device's link: the newest uplink's figures and this hour's history.
+    let link = api
+        .get(&format!("/api/v1/devices/{dev_eui}/link"))
+        .await
+        .expect_status(200);
+    assert_eq!(
+        (&link["fCntUp"], &link["dr"], &link["rssi"], &link["snr"]),
+        (&json!(sent - 1), &json!(5), &json!(-61), &json!(9.0)),
+        "{link}"
+    );
+    assert_eq!(link["battery"], Value::Null, "no DevStatusAns yet: {link}");
+    let hours = link["history"].as_array().unwrap();
+    let counted: u64 = hours.iter().map(|h| h["uplinks"].as_u64().unwrap()).sum();
+    assert_eq!(counted, sent, "{link}");
+    assert_eq!(hours.last().unwrap()["rssi"], -61.0, "{link}");
     c.goto(&format!("{base}/#/overview")).await.unwrap();
     wait_for_text(&c, "[data-test=stat-devices]", "1").await;
     wait_for_text(&c, "[data-test=stat-gateways-online]", "1").await;

@@ -15,6 +15,7 @@ mod applications;
 mod devices;
 mod gateways;
 pub(crate) mod import;
+mod link;
 mod overview;
 mod profiles;
 mod queue;
@@ -241,6 +242,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         UserRolesPut => users::put_roles(ctx).await,
         ProfileTestDecode => profiles::test_decode(ctx).await,
         Overview => overview::get(ctx).await,
+        DeviceLink => link::get(ctx).await,
         Metrics | Health | OpenApi | Login | Logout => Err(ApiError::internal()),
     }
 }

@@ -13,7 +13,7 @@
 use crate::ops::Grouped;
 use crate::{Store, StoreError, WriteOp};
 
-use super::{device_keys, devices, events, gateways, queue, sessions, traffic};
+use super::{device_keys, devices, events, gateways, link, queue, sessions, traffic};
 
 /// Rows per SQLite statement for one- and two-column lists (DevEUIs, last-seen times).
 pub(crate) const SQLITE_KEY_ROWS: usize = 5_000;
@@ -30,6 +30,7 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
     events::insert(&mut tx, &g.events).await?;
     traffic::count_uplinks(&mut tx, &g.events).await?;
     devices::seen(&mut tx, &g.seen).await?;
+    link::write(&mut tx, &g.links).await?;
     for op in g.others {
         match op {
             WriteOp::QueueMarkSent {
@@ -54,8 +55,26 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
                 stats,
                 location,
             } => gateways::seen(&mut tx, *gateway_id, *at, stats.as_ref(), *location).await?,
+            WriteOp::DeviceStatus {
+                dev_eui,
+                at,
+                battery_percent,
+                external_power,
+                margin_db,
+            } => {
+                link::status(
+                    &mut tx,
+                    *dev_eui,
+                    *at,
+                    *battery_percent,
+                    *external_power,
+                    *margin_db,
+                )
+                .await?
+            }
             // Grouped above.
-            WriteOp::UpsertSession(_)
+            WriteOp::DeviceLink(_)
+            | WriteOp::UpsertSession(_)
             | WriteOp::DeleteSession(_)
             | WriteOp::InsertEvent(_)
             | WriteOp::DeviceSeen { .. } => {}

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`tenants`] | `tenants` |
 //! | [`api_keys`] | `api_keys` |
+//! | [`link`] | link health on `devices`, `device_link_hours` (RSSI/SNR per device and hour) |
 //! | [`traffic`] | `uplink_minutes` (uplinks per application and minute) |
 //! | [`users`] | `users`, `user_roles`, `user_sessions` (console sign-in) |
 //! | [`applications`] | `applications` |
@@ -54,6 +55,7 @@ mod gateways;
 mod import;
 mod integrations;
 pub(crate) mod kek_verifiers;
+mod link;
 mod outbox;
 mod queue;
 pub(crate) mod reseal;
@@ -169,6 +171,24 @@ impl Storage for Store {
         self.timed(
             "delivery_backlog",
             traffic::delivery_backlog(self, tenant_id),
+        )
+        .await
+    }
+
+    async fn device_link(
+        &self,
+        dev_eui: Eui64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Option<DeviceLink>, StoreError> {
+        self.timed("device_link", link::read(self, dev_eui, from, to))
+            .await
+    }
+
+    async fn delete_link_hours_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.timed(
+            "delete_link_hours_older_than",
+            link::delete_older_than(self, cutoff),
         )
         .await
     }

@@ -12,7 +12,7 @@ use lorikeet_codec::{Codecs, UplinkInput};
 use lorikeet_lorawan::Eui64;
 use lorikeet_ns as ns;
 use lorikeet_ns::output::LogLevel;
-use lorikeet_storage::{EventKind, NewEvent, WriteOp};
+use lorikeet_storage::{EventKind, LinkSample, NewEvent, WriteOp};
 use tokio::sync::{broadcast, mpsc};
 use tracing::debug;
 
@@ -113,6 +113,8 @@ struct Prepared {
     seen_at: Option<SystemTime>,
     /// Each event's type and JSON text.
     events: Vec<(EventType, Arc<str>)>,
+    /// Link health: an uplink's radio figures, or a DevStatusAns.
+    health: Option<WriteOp>,
 }
 
 fn text(ev: IntegrationEvent) -> (EventType, Arc<str>) {
@@ -128,6 +130,7 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
         application_id: dev.application_id,
         seen_at: None,
         events: Vec::with_capacity(1),
+        health: None,
     };
     let info = || (*dev.info).clone();
     match &e {
@@ -135,6 +138,17 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
             let data = lorikeet_app::decrypt_uplink_payload(up);
             let recv_time = up.rx_info.first().map_or(now, |r| r.ns_time);
             out.seen_at = Some(recv_time);
+            // The strongest copy: what the device's link is at best.
+            if let Some(best) = up.rx_info.iter().max_by_key(|r| r.rssi_dbm) {
+                out.health = Some(WriteOp::DeviceLink(LinkSample {
+                    dev_eui,
+                    at: convert::utc(recv_time),
+                    f_cnt: up.f_cnt,
+                    dr: up.dr,
+                    rssi_dbm: best.rssi_dbm,
+                    snr_db: best.snr_db,
+                }));
+            }
             let mut object = None;
             let mut problem: Option<(LogLevel, String)> = None;
             if let Some(f_port) = up.f_port.filter(|p| *p > 0) {
@@ -188,6 +202,21 @@ async fn prepare(e: ns::Event, dev: AppDevice, codecs: Codecs) -> Prepared {
             }
         }
         other => {
+            if let ns::Event::Status {
+                margin_db,
+                external_power_source,
+                battery_level_percent,
+                ..
+            } = other
+            {
+                out.health = Some(WriteOp::DeviceStatus {
+                    dev_eui,
+                    at: convert::utc(now),
+                    battery_percent: *battery_level_percent,
+                    external_power: *external_power_source,
+                    margin_db: *margin_db,
+                });
+            }
             if let Some(ev) = lorikeet_app::other_event(other, info(), now) {
                 out.events.push(text(ev));
             }
@@ -316,6 +345,9 @@ impl AppTask {
                     at: convert::utc(at),
                 })
                 .await;
+        }
+        if let Some(op) = p.health {
+            let _ = self.writer.send(op).await;
         }
         for (event_type, body) in p.events {
             metrics::counter!("lorikeet_events_total", "type" => event_type.as_str()).increment(1);
