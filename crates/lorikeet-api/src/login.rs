@@ -36,6 +36,33 @@ fn cleared_cookie() -> HeaderValue {
     HeaderValue::from_static("lorikeet_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// 403 when the request comes from a page of another site (its `Origin` names
+/// another host than `Host`): a sign-in form elsewhere must not sign the browser
+/// in to an account of the attacker's choosing (login CSRF). Browsers send
+/// `Origin` with every cross-site POST; clients without one (curl) are fine.
+fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
+    // Behind a proxy that rewrites Host, the browser's host is X-Forwarded-Host.
+    let hosts = [header::HOST.as_str(), "x-forwarded-host"];
+    let matches = hosts.iter().any(|name| {
+        headers
+            .get(*name)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| !h.is_empty() && origin_host.eq_ignore_ascii_case(h.trim()))
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "sign-in from another site ({origin}) is refused"
+        )))
+    }
+}
+
 /// Checks `email` and `password` (throttled per email and client address) and opens
 /// a session: the user and the `Set-Cookie` value.
 pub(crate) async fn sign_in(
@@ -45,6 +72,7 @@ pub(crate) async fn sign_in(
     remote: Option<SocketAddr>,
     headers: &HeaderMap,
 ) -> Result<(User, UserSession, HeaderValue), ApiError> {
+    same_origin(headers)?;
     let email = email.trim().to_lowercase();
     if email.is_empty() || password.is_empty() {
         return Err(ApiError::bad_request("enter your email and password"));

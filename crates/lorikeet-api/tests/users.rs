@@ -187,6 +187,28 @@ storage_test!(
             assert!(v["error"].as_str().unwrap().contains(says), "{v}");
         }
 
+        // A sign-in posted from another site's page is refused (login CSRF).
+        let r = s
+            .client
+            .post(format!("{}/api/v1/login", s.base))
+            .header("origin", "https://evil.example")
+            .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        assert!(r.headers().get("set-cookie").is_none());
+        let same = s.base.replace("http://", "");
+        let r = s
+            .client
+            .post(format!("{}/api/v1/login", s.base))
+            .header("origin", format!("http://{same}"))
+            .json(&json!({"email": "ann@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "the console's own origin");
+
         // Wrong password and unknown email answer alike.
         let (st, v, cookie) = s.login("ann@example.com", "wrong password").await;
         assert_eq!((st, cookie), (401, None));
