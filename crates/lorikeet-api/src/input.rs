@@ -134,20 +134,17 @@ pub fn email(field: &str, s: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Query string parameters (`a=1&b=2`); values are used as given.
+/// Query string parameters (`a=1&b=2`), percent-decoded.
 #[derive(Debug, Default)]
 pub struct Query(HashMap<String, String>);
 
 impl Query {
-    /// Splits a raw query string.
+    /// Splits a raw query string and percent-decodes it as browsers and HTTP
+    /// clients encode it (`%3A` for `:` in a time, `+` for a space).
     pub fn parse(raw: &str) -> Self {
         Query(
-            raw.split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| match p.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (p.to_string(), String::new()),
-                })
+            url::form_urlencoded::parse(raw.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
     }
@@ -192,6 +189,16 @@ pub fn page(q: &Query) -> Result<lorikeet_storage::Page, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        // What a browser's URLSearchParams sends for a time and a name.
+        let q = Query::parse("to=2026-12-07T13%3A15%3A08.279Z&name=a+b%26c&flag");
+        assert_eq!(q.get("to"), Some("2026-12-07T13:15:08.279Z"));
+        assert_eq!(q.get("name"), Some("a b&c"));
+        assert_eq!(q.get("flag"), Some(""));
+        assert_eq!(q.get("missing"), None);
+    }
 
     #[test]
     fn messages_name_the_field() {

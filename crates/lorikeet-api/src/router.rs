@@ -65,6 +65,7 @@ pub enum RouteId {
     ProfileTestDecode,
     Overview,
     DeviceLink,
+    GatewayStats,
 }
 
 impl RouteId {
@@ -116,7 +117,8 @@ impl RouteId {
             | UserGet
             | ProfileTestDecode
             | Overview
-            | DeviceLink => Access::Read,
+            | DeviceLink
+            | GatewayStats => Access::Read,
             DeviceCreate | DeviceImport | DeviceUpdate | DeviceDelete | KeysPut | Activate
             | QueuePost | QueueFlush => Access::Devices,
             TenantCreate
@@ -334,6 +336,11 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::GET,
         "/api/v1/devices/{devEui}/link",
         RouteId::DeviceLink,
+    ),
+    (
+        Method::GET,
+        "/api/v1/gateways/{gatewayId}/stats",
+        RouteId::GatewayStats,
     ),
 ];
 

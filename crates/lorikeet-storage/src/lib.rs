@@ -59,11 +59,12 @@ pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
 pub use kek::{Kek, KekError, Keyring};
 pub use model::{
     hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
-    DeviceKeys, DeviceLink, DeviceProfile, DeviceSession, Event, EventKind, Gateway,
-    HttpIntegrationConfig, ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration,
-    IntegrationKind, IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location, LocationSource,
-    NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role, RootKeys,
-    RotateReport, SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    DeviceKeys, DeviceLink, DeviceProfile, DeviceSession, Event, EventKind, Gateway, GatewayMinute,
+    GatewayTraffic, HttpIntegrationConfig, ImportCounts, ImportOutcome, ImportRefusal, ImportRow,
+    Integration, IntegrationKind, IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location,
+    LocationSource, NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role,
+    RootKeys, RotateReport, SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID,
+    USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -302,6 +303,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<(DateTime<Utc>, u64)>, StoreError>;
     /// Retention of the uplink counters.
     async fn delete_traffic_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// A gateway's traffic per minute in `[from, to)` (minutes without traffic left out).
+    async fn gateway_minutes(
+        &self,
+        gateway_id: Eui64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<GatewayMinute>, StoreError>;
+    /// Retention of the gateway minutes.
+    async fn delete_gateway_minutes_older_than(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
     /// How many devices a tenant (or the server) has.
     async fn count_devices(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError>;
     /// Deliveries waiting for a retry, of a tenant's integrations (or all).

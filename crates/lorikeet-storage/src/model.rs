@@ -877,3 +877,29 @@ pub struct LinkHour {
     /// Mean SNR of the uplinks that reported one.
     pub snr_avg: Option<f64>,
 }
+
+/// What one gateway did since the network server's last flush.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTraffic {
+    /// The gateway.
+    pub gateway_id: Eui64,
+    /// Uplink frames it forwarded.
+    pub uplinks: u64,
+    /// Downlinks it transmitted.
+    pub downlinks: u64,
+    /// Transmissions it refused (TX_ACK errors).
+    pub tx_ack_errors: u64,
+}
+
+/// One minute of a gateway's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayMinute {
+    /// Start of the minute.
+    pub minute: DateTime<Utc>,
+    /// Uplink frames it forwarded.
+    pub uplinks: u64,
+    /// Downlinks it transmitted.
+    pub downlinks: u64,
+    /// Transmissions it refused (TX_ACK errors).
+    pub tx_ack_errors: u64,
+}

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use lorikeet_lorawan::Eui64;
 use uuid::Uuid;
 
-use crate::model::{DeviceClass, DeviceSession, LinkSample, Location, NewEvent};
+use crate::model::{DeviceClass, DeviceSession, GatewayTraffic, LinkSample, Location, NewEvent};
 
 /// One write of the network or application server. [`crate::Storage::apply`] runs a
 /// whole `Vec<WriteOp>` in one transaction, in order, so the server can group the
@@ -86,6 +86,13 @@ pub enum WriteOp {
         stats: Option<serde_json::Value>,
         /// A location reported by the gateway (GPS).
         location: Option<Location>,
+    },
+    /// The gateways' traffic since the last flush, added to `minute`'s counters.
+    GatewayTraffic {
+        /// The minute (truncated when stored).
+        minute: DateTime<Utc>,
+        /// One row per gateway with traffic.
+        rows: Vec<GatewayTraffic>,
     },
 }
 

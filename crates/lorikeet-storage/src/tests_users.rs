@@ -348,3 +348,86 @@ storage_test!(link_health_follows_the_uplinks, |db: TestDb| async move {
         .unwrap()
         .is_none());
 });
+
+storage_test!(
+    gateway_minutes_add_up_and_follow_the_gateway,
+    |db: TestDb| async move {
+        let s = &*db.storage;
+        let t = tenant("gw");
+        s.create_tenant(&t).await.unwrap();
+        let gw = Gateway {
+            gateway_id: Eui64::from_u64(0x0a0b_0000_0000_0001),
+            tenant_id: t.id,
+            name: "roof".into(),
+            description: String::new(),
+            location: None,
+            location_source: LocationSource::Reported,
+            last_seen_at: None,
+            stats: None,
+            private: false,
+            created_at: t0(),
+            updated_at: t0(),
+        };
+        s.create_gateway(&gw).await.unwrap();
+        let row = |id: Eui64, up: u64, down: u64, err: u64| GatewayTraffic {
+            gateway_id: id,
+            uplinks: up,
+            downlinks: down,
+            tx_ack_errors: err,
+        };
+        let flush = |minute, rows| WriteOp::GatewayTraffic { minute, rows };
+        // Two flushes in one minute add up; one in the next; a gateway that does not
+        // exist is skipped without failing the batch.
+        s.apply(&[
+            flush(
+                t0(),
+                vec![
+                    row(gw.gateway_id, 3, 1, 0),
+                    row(Eui64::from_u64(9), 5, 5, 5),
+                ],
+            ),
+            flush(
+                t0() + Duration::seconds(5),
+                vec![row(gw.gateway_id, 2, 0, 1)],
+            ),
+            flush(
+                t0() + Duration::seconds(60),
+                vec![row(gw.gateway_id, 1, 0, 0)],
+            ),
+        ])
+        .await
+        .unwrap();
+        let minutes = s
+            .gateway_minutes(
+                gw.gateway_id,
+                t0() - Duration::hours(1),
+                t0() + Duration::hours(1),
+            )
+            .await
+            .unwrap();
+        let got: Vec<_> = minutes
+            .iter()
+            .map(|m| (m.uplinks, m.downlinks, m.tx_ack_errors))
+            .collect();
+        assert_eq!(got, vec![(5, 1, 1), (1, 0, 0)]);
+        assert_eq!(
+            s.delete_gateway_minutes_older_than(t0() + Duration::seconds(30))
+                .await
+                .unwrap(),
+            1
+        );
+        // Deleting the gateway takes its minutes along (an EUI re-created elsewhere
+        // starts clean).
+        s.delete_gateway(gw.gateway_id).await.unwrap();
+        s.create_gateway(&gw).await.unwrap();
+        assert!(s
+            .gateway_minutes(
+                gw.gateway_id,
+                t0() - Duration::hours(1),
+                t0() + Duration::hours(1)
+            )
+            .await
+            .unwrap()
+            .is_empty());
+    }
+);

@@ -124,6 +124,11 @@ fn describe_server() {
         "Downlink frames handed to each gateway (exported every second)"
     );
     describe_counter!(
+        "lorikeet_gateway_traffic_flush_deferred_total",
+        "Flushes of per-gateway traffic counters put off to the next one because the \
+         writer queue was full (nothing is lost)"
+    );
+    describe_counter!(
         "lorikeet_gateway_downlinks_sent_total",
         "Downlink frames each gateway accepted (TX_ACK without error, or no TX_ACK)"
     );

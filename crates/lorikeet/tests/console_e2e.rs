@@ -387,6 +387,39 @@ async fn the_console_works_in_a_browser(db: TestDb) {
     let counted: u64 = hours.iter().map(|h| h["uplinks"].as_u64().unwrap()).sum();
     assert_eq!(counted, sent, "{link}");
     assert_eq!(hours.last().unwrap()["rssi"], -61.0, "{link}");
+    // The gateway's minutes count the frames it forwarded (flushed every 5 s).
+    let gateway_id = Eui64::from_u64(GATEWAY);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let st = api
+            .get(&format!("/api/v1/gateways/{gateway_id}/stats"))
+            .await
+            .expect_status(200);
+        let counted: u64 = st["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["uplinks"].as_u64().unwrap())
+            .sum();
+        if counted == sent {
+            assert_eq!(st["online"], true, "{st}");
+            break;
+        }
+        assert!(
+            counted < sent,
+            "{counted} frames counted, {sent} sent: {st}"
+        );
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gateway's minutes never counted {sent} uplinks: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    c.goto(&format!("{base}/#/gateways/{gateway_id}"))
+        .await
+        .unwrap();
+    wait_for(&c, "svg").await;
+    screenshot(&c, "gateway").await;
     c.goto(&format!("{base}/#/overview")).await.unwrap();
     wait_for_text(&c, "[data-test=stat-devices]", "1").await;
     wait_for_text(&c, "[data-test=stat-gateways-online]", "1").await;

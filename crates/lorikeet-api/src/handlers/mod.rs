@@ -13,6 +13,7 @@ use crate::{ApiState, Out};
 
 mod applications;
 mod devices;
+mod gateway_stats;
 mod gateways;
 pub(crate) mod import;
 mod link;
@@ -243,6 +244,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         ProfileTestDecode => profiles::test_decode(ctx).await,
         Overview => overview::get(ctx).await,
         DeviceLink => link::get(ctx).await,
+        GatewayStats => gateway_stats::get(ctx).await,
         Metrics | Health | OpenApi | Login | Logout => Err(ApiError::internal()),
     }
 }

@@ -72,6 +72,9 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
                 )
                 .await?
             }
+            WriteOp::GatewayTraffic { minute, rows } => {
+                traffic::add_gateway_traffic(&mut tx, *minute, rows).await?
+            }
             // Grouped above.
             WriteOp::DeviceLink(_)
             | WriteOp::UpsertSession(_)

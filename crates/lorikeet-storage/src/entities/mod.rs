@@ -162,6 +162,30 @@ impl Storage for Store {
         .await
     }
 
+    async fn gateway_minutes(
+        &self,
+        gateway_id: Eui64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<GatewayMinute>, StoreError> {
+        self.timed(
+            "gateway_minutes",
+            traffic::gateway_minutes(self, gateway_id, from, to),
+        )
+        .await
+    }
+
+    async fn delete_gateway_minutes_older_than(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.timed(
+            "delete_gateway_minutes_older_than",
+            traffic::delete_gateway_minutes_older_than(self, cutoff),
+        )
+        .await
+    }
+
     async fn count_devices(&self, tenant_id: Option<Uuid>) -> Result<u64, StoreError> {
         self.timed("count_devices", traffic::count_devices(self, tenant_id))
             .await

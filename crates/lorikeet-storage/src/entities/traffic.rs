@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::sql::Ts;
 use crate::stmt::Stmt;
 use crate::store::Tx;
-use crate::{EventKind, NewEvent, Store, StoreError};
+use crate::{EventKind, GatewayMinute, GatewayTraffic, NewEvent, Store, StoreError};
 
 /// Rows per upsert statement (3 parameters each).
 const ROWS: usize = 500;
@@ -121,4 +121,80 @@ pub(crate) async fn delivery_backlog(db: &Store, tenant: Option<Uuid>) -> Result
         .await?;
     let n: i64 = r.get("n")?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Adds one flush of the network server's per-gateway tallies to their minute;
+/// gateways deleted meanwhile are skipped. A handful of rows: one statement each.
+pub(crate) async fn add_gateway_traffic(
+    tx: &mut Tx,
+    minute: DateTime<Utc>,
+    rows: &[GatewayTraffic],
+) -> Result<(), StoreError> {
+    let minute = minute_of(minute);
+    for r in rows {
+        tx.execute(
+            Stmt::new(
+                "INSERT INTO gateway_minutes \
+                 (gateway_id, minute, uplinks, downlinks, tx_ack_errors) \
+                 SELECT $1, $2, $3, $4, $5 \
+                 WHERE EXISTS (SELECT 1 FROM gateways WHERE gateway_id = $1) \
+                 ON CONFLICT (gateway_id, minute) DO UPDATE SET \
+                 uplinks = gateway_minutes.uplinks + excluded.uplinks, \
+                 downlinks = gateway_minutes.downlinks + excluded.downlinks, \
+                 tx_ack_errors = gateway_minutes.tx_ack_errors + excluded.tx_ack_errors",
+            )
+            .bind(r.gateway_id.0.to_vec())
+            .bind(Ts(minute))
+            .bind(i64::try_from(r.uplinks).unwrap_or(i64::MAX))
+            .bind(i64::try_from(r.downlinks).unwrap_or(i64::MAX))
+            .bind(i64::try_from(r.tx_ack_errors).unwrap_or(i64::MAX)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A gateway's minutes in `[from, to)`, oldest first (minutes without traffic left
+/// out).
+pub(crate) async fn gateway_minutes(
+    db: &Store,
+    gateway_id: lorikeet_lorawan::Eui64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<GatewayMinute>, StoreError> {
+    let rows = db
+        .fetch_all(
+            Stmt::new(
+                "SELECT minute, uplinks, downlinks, tx_ack_errors FROM gateway_minutes \
+                 WHERE gateway_id = $1 AND minute >= $2 AND minute < $3 ORDER BY minute",
+            )
+            .bind(gateway_id.0.to_vec())
+            .bind(Ts(minute_of(from)))
+            .bind(Ts(to)),
+        )
+        .await?;
+    let n = |r: &crate::stmt::Row, c: &str| -> Result<u64, StoreError> {
+        let v: i64 = r.get(c)?;
+        Ok(u64::try_from(v).unwrap_or(0))
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(GatewayMinute {
+                minute: r.ts("minute")?,
+                uplinks: n(r, "uplinks")?,
+                downlinks: n(r, "downlinks")?,
+                tx_ack_errors: n(r, "tx_ack_errors")?,
+            })
+        })
+        .collect()
+}
+
+/// Retention of the gateway minutes.
+pub(crate) async fn delete_gateway_minutes_older_than(
+    db: &Store,
+    cutoff: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(db
+        .execute(Stmt::new("DELETE FROM gateway_minutes WHERE minute < $1").bind(Ts(cutoff)))
+        .await?)
 }

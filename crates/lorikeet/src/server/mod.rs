@@ -616,6 +616,9 @@ async fn retention(storage: Arc<dyn Storage>, days: u32, shutdown: watch::Receiv
         if let Err(e) = storage.delete_link_hours_older_than(cutoff).await {
             warn!("link history retention: {e}");
         }
+        if let Err(e) = storage.delete_gateway_minutes_older_than(cutoff).await {
+            warn!("gateway traffic retention: {e}");
+        }
         // Change-feed entries were applied long ago (the follower runs seconds behind
         // at most); kept as long as events for whoever reads the feed later.
         if let Err(e) = storage.trim_changes(cutoff).await {

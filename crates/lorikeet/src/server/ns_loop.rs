@@ -24,6 +24,9 @@ const GATEWAY_SEEN_INTERVAL: Duration = Duration::from_secs(30);
 /// Per-gateway downlink metrics are exported this often (they are read off the core's
 /// counters, so the hot path does no per-frame label lookups).
 const GATEWAY_STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Per-gateway traffic goes to the database (`gateway_minutes`) this often: a few
+/// rows per flush, so the console's charts are at most this far behind.
+const GATEWAY_TRAFFIC_FLUSH: Duration = Duration::from_secs(5);
 
 /// The loop's inputs and outputs.
 #[derive(Debug)]
@@ -70,6 +73,12 @@ struct Running {
     tx_results: mpsc::UnboundedSender<(DownlinkId, TxResult)>,
     next_uplink_id: u32,
     gateway_seen: HashMap<Eui64, Instant>,
+    /// Uplink frames per gateway since the last traffic flush.
+    gateway_uplinks: HashMap<Eui64, u64>,
+    /// Each gateway's downlink counters (sent, refused by the gateway) at the last
+    /// traffic flush: the next flush stores the difference.
+    gateway_flushed: HashMap<Eui64, (u64, u64)>,
+    traffic_flushed_at: Instant,
     drop_warned: HashMap<&'static str, Instant>,
     /// Frames waiting for the write (by number) that they depend on to commit.
     held: VecDeque<(u64, ns::DownlinkRequest)>,
@@ -95,6 +104,9 @@ impl NsLoop {
             tx_results,
             next_uplink_id: 1,
             gateway_seen: HashMap::new(),
+            gateway_uplinks: HashMap::new(),
+            gateway_flushed: HashMap::new(),
+            traffic_flushed_at: Instant::now(),
             drop_warned: HashMap::new(),
             held: VecDeque::new(),
             depends_on: 0,
@@ -109,7 +121,10 @@ impl NsLoop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                _ = stats_tick.tick() => r.export_gateway_stats(),
+                _ = stats_tick.tick() => {
+                    r.export_gateway_stats();
+                    r.flush_gateway_traffic();
+                }
                 Ok(()) = committed.changed(), if !r.held.is_empty() => {
                     let upto = *committed.borrow_and_update();
                     r.release(upto);
@@ -173,6 +188,7 @@ impl Running {
                 self.next_uplink_id = self.next_uplink_id.wrapping_add(1);
                 let rx = convert::rx_frame(frame, id, location);
                 metrics::counter!("lorikeet_uplink_frames_total").increment(1);
+                *self.gateway_uplinks.entry(gateway_id).or_insert(0) += 1;
                 self.inner.ns.handle_rx(rx, Instant::now());
                 self.gateway_seen(gateway_id, received_at, None);
             }
@@ -318,6 +334,63 @@ impl Running {
             // misbehaving gateway cannot grow the series without bound.
             let reason = ns::TxAckError::parse(reason).label();
             metrics::counter!("lorikeet_downlinks_refused_total", "reason" => reason).increment(1);
+        }
+    }
+
+    /// Sends each gateway's traffic since the last flush to the writer (best
+    /// effort, like `GatewaySeen`: when the queue is full the tallies are kept for
+    /// the next flush, so nothing is lost, only later).
+    fn flush_gateway_traffic(&mut self) {
+        let now = Instant::now();
+        if now.duration_since(self.traffic_flushed_at) < GATEWAY_TRAFFIC_FLUSH {
+            return;
+        }
+        self.traffic_flushed_at = now;
+        let mut rows = Vec::new();
+        let mut counters = Vec::new();
+        for (gateway, stats) in self.inner.ns.gateway_downlink_stats() {
+            let refused: u64 = stats.refused_by_gateway.iter().sum();
+            let (sent_before, refused_before) = self
+                .gateway_flushed
+                .get(&gateway)
+                .copied()
+                .unwrap_or((0, 0));
+            counters.push((gateway, (stats.sent, refused)));
+            let downlinks = stats.sent.saturating_sub(sent_before);
+            let tx_ack_errors = refused.saturating_sub(refused_before);
+            let uplinks = self.gateway_uplinks.get(&gateway).copied().unwrap_or(0);
+            if downlinks + tx_ack_errors + uplinks > 0 {
+                rows.push(lorikeet_storage::GatewayTraffic {
+                    gateway_id: gateway,
+                    uplinks,
+                    downlinks,
+                    tx_ack_errors,
+                });
+            }
+        }
+        // Gateways that only forwarded uplinks have no downlink counters.
+        for (gateway, uplinks) in &self.gateway_uplinks {
+            if *uplinks > 0 && !rows.iter().any(|r| r.gateway_id == *gateway) {
+                rows.push(lorikeet_storage::GatewayTraffic {
+                    gateway_id: *gateway,
+                    uplinks: *uplinks,
+                    downlinks: 0,
+                    tx_ack_errors: 0,
+                });
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let op = WriteOp::GatewayTraffic {
+            minute: convert::utc(SystemTime::now()),
+            rows,
+        };
+        if self.inner.writer.try_send(op) {
+            self.gateway_uplinks.clear();
+            self.gateway_flushed.extend(counters);
+        } else {
+            metrics::counter!("lorikeet_gateway_traffic_flush_deferred_total").increment(1);
         }
     }
 

@@ -1,0 +1,12 @@
+-- Traffic per gateway and minute (issue 21): uplinks received, downlinks it sent, and
+-- transmissions it refused (TX_ACK errors), added to by the network server every few
+-- seconds; the console's gateway charts read it. Trimmed by the event retention.
+CREATE TABLE gateway_minutes (
+    gateway_id     BYTEA NOT NULL REFERENCES gateways (gateway_id) ON DELETE CASCADE,
+    minute         TIMESTAMPTZ NOT NULL,
+    uplinks        BIGINT NOT NULL,
+    downlinks      BIGINT NOT NULL,
+    tx_ack_errors  BIGINT NOT NULL,
+    PRIMARY KEY (gateway_id, minute)
+);
+CREATE INDEX gateway_minutes_minute ON gateway_minutes (minute);
