@@ -940,7 +940,7 @@
       const hist = m.history || [];
       return [dl([
         ['Last seen', timeEl(m.lastSeenAt)], ['FCnt up', m.fCntUp], ['NFCnt down', m.nFCntDown],
-        ['Data rate', m.dr != null ? `DR${m.dr}` : null], ['TX power', m.txPower],
+        ['Data rate', m.dr != null ? `DR${m.dr}` : null], ['TX power', m.txPowerIndex != null ? `index ${m.txPowerIndex}` : null],
         ['Battery', h('span', { test: 'battery' }, !b ? 'unknown' : `${b.percent == null ? 'external power / unknown' : `${b.percent}%`}${b.margin != null ? `, margin ${b.margin} dB` : ''}`)],
       ]),
       h('h3', {}, 'RSSI (dBm)'), chart([{ name: 'RSSI', points: hist.map((p) => ({ t: p.t, v: p.rssi })) }], { unit: '' }),

@@ -341,7 +341,7 @@ async fn the_console_works_in_a_browser(db: TestDb) {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    screenshot(&c, "device").await;
+    screenshot(&c, "device-live").await;
 
     // The overview counts them (from the per-minute counters), the device and the
     // gateway, which is online; the console's overview page shows the same.
@@ -428,6 +428,10 @@ async fn the_console_works_in_a_browser(db: TestDb) {
         .await
         .unwrap();
     wait_for(&c, "[data-test=enqueue-form]").await;
+    // Its link panel draws this hour's RSSI and SNR.
+    wait_for_text(&c, "[data-test=battery]", "unknown").await;
+    wait_for(&c, "svg").await;
+    screenshot(&c, "device").await;
 
     // A downlink through the enqueue form reaches the queue.
     submit(&c, "enqueue-form", &[("fPort", "12"), ("data", "0a0b")]).await;
