@@ -81,8 +81,15 @@ impl Principal {
     /// 403 unless the caller may do `access` in `tenant_id` (which it can see).
     pub fn require(&self, tenant_id: Uuid, access: Access) -> Result<(), ApiError> {
         let Some(role) = self.role_in(tenant_id) else {
-            // The admin and API keys hold every right in what they see.
-            return Ok(());
+            return match self {
+                // The admin and API keys hold every right in what they see.
+                Principal::Admin | Principal::Tenant(_) => Ok(()),
+                // Callers check visibility first; a user without a role in the
+                // tenant is refused here too, should one ever not.
+                Principal::User(_) => Err(ApiError::forbidden(format!(
+                    "you have no role in tenant {tenant_id}"
+                ))),
+            };
         };
         let allowed = match (role, access) {
             (_, Access::Read) | (Role::Admin, _) => true,
