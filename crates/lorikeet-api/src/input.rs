@@ -149,6 +149,19 @@ impl Query {
         )
     }
 
+    /// An RFC 3339 time, if given.
+    pub fn time(&self, k: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        self.get(k)
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("{k} {s:?} is not an RFC 3339 time: {e}"))
+                    })
+            })
+            .transpose()
+    }
+
     /// A raw value.
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)

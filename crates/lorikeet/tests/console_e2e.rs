@@ -387,6 +387,28 @@ async fn the_console_works_in_a_browser(db: TestDb) {
     let counted: u64 = hours.iter().map(|h| h["uplinks"].as_u64().unwrap()).sum();
     assert_eq!(counted, sent, "{link}");
     assert_eq!(hours.last().unwrap()["rssi"], -61.0, "{link}");
+    // Times as browsers encode them are read; bad ones and long ranges are 400s.
+    for (query, status) in [
+        (
+            "from=2026-01-01T00%3A00%3A00Z&to=2026-01-02T00%3A00%3A00Z",
+            200,
+        ),
+        ("from=yesterday", 400),
+        ("from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z", 400),
+        ("from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z", 400),
+    ] {
+        let r = api
+            .get(&format!("/api/v1/devices/{dev_eui}/link?{query}"))
+            .await;
+        assert_eq!(r.status, status, "{query}: {:?}", r.body);
+    }
+    let r = api
+        .get(&format!(
+            "/api/v1/gateways/{}/stats?from=2026-01-01T00:00:00Z&to=2026-02-01T00:00:00Z",
+            Eui64::from_u64(GATEWAY)
+        ))
+        .await;
+    assert_eq!(r.status, 400, "a range over 7 days: {:?}", r.body);
     // The gateway's minutes count the frames it forwarded (flushed every 5 s).
     let gateway_id = Eui64::from_u64(GATEWAY);
     let deadline = tokio::time::Instant::now() + WAIT;

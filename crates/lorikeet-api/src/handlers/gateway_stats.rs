@@ -1,7 +1,7 @@
 //! `GET /api/v1/gateways/{gatewayId}/stats`: a gateway's state and its traffic per
 //! minute, from the counters the network server flushes (no event is read).
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use serde_json::{json, Value};
 
 use super::gateways::is_online;
@@ -12,24 +12,11 @@ use crate::Out;
 /// The longest range one request may ask for (10,080 minutes at most).
 const MAX_RANGE: TimeDelta = TimeDelta::days(7);
 
-fn time_param(ctx: &Ctx<'_>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    ctx.query
-        .get(name)
-        .map(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    ApiError::bad_request(format!("{name} {s:?} is not an RFC 3339 time: {e}"))
-                })
-        })
-        .transpose()
-}
-
 pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let gateway_id = ctx.eui_param("gatewayId")?;
     let now = lorikeet_storage::now();
-    let to = time_param(ctx, "to")?.unwrap_or(now);
-    let from = time_param(ctx, "from")?.unwrap_or(to - TimeDelta::hours(24));
+    let to = ctx.query.time("to")?.unwrap_or(now);
+    let from = ctx.query.time("from")?.unwrap_or(to - TimeDelta::hours(24));
     if from >= to || to - from > MAX_RANGE {
         return Err(ApiError::bad_request(
             "from must be before to, at most 7 days apart",

@@ -1,7 +1,7 @@
 //! `GET /api/v1/devices/{devEui}/link`: a device's link health from its row and
 //! hourly counters (no event is read).
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use serde_json::{json, Value};
 
 use super::Ctx;
@@ -11,24 +11,11 @@ use crate::Out;
 /// The longest range one request may ask for.
 const MAX_RANGE: TimeDelta = TimeDelta::days(31);
 
-fn time_param(ctx: &Ctx<'_>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-    ctx.query
-        .get(name)
-        .map(|s| {
-            DateTime::parse_from_rfc3339(s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|e| {
-                    ApiError::bad_request(format!("{name} {s:?} is not an RFC 3339 time: {e}"))
-                })
-        })
-        .transpose()
-}
-
 pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let dev_eui = ctx.eui_param("devEui")?;
     let now = lorikeet_storage::now();
-    let to = time_param(ctx, "to")?.unwrap_or(now);
-    let from = time_param(ctx, "from")?.unwrap_or(to - TimeDelta::hours(24));
+    let to = ctx.query.time("to")?.unwrap_or(now);
+    let from = ctx.query.time("from")?.unwrap_or(to - TimeDelta::hours(24));
     if from >= to || to - from > MAX_RANGE {
         return Err(ApiError::bad_request(
             "from must be before to, at most 31 days apart",
