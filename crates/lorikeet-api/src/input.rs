@@ -162,6 +162,26 @@ impl Query {
             .transpose()
     }
 
+    /// `from` and `to` of a history request: `to` defaults to `now`, `from` to 24
+    /// hours before `to`; `from` must come first and at most `max` before `to`.
+    pub fn time_range(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        max: chrono::TimeDelta,
+    ) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), ApiError> {
+        let to = self.time("to")?.unwrap_or(now);
+        let from = self
+            .time("from")?
+            .unwrap_or(to - chrono::TimeDelta::hours(24));
+        if from >= to || to - from > max {
+            return Err(ApiError::bad_request(format!(
+                "from must be before to, at most {} days apart",
+                max.num_days()
+            )));
+        }
+        Ok((from, to))
+    }
+
     /// A raw value.
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str)

@@ -18,12 +18,11 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use lorikeet_storage::testing::{TestDb, TEST_KEK_HEX};
 use serde_json::{json, Value};
 use support::binary;
-use support::ADMIN_TOKEN;
+use support::{call, ADMIN_TOKEN};
 
 /// The `st` executable, or `None` (with a warning) when it is not installed and
 /// not required.
@@ -42,26 +41,6 @@ fn schemathesis() -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// `token`'s request: status and JSON body.
-async fn call(
-    base: &str,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn created(base: &str, token: &str, path: &str, body: Value) -> Value {

@@ -49,26 +49,6 @@ fn a_bad_allowed_target_network_stops_start_up() {
     binary::remove_dir(&dir);
 }
 
-/// `token`'s request to the API at `base`: status and JSON body.
-async fn call(
-    base: &str,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new()
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(token)
-        .timeout(Duration::from_secs(20));
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// A tenant with an API key; returns the key.
 async fn tenant_key(api: &Api) -> String {
     let t = api

@@ -15,13 +15,7 @@ const MAX_RANGE: TimeDelta = TimeDelta::days(7);
 pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let gateway_id = ctx.eui_param("gatewayId")?;
     let now = lorikeet_storage::now();
-    let to = ctx.query.time("to")?.unwrap_or(now);
-    let from = ctx.query.time("from")?.unwrap_or(to - TimeDelta::hours(24));
-    if from >= to || to - from > MAX_RANGE {
-        return Err(ApiError::bad_request(
-            "from must be before to, at most 7 days apart",
-        ));
-    }
+    let (from, to) = ctx.query.time_range(now, MAX_RANGE)?;
     let g = ctx.gateway(gateway_id).await?;
     let intervals: Vec<Value> = ctx
         .state

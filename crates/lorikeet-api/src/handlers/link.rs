@@ -14,13 +14,7 @@ const MAX_RANGE: TimeDelta = TimeDelta::days(31);
 pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let dev_eui = ctx.eui_param("devEui")?;
     let now = lorikeet_storage::now();
-    let to = ctx.query.time("to")?.unwrap_or(now);
-    let from = ctx.query.time("from")?.unwrap_or(to - TimeDelta::hours(24));
-    if from >= to || to - from > MAX_RANGE {
-        return Err(ApiError::bad_request(
-            "from must be before to, at most 31 days apart",
-        ));
-    }
+    let (from, to) = ctx.query.time_range(now, MAX_RANGE)?;
     ctx.device(dev_eui).await?;
     let storage = &ctx.state.storage;
     let Some(link) = storage.device_link(dev_eui, from, to).await? else {

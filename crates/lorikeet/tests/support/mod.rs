@@ -58,6 +58,27 @@ impl Reply {
     }
 }
 
+/// `token`'s request to the API at `base` (`http://127.0.0.1:PORT`): status and JSON
+/// body (`Null` when there is none).
+pub async fn call(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token)
+        .timeout(std::time::Duration::from_secs(20));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 /// An API client with the admin token.
 pub struct Api {
     base: String,
