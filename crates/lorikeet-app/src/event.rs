@@ -41,11 +41,13 @@ pub enum EventType {
     Log,
     /// A location fix.
     Location,
+    /// An alert fired or resolved (`docs/alerts.md`).
+    Alert,
 }
 
 impl EventType {
     /// Every type, in documentation order.
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::Up,
         EventType::Join,
         EventType::Ack,
@@ -53,6 +55,7 @@ impl EventType {
         EventType::Status,
         EventType::Log,
         EventType::Location,
+        EventType::Alert,
     ];
 
     /// The lower-case name (`up`, `join`, …).
@@ -65,6 +68,7 @@ impl EventType {
             EventType::Status => "status",
             EventType::Log => "log",
             EventType::Location => "location",
+            EventType::Alert => "alert",
         }
     }
 }
@@ -81,7 +85,7 @@ impl FromStr for EventType {
         EventType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("unknown event type {s:?} (expected up, join, ack, txack, status, log or location)"))
+            .ok_or_else(|| format!("unknown event type {s:?} (expected up, join, ack, txack, status, log, location or alert)"))
     }
 }
 

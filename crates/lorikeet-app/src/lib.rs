@@ -4,6 +4,7 @@
 //!
 //! Pure: the caller supplies the device's metadata, the time and the codec result.
 
+pub mod alert;
 pub mod event;
 
 use std::time::SystemTime;

@@ -58,13 +58,13 @@ pub use error::StoreError;
 pub use feed::{Changed, FeedEntry, FeedPage, FeedPosition, FeedSignals};
 pub use kek::{Kek, KekError, Keyring};
 pub use model::{
-    hash_token, ApiKey, Application, Claimed, DeliveryCursor, Device, DeviceClass, DeviceContext,
-    DeviceKeys, DeviceLink, DeviceProfile, DeviceSession, Event, EventKind, Gateway, GatewayMinute,
-    GatewayTraffic, HttpIntegrationConfig, ImportCounts, ImportOutcome, ImportRefusal, ImportRow,
-    Integration, IntegrationKind, IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location,
-    LocationSource, NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role,
-    RootKeys, RotateReport, SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID,
-    USED_DEV_NONCE_LIMIT,
+    hash_token, Alert, AlertFilter, AlertRule, AlertState, ApiKey, Application, Claimed,
+    DeliveryCursor, Device, DeviceClass, DeviceContext, DeviceKeys, DeviceLink, DeviceProfile,
+    DeviceSession, Event, EventKind, Gateway, GatewayMinute, GatewayTraffic, HttpIntegrationConfig,
+    ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind,
+    IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location, LocationSource, NewEvent,
+    OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role, RootKeys, RotateReport,
+    SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -329,6 +329,31 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<DeviceLink>, StoreError>;
     /// Retention of the hourly link figures.
     async fn delete_link_hours_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // --- alerts (`docs/alerts.md`) ---
+    /// Creates an alert rule (its tenant, and application if any, must exist).
+    async fn create_alert_rule(&self, rule: &AlertRule) -> Result<(), StoreError>;
+    /// One rule.
+    async fn get_alert_rule(&self, id: Uuid) -> Result<Option<AlertRule>, StoreError>;
+    /// Rules of a tenant (or all), oldest first; with `application_id`, that
+    /// application's rules and the tenant-wide ones.
+    async fn list_alert_rules(
+        &self,
+        tenant_id: Option<Uuid>,
+        application_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<AlertRule>, StoreError>;
+    /// Changes a rule's name, application and params.
+    async fn update_alert_rule(&self, rule: &AlertRule) -> Result<bool, StoreError>;
+    /// Deletes a rule and its alerts.
+    async fn delete_alert_rule(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Alerts, newest first (written through `apply`: [`WriteOp::AlertFired`]).
+    async fn list_alerts(&self, filter: AlertFilter, page: Page) -> Result<Vec<Alert>, StoreError>;
+    /// One alert.
+    async fn get_alert(&self, id: Uuid) -> Result<Option<Alert>, StoreError>;
+    /// Retention: deletes alerts resolved before `cutoff`.
+    async fn delete_alerts_resolved_before(&self, cutoff: DateTime<Utc>)
+        -> Result<u64, StoreError>;
 
     // --- console users ---
     /// Creates a user (with its roles) holding `password_hash` (an argon2id PHC

@@ -510,11 +510,13 @@ pub enum EventKind {
     Log,
     /// Location update.
     Location,
+    /// An alert fired or resolved.
+    Alert,
 }
 
 impl EventKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [EventKind; 7] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::Up,
         EventKind::Join,
         EventKind::Ack,
@@ -522,6 +524,7 @@ impl EventKind {
         EventKind::Status,
         EventKind::Log,
         EventKind::Location,
+        EventKind::Alert,
     ];
 
     /// The name used in JSON, webhook URLs and MQTT topics.
@@ -534,6 +537,7 @@ impl EventKind {
             EventKind::Status => "status",
             EventKind::Log => "log",
             EventKind::Location => "location",
+            EventKind::Alert => "alert",
         }
     }
 
@@ -902,4 +906,98 @@ pub struct GatewayMinute {
     pub downlinks: u64,
     /// Transmissions it refused (TX_ACK errors).
     pub tx_ack_errors: u64,
+}
+
+/// An alert rule (`docs/alerts.md`): what to watch in a tenant, or in one of its
+/// applications. `kind` and `params` are checked by the API (`lorikeet_app::alert`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRule {
+    /// Rule id.
+    pub id: Uuid,
+    /// Owner.
+    pub tenant_id: Uuid,
+    /// Narrowed to one application (`None`: the whole tenant).
+    pub application_id: Option<Uuid>,
+    /// Shown in the console and in alert events.
+    pub name: String,
+    /// `device_silent`, `gateway_offline`, `battery_below`, `field` or `integration_failing`.
+    pub kind: String,
+    /// The kind's parameters.
+    pub params: serde_json::Value,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Whether an alert is still firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    /// The condition holds.
+    Firing,
+    /// It stopped holding.
+    Resolved,
+}
+
+impl AlertState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+
+    /// The inverse of [`AlertState::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "firing" => Some(AlertState::Firing),
+            "resolved" => Some(AlertState::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// One episode of a rule's condition for one subject.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// Alert id.
+    pub id: Uuid,
+    /// Its rule.
+    pub rule_id: Uuid,
+    /// The rule's name (read with the alert; ignored when writing).
+    pub rule_name: String,
+    /// The rule's kind (read with the alert; ignored when writing).
+    pub kind: String,
+    /// The rule's tenant.
+    pub tenant_id: Uuid,
+    /// The subject's application, when it has one.
+    pub application_id: Option<Uuid>,
+    /// `device`, `gateway` or `integration`.
+    pub subject_type: String,
+    /// DevEUI, gateway EUI or integration id.
+    pub subject: String,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// Why it fired.
+    pub message: String,
+    /// Why it resolved.
+    pub resolve_message: Option<String>,
+    /// When it fired.
+    pub fired_at: DateTime<Utc>,
+    /// When it resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// Which alerts to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertFilter {
+    /// Of one tenant (`None`: all).
+    pub tenant_id: Option<Uuid>,
+    /// Of one application.
+    pub application_id: Option<Uuid>,
+    /// Of one rule.
+    pub rule_id: Option<Uuid>,
+    /// Only firing or only resolved ones.
+    pub state: Option<AlertState>,
 }

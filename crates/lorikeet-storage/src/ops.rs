@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use lorikeet_lorawan::Eui64;
 use uuid::Uuid;
 
-use crate::model::{DeviceClass, DeviceSession, GatewayTraffic, LinkSample, Location, NewEvent};
+use crate::model::{
+    Alert, DeviceClass, DeviceSession, GatewayTraffic, LinkSample, Location, NewEvent,
+};
 
 /// One write of the network or application server. [`crate::Storage::apply`] runs a
 /// whole `Vec<WriteOp>` in one transaction, in order, so the server can group the
@@ -86,6 +88,18 @@ pub enum WriteOp {
         stats: Option<serde_json::Value>,
         /// A location reported by the gateway (GPS).
         location: Option<Location>,
+    },
+    /// An alert fired (skipped when its rule is gone or already fires for the
+    /// subject).
+    AlertFired(Alert),
+    /// A firing alert resolved.
+    AlertResolved {
+        /// The alert.
+        id: Uuid,
+        /// When.
+        at: DateTime<Utc>,
+        /// Why.
+        message: String,
     },
     /// The gateways' traffic since the last flush, added to `minute`'s counters.
     GatewayTraffic {

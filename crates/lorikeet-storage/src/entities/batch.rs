@@ -13,7 +13,7 @@
 use crate::ops::Grouped;
 use crate::{Store, StoreError, WriteOp};
 
-use super::{device_keys, devices, events, gateways, link, queue, sessions, traffic};
+use super::{alerts, device_keys, devices, events, gateways, link, queue, sessions, traffic};
 
 /// Rows per SQLite statement for one- and two-column lists (DevEUIs, last-seen times).
 pub(crate) const SQLITE_KEY_ROWS: usize = 5_000;
@@ -71,6 +71,10 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
                     *margin_db,
                 )
                 .await?
+            }
+            WriteOp::AlertFired(a) => alerts::fired(&mut tx, a).await?,
+            WriteOp::AlertResolved { id, at, message } => {
+                alerts::resolved(&mut tx, *id, *at, message).await?
             }
             WriteOp::GatewayTraffic { minute, rows } => {
                 traffic::add_gateway_traffic(&mut tx, *minute, rows).await?

@@ -5,6 +5,7 @@
 //! | module | tables |
 //! |---|---|
 //! | [`tenants`] | `tenants` |
+//! | [`alerts`] | `alert_rules`, `alerts` (rules and their history) |
 //! | [`api_keys`] | `api_keys` |
 //! | [`link`] | link health on `devices`, `device_link_hours` (RSSI/SNR per device and hour) |
 //! | [`traffic`] | `uplink_minutes` (uplinks per application and minute) |
@@ -42,6 +43,7 @@ use crate::{
     StoreError, WriteOp,
 };
 
+mod alerts;
 mod api_keys;
 mod applications;
 mod batch;
@@ -213,6 +215,60 @@ impl Storage for Store {
         self.timed(
             "delete_link_hours_older_than",
             link::delete_older_than(self, cutoff),
+        )
+        .await
+    }
+
+    // --- alerts ---
+    async fn create_alert_rule(&self, rule: &AlertRule) -> Result<(), StoreError> {
+        self.timed("create_alert_rule", alerts::create_rule(self, rule))
+            .await
+    }
+
+    async fn get_alert_rule(&self, id: Uuid) -> Result<Option<AlertRule>, StoreError> {
+        self.timed("get_alert_rule", alerts::get_rule(self, id))
+            .await
+    }
+
+    async fn list_alert_rules(
+        &self,
+        tenant_id: Option<Uuid>,
+        application_id: Option<Uuid>,
+        page: Page,
+    ) -> Result<Vec<AlertRule>, StoreError> {
+        self.timed(
+            "list_alert_rules",
+            alerts::list_rules(self, tenant_id, application_id, page),
+        )
+        .await
+    }
+
+    async fn update_alert_rule(&self, rule: &AlertRule) -> Result<bool, StoreError> {
+        self.timed("update_alert_rule", alerts::update_rule(self, rule))
+            .await
+    }
+
+    async fn delete_alert_rule(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.timed("delete_alert_rule", alerts::delete_rule(self, id))
+            .await
+    }
+
+    async fn list_alerts(&self, filter: AlertFilter, page: Page) -> Result<Vec<Alert>, StoreError> {
+        self.timed("list_alerts", alerts::list_alerts(self, filter, page))
+            .await
+    }
+
+    async fn get_alert(&self, id: Uuid) -> Result<Option<Alert>, StoreError> {
+        self.timed("get_alert", alerts::get_alert(self, id)).await
+    }
+
+    async fn delete_alerts_resolved_before(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.timed(
+            "delete_alerts_resolved_before",
+            alerts::delete_resolved_before(self, cutoff),
         )
         .await
     }

@@ -52,7 +52,7 @@ pub struct AppTask {
     pub(crate) applied: tokio::sync::watch::Sender<lorikeet_storage::FeedPosition>,
 }
 
-fn kind(t: EventType) -> EventKind {
+pub(crate) fn kind(t: EventType) -> EventKind {
     match t {
         EventType::Up => EventKind::Up,
         EventType::Join => EventKind::Join,
@@ -61,6 +61,7 @@ fn kind(t: EventType) -> EventKind {
         EventType::Status => EventKind::Status,
         EventType::Log => EventKind::Log,
         EventType::Location => EventKind::Location,
+        EventType::Alert => EventKind::Alert,
     }
 }
 
