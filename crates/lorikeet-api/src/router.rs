@@ -66,6 +66,13 @@ pub enum RouteId {
     Overview,
     DeviceLink,
     GatewayStats,
+    AlertRuleCreate,
+    AlertRuleList,
+    AlertRuleGet,
+    AlertRuleUpdate,
+    AlertRuleDelete,
+    AlertList,
+    AlertGet,
 }
 
 impl RouteId {
@@ -118,7 +125,11 @@ impl RouteId {
             | ProfileTestDecode
             | Overview
             | DeviceLink
-            | GatewayStats => Access::Read,
+            | GatewayStats
+            | AlertRuleList
+            | AlertRuleGet
+            | AlertList
+            | AlertGet => Access::Read,
             DeviceCreate | DeviceImport | DeviceUpdate | DeviceDelete | KeysPut | Activate
             | QueuePost | QueueFlush => Access::Devices,
             TenantCreate
@@ -140,7 +151,10 @@ impl RouteId {
             | UserCreate
             | UserUpdate
             | UserDelete
-            | UserRolesPut => Access::Tenant,
+            | UserRolesPut
+            | AlertRuleCreate
+            | AlertRuleUpdate
+            | AlertRuleDelete => Access::Tenant,
         }
     }
 }
@@ -342,6 +356,29 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         "/api/v1/gateways/{gatewayId}/stats",
         RouteId::GatewayStats,
     ),
+    (
+        Method::POST,
+        "/api/v1/alert-rules",
+        RouteId::AlertRuleCreate,
+    ),
+    (Method::GET, "/api/v1/alert-rules", RouteId::AlertRuleList),
+    (
+        Method::GET,
+        "/api/v1/alert-rules/{id}",
+        RouteId::AlertRuleGet,
+    ),
+    (
+        Method::PUT,
+        "/api/v1/alert-rules/{id}",
+        RouteId::AlertRuleUpdate,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/alert-rules/{id}",
+        RouteId::AlertRuleDelete,
+    ),
+    (Method::GET, "/api/v1/alerts", RouteId::AlertList),
+    (Method::GET, "/api/v1/alerts/{id}", RouteId::AlertGet),
 ];
 
 /// The outcome of matching a request line against [`ROUTES`].

@@ -308,6 +308,24 @@ fn codec_log() -> IntegrationEvent {
     )
 }
 
+fn alert(firing: bool) -> IntegrationEvent {
+    let fired_at = chrono::DateTime::from_timestamp(1_800_000_000, 123_000_000).expect("a time");
+    lorikeet_app::alert::AlertEventJson {
+        id: Uuid::from_u128(0xa1),
+        time: fired_at + chrono::TimeDelta::seconds(if firing { 0 } else { 90 }),
+        device_info: device_info(),
+        rule_id: Uuid::from_u128(0xa2),
+        rule_name: "cold room too warm".into(),
+        kind: "field",
+        state: if firing { "firing" } else { "resolved" },
+        subject: DEV_EUI.to_string(),
+        message: "object.temperature > 8 is true (object.temperature = 9.5)".into(),
+        fired_at,
+        resolved_at: (!firing).then(|| fired_at + chrono::TimeDelta::seconds(90)),
+    }
+    .event()
+}
+
 fn build(ev: &Event) -> IntegrationEvent {
     other_event(ev, device_info(), at(1_500)).expect("not an up event")
 }
@@ -321,6 +339,7 @@ fn full_samples() -> Vec<IntegrationEvent> {
         txack(Some(Uuid::from_u128(0x66)), Modulation::lora(9, 125_000)),
         status(-3, Some(87.5)),
         codec_log(),
+        alert(false),
     ]
 }
 
@@ -333,6 +352,7 @@ fn minimal_samples() -> Vec<IntegrationEvent> {
         txack(None, Modulation::lora(12, 125_000)),
         status(0, None),
         ns_log(LogLevel::Info, LogCode::Otaa, BTreeMap::new()),
+        alert(true),
     ]
 }
 

@@ -37,6 +37,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// Stored events.
     pub events: EventsConfig,
+    /// Alert evaluation (`docs/alerts.md`).
+    pub alerts: AlertsConfig,
     /// Payload codecs.
     pub codec: CodecSettings,
     /// MAC commands and ADR (`docs/network-server.md`).
@@ -334,6 +336,26 @@ impl Default for EventsConfig {
     }
 }
 
+/// `[alerts]`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// How often rules are reloaded and silence, gateway and integration rules are
+    /// checked; an alert fires at most this much after its condition holds.
+    pub interval_ms: u64,
+    /// Resolved alerts older than this many days are deleted.
+    pub retention_days: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            interval_ms: 5_000,
+            retention_days: 90,
+        }
+    }
+}
+
 /// `[log]`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -553,6 +575,18 @@ impl Config {
         if self.events.retention_days == 0 {
             return Err(ConfigError::Invalid {
                 key: "events.retention_days",
+                message: "must be at least 1 day".into(),
+            });
+        }
+        if !(100..=3_600_000).contains(&self.alerts.interval_ms) {
+            return Err(ConfigError::Invalid {
+                key: "alerts.interval_ms",
+                message: "must be between 100 (0.1 s) and 3600000 (1 h)".into(),
+            });
+        }
+        if self.alerts.retention_days == 0 {
+            return Err(ConfigError::Invalid {
+                key: "alerts.retention_days",
                 message: "must be at least 1 day".into(),
             });
         }

@@ -11,6 +11,7 @@ use crate::input::{self, Query};
 use crate::router::RouteId;
 use crate::{ApiState, Out};
 
+mod alerts;
 mod applications;
 mod devices;
 mod gateway_stats;
@@ -245,6 +246,13 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         Overview => overview::get(ctx).await,
         DeviceLink => link::get(ctx).await,
         GatewayStats => gateway_stats::get(ctx).await,
+        AlertRuleCreate => alerts::create(ctx).await,
+        AlertRuleList => alerts::list(ctx).await,
+        AlertRuleGet => alerts::get(ctx).await,
+        AlertRuleUpdate => alerts::update(ctx).await,
+        AlertRuleDelete => alerts::delete(ctx).await,
+        AlertList => alerts::list_alerts(ctx).await,
+        AlertGet => alerts::get_alert(ctx).await,
         Metrics | Health | OpenApi | Login | Logout => Err(ApiError::internal()),
     }
 }

@@ -158,6 +158,11 @@ impl SilenceTracker {
         }
     }
 
+    /// The application a known device was last heard in.
+    pub fn application_of(&self, dev_eui: Eui64) -> Option<Uuid> {
+        self.devices.get(&dev_eui).map(|d| d.application_id)
+    }
+
     /// Forgets a device (deleted).
     pub fn forget(&mut self, dev_eui: Eui64) {
         self.devices.remove(&dev_eui);

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::paging::limit_offset;
-use crate::sql::{ts_opt, Ts};
+use crate::sql::Ts;
 use crate::stmt::{decode_all, Row, Stmt};
 use crate::store::Tx;
 use crate::{Alert, AlertFilter, AlertRule, AlertState, Page, Store, StoreError};
@@ -235,9 +235,10 @@ pub(crate) async fn delete_resolved_before(
     db: &Store,
     cutoff: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    db.execute(
-        Stmt::new("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < $1")
-            .bind(ts_opt(Some(cutoff))),
-    )
-    .await
+    Ok(db
+        .execute(
+            Stmt::new("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < $1")
+                .bind(Ts(cutoff)),
+        )
+        .await?)
 }

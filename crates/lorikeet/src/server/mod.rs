@@ -8,6 +8,7 @@
 //!  API ─▶ storage ─(change broadcast)─▶ change loader ─▶ ns loop / app task
 //! ```
 
+pub mod alerts;
 pub mod app;
 pub mod cache;
 pub mod convert;
@@ -265,8 +266,8 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
     let (app_applied_tx, app_applied_rx) = watch::channel(feed_start);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (producers, writer_queue) = writer::channel(WRITER_QUEUE, 2);
-    let [ns_writes, app_writes]: [writer::Producer; 2] = producers
+    let (producers, writer_queue) = writer::channel(WRITER_QUEUE, 3);
+    let [ns_writes, app_writes, alert_writes]: [writer::Producer; 3] = producers
         .try_into()
         .map_err(|_| anyhow::anyhow!("writer producers"))?;
     let (app_tx, app_rx) = mpsc::channel(APP_QUEUE);
@@ -353,8 +354,22 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         tokio::spawn(retention(
             storage.clone(),
             config.events.retention_days,
+            config.alerts.retention_days,
             shutdown_rx.clone(),
         )),
+    ));
+    tasks.push((
+        "alerts",
+        tokio::spawn(
+            alerts::AlertTask {
+                storage: storage.clone(),
+                writer: alert_writes,
+                events: live.subscribe(),
+                live: live.clone(),
+                interval: Duration::from_millis(config.alerts.interval_ms),
+            }
+            .run(shutdown_rx.clone()),
+        ),
     ));
     let ns_task = tokio::spawn(
         ns_loop::NsLoop {
@@ -594,7 +609,12 @@ async fn serve_metrics(
 }
 
 /// Deletes stored events and delivered outbox rows past the retention period, hourly.
-async fn retention(storage: Arc<dyn Storage>, days: u32, shutdown: watch::Receiver<bool>) {
+async fn retention(
+    storage: Arc<dyn Storage>,
+    days: u32,
+    alert_days: u32,
+    shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
@@ -623,6 +643,10 @@ async fn retention(storage: Arc<dyn Storage>, days: u32, shutdown: watch::Receiv
         // at most); kept as long as events for whoever reads the feed later.
         if let Err(e) = storage.trim_changes(cutoff).await {
             warn!("change-feed retention: {e}");
+        }
+        let alert_cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(alert_days));
+        if let Err(e) = storage.delete_alerts_resolved_before(alert_cutoff).await {
+            warn!("alert retention: {e}");
         }
     }
 }
