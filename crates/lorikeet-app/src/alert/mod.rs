@@ -103,9 +103,19 @@ impl RuleKind {
             "device_silent" => RuleKind::DeviceSilent {
                 after: duration(m, true)?,
             },
-            "gateway_offline" => RuleKind::GatewayOffline {
-                after: duration(m, true)?,
-            },
+            "gateway_offline" => {
+                let after = duration(m, true)?;
+                // The network server records a gateway's last-seen time every 30 s
+                // (not per packet): a shorter limit would fire on gateways that are
+                // fine.
+                if after < TimeDelta::seconds(60) {
+                    return Err(ParamsError(
+                        "gateway_offline needs at least 60 seconds (gateways' last-seen times are recorded every 30 s)"
+                            .into(),
+                    ));
+                }
+                RuleKind::GatewayOffline { after }
+            }
             "battery_below" => {
                 let percent = number(m, "percent")?
                     .ok_or_else(|| ParamsError("params.percent is required".into()))?;
@@ -482,8 +492,8 @@ mod tests {
             }
         );
         assert_eq!(
-            RuleKind::parse("gateway_offline", &json!({"seconds": 2.5})).unwrap(),
-            RuleKind::GatewayOffline {
+            RuleKind::parse("device_silent", &json!({"seconds": 2.5})).unwrap(),
+            RuleKind::DeviceSilent {
                 after: TimeDelta::milliseconds(2500)
             }
         );
@@ -521,6 +531,11 @@ mod tests {
             ("device_silent", json!({"seconds": 0}), "between 1 second"),
             ("device_silent", json!({"seconds": "5"}), "must be a number"),
             ("device_silent", json!([1]), "JSON object"),
+            (
+                "gateway_offline",
+                json!({"seconds": 59}),
+                "at least 60 seconds",
+            ),
             ("battery_below", json!({"percent": 120}), "0..100"),
             ("battery_below", json!({}), "percent is required"),
             (

@@ -337,6 +337,19 @@ impl Running {
         }
     }
 
+    /// Gateways that only send PULL_DATA keepalives (no uplink, no `stat`) are alive
+    /// too: their last datagram, as the listener saw it, goes to the stored
+    /// last-seen time (throttled per gateway like every `GatewaySeen`), which the
+    /// API's online state and the gateway_offline alerts read.
+    fn note_keepalives(&mut self) {
+        for g in self.inner.gateway.gateways() {
+            let Some(seen) = g.last_seen_at else { continue };
+            if g.known {
+                self.gateway_seen(g.gateway_id, seen, None);
+            }
+        }
+    }
+
     /// Sends each gateway's traffic since the last flush to the writer (best
     /// effort, like `GatewaySeen`: when the queue is full the tallies are kept for
     /// the next flush, so nothing is lost, only later).
@@ -346,6 +359,7 @@ impl Running {
             return;
         }
         self.traffic_flushed_at = now;
+        self.note_keepalives();
         let mut rows = Vec::new();
         let mut counters = Vec::new();
         for (gateway, stats) in self.inner.ns.gateway_downlink_stats() {
