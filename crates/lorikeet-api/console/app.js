@@ -15,12 +15,12 @@
   const ROLES = [['', '— no access —'], ['viewer', 'viewer'], ['device_manager', 'device manager'], ['admin', 'admin']];
   const EVENT_TYPES = ['up', 'join', 'ack', 'txack', 'log', 'status', 'location'];
   const RULE_KINDS = {
-    // The server defines the params of each kind; these are starting points to edit.
+    // Starting points to edit; docs/alerts.md lists every parameter.
     device_silent: { minutes: 60 },
     gateway_offline: { minutes: 10 },
-    battery_below: { percent: 20 },
-    field: { path: 'object.temperatureSensor.1', op: '>', value: 30 },
-    integration_failing: { minutes: 15 },
+    battery_below: { percent: 20, hysteresis: 5 },
+    field: { expression: 'object.temperature > 30', clearAfter: 2 },
+    integration_failing: { backlogAbove: 1000, minutes: 15 },
   };
   const JS_TEMPLATE = `function decodeUplink(input) {
   // input.bytes: array of 0..255, input.fPort: number
@@ -1208,21 +1208,34 @@
     view.append(h('h1', {}, 'Alerts'));
     const firing = h('div', { test: 'alerts-firing' });
     const resolved = h('div', { test: 'alerts-resolved' });
+    const subject = (a) => {
+      if (a.subjectType === 'device') return link(`#/devices/${enc(a.subject)}`, a.subject);
+      if (a.subjectType === 'gateway') return link(`#/gateways/${enc(a.subject)}`, a.subject);
+      return a.subject;
+    };
     const alertCols = (withResolved) => [
-      { label: 'Subject', cell: (a) => a.subject },
+      { label: 'Subject', cell: subject },
       { label: 'Rule', cell: (a) => a.ruleName },
-      { label: 'Message', cell: (a) => a.message },
+      { label: 'Kind', cell: (a) => a.kind },
+      { label: 'Message', cell: (a) => (withResolved && a.resolveMessage ? `${a.message} — ${a.resolveMessage}` : a.message) },
       { label: 'Fired', cell: (a) => fmtTime(a.firedAt) },
       withResolved ? { label: 'Resolved', cell: (a) => fmtTime(a.resolvedAt) } : null,
     ].filter(Boolean);
-    const loadAlerts = (box, st) => fill(box, async () => {
+    const build = async (st) => {
       const r = await maybe(`/alerts${tenantQs({ state: st, limit: 100 })}`);
       if (!r) return notAvailable();
       return table(`alerts-${st}-table`, alertCols(st === 'resolved'), r.items, st === 'firing' ? 'Nothing is firing.' : 'No resolved alerts.');
-    });
+    };
     view.append(panel('Firing', firing), panel('Resolved', resolved));
-    loadAlerts(firing, 'firing');
-    loadAlerts(resolved, 'resolved');
+    await Promise.all([fill(firing, () => build('firing')), fill(resolved, () => build('resolved'))]);
+    // Alerts come and go by themselves: refresh quietly (no "Loading…" flash).
+    const refresh = async () => {
+      for (const [box, st] of [[firing, 'firing'], [resolved, 'resolved']]) {
+        try { box.replaceChildren(await build(st)); } catch (_) { /* the next round tries again */ }
+      }
+    };
+    const timer = setInterval(() => { if (firing.isConnected) refresh(); }, 3000);
+    state.cleanups.push(() => clearInterval(timer));
 
     const lk = await lookups();
     const rulesBox = h('div');
@@ -1253,7 +1266,7 @@
       field('Name', input('name')),
       field('Kind', kind),
       field('Application', select('applicationId', [['', 'all applications'], ...lk.apps.map((a) => [a.id, a.name])], '')),
-      field('Parameters (JSON)', params, 'depends on the kind'),
+      field('Parameters (JSON)', params, 'depends on the kind: minutes or seconds of silence; percent; expression such as object.temperature > 30 (docs/alerts.md)'),
     ], async (el, f) => {
       const body = { name: el.name.value, tenantId: state.tenantId, kind: el.kind.value, params: parseJson(el.params.value || '{}', 'params') };
       if (el.applicationId.value) body.applicationId = el.applicationId.value;

@@ -222,6 +222,7 @@ async fn the_console_works_in_a_browser(db: TestDb) {
             ("LORIKEET_DATABASE_URL", db.url()),
             ("LORIKEET_SECURITY_KEK", TEST_KEK_HEX),
             ("LORIKEET_API_ADMIN_TOKEN", ADMIN_TOKEN),
+            ("LORIKEET_ALERTS_INTERVAL_MS", "250"),
         ],
     );
     let base = served.base();
@@ -476,6 +477,41 @@ async fn the_console_works_in_a_browser(db: TestDb) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // A silent-device alert: a rule made on the alerts page fires once the device
+    // has been quiet for 3 s, shows as firing, and resolves with its next uplink
+    // (the page refreshes by itself).
+    c.goto(&format!("{base}/#/alerts")).await.unwrap();
+    submit(
+        &c,
+        "create-alert-rule-form",
+        &[
+            ("name", "soil probe quiet"),
+            ("applicationId", &app),
+            ("params", r#"{"seconds": 3}"#),
+        ],
+    )
+    .await;
+    wait_for_text(&c, "[data-test=alert-rules-table]", "soil probe quiet").await;
+    wait_for_text(&c, "[data-test=alerts-firing]", &dev_eui.to_string()).await;
+    wait_for_text(&c, "[data-test=alerts-firing]", "no uplink for").await;
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
+    screenshot(&c, "alerts-firing").await;
+    let up = device
+        .uplink(7, &[0x01, 0x67, 0x00, 0xe1], false, 5, 0)
+        .unwrap();
+    gw.push(&up, &rx).await.unwrap();
+    wait_for_text(&c, "[data-test=alerts-resolved]", &dev_eui.to_string()).await;
+    wait_for_text(&c, "[data-test=alerts-firing]", "Nothing is firing").await;
+    c.execute("window.scrollTo(0, 0);", vec![]).await.unwrap();
+    screenshot(&c, "alerts").await;
+    let alerts = api.get("/api/v1/alerts").await.expect_status(200);
+    assert_eq!(
+        alerts["items"].as_array().unwrap().len(),
+        1,
+        "fired once: {alerts}"
+    );
+    assert_eq!(alerts["items"][0]["state"], "resolved");
+
     // 390 px wide: the overview fits (nothing scrolls the page sideways).
     c.set_window_size(390, 844).await.unwrap();
     c.goto(&format!("{base}/#/overview")).await.unwrap();
@@ -519,6 +555,7 @@ async fn the_console_works_in_a_browser(db: TestDb) {
             "create-application-form",
         ),
         ("devices", "devices-table", "create-device-form"),
+        ("alerts", "alert-rules-table", "create-alert-rule-form"),
         (
             &format!("devices/{dev_eui}") as &str,
             "live-frames",
