@@ -46,6 +46,8 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_alerts;
+#[cfg(test)]
 mod tests_feed;
 #[cfg(test)]
 mod tests_import;
