@@ -404,7 +404,27 @@ fn done(st: u16) -> bool {
 storage_test!(every_route_follows_the_role, |db: TestDb| async move {
     let s = start(db.storage.clone()).await;
     let (t, app, profile, dev, gw) = tenant_with_things(&s, 1).await;
-    let (_, other_app, _, other_dev, other_gw) = tenant_with_things(&s, 2).await;
+    let (t2, other_app, _, other_dev, other_gw) = tenant_with_things(&s, 2).await;
+    let rule = s
+        .admin(
+            Method::POST,
+            "/api/v1/alert-rules",
+            json!({"name": "quiet", "tenantId": t, "kind": "device_silent", "params": {"minutes": 30}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other_rule = s
+        .admin(
+            Method::POST,
+            "/api/v1/alert-rules",
+            json!({"name": "theirs", "tenantId": t2, "kind": "device_silent", "params": {"minutes": 30}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let role = |r: &str| json!([{"tenantId": t, "role": r}]);
     let viewer = s.user("viewer@example.com", role("viewer")).await;
     let manager = s.user("manager@example.com", role("device_manager")).await;
@@ -425,6 +445,9 @@ storage_test!(every_route_follows_the_role, |db: TestDb| async move {
         "/api/v1/gateways".into(),
         format!("/api/v1/gateways/{gw}"),
         "/api/v1/api-keys".into(),
+        "/api/v1/alert-rules".into(),
+        format!("/api/v1/alert-rules/{rule}"),
+        "/api/v1/alerts".into(),
     ];
     for who in [&viewer, &manager, &tenant_admin] {
         for path in &reads {
@@ -436,9 +459,12 @@ storage_test!(every_route_follows_the_role, |db: TestDb| async move {
             format!("/api/v1/applications/{other_app}"),
             format!("/api/v1/devices/{other_dev}"),
             format!("/api/v1/gateways/{other_gw}"),
+            format!("/api/v1/alert-rules/{other_rule}"),
         ] {
             assert_eq!(s.call(who, Method::GET, &path, None).await.0, 404, "{path}");
         }
+        let (_, rules) = s.call(who, Method::GET, "/api/v1/alert-rules", None).await;
+        assert_eq!(rules["items"].as_array().unwrap().len(), 1, "{rules}");
         // A list shows only the user's tenant.
         let (_, devices) = s.call(who, Method::GET, "/api/v1/devices", None).await;
         let euis: Vec<_> = devices["items"]
@@ -524,6 +550,19 @@ storage_test!(every_route_follows_the_role, |db: TestDb| async move {
         ),
         (
             Method::POST,
+            "/api/v1/alert-rules".into(),
+            json!({"name": "low battery", "tenantId": t, "kind": "battery_below",
+                   "params": {"percent": 15}}),
+            false,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/alert-rules/{rule}"),
+            json!({"name": "quieter", "kind": "device_silent", "params": {"minutes": 45}}),
+            false,
+        ),
+        (
+            Method::POST,
             "/api/v1/device-profiles".into(),
             json!({"name": "p2", "tenantId": t, "region": "EU868", "macVersion": "1.0.3",
                    "regParamsRevision": "RP002-1.0.3", "supportsOtaa": true}),
@@ -571,6 +610,15 @@ storage_test!(every_route_follows_the_role, |db: TestDb| async move {
                 who,
                 Method::DELETE,
                 &format!("/api/v1/devices/{other_dev}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 404);
+        let (st, _) = s
+            .call(
+                who,
+                Method::DELETE,
+                &format!("/api/v1/alert-rules/{other_rule}"),
                 None,
             )
             .await;
