@@ -383,6 +383,7 @@ async fn mqtt(db: TestDb) {
         c.mqtt.server = format!("mqtt://127.0.0.1:{port}");
         c.mqtt.reconnect_base_ms = 100;
         c.mqtt.reconnect_max_ms = 500;
+        c.alerts.interval_ms = 200;
     })
     .await;
     let api = Api::new(&server);
@@ -532,6 +533,41 @@ async fn mqtt(db: TestDb) {
         enqueued,
         "the command subscription was not renewed after the restart"
     );
+
+    // Alerts about a device go out on its topic as `alert` events.
+    api.post(
+        "/api/v1/alert-rules",
+        json!({"name": "port 99", "kind": "field", "applicationId": app_id,
+               "params": {"expression": "fPort == 99"}}),
+    )
+    .await
+    .expect_status(201);
+    let mut alert = None;
+    // Uplinks until the rule is loaded (on the alert task's next tick) and fires.
+    'outer: for _ in 0..20 {
+        gw.push(&dev.uplink(99, &[1], false, 5, 1).unwrap(), &rx())
+            .await
+            .unwrap();
+        while let Ok(Some((topic, body))) =
+            tokio::time::timeout(Duration::from_millis(500), events.recv()).await
+        {
+            if topic.ends_with("/event/alert") {
+                alert = Some((topic, body));
+                break 'outer;
+            }
+        }
+    }
+    let (topic, body) = alert.expect("an alert event over MQTT");
+    assert_eq!(topic, format!("{base}/event/alert"));
+    assert_eq!(
+        (&body["state"], &body["kind"], &body["subject"]),
+        (
+            &json!("firing"),
+            &json!("field"),
+            &json!(dev_eui.to_string())
+        )
+    );
+    assert_schema("alert", &body);
     server.shutdown().await;
 }
 
