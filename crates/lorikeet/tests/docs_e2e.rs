@@ -13,7 +13,7 @@ use support::binary;
 
 /// Pages whose `sh` blocks call the API, in the order a reader follows them: a
 /// later page uses the variables (`$API`, `$ADMIN`, `$APP`, `$DEV`) an earlier one set.
-const PAGES: &[&str] = &["docs/api.md", "docs/integrations.md"];
+const PAGES: &[&str] = &["docs/api.md", "docs/integrations.md", "docs/alerts.md"];
 
 /// Where the docs say the API is; replaced by the test server's address.
 const DOCUMENTED_ADDR: &str = "http://127.0.0.1:8080";

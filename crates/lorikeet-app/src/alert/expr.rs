@@ -85,6 +85,20 @@ pub enum Root {
     Snr,
 }
 
+impl Root {
+    /// The name used in expressions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Root::Object => "object",
+            Root::FPort => "fPort",
+            Root::FCnt => "fCnt",
+            Root::Dr => "dr",
+            Root::Rssi => "rssi",
+            Root::Snr => "snr",
+        }
+    }
+}
+
 /// Binary operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {

@@ -328,13 +328,10 @@ pub fn judge_field(
         .first_path()
         .and_then(|(root, path)| {
             Expr::path_value(*root, path, up).map(|v| {
-                let name = match root {
-                    expr::Root::Object => std::iter::once("object".to_owned())
-                        .chain(path.iter().cloned())
-                        .collect::<Vec<_>>()
-                        .join("."),
-                    other => format!("{other:?}"),
-                };
+                let name = std::iter::once(root.name().to_owned())
+                    .chain(path.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(".");
                 format!(" ({name} = {v})")
             })
         })
