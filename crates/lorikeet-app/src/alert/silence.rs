@@ -43,6 +43,9 @@ struct Rule {
     generation: u32,
 }
 
+/// A deadline: when, the rule, the rule's generation, the device.
+type Deadline = Reverse<(DateTime<Utc>, Uuid, u32, Eui64)>;
+
 #[derive(Debug, Clone, Copy)]
 struct Device {
     application_id: Uuid,
@@ -56,7 +59,7 @@ pub struct SilenceTracker {
     devices: HashMap<Eui64, Device>,
     /// Application → tenant, for tenant-wide rules.
     tenants: HashMap<Uuid, Uuid>,
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, Uuid, u32, Eui64)>>,
+    heap: BinaryHeap<Deadline>,
     /// The (rule, device) pairs with a deadline in the heap.
     scheduled: HashSet<(Uuid, Eui64)>,
     /// Heap entries popped so far (work done, for tests and metrics).
