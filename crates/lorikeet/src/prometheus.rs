@@ -68,6 +68,15 @@ fn describe_server() {
     );
     describe_counter!("lorikeet_joins_total", "Join requests accepted");
     describe_counter!(
+        "lorikeet_alerts_total",
+        "Alerts that fired or resolved, by rule kind and state (docs/alerts.md)"
+    );
+    describe_gauge!("lorikeet_alerts_firing", "Alerts firing now");
+    describe_counter!(
+        "lorikeet_alerts_events_missed_total",
+        "Live events the alert task missed by falling behind (it then checks firing silence alerts against the database)"
+    );
+    describe_counter!(
         "lorikeet_log_events_suppressed_total",
         "Log events about refused uplinks (UPLINK_MIC, UPLINK_F_CNT_RESET, UPLINK_F_CNT_RETRANSMISSION, OTAA) not stored because their DevAddr or DevEUI was over network.refused_uplink_logs_per_minute, by code"
     );

@@ -69,8 +69,10 @@ pub fn serve(dir: &Path, env: &[(&str, &str)]) -> Served {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let stderr = read(dir, "stderr.log");
+        // Only whole lines: the server may be writing this one while it is read.
         if let Some(line) = stderr
-            .lines()
+            .split_inclusive('\n')
+            .filter_map(|l| l.strip_suffix('\n'))
             .find(|l| l.starts_with("lorikeet is running: API http://"))
         {
             let api_addr = line["lorikeet is running: API http://".len()..]
