@@ -172,6 +172,16 @@ impl Principal {
         Ok(tenant)
     }
 
+    /// Whether the caller administers `tenant_id`: the admin, the tenant's own API
+    /// key, or a user whose role there is admin (who may then manage its users).
+    pub fn administers(&self, tenant_id: Uuid) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Tenant(t) => *t == tenant_id,
+            Principal::User(_) => self.role_in(tenant_id) == Some(Role::Admin),
+        }
+    }
+
     /// 403 unless this is the admin (token or admin user).
     pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
         match self {

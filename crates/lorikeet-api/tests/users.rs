@@ -624,7 +624,7 @@ storage_test!(every_route_follows_the_role, |db: TestDb| async move {
             .await;
         assert_eq!(st, 404);
     }
-    // Only administrators manage tenants and users.
+    // Only administrators manage tenants and create administrators.
     for (method, path, b) in [
         (
             Method::POST,
@@ -635,15 +635,202 @@ storage_test!(every_route_follows_the_role, |db: TestDb| async move {
         (
             Method::POST,
             "/api/v1/users".into(),
-            json!({"email": "e@example.com", "password": PASSWORD}),
+            json!({"email": "e@example.com", "password": PASSWORD, "isAdmin": true,
+                   "roles": [{"tenantId": t, "role": "viewer"}]}),
         ),
-        (Method::GET, "/api/v1/users".into(), Value::Null),
     ] {
         let (st, v) = s.call(&tenant_admin, method.clone(), &path, body(&b)).await;
         assert_eq!(st, 403, "{method} {path}: {v}");
     }
     s.stop();
 });
+
+storage_test!(
+    tenant_admins_manage_their_tenants_users,
+    |db: TestDb| async move {
+        let s = start(db.storage.clone()).await;
+        let (t1, ..) = tenant_with_things(&s, 4).await;
+        let (t2, ..) = tenant_with_things(&s, 5).await;
+        let tadmin = s
+            .user(
+                "boss@example.com",
+                json!([{"tenantId": t1, "role": "admin"}]),
+            )
+            .await;
+        let manager = s
+            .user(
+                "dm@example.com",
+                json!([{"tenantId": t1, "role": "device_manager"}]),
+            )
+            .await;
+        let users = "/api/v1/users";
+        // A user of their tenant: yes; a role elsewhere, an administrator, no role: no.
+        let (st, made) = s
+            .call(
+                &tadmin,
+                Method::POST,
+                users,
+                Some(json!({"email": "new@example.com", "password": PASSWORD,
+                        "roles": [{"tenantId": t1, "role": "viewer"}]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{made}");
+        let new_id = made["id"].as_str().unwrap().to_owned();
+        for (body, status) in [
+            (
+                json!({"email": "x@example.com", "password": PASSWORD,
+                   "roles": [{"tenantId": t2, "role": "viewer"}]}),
+                403,
+            ),
+            (
+                json!({"email": "x@example.com", "password": PASSWORD,
+                   "roles": [{"tenantId": t1, "role": "viewer"}, {"tenantId": t2, "role": "viewer"}]}),
+                403,
+            ),
+            (
+                json!({"email": "x@example.com", "password": PASSWORD, "isAdmin": true,
+                   "roles": [{"tenantId": t1, "role": "viewer"}]}),
+                403,
+            ),
+            (json!({"email": "x@example.com", "password": PASSWORD}), 400),
+        ] {
+            let (st, v) = s
+                .call(&tadmin, Method::POST, users, Some(body.clone()))
+                .await;
+            assert_eq!(st, status, "{body}: {v}");
+        }
+        // A device manager manages no users.
+        let (st, _) = s
+            .call(
+                &manager,
+                Method::POST,
+                users,
+                Some(json!({"email": "y@example.com", "password": PASSWORD,
+                        "roles": [{"tenantId": t1, "role": "viewer"}]})),
+            )
+            .await;
+        assert_eq!(st, 403);
+        assert_eq!(s.call(&manager, Method::GET, users, None).await.0, 403);
+
+        // Someone with roles in both tenants: the tenant administrator sees and changes
+        // only the role in theirs.
+        let both = s
+        .admin(
+            Method::POST,
+            users,
+            json!({"email": "both@example.com", "password": PASSWORD,
+                   "roles": [{"tenantId": t1, "role": "viewer"}, {"tenantId": t2, "role": "admin"}]}),
+        )
+        .await;
+        let both_id = both["id"].as_str().unwrap().to_owned();
+        let (st, listed) = s.call(&tadmin, Method::GET, users, None).await;
+        assert_eq!(st, 200, "{listed}");
+        let items = listed["items"].as_array().unwrap();
+        let emails: Vec<&str> = items.iter().map(|u| u["email"].as_str().unwrap()).collect();
+        assert!(emails.contains(&"new@example.com") && emails.contains(&"both@example.com"));
+        assert!(emails.contains(&"boss@example.com"), "{emails:?}");
+        for u in items {
+            for r in u["roles"].as_array().unwrap() {
+                assert_eq!(
+                    r["tenantId"],
+                    t1.as_str(),
+                    "another tenant's role shown: {u}"
+                );
+            }
+        }
+        let (st, _) = s
+            .call(
+                &tadmin,
+                Method::GET,
+                &format!("{users}?tenantId={t2}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 404, "not their tenant");
+        let roles = format!("{users}/{both_id}/roles");
+        let (st, v) = s
+            .call(
+                &tadmin,
+                Method::PUT,
+                &roles,
+                Some(json!([{"tenantId": t1, "role": "device_manager"}])),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v, json!([{"tenantId": t1, "role": "device_manager"}]));
+        let seen_by_admin = s
+            .admin(Method::GET, &format!("{users}/{both_id}"), Value::Null)
+            .await;
+        let mut expected = vec![
+            json!({"tenantId": t1, "role": "device_manager"}),
+            json!({"tenantId": t2, "role": "admin"}),
+        ];
+        expected.sort_by_key(|v| v["tenantId"].as_str().unwrap().to_owned());
+        assert_eq!(
+            seen_by_admin["roles"],
+            json!(expected),
+            "the t2 role is kept"
+        );
+        let (st, _) = s
+            .call(
+                &tadmin,
+                Method::PUT,
+                &roles,
+                Some(json!([{"tenantId": t2, "role": "viewer"}])),
+            )
+            .await;
+        assert_eq!(st, 403, "a role in another tenant");
+        // A user of another tenant only is invisible; updating and deleting stay with
+        // administrators.
+        let other = s
+            .admin(
+                Method::POST,
+                users,
+                json!({"email": "other@example.com", "password": PASSWORD,
+                   "roles": [{"tenantId": t2, "role": "viewer"}]}),
+            )
+            .await;
+        let other_path = format!("{users}/{}", other["id"].as_str().unwrap());
+        assert_eq!(s.call(&tadmin, Method::GET, &other_path, None).await.0, 404);
+        let (st, _) = s
+            .call(
+                &tadmin,
+                Method::PUT,
+                &format!("{other_path}/roles"),
+                Some(json!([{"tenantId": t1, "role": "viewer"}])),
+            )
+            .await;
+        assert_eq!(st, 404);
+        let new_path = format!("{users}/{new_id}");
+        let (st, got) = s.call(&tadmin, Method::GET, &new_path, None).await;
+        assert_eq!((st, got["email"].as_str()), (200, Some("new@example.com")));
+        assert_eq!(
+            s.call(&tadmin, Method::DELETE, &new_path, None).await.0,
+            403
+        );
+        let (st, _) = s
+            .call(
+                &tadmin,
+                Method::PUT,
+                &new_path,
+                Some(json!({"email": "new@example.com", "isAdmin": true})),
+            )
+            .await;
+        assert_eq!(st, 403);
+        // Removing their only role here makes the user invisible to the tenant admin.
+        let (st, _) = s
+            .call(
+                &tadmin,
+                Method::PUT,
+                &format!("{new_path}/roles"),
+                Some(json!([])),
+            )
+            .await;
+        assert_eq!(st, 200);
+        assert_eq!(s.call(&tadmin, Method::GET, &new_path, None).await.0, 404);
+        s.stop();
+    }
+);
 
 storage_test!(roles_apply_from_the_next_request, |db: TestDb| async move {
     let s = start(db.storage.clone()).await;

@@ -12,6 +12,41 @@ use crate::auth::{Credential, Principal};
 use crate::error::ApiError;
 use crate::{input, password, Out};
 
+/// A user as `viewer` may see them: a tenant administrator sees only the roles in
+/// tenants they can see (nothing about the user's other tenants).
+fn user_json_for(u: &User, viewer: &Principal) -> Value {
+    if *viewer == Principal::Admin {
+        return user_json(u);
+    }
+    let mut shown = u.clone();
+    shown.roles.retain(|(t, _)| viewer.can_see(*t));
+    user_json(&shown)
+}
+
+/// 403 unless every role is in a tenant the caller administers.
+fn only_administered(ctx: &Ctx<'_>, roles: &[(Uuid, Role)]) -> Result<(), ApiError> {
+    match roles.iter().find(|(t, _)| !ctx.principal.administers(*t)) {
+        Some((t, _)) => Err(ApiError::forbidden(format!(
+            "you may give roles only in tenants you administer, and tenant {t} is not one of them"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The user `id` if the caller may manage them: anyone for the admin; for a tenant
+/// administrator a user without the admin flag who has a role in a tenant they
+/// administer (others answer 404, like missing users).
+async fn managed_user(ctx: &Ctx<'_>) -> Result<User, ApiError> {
+    let u = user(ctx).await?;
+    if ctx.principal == Principal::Admin
+        || (!u.is_admin && u.roles.iter().any(|(t, _)| ctx.principal.administers(*t)))
+    {
+        Ok(u)
+    } else {
+        Err(ApiError::not_found(format!("user {} not found", u.id)))
+    }
+}
+
 pub(crate) fn user_json(u: &User) -> Value {
     json!({
         "id": u.id,
@@ -88,12 +123,24 @@ async fn roles(ctx: &Ctx<'_>, body: &[RoleBody]) -> Result<Vec<(Uuid, Role)>, Ap
     Ok(out)
 }
 
+/// `POST /api/v1/users`: the admin creates any user; a tenant administrator creates
+/// users with roles in the tenants they administer (and no admin flag).
 pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
-    ctx.principal.require_admin("create users")?;
     let b: CreateBody = ctx.body()?;
     let email = input::email("email", &b.email)?;
     password::check_new("password", &b.password)?;
     let roles = roles(ctx, &b.roles).await?;
+    if ctx.principal != Principal::Admin {
+        if b.is_admin {
+            ctx.principal.require_admin("create administrators")?;
+        }
+        if roles.is_empty() {
+            return Err(ApiError::bad_request(
+                "give the user a role in a tenant you administer (roles: [{tenantId, role}])",
+            ));
+        }
+        only_administered(ctx, &roles)?;
+    }
     let hash = password::hash(&b.password).await?;
     let now = lorikeet_storage::now();
     let user = User {
@@ -108,12 +155,28 @@ pub(super) async fn create(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     Ok(Out::created(user_json(&user)))
 }
 
+/// `GET /api/v1/users`: every user for the admin; a tenant administrator lists the
+/// users of a tenant they administer.
 pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
-    ctx.principal.require_admin("list users")?;
     let page = input::page(ctx.query)?;
-    let tenant = ctx.query.uuid("tenantId")?;
+    let tenant = match ctx.principal {
+        Principal::Admin => ctx.query.uuid("tenantId")?,
+        _ => {
+            let t = ctx.principal.list_filter(ctx.query.uuid("tenantId")?)?;
+            match t {
+                Some(t) if ctx.principal.administers(t) => Some(t),
+                _ => ctx.principal.require_admin("list users").map(|()| t)?,
+            }
+        }
+    };
     let users = ctx.state.storage.list_users(tenant, probe(page)).await?;
-    Ok(page_out(users.iter().map(user_json).collect(), page))
+    Ok(page_out(
+        users
+            .iter()
+            .map(|u| user_json_for(u, &ctx.principal))
+            .collect(),
+        page,
+    ))
 }
 
 async fn user(ctx: &Ctx<'_>) -> Result<User, ApiError> {
@@ -126,8 +189,10 @@ async fn user(ctx: &Ctx<'_>) -> Result<User, ApiError> {
 }
 
 pub(super) async fn get(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
-    ctx.principal.require_admin("read users")?;
-    Ok(Out::ok(user_json(&user(ctx).await?)))
+    Ok(Out::ok(user_json_for(
+        &managed_user(ctx).await?,
+        &ctx.principal,
+    )))
 }
 
 pub(super) async fn update(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
@@ -198,11 +263,24 @@ pub(super) async fn delete(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 }
 
 /// `PUT /api/v1/users/{id}/roles`: `[{"tenantId", "role"}]` replaces the user's roles.
+/// A tenant administrator replaces the roles in the tenants they administer; the
+/// user's roles elsewhere stay as they are.
 pub(super) async fn put_roles(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
-    ctx.principal.require_admin("set users' roles")?;
-    let id = ctx.id_param("user")?;
     let body: Vec<RoleBody> = ctx.body()?;
-    let roles = roles(ctx, &body).await?;
+    let mut roles = roles(ctx, &body).await?;
+    let target = managed_user(ctx).await?;
+    let id = target.id;
+    if ctx.principal != Principal::Admin {
+        only_administered(ctx, &roles)?;
+        roles.extend(
+            target
+                .roles
+                .iter()
+                .filter(|(t, _)| !ctx.principal.administers(*t))
+                .copied(),
+        );
+        roles.sort();
+    }
     if !ctx
         .state
         .storage
@@ -213,7 +291,11 @@ pub(super) async fn put_roles(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     }
     // Open event streams of the user check what they may still see.
     ctx.state.key_revoked();
-    Ok(Out::ok(roles_json(&roles)))
+    let shown: Vec<(Uuid, Role)> = roles
+        .into_iter()
+        .filter(|(t, _)| ctx.principal.can_see(*t))
+        .collect();
+    Ok(Out::ok(roles_json(&shown)))
 }
 
 /// `GET /api/v1/me`: the caller.
