@@ -13,7 +13,7 @@
   const REG_PARAMS = ['RP001-1.0.2', 'RP001-1.0.2revB', 'RP001-1.0.3revA', 'RP001-1.1revA', 'RP001-1.1revB',
     'RP002-1.0.0', 'RP002-1.0.1', 'RP002-1.0.2', 'RP002-1.0.3', 'RP002-1.0.4'];
   const ROLES = [['', '— no access —'], ['viewer', 'viewer'], ['device_manager', 'device manager'], ['admin', 'admin']];
-  const EVENT_TYPES = ['up', 'join', 'ack', 'txack', 'log', 'status', 'location'];
+  const EVENT_TYPES = ['up', 'join', 'ack', 'txack', 'log', 'status', 'location', 'alert'];
   const RULE_KINDS = {
     // Starting points to edit; docs/alerts.md lists every parameter.
     device_silent: { minutes: 60 },
@@ -569,23 +569,28 @@
 
   const roleSummary = (roles) => (roles || []).map((r) => `${tenantName(r.tenantId)}: ${r.role}`).join(', ') || '—';
 
+  // Administrators manage every user; a tenant administrator the selected tenant's.
+  const managesUsers = () => state.me.isAdmin || canManage();
+  const administered = () => state.tenants.filter((t) => state.me.isAdmin || roleIn(t.id) === 'admin');
+
   async function pageUsers(view) {
     view.append(h('h1', {}, 'Users'));
-    if (!state.me.isAdmin) { view.append(muted('Only administrators manage users.')); return; }
+    if (!managesUsers()) { view.append(muted('Only administrators and tenant administrators manage users.')); return; }
+    const admin = state.me.isAdmin;
     const list = pagedTable('users-table', [
       { label: 'Email', cell: (u) => link(`#/users/${enc(u.id)}`, u.email) },
       { label: 'Administrator', cell: (u) => yesNo(u.isAdmin) },
       { label: 'Roles', cell: (u) => roleSummary(u.roles) },
       { label: 'Created', cell: (u) => fmtTime(u.createdAt) },
-    ], (offset, limit) => api('GET', `/users${qs({ limit, offset })}`));
+    ], (offset, limit) => api('GET', `/users${qs(admin ? { limit, offset } : { tenantId: state.tenantId, limit, offset })}`));
     view.append(panel(null, list), panel('New user', form('create-user-form', 'Create user', [
       field('Email', input('email', { type: 'email', autocomplete: 'off' })),
       field('Password', input('password', { type: 'password', autocomplete: 'new-password' })),
-      field(`Role in ${state.tenantId ? tenantName(state.tenantId) : 'the selected tenant'}`, select('role', ROLES, '')),
-      checkbox('isAdmin', 'Administrator (every tenant, users)'),
-    ], async (el, f) => {
+      field(`Role in ${state.tenantId ? tenantName(state.tenantId) : 'the selected tenant'}`, select('role', admin ? ROLES : ROLES.filter((r) => r[0]), admin ? '' : 'viewer')),
+      admin ? checkbox('isAdmin', 'Administrator (every tenant, users)') : null,
+    ].filter(Boolean), async (el, f) => {
       const roles = el.role.value && state.tenantId ? [{ tenantId: state.tenantId, role: el.role.value }] : [];
-      await api('POST', '/users', { email: el.email.value, password: el.password.value, isAdmin: el.isAdmin.checked, roles });
+      await api('POST', '/users', { email: el.email.value, password: el.password.value, isAdmin: admin && el.isAdmin.checked, roles });
       f.reset();
       notify('User created.');
       await list.reload();
@@ -594,12 +599,13 @@
 
   async function pageUser(view, id) {
     view.append(h('p', { class: 'crumbs' }, link('#/users', 'Users'), ' / '));
-    if (!state.me.isAdmin) { view.append(muted('Only administrators manage users.')); return; }
+    if (!managesUsers()) { view.append(muted('Only administrators and tenant administrators manage users.')); return; }
+    const admin = state.me.isAdmin;
     const u = await api('GET', `/users/${enc(id)}`);
     view.append(h('h1', {}, u.email), panel('Details', dl([['ID', code(u.id)], ['Administrator', yesNo(u.isAdmin)],
       ['Roles', roleSummary(u.roles)], ['Created', fmtTime(u.createdAt)], ['Updated', fmtTime(u.updatedAt)]])));
 
-    view.append(panel('Edit', form('edit-user-form', 'Save', [
+    if (admin) view.append(panel('Edit', form('edit-user-form', 'Save', [
       field('Email', input('email', { type: 'email', value: u.email })),
       field('New password', input('password', { type: 'password', autocomplete: 'new-password' }), 'leave empty to keep the current one'),
       checkbox('isAdmin', 'Administrator', u.isAdmin),
@@ -611,9 +617,12 @@
       render();
     })));
 
-    // One select per tenant; the PUT replaces the whole role list.
+    // One select per tenant; the PUT replaces the role list (a tenant administrator's:
+    // the roles in the tenants they administer; the server keeps the others).
     const known = new Set(state.tenants.map((t) => t.id));
-    const tenants = [...state.tenants, ...(u.roles || []).filter((r) => !known.has(r.tenantId)).map((r) => ({ id: r.tenantId, name: r.tenantId }))];
+    const tenants = admin
+      ? [...state.tenants, ...(u.roles || []).filter((r) => !known.has(r.tenantId)).map((r) => ({ id: r.tenantId, name: r.tenantId }))]
+      : administered();
     const current = (tid) => ((u.roles || []).find((r) => r.tenantId === tid) || {}).role || '';
     view.append(panel('Roles per tenant', form('roles-form', 'Save roles',
       h('div', { class: 'wide' }, table('roles-table', [
@@ -628,7 +637,7 @@
         render();
       })));
 
-    view.append(panel('Danger zone', dangerButton('Delete user', 'delete-user', async () => {
+    if (admin) view.append(panel('Danger zone', dangerButton('Delete user', 'delete-user', async () => {
       await api('DELETE', `/users/${enc(id)}`);
       location.hash = '#/users';
     })));
@@ -1371,7 +1380,7 @@
       return;
     }
     $('[data-test="signed-in-as"]').textContent = state.me.email;
-    $('[data-test="nav-users"]').hidden = !state.me.isAdmin;
+    $('[data-test="nav-users"]').hidden = !(state.me.isAdmin || (state.me.roles || []).some((r) => r.role === 'admin'));
     $('[data-test="logout"]').addEventListener('click', logout);
     await loadTenants();
     $('[data-test="tenant-select"]').addEventListener('change', (e) => {

@@ -579,6 +579,41 @@ async fn the_console_works_in_a_browser(db: TestDb) {
         );
     }
     screenshot(&c, "viewer-device").await;
+    // A viewer has no users page.
+    let nav_users = c.find(Locator::Css("[data-test=nav-users]")).await.unwrap();
+    assert!(!nav_users.is_displayed().await.unwrap());
+    c.close().await.unwrap();
+
+    // A tenant administrator manages the tenant's users: the page lists them and
+    // creates one with a role in the tenant (no administrator flag offered).
+    api.post(
+        "/api/v1/users",
+        json!({"email": "lead@example.com", "password": PASSWORD,
+               "roles": [{"tenantId": tenant, "role": "admin"}]}),
+    )
+    .await
+    .expect_status(201);
+    let c = open_browser(&driver, &chromium, &served.dir.join("chromium-lead")).await;
+    sign_in(&c, &base, "lead@example.com").await;
+    c.goto(&format!("{base}/#/users")).await.unwrap();
+    wait_for_text(&c, "[data-test=users-table]", VIEWER_EMAIL).await;
+    assert!(c
+        .find_all(Locator::Css("[data-test=create-user-form] [name=isAdmin]"))
+        .await
+        .unwrap()
+        .is_empty());
+    submit(
+        &c,
+        "create-user-form",
+        &[
+            ("email", "helper@example.com"),
+            ("password", PASSWORD),
+            ("role", "device_manager"),
+        ],
+    )
+    .await;
+    wait_for_text(&c, "[data-test=users-table]", "helper@example.com").await;
+    screenshot(&c, "tenant-admin-users").await;
     c.close().await.unwrap();
     drop(driver);
     served.stop();
