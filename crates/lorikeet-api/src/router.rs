@@ -26,6 +26,10 @@ pub enum RouteId {
     HttpIntegrationPut,
     HttpIntegrationGet,
     HttpIntegrationDelete,
+    NatsIntegrationPut,
+    NatsIntegrationGet,
+    NatsIntegrationDelete,
+    IntegrationList,
     ProfileCreate,
     ProfileList,
     ProfileGet,
@@ -104,6 +108,8 @@ impl RouteId {
             | ApplicationList
             | ApplicationGet
             | HttpIntegrationGet
+            | NatsIntegrationGet
+            | IntegrationList
             | ProfileList
             | ProfileGet
             | DeviceList
@@ -142,6 +148,8 @@ impl RouteId {
             | ApplicationDelete
             | HttpIntegrationPut
             | HttpIntegrationDelete
+            | NatsIntegrationPut
+            | NatsIntegrationDelete
             | ProfileCreate
             | ProfileUpdate
             | ProfileDelete
@@ -219,6 +227,26 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::DELETE,
         "/api/v1/applications/{id}/integrations/http",
         RouteId::HttpIntegrationDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/integrations/nats",
+        RouteId::NatsIntegrationPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations/nats",
+        RouteId::NatsIntegrationGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}/integrations/nats",
+        RouteId::NatsIntegrationDelete,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations",
+        RouteId::IntegrationList,
     ),
     (
         Method::POST,

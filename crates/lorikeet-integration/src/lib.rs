@@ -11,8 +11,10 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod mqtt;
+mod nats;
 mod ratelimit;
 pub mod signature;
+pub mod sink;
 
 pub use config::{IntegrationConfig, MqttConfig, WebhookConfig};
 pub use error::{CommandError, ConfigError, DeliveryError, TargetError};

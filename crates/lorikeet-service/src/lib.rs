@@ -3,6 +3,7 @@
 //! limit or a validation rule lives in exactly one place.
 
 pub mod downlink;
+pub mod integration;
 pub mod target;
 
 pub use downlink::{

@@ -402,22 +402,26 @@ pub enum IntegrationKind {
     Http,
     /// MQTT publishing.
     Mqtt,
+    /// NATS JetStream publishing.
+    Nats,
 }
 
 impl IntegrationKind {
-    /// "http" or "mqtt".
+    /// "http", "mqtt" or "nats".
     pub fn as_str(self) -> &'static str {
         match self {
             IntegrationKind::Http => "http",
             IntegrationKind::Mqtt => "mqtt",
+            IntegrationKind::Nats => "nats",
         }
     }
 
-    /// Parses "http" or "mqtt".
+    /// Parses [`IntegrationKind::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "http" => Some(IntegrationKind::Http),
             "mqtt" => Some(IntegrationKind::Mqtt),
+            "nats" => Some(IntegrationKind::Nats),
             _ => None,
         }
     }

@@ -17,6 +17,7 @@ mod devices;
 mod gateway_stats;
 mod gateways;
 pub(crate) mod import;
+mod integrations;
 mod link;
 mod overview;
 mod profiles;
@@ -208,6 +209,10 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         HttpIntegrationPut => applications::put_http(ctx).await,
         HttpIntegrationGet => applications::get_http(ctx).await,
         HttpIntegrationDelete => applications::delete_http(ctx).await,
+        NatsIntegrationPut => integrations::put_nats(ctx).await,
+        NatsIntegrationGet => integrations::get_nats(ctx).await,
+        NatsIntegrationDelete => integrations::delete_nats(ctx).await,
+        IntegrationList => integrations::list(ctx).await,
         ProfileCreate => profiles::create(ctx).await,
         ProfileList => profiles::list(ctx).await,
         ProfileGet => profiles::get(ctx).await,

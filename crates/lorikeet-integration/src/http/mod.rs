@@ -23,7 +23,7 @@
 //! One process delivers a database's webhooks (the cursors are not shared between
 //! processes).
 
-mod client;
+pub(crate) mod client;
 mod lanes;
 pub mod target;
 
@@ -34,9 +34,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use lorikeet_lorawan::Eui64;
 use lorikeet_service::target::TargetGuard;
-use lorikeet_storage::{
-    Change, DeliveryCursor, IntegrationKind, OutboxItem, PendingEvent, SpillRow, Storage,
-};
+use lorikeet_storage::{Change, DeliveryCursor, OutboxItem, PendingEvent, SpillRow, Storage};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::sync::{broadcast, mpsc, watch, Notify};
@@ -48,8 +46,8 @@ use crate::config::WebhookConfig;
 use crate::error::{DeliveryError, TargetError};
 use crate::metrics as m;
 use crate::ratelimit::LogLimiter;
+use crate::sink::{self, Out, Sink};
 use lanes::{Limits, Outcome, Scheduler};
-use target::WebhookTarget;
 
 /// How often one failing integration (or one kind of storage failure) may log.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -75,6 +73,7 @@ enum Source {
 /// A delivery waiting in its lane.
 struct Job {
     source: Source,
+    event_id: i64,
     dev_eui: Eui64,
     kind: &'static str,
     body: Vec<u8>,
@@ -86,12 +85,12 @@ struct Done {
     source: Source,
     dev_eui: Eui64,
     /// `None`: not attempted (its lease ran short, or its integration went away).
-    result: Option<Result<u16, DeliveryError>>,
+    result: Option<Result<(), DeliveryError>>,
 }
 
-/// What the worker knows about an HTTP integration.
+/// What the worker knows about an integration.
 enum Known {
-    Usable(Arc<WebhookTarget>),
+    Usable(Arc<dyn Sink>),
     Broken(TargetError),
 }
 
@@ -143,7 +142,7 @@ impl Feed {
 pub struct WebhookWorker {
     storage: Arc<dyn Storage>,
     config: WebhookConfig,
-    clients: client::Clients,
+    shared: sink::Shared,
     targets: HashMap<Uuid, (DateTime<Utc>, Known)>,
     feeds: HashMap<Uuid, Feed>,
     /// Whether the devices with outbox rows were loaded (once, at start).
@@ -182,7 +181,7 @@ impl WebhookWorker {
         let clients = client::Clients::new(
             config.timeout(),
             config.concurrency_per_integration,
-            guard,
+            guard.clone(),
             config.signature_version,
         )?;
         let limits = Limits {
@@ -197,7 +196,7 @@ impl WebhookWorker {
         Ok(WebhookWorker {
             storage,
             config,
-            clients,
+            shared: sink::Shared { clients, guard },
             targets: HashMap::new(),
             feeds: HashMap::new(),
             chains_loaded: false,
@@ -308,7 +307,7 @@ impl WebhookWorker {
         let _ = tokio::time::timeout_at(deadline + Duration::from_secs(1), writer).await;
     }
 
-    /// Re-reads the HTTP integrations (on start and when the API changed one).
+    /// Re-reads the integrations (on start and when the API changed one).
     async fn reload(&mut self) {
         let list = match self.storage.list_integrations(None).await {
             Ok(l) => l,
@@ -318,7 +317,7 @@ impl WebhookWorker {
             }
         };
         let mut next = HashMap::with_capacity(list.len());
-        for i in list.iter().filter(|i| i.kind == IntegrationKind::Http) {
+        for i in list.iter().filter(|i| sink::delivered(i.kind)) {
             let changed = self
                 .targets
                 .get(&i.id)
@@ -327,11 +326,11 @@ impl WebhookWorker {
                 // New settings deserve a fresh start, not the old failure streak.
                 self.sched.reset_failures(i.id);
             }
-            let known = match WebhookTarget::from_integration(i) {
-                Ok(t) => Known::Usable(Arc::new(t)),
+            let known = match sink::build(i, &self.shared) {
+                Ok(t) => Known::Usable(t),
                 Err(e) => {
                     if changed {
-                        warn!(integration = %i.id, application = %i.application_id, "webhook cannot be used: {e}");
+                        warn!(integration = %i.id, application = %i.application_id, kind = i.kind.as_str(), "integration cannot be used: {e}");
                         // Its events wait in the events table (its cursor stays) until
                         // the settings are fixed; the API shows why.
                         let err = DeliveryError::Target(e.clone()).to_string();
@@ -372,7 +371,7 @@ impl WebhookWorker {
     async fn start_feeds(&mut self, list: &[lorikeet_storage::Integration]) {
         let new: Vec<&lorikeet_storage::Integration> = list
             .iter()
-            .filter(|i| i.kind == IntegrationKind::Http && !self.feeds.contains_key(&i.id))
+            .filter(|i| sink::delivered(i.kind) && !self.feeds.contains_key(&i.id))
             .collect();
         if new.is_empty() && self.chains_loaded {
             return;
@@ -500,6 +499,7 @@ impl WebhookWorker {
                     event_id: ev.id,
                     created_at: ev.created_at,
                 },
+                event_id: ev.id,
                 dev_eui: ev.dev_eui,
                 kind: ev.kind.as_str(),
                 body: ev.body.into_bytes(),
@@ -706,13 +706,20 @@ impl WebhookWorker {
                 });
                 continue;
             };
-            let clients = self.clients.clone();
             let done = done.clone();
             metrics::gauge!(m::WEBHOOK_IN_FLIGHT).increment(1.0);
+            let sending = target.send(
+                Out {
+                    event_id: job.event_id,
+                    dev_eui: job.dev_eui,
+                    kind: job.kind,
+                    body: job.body,
+                },
+                timeout,
+            );
             tokio::spawn(async move {
                 let started = Instant::now();
-                let result =
-                    client::post_event(&clients, &target, job.kind, job.body, timeout).await;
+                let result = sending.await;
                 metrics::histogram!(m::WEBHOOK_DURATION).record(started.elapsed().as_secs_f64());
                 metrics::gauge!(m::WEBHOOK_IN_FLIGHT).decrement(1.0);
                 let _ = done.send(Done {
@@ -897,7 +904,7 @@ impl WebhookWorker {
         );
         if let Some(held_back) = self.logs.allow(integration, std::time::Instant::now()) {
             let url = match self.targets.get(&integration) {
-                Some((_, Known::Usable(t))) => t.display_url(),
+                Some((_, Known::Usable(t))) => t.describe(),
                 _ => String::new(),
             };
             warn!(
@@ -1097,6 +1104,7 @@ fn job(item: &OutboxItem, lease_until: Instant) -> Job {
             attempts: item.attempts,
             lease_until,
         },
+        event_id: item.event_id,
         dev_eui: item.dev_eui,
         kind: item.kind.as_str(),
         // Serialised once per claim; the same bytes are signed and sent.

@@ -1,0 +1,155 @@
+//! Broker integrations of an application (issue 22) and the list of all of an
+//! application's integrations. The HTTP kind is in `applications.rs`. Settings are
+//! checked with the same rules the delivery engine parses them with
+//! (`lorikeet_service::integration`).
+
+use lorikeet_service::integration::NatsConfig;
+use lorikeet_storage::{Change, Integration, IntegrationKind, IntegrationOwner};
+use serde_json::{json, Value};
+use uuid::Uuid;
+use warp::http::StatusCode;
+
+use super::Ctx;
+use crate::error::ApiError;
+use crate::{Out, Principal};
+
+fn owner(ctx: &Ctx<'_>) -> IntegrationOwner {
+    match ctx.principal {
+        Principal::Admin => IntegrationOwner::Admin,
+        Principal::Tenant(_) | Principal::User(_) => IntegrationOwner::Tenant,
+    }
+}
+
+/// The delivery state every kind shows.
+async fn status_json(ctx: &Ctx<'_>, i: &Integration) -> Result<Value, ApiError> {
+    let backlog = ctx.state.storage.outbox_backlog(i.id).await?;
+    Ok(json!({
+        "id": i.id,
+        "kind": i.kind.as_str(),
+        "applicationId": i.application_id,
+        "owner": i.owner.as_str(),
+        "lastDeliveredAt": i.last_delivered_at,
+        "lastError": i.last_error,
+        "lastErrorAt": i.last_error_at,
+        "backlog": backlog,
+        "createdAt": i.created_at,
+        "updatedAt": i.updated_at,
+    }))
+}
+
+/// Stores `config` as the application's integration of `kind` (created or replaced).
+async fn upsert(
+    ctx: &Ctx<'_>,
+    application_id: Uuid,
+    kind: IntegrationKind,
+    config: Value,
+) -> Result<Out, ApiError> {
+    let now = lorikeet_storage::now();
+    let i = Integration {
+        id: Uuid::new_v4(),
+        application_id,
+        kind,
+        owner: owner(ctx),
+        config,
+        last_delivered_at: None,
+        last_error: None,
+        last_error_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let created = ctx.state.storage.upsert_integration(&i).await?;
+    ctx.state.notify(Change::IntegrationChanged(application_id));
+    let id = ctx
+        .state
+        .storage
+        .get_integration(application_id, kind)
+        .await?
+        .map_or(i.id, |s| s.id);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(Out::Json(status, json!({ "id": id })))
+}
+
+/// `POST …/integrations/nats`: `{"url": "nats://…", "subject"?, "commandSubject"?}`.
+pub(super) async fn put_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let mut b: NatsConfig = ctx.body()?;
+    b.url = b.url.trim().to_owned();
+    let address = b.check().map_err(ApiError::bad_request)?;
+    // The broker is reached like a webhook: a tenant's only at public addresses
+    // (checked again, resolved, when the connection is made).
+    let ip = address
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>();
+    if let Ok(ip) = ip {
+        ctx.state
+            .target_guard
+            .check_ip(owner(ctx), ip)
+            .map_err(|r| {
+                ApiError::bad_request(format!(
+                "url: {r}; the operator can allow a network with [security] allowed_target_networks"
+            ))
+            })?;
+    }
+    let config = serde_json::to_value(&b).map_err(|_| ApiError::internal())?;
+    upsert(ctx, id, IntegrationKind::Nats, config).await
+}
+
+/// `GET …/integrations/nats`.
+pub(super) async fn get_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let Some(i) = ctx
+        .state
+        .storage
+        .get_integration(id, IntegrationKind::Nats)
+        .await?
+    else {
+        return Err(ApiError::not_found(format!(
+            "application {id} has no NATS integration; create one with POST"
+        )));
+    };
+    let mut v = status_json(ctx, &i).await?;
+    if let Ok(c) = serde_json::from_value::<NatsConfig>(i.config.clone()) {
+        v["url"] = json!(c.url);
+        v["subject"] = json!(c.subject);
+        v["commandSubject"] = json!(c.command_subject);
+    }
+    Ok(Out::ok(v))
+}
+
+/// `DELETE …/integrations/nats`.
+pub(super) async fn delete_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    if !ctx
+        .state
+        .storage
+        .delete_integration(id, IntegrationKind::Nats)
+        .await?
+    {
+        return Err(ApiError::not_found(format!(
+            "application {id} has no NATS integration"
+        )));
+    }
+    ctx.state.notify(Change::IntegrationChanged(id));
+    Ok(Out::NoContent)
+}
+
+/// `GET …/integrations`: every integration of the application with its delivery
+/// state (settings: `GET …/integrations/{kind}`).
+pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let mut items = Vec::new();
+    for i in ctx.state.storage.list_integrations(Some(id)).await? {
+        items.push(status_json(ctx, &i).await?);
+    }
+    Ok(Out::ok(json!({ "items": items })))
+}

@@ -1,0 +1,341 @@
+//! The NATS JetStream integration end to end (issue 22): a NATS server of the
+//! test's own (`nats-server -js`, so it can be stopped), events published to their
+//! subjects with `Nats-Msg-Id`, in order per device, nothing lost and nothing stored
+//! twice across a broker outage; on SQLite and Postgres.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use async_nats::jetstream;
+use lorikeet_lorawan::crypto::SessionKeys;
+use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
+use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
+use lorikeet_storage::testing::TestDb;
+use serde_json::{json, Value};
+use support::*;
+
+const GATEWAY: u64 = 0x00aa_0000_0000_0e01;
+
+fn rx() -> RxMeta {
+    RxMeta {
+        frequency_hz: 868_100_000,
+        spreading_factor: 7,
+        bandwidth_hz: 125_000,
+        rssi_dbm: -70,
+        snr_db: 8.0,
+    }
+}
+
+/// A nats-server with JetStream on `port`, storing in `dir` (kept across restarts).
+struct Nats {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nats {
+    async fn start(port: u16, dir: PathBuf) -> Nats {
+        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nats-server is installed (scripts/test installs it)");
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        let n = Nats {
+            port,
+            dir,
+            child: Some(child),
+        };
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("nats-server did not listen on {port}");
+    }
+
+    async fn restart(&mut self) {
+        let again = Nats::start(self.port, self.dir.clone()).await;
+        let mut again = std::mem::ManuallyDrop::new(again);
+        self.child = again.child.take();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The stream's messages in order: (subject, Nats-Msg-Id, body).
+async fn stored(port: u16) -> Vec<(String, String, Value)> {
+    let client = async_nats::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let js = jetstream::new(client);
+    let mut stream = js.get_stream("LORIKEET").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        let m = stream.get_raw_message(seq).await.unwrap();
+        let id = m
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default();
+        out.push((
+            m.subject.to_string(),
+            id,
+            serde_json::from_slice(&m.payload).unwrap(),
+        ));
+    }
+    out
+}
+
+async fn wait_stored(port: u16, n: usize, what: &str) -> Vec<(String, String, Value)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = stored(port).await;
+        if s.len() >= n {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} of {n} events in the stream",
+            s.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn nats_delivery(db: TestDb) {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("lorikeet-nats-{}", uuid::Uuid::new_v4()));
+    let mut nats = Nats::start(port, dir).await;
+    {
+        let client = async_nats::connect(format!("127.0.0.1:{port}"))
+            .await
+            .unwrap();
+        jetstream::new(client)
+            .create_stream(jetstream::stream::Config {
+                name: "LORIKEET".into(),
+                subjects: vec!["lorikeet.>".into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let server = start_server_with(db.url(), |c| {
+        c.webhook.backoff_base_ms = 100;
+        c.webhook.backoff_max_ms = 500;
+        c.webhook.poll_interval_ms = 100;
+        c.webhook.timeout_ms = 1_000;
+    })
+    .await;
+    let api = Api::new(&server);
+    let (app_id, profile_id) = abp_application(&api, "nats", None).await;
+
+    // Settings are checked.
+    for (body, needle) in [
+        (json!({"url": "http://127.0.0.1:4222"}), "nats://"),
+        (
+            json!({"url": format!("nats://127.0.0.1:{port}"), "subject": "a.{device}"}),
+            "unknown placeholder",
+        ),
+        (
+            json!({"url": format!("nats://127.0.0.1:{port}"), "subject": "a.>"}),
+            "wildcards",
+        ),
+        (json!({"url": "nats://u:p@h"}), "credentials"),
+        (json!({"url": "nats://h", "extra": 1}), "unknown field"),
+    ] {
+        let r = api
+            .post(
+                &format!("/api/v1/applications/{app_id}/integrations/nats"),
+                body,
+            )
+            .await
+            .expect_status(400);
+        assert!(r["error"].as_str().unwrap().contains(needle), "{r}");
+    }
+    api.post(
+        &format!("/api/v1/applications/{app_id}/integrations/nats"),
+        json!({"url": format!("nats://127.0.0.1:{port}")}),
+    )
+    .await
+    .expect_status(201);
+    let got = api
+        .get(&format!("/api/v1/applications/{app_id}/integrations/nats"))
+        .await
+        .expect_status(200);
+    assert_eq!(got["url"], format!("nats://127.0.0.1:{port}"));
+    assert_eq!(got["kind"], "nats");
+    let list = api
+        .get(&format!("/api/v1/applications/{app_id}/integrations"))
+        .await
+        .expect_status(200);
+    assert_eq!(list["items"][0]["kind"], "nats", "{list}");
+
+    // Two ABP devices behind one gateway.
+    let mut devices = Vec::new();
+    for n in 0..2u8 {
+        let eui = Eui64::from_u64(0x0e0e_0000_0000_0000 | u64::from(n));
+        let addr = DevAddr::from_u32(0x0e0e_0000 | u32::from(n));
+        let keys = SessionKeys::from_1_0(
+            Aes128Key::from_bytes([n, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Aes128Key::from_bytes([n, 0x22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+        );
+        api.post(
+            "/api/v1/devices",
+            json!({"devEui": eui.to_string(), "joinEui": "0000000000000000",
+                   "name": format!("d{n}"), "applicationId": app_id,
+                   "deviceProfileId": profile_id}),
+        )
+        .await
+        .expect_status(201);
+        api.post(
+            &format!("/api/v1/devices/{eui}/activate"),
+            json!({"devAddr": addr.to_string(), "appSKey": keys.app_s_key.expose_hex(),
+                   "nwkSKey": keys.f_nwk_s_int_key.expose_hex()}),
+        )
+        .await
+        .expect_status(200);
+        devices.push(SimDevice::abp(eui, addr, keys, false, 0));
+    }
+    api.post(
+        "/api/v1/gateways",
+        json!({"gatewayId": Eui64::from_u64(GATEWAY).to_string(), "name": "gw"}),
+    )
+    .await
+    .expect_status(201);
+    let gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
+        .await
+        .unwrap();
+    gw.pull_data(Duration::from_secs(5)).await.unwrap();
+
+    let mut sent = 0usize;
+    for round in 0..5u8 {
+        for d in &mut devices {
+            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
+                .await
+                .unwrap();
+            sent += 1;
+        }
+    }
+    let s = wait_stored(port, sent, "before the outage").await;
+    assert_eq!(s.len(), sent);
+    let dev0 = devices[0].dev_eui.to_string();
+    let (subject, id, body) = &s[0];
+    assert_eq!(
+        subject,
+        &format!(
+            "lorikeet.{app_id}.{}.up",
+            body["deviceInfo"]["devEui"].as_str().unwrap()
+        )
+    );
+    assert!(
+        id.parse::<i64>().is_ok(),
+        "Nats-Msg-Id is the event id: {id:?}"
+    );
+    assert_eq!(body["fPort"], 2);
+
+    // The broker goes away for a while; uplinks keep coming; nothing is lost and
+    // nothing is stored twice.
+    nats.stop();
+    for round in 5..10u8 {
+        for d in &mut devices {
+            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
+                .await
+                .unwrap();
+            sent += 1;
+        }
+    }
+    wait_events(&api, devices[0].dev_eui, "up", 10).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let waiting = api
+        .get(&format!("/api/v1/applications/{app_id}/integrations/nats"))
+        .await
+        .expect_status(200);
+    assert!(
+        waiting["lastError"].is_string(),
+        "the outage shows: {waiting}"
+    );
+    nats.restart().await;
+    let s = wait_stored(port, sent, "after the outage").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s2 = stored(port).await;
+    assert_eq!(s2.len(), s.len(), "nothing more arrives");
+    let ids: std::collections::BTreeSet<&String> = s2.iter().map(|(_, id, _)| id).collect();
+    assert_eq!(
+        ids.len(),
+        sent,
+        "each event stored once: {} messages",
+        s2.len()
+    );
+    // In order per device: the payload byte is the round.
+    let mut rounds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (_, _, body) in &s2 {
+        let data = body["data"].as_str().unwrap();
+        let byte =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap()[0];
+        rounds
+            .entry(body["deviceInfo"]["devEui"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(u64::from(byte));
+    }
+    assert_eq!(rounds[&dev0], (0..10).collect::<Vec<u64>>(), "{rounds:?}");
+    assert_eq!(rounds.len(), 2);
+
+    // Deleting the integration stops it.
+    api.delete(&format!("/api/v1/applications/{app_id}/integrations/nats"))
+        .await
+        .expect_status(204);
+    api.get(&format!("/api/v1/applications/{app_id}/integrations/nats"))
+        .await
+        .expect_status(404);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_delivery_sqlite() {
+    nats_delivery(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_delivery_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    nats_delivery(db).await;
+}
