@@ -29,6 +29,9 @@ pub enum RouteId {
     NatsIntegrationPut,
     NatsIntegrationGet,
     NatsIntegrationDelete,
+    InfluxIntegrationPut,
+    InfluxIntegrationGet,
+    InfluxIntegrationDelete,
     IntegrationList,
     ProfileCreate,
     ProfileList,
@@ -109,6 +112,7 @@ impl RouteId {
             | ApplicationGet
             | HttpIntegrationGet
             | NatsIntegrationGet
+            | InfluxIntegrationGet
             | IntegrationList
             | ProfileList
             | ProfileGet
@@ -150,6 +154,8 @@ impl RouteId {
             | HttpIntegrationDelete
             | NatsIntegrationPut
             | NatsIntegrationDelete
+            | InfluxIntegrationPut
+            | InfluxIntegrationDelete
             | ProfileCreate
             | ProfileUpdate
             | ProfileDelete
@@ -242,6 +248,21 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::DELETE,
         "/api/v1/applications/{id}/integrations/nats",
         RouteId::NatsIntegrationDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/integrations/influxdb",
+        RouteId::InfluxIntegrationPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations/influxdb",
+        RouteId::InfluxIntegrationGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}/integrations/influxdb",
+        RouteId::InfluxIntegrationDelete,
     ),
     (
         Method::GET,

@@ -9,6 +9,7 @@ mod backoff;
 pub mod config;
 pub mod error;
 pub mod http;
+mod influxdb;
 pub mod metrics;
 pub mod mqtt;
 mod nats;

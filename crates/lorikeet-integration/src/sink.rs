@@ -54,7 +54,10 @@ pub(crate) struct Shared {
 
 /// The kinds the engine delivers.
 pub fn delivered(kind: IntegrationKind) -> bool {
-    matches!(kind, IntegrationKind::Http | IntegrationKind::Nats)
+    matches!(
+        kind,
+        IntegrationKind::Http | IntegrationKind::Nats | IntegrationKind::Influxdb
+    )
 }
 
 /// The sink of an integration from its stored settings.
@@ -64,6 +67,10 @@ pub(crate) fn build(i: &Integration, shared: &Shared) -> Result<Arc<dyn Sink>, T
             clients: shared.clients.clone(),
             target: Arc::new(WebhookTarget::from_integration(i)?),
         })),
+        IntegrationKind::Influxdb => Ok(Arc::new(crate::influxdb::InfluxSink::new(
+            i,
+            shared.clients.clone(),
+        )?)),
         IntegrationKind::Nats => Ok(Arc::new(crate::nats::NatsSink::new(
             i,
             shared.guard.clone(),

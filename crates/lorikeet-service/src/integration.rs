@@ -178,3 +178,322 @@ mod tests {
         assert!(with_commands.check().is_ok());
     }
 }
+
+/// Settings of an InfluxDB integration (`POST …/integrations/influxdb`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InfluxConfig {
+    /// `http(s)://host:port` of the server.
+    pub url: String,
+    /// 1 (`/write`, database + retention policy) or 2 (`/api/v2/write`, org + bucket).
+    pub version: u8,
+    /// v1: the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// v1: the retention policy (default: the database's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_policy: Option<String>,
+    /// v2: the organisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
+    /// v2: the bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// v2: the API token (write-only in the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// v1: user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// v1: password (write-only in the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The measurement's name (default `device_frame`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<String>,
+}
+
+/// The measurement when none is configured.
+pub const DEFAULT_MEASUREMENT: &str = "device_frame";
+
+impl InfluxConfig {
+    /// Checks the settings; the URL to write to.
+    pub fn check(&self) -> Result<url::Url, String> {
+        let base = url::Url::parse(self.url.trim())
+            .map_err(|e| format!("url {:?} is not a valid URL: {e}", self.url))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none_or(str::is_empty) {
+            return Err(format!(
+                "url {:?} must be http:// or https:// with a host, e.g. http://influx:8086",
+                self.url
+            ));
+        }
+        if !base.username().is_empty() || base.password().is_some() || base.query().is_some() {
+            return Err(
+                "url: give credentials as username/password or token, not in the URL".into(),
+            );
+        }
+        let name = |field: &str, v: &Option<String>| -> Result<Option<String>, String> {
+            match v {
+                Some(s) if s.trim().is_empty() || s.len() > 256 || s.contains(['\0', '\n']) => Err(
+                    format!("{field} must have 1 to 256 characters and no line breaks"),
+                ),
+                other => Ok(other.clone()),
+            }
+        };
+        let mut url = base.clone();
+        let path = format!("{}/", base.path().trim_end_matches('/'));
+        match self.version {
+            1 => {
+                let db = name("database", &self.database)?.ok_or("version 1 needs database")?;
+                if self.org.is_some() || self.bucket.is_some() || self.token.is_some() {
+                    return Err("org, bucket and token are for version 2".into());
+                }
+                if self.password.is_some() && self.username.is_none() {
+                    return Err("password needs a username".into());
+                }
+                url.set_path(&format!("{path}write"));
+                let mut q = url.query_pairs_mut();
+                q.append_pair("db", &db).append_pair("precision", "ns");
+                if let Some(rp) = name("retentionPolicy", &self.retention_policy)? {
+                    q.append_pair("rp", &rp);
+                }
+            }
+            2 => {
+                let org = name("org", &self.org)?.ok_or("version 2 needs org")?;
+                let bucket = name("bucket", &self.bucket)?.ok_or("version 2 needs bucket")?;
+                name("token", &self.token)?.ok_or("version 2 needs token")?;
+                if self.database.is_some() || self.retention_policy.is_some() {
+                    return Err("database and retentionPolicy are for version 1".into());
+                }
+                url.set_path(&format!("{path}api/v2/write"));
+                url.query_pairs_mut()
+                    .append_pair("org", &org)
+                    .append_pair("bucket", &bucket)
+                    .append_pair("precision", "ns");
+            }
+            v => return Err(format!("version {v} is not 1 or 2")),
+        }
+        name("username", &self.username)?;
+        if let Some(m) = &self.measurement {
+            if m.is_empty() || m.len() > 128 || m.chars().any(char::is_control) {
+                return Err("measurement must have 1 to 128 printable characters".into());
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// An `up` event as one InfluxDB line: the measurement; tags `devEui`,
+/// `application`, `deviceName`, `fPort`; every decoded `object` field (nested
+/// objects and arrays flattened with `_`: numbers as floats, booleans, strings) plus
+/// `rssi`, `snr` (best reception) and `fCnt`; the event's time in ns. `None` for
+/// other events and for uplinks without a decoded object.
+pub fn up_event_line(measurement: &str, body: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let object = body.get("object").filter(|o| o.is_object())?;
+    let info = body.get("deviceInfo")?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}_{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    flatten(&format!("{prefix}_{i}"), v, out);
+                }
+            }
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
+                    out.push((prefix.to_owned(), format!("{f:?}")));
+                }
+            }
+            Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
+            Value::String(s) => out.push((
+                prefix.to_owned(),
+                format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+            )),
+            Value::Null => {}
+        }
+    }
+    flatten("", object, &mut fields);
+    let best = body.get("rxInfo").and_then(Value::as_array).and_then(|rx| {
+        rx.iter().max_by(|a, b| {
+            let r = |v: &Value| v.get("rssi").and_then(Value::as_f64).unwrap_or(f64::MIN);
+            r(a).total_cmp(&r(b))
+        })
+    });
+    if let Some(r) = best.and_then(|b| b.get("rssi")).and_then(Value::as_i64) {
+        fields.push(("rssi".into(), format!("{r}i")));
+    }
+    if let Some(s) = best.and_then(|b| b.get("snr")).and_then(Value::as_f64) {
+        fields.push(("snr".into(), format!("{s:?}")));
+    }
+    if let Some(f) = body.get("fCnt").and_then(Value::as_u64) {
+        fields.push(("fCnt".into(), format!("{f}i")));
+    }
+    if fields.is_empty() {
+        return None;
+    }
+    let tag = |s: &str| escape(s, &[',', '=', ' ']);
+    let mut line = escape(measurement, &[',', ' ']);
+    for (k, v) in [
+        ("devEui", info.get("devEui")),
+        ("application", info.get("applicationName")),
+        ("deviceName", info.get("deviceName")),
+    ] {
+        if let Some(v) = v.and_then(Value::as_str).filter(|s| !s.is_empty()) {
+            line.push_str(&format!(",{k}={}", tag(v)));
+        }
+    }
+    if let Some(p) = body.get("fPort").and_then(Value::as_u64) {
+        line.push_str(&format!(",fPort={p}"));
+    }
+    line.push(' ');
+    line.push_str(
+        &fields
+            .iter()
+            .map(|(k, v)| format!("{}={v}", tag(k)))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    let ns = body
+        .get("time")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| t.timestamp_nanos_opt());
+    if let Some(ns) = ns {
+        line.push_str(&format!(" {ns}"));
+    }
+    Some(line)
+}
+
+/// Backslash-escapes `chars` (and backslashes before them) for line protocol.
+fn escape(s: &str, chars: &[char]) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if chars.contains(&c) {
+            out.push('\\');
+        }
+        // Line breaks cannot be escaped in line protocol: they end the line.
+        out.push(if c == '\n' || c == '\r' { ' ' } else { c });
+    }
+    out
+}
+
+#[cfg(test)]
+mod influx_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn up_events_become_lines() {
+        let body = json!({
+            "time": "2026-12-07T12:00:00.5Z", "fCnt": 7, "fPort": 2,
+            "deviceInfo": {"devEui": "0102030405060708", "applicationName": "cold rooms",
+                           "deviceName": "room=1"},
+            "object": {"temperatureSensor": {"1": 21.5}, "door": "open \"A\"", "ok": true,
+                       "list": [1, 2], "none": null},
+            "rxInfo": [{"rssi": -90, "snr": 1.5}, {"rssi": -60, "snr": 9.0}]
+        });
+        let line = up_event_line("device_frame", &body).unwrap();
+        assert_eq!(
+            line,
+            "device_frame,devEui=0102030405060708,application=cold\\ rooms,deviceName=room\\=1,fPort=2 \
+             door=\"open \\\"A\\\"\",list_0=1.0,list_1=2.0,ok=true,temperatureSensor_1=21.5,\
+             rssi=-60i,snr=9.0,fCnt=7i 1796644800500000000"
+        );
+        assert_eq!(
+            up_event_line("m", &json!({"deviceInfo": {}})),
+            None,
+            "no object"
+        );
+    }
+
+    #[test]
+    fn influx_settings() {
+        let v1 = InfluxConfig {
+            url: "http://influx:8086".into(),
+            version: 1,
+            database: Some("lora".into()),
+            retention_policy: Some("week".into()),
+            org: None,
+            bucket: None,
+            token: None,
+            username: None,
+            password: None,
+            measurement: None,
+        };
+        assert_eq!(
+            v1.check().unwrap().as_str(),
+            "http://influx:8086/write?db=lora&precision=ns&rp=week"
+        );
+        let v2 = InfluxConfig {
+            version: 2,
+            database: None,
+            retention_policy: None,
+            org: Some("acme".into()),
+            bucket: Some("b".into()),
+            token: Some("t".into()),
+            ..v1.clone()
+        };
+        assert_eq!(
+            v2.check().unwrap().as_str(),
+            "http://influx:8086/api/v2/write?org=acme&bucket=b&precision=ns"
+        );
+        for (c, needle) in [
+            (
+                InfluxConfig {
+                    database: None,
+                    ..v1.clone()
+                },
+                "needs database",
+            ),
+            (
+                InfluxConfig {
+                    version: 3,
+                    ..v1.clone()
+                },
+                "not 1 or 2",
+            ),
+            (
+                InfluxConfig {
+                    token: None,
+                    ..v2.clone()
+                },
+                "needs token",
+            ),
+            (
+                InfluxConfig {
+                    url: "influx:8086".into(),
+                    ..v1.clone()
+                },
+                "http",
+            ),
+            (
+                InfluxConfig {
+                    password: Some("p".into()),
+                    ..v1.clone()
+                },
+                "needs a username",
+            ),
+            (
+                InfluxConfig {
+                    org: Some("o".into()),
+                    ..v1.clone()
+                },
+                "version 2",
+            ),
+        ] {
+            let e = c.check().unwrap_err();
+            assert!(e.contains(needle), "{c:?}: {e}");
+        }
+    }
+}

@@ -404,15 +404,18 @@ pub enum IntegrationKind {
     Mqtt,
     /// NATS JetStream publishing.
     Nats,
+    /// InfluxDB writes.
+    Influxdb,
 }
 
 impl IntegrationKind {
-    /// "http", "mqtt" or "nats".
+    /// "http", "mqtt", "nats" or "influxdb".
     pub fn as_str(self) -> &'static str {
         match self {
             IntegrationKind::Http => "http",
             IntegrationKind::Mqtt => "mqtt",
             IntegrationKind::Nats => "nats",
+            IntegrationKind::Influxdb => "influxdb",
         }
     }
 
@@ -422,6 +425,7 @@ impl IntegrationKind {
             "http" => Some(IntegrationKind::Http),
             "mqtt" => Some(IntegrationKind::Mqtt),
             "nats" => Some(IntegrationKind::Nats),
+            "influxdb" => Some(IntegrationKind::Influxdb),
             _ => None,
         }
     }

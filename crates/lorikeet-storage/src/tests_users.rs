@@ -320,6 +320,29 @@ storage_test!(link_health_follows_the_uplinks, |db: TestDb| async move {
         (Some(87.5), Some(false), Some(12))
     );
     assert_eq!(l.history.len(), 2, "{:?}", l.history);
+    // An uplink's last-seen time and its link figures go in one row update; a seen
+    // time without a sample, or of another uplink than the newest sample, on its own.
+    let seen = |secs: i64| WriteOp::DeviceSeen {
+        dev_eui: d.dev_eui,
+        at: t0() + Duration::seconds(secs),
+    };
+    s.apply(&[seen(3700), sample(3700, 14, -85, None)])
+        .await
+        .unwrap();
+    let last_seen = || async { s.get_device(d.dev_eui).await.unwrap().unwrap().last_seen_at };
+    assert_eq!(last_seen().await, Some(t0() + Duration::seconds(3700)));
+    s.apply(&[seen(3800)]).await.unwrap();
+    assert_eq!(last_seen().await, Some(t0() + Duration::seconds(3800)));
+    s.apply(&[sample(3900, 15, -85, None), seen(3950)])
+        .await
+        .unwrap();
+    assert_eq!(last_seen().await, Some(t0() + Duration::seconds(3950)));
+    s.apply(&[sample(4000, 16, -85, None)]).await.unwrap();
+    assert_eq!(
+        last_seen().await,
+        Some(t0() + Duration::seconds(3950)),
+        "a sample alone leaves last_seen_at"
+    );
     let h = &l.history[0];
     assert_eq!((h.uplinks, h.rssi_min, h.rssi_max), (3, -80, -60));
     assert!((h.rssi_avg + 70.0).abs() < 1e-9, "{h:?}");

@@ -3,7 +3,7 @@
 //! checked with the same rules the delivery engine parses them with
 //! (`lorikeet_service::integration`).
 
-use lorikeet_service::integration::NatsConfig;
+use lorikeet_service::integration::{InfluxConfig, NatsConfig};
 use lorikeet_storage::{Change, Integration, IntegrationKind, IntegrationOwner};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -126,20 +126,118 @@ pub(super) async fn get_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 
 /// `DELETE …/integrations/nats`.
 pub(super) async fn delete_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    delete(ctx, IntegrationKind::Nats).await
+}
+
+/// `DELETE …/integrations/influxdb`.
+pub(super) async fn delete_influxdb(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    delete(ctx, IntegrationKind::Influxdb).await
+}
+
+async fn delete(ctx: &Ctx<'_>, kind: IntegrationKind) -> Result<Out, ApiError> {
     let id = ctx.id_param("application")?;
     ctx.application(id).await?;
-    if !ctx
-        .state
-        .storage
-        .delete_integration(id, IntegrationKind::Nats)
-        .await?
-    {
+    if !ctx.state.storage.delete_integration(id, kind).await? {
         return Err(ApiError::not_found(format!(
-            "application {id} has no NATS integration"
+            "application {id} has no {} integration",
+            kind.as_str()
         )));
     }
     ctx.state.notify(Change::IntegrationChanged(id));
     Ok(Out::NoContent)
+}
+
+/// 400 when the URL's host is an IP literal this caller's integrations may not
+/// reach (names are checked when the connection is made).
+fn check_host(ctx: &Ctx<'_>, host: &str) -> Result<(), ApiError> {
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>();
+    if let Ok(ip) = ip {
+        ctx.state
+            .target_guard
+            .check_ip(owner(ctx), ip)
+            .map_err(|r| {
+                ApiError::bad_request(format!(
+                "url: {r}; the operator can allow a network with [security] allowed_target_networks"
+            ))
+            })?;
+    }
+    Ok(())
+}
+
+/// `POST …/integrations/influxdb`: `{"url", "version": 1|2, "database"?,
+/// "retentionPolicy"?, "org"?, "bucket"?, "token"?, "username"?, "password"?,
+/// "measurement"?}`. The token and password are write-only: left out, the stored
+/// ones are kept (while the URL's host stays the same); `""` removes them.
+pub(super) async fn put_influxdb(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let mut b: InfluxConfig = ctx.body()?;
+    b.url = b.url.trim().to_owned();
+    let stored = ctx
+        .state
+        .storage
+        .get_integration(id, IntegrationKind::Influxdb)
+        .await?
+        .and_then(|i| serde_json::from_value::<InfluxConfig>(i.config).ok());
+    let same_host = |s: &InfluxConfig| {
+        let host = |u: &str| {
+            url::Url::parse(u)
+                .ok()
+                .map(|u| u.host_str().map(str::to_owned))
+        };
+        host(&s.url) == host(&b.url)
+    };
+    if let Some(s) = stored.as_ref().filter(|s| same_host(s)) {
+        if b.token.is_none() {
+            b.token.clone_from(&s.token);
+        }
+        if b.password.is_none() {
+            b.password.clone_from(&s.password);
+        }
+    }
+    for secret in [&mut b.token, &mut b.password] {
+        if secret.as_deref() == Some("") {
+            *secret = None;
+        }
+    }
+    let url = b.check().map_err(ApiError::bad_request)?;
+    check_host(ctx, url.host_str().unwrap_or_default())?;
+    let config = serde_json::to_value(&b).map_err(|_| ApiError::internal())?;
+    upsert(ctx, id, IntegrationKind::Influxdb, config).await
+}
+
+/// `GET …/integrations/influxdb`: settings (token and password only as set or not)
+/// and delivery state.
+pub(super) async fn get_influxdb(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let Some(i) = ctx
+        .state
+        .storage
+        .get_integration(id, IntegrationKind::Influxdb)
+        .await?
+    else {
+        return Err(ApiError::not_found(format!(
+            "application {id} has no InfluxDB integration; create one with POST"
+        )));
+    };
+    let mut v = status_json(ctx, &i).await?;
+    if let Ok(c) = serde_json::from_value::<InfluxConfig>(i.config.clone()) {
+        v["url"] = json!(c.url);
+        v["version"] = json!(c.version);
+        v["database"] = json!(c.database);
+        v["retentionPolicy"] = json!(c.retention_policy);
+        v["org"] = json!(c.org);
+        v["bucket"] = json!(c.bucket);
+        v["username"] = json!(c.username);
+        v["measurement"] = json!(c.measurement);
+        v["tokenSet"] = json!(c.token.is_some());
+        v["passwordSet"] = json!(c.password.is_some());
+    }
+    Ok(Out::ok(v))
 }
 
 /// `GET …/integrations`: every integration of the application with its delivery

@@ -130,20 +130,54 @@ pub(crate) async fn post_event(
     body: Vec<u8>,
     timeout: Duration,
 ) -> Result<u16, DeliveryError> {
-    if let Some(ip) = target.ip_host() {
-        clients.guard.check_ip(target.owner, ip)?;
-    }
-    let mut request = clients
-        .for_owner(target.owner)
-        .post(target.url_for(event_type))
-        .timeout(timeout)
-        .headers(target.headers().clone())
-        .header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut headers = target.headers().clone();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Some(secret) = target.secret() {
         // Signed now, not when the event was stored: a retry gets a fresh timestamp.
         let signature = sign_header(clients.signature, secret, unix_now(), &body);
-        request = request.header(SIGNATURE_HEADER, signature);
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(SIGNATURE_HEADER.as_bytes()),
+            HeaderValue::from_str(&signature),
+        ) {
+            headers.insert(name, value);
+        }
     }
+    post_guarded(
+        clients,
+        target.owner,
+        &target.url_for(event_type),
+        headers,
+        body,
+        timeout,
+    )
+    .await
+}
+
+/// One POST of `body` to `url` for an integration of `owner`, through the guard
+/// (an IP host is checked here, a name by the client's resolver), bounded in time;
+/// `Ok(status)` for a 2xx answer. The answer's body is read only to reuse the
+/// connection.
+pub(crate) async fn post_guarded(
+    clients: &Clients,
+    owner: IntegrationOwner,
+    url: &reqwest::Url,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<u16, DeliveryError> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = ip {
+        clients.guard.check_ip(owner, ip)?;
+    }
+    let request = clients
+        .for_owner(owner)
+        .post(url.clone())
+        .timeout(timeout)
+        .headers(headers);
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
     // reqwest enforces `timeout` itself; the outer bound is a belt for the braces.
     let sent = tokio::time::timeout(

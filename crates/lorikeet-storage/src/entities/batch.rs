@@ -23,14 +23,15 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
     if ops.is_empty() {
         return Ok(());
     }
-    let g = Grouped::new(ops);
+    let mut g = Grouped::new(ops);
     let ring = db.keyring()?;
     let mut tx = db.begin().await?;
     sessions::write(&mut tx, ring, &g.upserts(), &g.deletes()).await?;
     events::insert(&mut tx, &g.events).await?;
     traffic::count_uplinks(&mut tx, &g.events).await?;
+    // Before `seen`: the link update takes the last-seen times of its devices.
+    link::write(&mut tx, &g.links, &mut g.seen).await?;
     devices::seen(&mut tx, &g.seen).await?;
-    link::write(&mut tx, &g.links).await?;
     for op in g.others {
         match op {
             WriteOp::QueueMarkSent {

@@ -1,9 +1,9 @@
-//! Integrations: `integrations`, one per application and kind (HTTP, MQTT), with its
+//! Integrations: `integrations`, one per application and kind (HTTP, NATS, InfluxDB), with its
 //! config and delivery status. The delivery bookkeeping on the same rows (cursor,
 //! last success, last error) is in `delivery.rs`. SQL shared by both backends.
 //!
 //! The secret parts of a config (the [`SECRET_FIELDS`]: request headers, often
-//! bearer tokens, and the signing secret) are not stored in `config`: they are
+//! bearer tokens, the signing secret, and brokers' tokens and passwords) are not stored in `config`: they are
 //! sealed together under the KEK (`kek.rs`) in `secrets`, bound to the
 //! application and kind, and put back into the config when a row is read. The rest
 //! of the config (the URL) stays readable in SQL.
@@ -23,7 +23,7 @@ const COLUMNS: &str = "id, application_id, kind, owner, config, secrets, last_de
      last_error, last_error_at, created_at, updated_at";
 
 /// The config fields that are sealed in `secrets` rather than stored in `config`.
-pub(crate) const SECRET_FIELDS: [&str; 2] = ["headers", "signingSecret"];
+pub(crate) const SECRET_FIELDS: [&str; 4] = ["headers", "signingSecret", "token", "password"];
 
 /// The row identity the secrets are bound to: the application id and the kind
 /// (the unique key; an upsert may keep an older row id).

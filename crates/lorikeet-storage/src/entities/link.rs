@@ -32,8 +32,14 @@ struct Sums {
 }
 
 /// Writes the batch's samples: the newest per device onto its row, and every one
-/// into its hour.
-pub(crate) async fn write(tx: &mut Tx, samples: &[&LinkSample]) -> Result<(), StoreError> {
+/// into its hour. `seen` holds the batch's last-seen times; a device whose newest
+/// sample is of that uplink gets its `last_seen_at` in the same row update, and
+/// leaves `seen` (one row rewrite per device and batch instead of two).
+pub(crate) async fn write(
+    tx: &mut Tx,
+    samples: &[&LinkSample],
+    seen: &mut BTreeMap<Eui64, DateTime<Utc>>,
+) -> Result<(), StoreError> {
     if samples.is_empty() {
         return Ok(());
     }
@@ -71,44 +77,59 @@ pub(crate) async fn write(tx: &mut Tx, samples: &[&LinkSample]) -> Result<(), St
     } else {
         ("LEAST", "GREATEST")
     };
-    let last: Vec<_> = last.into_values().collect();
-    for chunk in last.chunks(ROWS) {
+    let ts_type = if sqlite { "INTEGER" } else { "TIMESTAMPTZ" };
+    // The row's last-seen time: the seen time of the batch when this sample is of
+    // that uplink, else the time it has.
+    let rows: Vec<(&LinkSample, Option<DateTime<Utc>>)> = last
+        .into_values()
+        .map(|l| {
+            let at = seen.get(&l.dev_eui).copied().filter(|t| *t == l.at);
+            if at.is_some() {
+                seen.remove(&l.dev_eui);
+            }
+            (l, at)
+        })
+        .collect();
+    for chunk in rows.chunks(ROWS) {
         let mut sql = format!(
             "UPDATE devices SET last_f_cnt_up = {}, last_dr = {}, last_rssi_dbm = {}, \
-             last_snr_db = {} FROM (VALUES ",
+             last_snr_db = {}, last_seen_at = COALESCE({}, last_seen_at) FROM (VALUES ",
             col("f_cnt", 2),
             col("dr", 3),
             col("rssi", 4),
-            col("snr", 5)
+            col("snr", 5),
+            col("seen", 6)
         );
         for i in 0..chunk.len() {
             if i > 0 {
                 sql.push_str(", ");
             }
-            let n = i * 5;
+            let n = i * 6;
             sql.push_str(&format!(
-                "(${}, CAST(${} AS BIGINT), CAST(${} AS SMALLINT), CAST(${} AS INTEGER), CAST(${} AS REAL))",
+                "(${}, CAST(${} AS BIGINT), CAST(${} AS SMALLINT), CAST(${} AS INTEGER), CAST(${} AS REAL), CAST(${} AS {ts_type}))",
                 n + 1,
                 n + 2,
                 n + 3,
                 n + 4,
-                n + 5
+                n + 5,
+                n + 6
             ));
         }
         sql.push_str(if sqlite {
             ") AS v"
         } else {
-            ") AS v(dev_eui, f_cnt, dr, rssi, snr)"
+            ") AS v(dev_eui, f_cnt, dr, rssi, snr, seen)"
         });
         sql.push_str(&format!(" WHERE devices.dev_eui = {}", col("dev_eui", 1)));
         let mut s = Stmt::new(sql);
-        for l in chunk {
+        for (l, at) in chunk {
             s = s
                 .bind(l.dev_eui.0.to_vec())
                 .bind(i64::from(l.f_cnt))
                 .bind(i16::from(l.dr))
                 .bind(l.rssi_dbm)
-                .bind(l.snr_db.filter(|v| v.is_finite()));
+                .bind(l.snr_db.filter(|v| v.is_finite()))
+                .bind(at.map(Ts));
         }
         tx.execute(s).await?;
     }

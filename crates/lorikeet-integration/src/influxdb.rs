@@ -1,0 +1,115 @@
+//! InfluxDB integration: each `up` event with a decoded `object` becomes one point
+//! (line protocol, `lorikeet_service::integration::up_event_line`) written over
+//! HTTP to v1 (`/write`, database + retention policy, user/password) or v2
+//! (`/api/v2/write`, org + bucket, token). Other events, and uplinks without a
+//! decoded object, have nothing to write and count as delivered.
+//!
+//! A point is identified by its measurement, tags and time, so writing one again (a
+//! retry after a lost answer) replaces it: retries never duplicate data.
+//! The write goes through the webhook clients, so the SSRF guard applies as for
+//! webhooks.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use lorikeet_service::integration::{up_event_line, InfluxConfig, DEFAULT_MEASUREMENT};
+use lorikeet_service::target::IntegrationOwner;
+use lorikeet_storage::Integration;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Url;
+
+use crate::error::TargetError;
+use crate::http::client::{post_guarded, Clients};
+use crate::sink::{Out, Sending, Sink};
+
+/// An InfluxDB integration's sink.
+pub(crate) struct InfluxSink {
+    clients: Clients,
+    owner: IntegrationOwner,
+    url: Url,
+    headers: HeaderMap,
+    measurement: String,
+}
+
+impl fmt::Debug for InfluxSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token and password stay out of logs.
+        f.debug_struct("InfluxSink")
+            .field("url", &self.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl InfluxSink {
+    /// Parses and checks the integration's settings.
+    pub(crate) fn new(i: &Integration, clients: Clients) -> Result<Self, TargetError> {
+        let config: InfluxConfig = serde_json::from_value(i.config.clone())
+            .map_err(|e| TargetError::Config(e.to_string()))?;
+        let url = config.check().map_err(TargetError::Config)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        let auth = match (&config.token, &config.username) {
+            (Some(t), _) => Some(format!("Token {t}")),
+            (None, Some(u)) => {
+                let pair = format!("{u}:{}", config.password.as_deref().unwrap_or(""));
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
+            }
+            (None, None) => None,
+        };
+        if let Some(a) = auth {
+            let mut v = HeaderValue::from_str(&a).map_err(|_| {
+                TargetError::Config("token or password is not a valid header value".into())
+            })?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        Ok(InfluxSink {
+            clients,
+            owner: i.owner,
+            url,
+            headers,
+            measurement: config
+                .measurement
+                .unwrap_or_else(|| DEFAULT_MEASUREMENT.to_owned()),
+        })
+    }
+}
+
+impl Sink for InfluxSink {
+    fn send(&self, out: Out, timeout: Duration) -> Sending {
+        let line = if out.kind == "up" {
+            serde_json::from_slice(&out.body)
+                .ok()
+                .and_then(|body| up_event_line(&self.measurement, &body))
+        } else {
+            None
+        };
+        let (clients, owner, url, headers) = (
+            self.clients.clone(),
+            self.owner,
+            self.url.clone(),
+            self.headers.clone(),
+        );
+        Box::pin(async move {
+            let Some(line) = line else {
+                return Ok(());
+            };
+            post_guarded(&clients, owner, &url, headers, line.into_bytes(), timeout)
+                .await
+                .map(drop)
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut u = self.url.clone();
+        u.set_query(None);
+        u.to_string()
+    }
+}
