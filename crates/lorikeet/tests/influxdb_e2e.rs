@@ -27,14 +27,6 @@ fn rx() -> RxMeta {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An influxd of the test's own, its data in `dir` (kept across restarts).
 struct Influx {
     port: u16,

@@ -359,14 +359,6 @@ fn subscriber(port: u16, filter: &str) -> (AsyncClient, mpsc::UnboundedReceiver<
     (client, rx)
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn queue_len(api: &Api, dev_eui: Eui64) -> usize {
     api.get(&format!("/api/v1/devices/{dev_eui}/queue"))
         .await

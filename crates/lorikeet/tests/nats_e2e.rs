@@ -90,14 +90,6 @@ impl Drop for Nats {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The stream's messages in order: (subject, Nats-Msg-Id, body).
 async fn stored(port: u16) -> Vec<(String, String, Value)> {
     let client = async_nats::connect(format!("127.0.0.1:{port}"))

@@ -3,17 +3,16 @@
 use std::collections::BTreeMap;
 
 use lorikeet_storage::{
-    Application, Change, HttpIntegrationConfig, Integration, IntegrationKind, IntegrationOwner,
+    Application, Change, HttpIntegrationConfig, IntegrationKind, IntegrationOwner,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
-use warp::http::StatusCode;
 
 use super::{page_out, probe, Ctx};
 use crate::error::ApiError;
 use crate::input;
-use crate::{Out, Principal};
+use crate::Out;
 
 fn app_json(a: &Application) -> Value {
     json!({
@@ -233,11 +232,7 @@ pub(super) async fn put_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let b: HttpBody = ctx.body()?;
     let url_text = b.url.trim().to_string();
     let url = parse_url(&url_text)?;
-    let owner = match ctx.principal {
-        Principal::Admin => IntegrationOwner::Admin,
-        // Tenant keys and users without the admin flag: a tenant's rights.
-        Principal::Tenant(_) | Principal::User(_) => IntegrationOwner::Tenant,
-    };
+    let owner = super::integrations::owner(ctx);
     if let Err(refused) = ctx.state.target_guard.check_url(owner, &url).await {
         let hint = match owner {
             IntegrationOwner::Tenant => {
@@ -267,33 +262,8 @@ pub(super) async fn put_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let mut config = merge_http(b, &url, stored_config.as_ref())?;
     // As written (the parsed form may add a trailing slash the user did not write).
     config.url = url_text;
-    let now = lorikeet_storage::now();
-    let i = Integration {
-        id: Uuid::new_v4(),
-        application_id: id,
-        kind: IntegrationKind::Http,
-        owner,
-        config: serde_json::to_value(&config).map_err(|_| ApiError::internal())?,
-        last_delivered_at: None,
-        last_error: None,
-        last_error_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let created = ctx.state.storage.upsert_integration(&i).await?;
-    ctx.state.notify(Change::IntegrationChanged(id));
-    let stored = ctx
-        .state
-        .storage
-        .get_integration(id, IntegrationKind::Http)
-        .await?
-        .map_or(i.id, |s| s.id);
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(Out::Json(status, json!({ "id": stored })))
+    let config = serde_json::to_value(&config).map_err(|_| ApiError::internal())?;
+    super::integrations::upsert(ctx, id, IntegrationKind::Http, config).await
 }
 
 pub(super) async fn get_http(ctx: &Ctx<'_>) -> Result<Out, ApiError> {

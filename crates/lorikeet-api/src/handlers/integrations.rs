@@ -13,7 +13,8 @@ use super::Ctx;
 use crate::error::ApiError;
 use crate::{Out, Principal};
 
-fn owner(ctx: &Ctx<'_>) -> IntegrationOwner {
+/// Who sets an integration (decides which addresses it may reach).
+pub(super) fn owner(ctx: &Ctx<'_>) -> IntegrationOwner {
     match ctx.principal {
         Principal::Admin => IntegrationOwner::Admin,
         Principal::Tenant(_) | Principal::User(_) => IntegrationOwner::Tenant,
@@ -37,8 +38,9 @@ async fn status_json(ctx: &Ctx<'_>, i: &Integration) -> Result<Value, ApiError> 
     }))
 }
 
-/// Stores `config` as the application's integration of `kind` (created or replaced).
-async fn upsert(
+/// Stores `config` as the application's integration of `kind` (created or
+/// replaced): 201 or 200 with its id.
+pub(super) async fn upsert(
     ctx: &Ctx<'_>,
     application_id: Uuid,
     kind: IntegrationKind,
@@ -101,20 +103,25 @@ pub(super) async fn put_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     upsert(ctx, id, IntegrationKind::Nats, config).await
 }
 
-/// `GET …/integrations/nats`.
-pub(super) async fn get_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+/// The application's (of the path) integration of `kind`, or 404.
+async fn stored(ctx: &Ctx<'_>, kind: IntegrationKind) -> Result<Integration, ApiError> {
     let id = ctx.id_param("application")?;
     ctx.application(id).await?;
-    let Some(i) = ctx
-        .state
+    ctx.state
         .storage
-        .get_integration(id, IntegrationKind::Nats)
+        .get_integration(id, kind)
         .await?
-    else {
-        return Err(ApiError::not_found(format!(
-            "application {id} has no NATS integration; create one with POST"
-        )));
-    };
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "application {id} has no {} integration; create one with POST",
+                kind.as_str()
+            ))
+        })
+}
+
+/// `GET …/integrations/nats`.
+pub(super) async fn get_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let i = stored(ctx, IntegrationKind::Nats).await?;
     let mut v = status_json(ctx, &i).await?;
     if let Ok(c) = serde_json::from_value::<NatsConfig>(i.config.clone()) {
         v["url"] = json!(c.url);
@@ -212,18 +219,7 @@ pub(super) async fn put_influxdb(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 /// `GET …/integrations/influxdb`: settings (token and password only as set or not)
 /// and delivery state.
 pub(super) async fn get_influxdb(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
-    let id = ctx.id_param("application")?;
-    ctx.application(id).await?;
-    let Some(i) = ctx
-        .state
-        .storage
-        .get_integration(id, IntegrationKind::Influxdb)
-        .await?
-    else {
-        return Err(ApiError::not_found(format!(
-            "application {id} has no InfluxDB integration; create one with POST"
-        )));
-    };
+    let i = stored(ctx, IntegrationKind::Influxdb).await?;
     let mut v = status_json(ctx, &i).await?;
     if let Ok(c) = serde_json::from_value::<InfluxConfig>(i.config.clone()) {
         v["url"] = json!(c.url);

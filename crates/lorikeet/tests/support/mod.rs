@@ -10,6 +10,15 @@ pub mod metrics;
 pub mod pg_cluster;
 pub mod webhook;
 
+/// A loopback TCP port free right now (for a broker a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The admin token test servers use.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
