@@ -84,21 +84,7 @@ pub(super) async fn put_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let address = b.check().map_err(ApiError::bad_request)?;
     // The broker is reached like a webhook: a tenant's only at public addresses
     // (checked again, resolved, when the connection is made).
-    let ip = address
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>();
-    if let Ok(ip) = ip {
-        ctx.state
-            .target_guard
-            .check_ip(owner(ctx), ip)
-            .map_err(|r| {
-                ApiError::bad_request(format!(
-                "url: {r}; the operator can allow a network with [security] allowed_target_networks"
-            ))
-            })?;
-    }
+    check_host(ctx, &address.host)?;
     let config = serde_json::to_value(&b).map_err(|_| ApiError::internal())?;
     upsert(ctx, id, IntegrationKind::Nats, config).await
 }

@@ -73,6 +73,17 @@ struct State {
     resync: bool,
 }
 
+impl State {
+    /// The ids of the rules whose kind `of_kind` accepts.
+    fn rule_ids(&self, of_kind: impl Fn(&RuleKind) -> bool) -> Vec<Uuid> {
+        self.rules
+            .values()
+            .filter(|r| of_kind(&r.kind))
+            .map(|r| r.row.id)
+            .collect()
+    }
+}
+
 fn metric_firing(n: usize) {
     metrics::gauge!("lorikeet_alerts_firing").set(n as f64);
 }
@@ -161,11 +172,8 @@ impl AlertTask {
         match p.kind {
             EventType::Up => {
                 let now = lorikeet_storage::now();
-                let has_silent = st
-                    .rules
-                    .values()
-                    .any(|r| matches!(r.kind, RuleKind::DeviceSilent { .. }));
-                if has_silent {
+                // The tracker holds exactly the silence rules.
+                if st.silence.rule_ids().next().is_some() {
                     st.silence.seen(p.dev_eui, p.application_id, now);
                 }
                 let subject = p.dev_eui.to_string();
@@ -432,12 +440,7 @@ impl AlertTask {
     }
 
     async fn check_gateways(&mut self, st: &mut State, now: DateTime<Utc>) {
-        let ids: Vec<Uuid> = st
-            .rules
-            .values()
-            .filter(|r| matches!(r.kind, RuleKind::GatewayOffline { .. }))
-            .map(|r| r.row.id)
-            .collect();
+        let ids = st.rule_ids(|k| matches!(k, RuleKind::GatewayOffline { .. }));
         if ids.is_empty() {
             return;
         }
@@ -477,12 +480,7 @@ impl AlertTask {
     }
 
     async fn check_integrations(&mut self, st: &mut State, now: DateTime<Utc>) {
-        let ids: Vec<Uuid> = st
-            .rules
-            .values()
-            .filter(|r| matches!(r.kind, RuleKind::IntegrationFailing { .. }))
-            .map(|r| r.row.id)
-            .collect();
+        let ids = st.rule_ids(|k| matches!(k, RuleKind::IntegrationFailing { .. }));
         if ids.is_empty() {
             return;
         }
