@@ -406,16 +406,25 @@ pub enum IntegrationKind {
     Nats,
     /// InfluxDB writes.
     Influxdb,
+    /// RabbitMQ (AMQP 0-9-1) publishing.
+    Amqp,
+    /// Kafka producing.
+    Kafka,
+    /// Decoded measurements into the database's own time-series table.
+    Postgres,
 }
 
 impl IntegrationKind {
-    /// "http", "mqtt", "nats" or "influxdb".
+    /// "http", "mqtt", "nats", "influxdb", "amqp", "kafka" or "postgres".
     pub fn as_str(self) -> &'static str {
         match self {
             IntegrationKind::Http => "http",
             IntegrationKind::Mqtt => "mqtt",
             IntegrationKind::Nats => "nats",
             IntegrationKind::Influxdb => "influxdb",
+            IntegrationKind::Amqp => "amqp",
+            IntegrationKind::Kafka => "kafka",
+            IntegrationKind::Postgres => "postgres",
         }
     }
 
@@ -426,6 +435,9 @@ impl IntegrationKind {
             "mqtt" => Some(IntegrationKind::Mqtt),
             "nats" => Some(IntegrationKind::Nats),
             "influxdb" => Some(IntegrationKind::Influxdb),
+            "amqp" => Some(IntegrationKind::Amqp),
+            "kafka" => Some(IntegrationKind::Kafka),
+            "postgres" => Some(IntegrationKind::Postgres),
             _ => None,
         }
     }
