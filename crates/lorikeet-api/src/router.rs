@@ -32,6 +32,12 @@ pub enum RouteId {
     InfluxIntegrationPut,
     InfluxIntegrationGet,
     InfluxIntegrationDelete,
+    AmqpIntegrationPut,
+    AmqpIntegrationGet,
+    AmqpIntegrationDelete,
+    KafkaIntegrationPut,
+    KafkaIntegrationGet,
+    KafkaIntegrationDelete,
     IntegrationList,
     ProfileCreate,
     ProfileList,
@@ -113,6 +119,8 @@ impl RouteId {
             | HttpIntegrationGet
             | NatsIntegrationGet
             | InfluxIntegrationGet
+            | AmqpIntegrationGet
+            | KafkaIntegrationGet
             | IntegrationList
             | ProfileList
             | ProfileGet
@@ -156,6 +164,10 @@ impl RouteId {
             | NatsIntegrationDelete
             | InfluxIntegrationPut
             | InfluxIntegrationDelete
+            | AmqpIntegrationPut
+            | AmqpIntegrationDelete
+            | KafkaIntegrationPut
+            | KafkaIntegrationDelete
             | ProfileCreate
             | ProfileUpdate
             | ProfileDelete
@@ -248,6 +260,36 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::DELETE,
         "/api/v1/applications/{id}/integrations/nats",
         RouteId::NatsIntegrationDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/integrations/amqp",
+        RouteId::AmqpIntegrationPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations/amqp",
+        RouteId::AmqpIntegrationGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}/integrations/amqp",
+        RouteId::AmqpIntegrationDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/integrations/kafka",
+        RouteId::KafkaIntegrationPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations/kafka",
+        RouteId::KafkaIntegrationGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}/integrations/kafka",
+        RouteId::KafkaIntegrationDelete,
     ),
     (
         Method::POST,

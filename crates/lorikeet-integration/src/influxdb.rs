@@ -112,4 +112,8 @@ impl Sink for InfluxSink {
         u.set_query(None);
         u.to_string()
     }
+
+    fn kind(&self) -> &'static str {
+        "influxdb"
+    }
 }

@@ -5,11 +5,14 @@
 //! Both run beside the uplink path and never block it: events reach them through the
 //! outbox (webhooks) or a bounded channel (MQTT).
 
+mod amqp;
 mod backoff;
+pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
 mod influxdb;
+mod kafka;
 pub mod metrics;
 pub mod mqtt;
 mod nats;

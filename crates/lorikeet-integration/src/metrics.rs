@@ -39,11 +39,24 @@ pub const MQTT_PUBLISHED: &str = "lorikeet_integration_mqtt_published_total";
 pub const MQTT_DROPPED: &str = "lorikeet_integration_mqtt_dropped_total";
 /// Downlink commands, by `result` (`enqueued`, `duplicate`, or the refusal reason).
 pub const MQTT_COMMANDS: &str = "lorikeet_integration_mqtt_commands_total";
+/// Downlink commands from broker integrations (AMQP `commandQueue`, NATS
+/// `commandSubject`), by `kind` and `result` (`enqueued` or the refusal reason).
+pub const COMMANDS: &str = "lorikeet_integration_commands_total";
+/// Failed or lost connections of the command readers, by `kind`.
+pub const COMMAND_CONNECTION_ERRORS: &str = "lorikeet_integration_command_connection_errors_total";
 
 /// Registers help texts with the installed recorder (call once, after installing it).
 pub fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(WEBHOOK_REQUESTS, "Webhook requests, by result");
+    describe_counter!(
+        COMMANDS,
+        "Downlink commands from broker integrations, by kind and result"
+    );
+    describe_counter!(
+        COMMAND_CONNECTION_ERRORS,
+        "Failed or lost connections of the broker command readers, by kind"
+    );
     describe_counter!(WEBHOOK_FAILURES, "Failed webhook requests, by reason");
     describe_histogram!(
         WEBHOOK_DURATION,

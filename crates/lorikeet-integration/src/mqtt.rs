@@ -29,7 +29,7 @@ use crate::ratelimit::LogLimiter;
 
 /// Largest command accepted: a 242-byte payload in base64 plus JSON fits easily;
 /// an `object` for a codec gets room too.
-const MAX_COMMAND_BYTES: usize = 16 << 10;
+pub(crate) const MAX_COMMAND_BYTES: usize = 16 << 10;
 /// Commands waiting for the database.
 const COMMAND_QUEUE: usize = 1_024;
 

@@ -132,4 +132,8 @@ impl Sink for NatsSink {
     fn describe(&self) -> String {
         format!("nats://{}:{}", self.address.host, self.address.port)
     }
+
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
 }

@@ -42,6 +42,8 @@ pub trait Sink: Send + Sync + fmt::Debug {
     fn send(&self, out: Out, timeout: Duration) -> Sending;
     /// Where it sends, without credentials (for logs).
     fn describe(&self) -> String;
+    /// The integration kind (`http`, `amqp`, …): the `kind` label of the metrics.
+    fn kind(&self) -> &'static str;
 }
 
 /// What sinks share: the webhook clients (one per owner, behind the SSRF guard)
@@ -56,7 +58,11 @@ pub(crate) struct Shared {
 pub fn delivered(kind: IntegrationKind) -> bool {
     matches!(
         kind,
-        IntegrationKind::Http | IntegrationKind::Nats | IntegrationKind::Influxdb
+        IntegrationKind::Http
+            | IntegrationKind::Nats
+            | IntegrationKind::Influxdb
+            | IntegrationKind::Amqp
+            | IntegrationKind::Kafka
     )
 }
 
@@ -72,6 +78,14 @@ pub(crate) fn build(i: &Integration, shared: &Shared) -> Result<Arc<dyn Sink>, T
             shared.clients.clone(),
         )?)),
         IntegrationKind::Nats => Ok(Arc::new(crate::nats::NatsSink::new(
+            i,
+            shared.guard.clone(),
+        )?)),
+        IntegrationKind::Amqp => Ok(Arc::new(crate::amqp::AmqpSink::new(
+            i,
+            shared.guard.clone(),
+        )?)),
+        IntegrationKind::Kafka => Ok(Arc::new(crate::kafka::KafkaSink::new(
             i,
             shared.guard.clone(),
         )?)),
@@ -107,5 +121,9 @@ impl Sink for WebhookSink {
 
     fn describe(&self) -> String {
         self.target.display_url()
+    }
+
+    fn kind(&self) -> &'static str {
+        "http"
     }
 }

@@ -27,7 +27,7 @@ pub struct NatsConfig {
     /// Subject template (default [`DEFAULT_NATS_SUBJECT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
-    /// Subject to take downlink commands from (not read yet; stored for later).
+    /// Subject to take downlink commands from (may use `{applicationId}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_subject: Option<String>,
 }
@@ -70,11 +70,24 @@ impl NatsConfig {
         }
         if let Some(s) = &self.command_subject {
             check_subject("commandSubject", s, true)?;
+            if s.contains("{devEui}") || s.contains("{event}") {
+                return Err(
+                    "commandSubject may use {applicationId} only (the device is named in each command)"
+                        .into(),
+                );
+            }
         }
         Ok(NatsAddress {
             host: host.to_owned(),
             port: url.port().unwrap_or(4222),
         })
+    }
+
+    /// The subject commands are read from, if any.
+    pub fn command_subject_for(&self, application_id: Uuid) -> Option<String> {
+        self.command_subject
+            .as_deref()
+            .map(|s| s.replace("{applicationId}", &application_id.to_string()))
     }
 
     /// The subject of one event.
@@ -494,6 +507,430 @@ mod influx_tests {
         ] {
             let e = c.check().unwrap_err();
             assert!(e.contains(needle), "{c:?}: {e}");
+        }
+    }
+}
+
+/// The default AMQP routing key.
+pub const DEFAULT_AMQP_ROUTING_KEY: &str =
+    "application.{applicationId}.device.{devEui}.event.{event}";
+
+/// Settings of a RabbitMQ (AMQP 0-9-1) integration (`POST …/integrations/amqp`).
+///
+/// A password given in the URL is moved into `password` before the settings are
+/// stored, so it is sealed like every other secret and never shown by `GET`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// `amqp://user@host:port/vhost` or `amqps://…` (port 5672 / 5671 by default).
+    pub url: String,
+    /// The exchange events are published to (it must exist).
+    pub exchange: String,
+    /// Routing-key template (default [`DEFAULT_AMQP_ROUTING_KEY`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<String>,
+    /// A queue to take downlink commands from (it must exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_queue: Option<String>,
+    /// The password (write-only in the API; may be given in the URL instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// A checked AMQP URL, without its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpAddress {
+    /// `amqps`.
+    pub tls: bool,
+    /// Host name or IP literal.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Virtual host (`/` by default).
+    pub vhost: String,
+    /// User name (`guest` when the URL has none, as RabbitMQ's clients do).
+    pub username: String,
+}
+
+impl AmqpConfig {
+    /// Moves a password in the URL into `password` (the URL keeps the user name).
+    pub fn take_url_password(&mut self) -> Result<(), String> {
+        let mut url = url::Url::parse(self.url.trim())
+            .map_err(|e| format!("url {:?} is not a valid URL: {e}", redact(&self.url)))?;
+        if let Some(p) = url.password() {
+            let p = percent_decode(p)?;
+            // Setting a password fails only for URLs without a host, refused by check().
+            let _ = url.set_password(None);
+            self.password = Some(p);
+            self.url = url.to_string();
+        }
+        Ok(())
+    }
+
+    /// Checks the URL, exchange and templates; the address to connect to.
+    pub fn check(&self) -> Result<AmqpAddress, String> {
+        let url = url::Url::parse(self.url.trim())
+            .map_err(|e| format!("url {:?} is not a valid URL: {e}", redact(&self.url)))?;
+        let tls = match url.scheme() {
+            "amqp" => false,
+            "amqps" => true,
+            _ => {
+                return Err(format!(
+                    "url {:?} must start with amqp:// or amqps://",
+                    redact(&self.url)
+                ))
+            }
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| "url needs a host, e.g. amqp://user@rabbitmq:5672/%2f".to_owned())?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("url: query parameters are not supported".into());
+        }
+        let path = url.path();
+        let vhost = match path.strip_prefix('/').unwrap_or(path) {
+            "" => "/".to_owned(),
+            v if v.contains('/') => {
+                return Err(format!(
+                    "url path {path:?}: the virtual host is one path segment (encode / as %2f)"
+                ))
+            }
+            v => percent_decode(v)?,
+        };
+        let username = if url.username().is_empty() {
+            "guest".to_owned()
+        } else {
+            percent_decode(url.username())?
+        };
+        check_amqp_name("exchange", &self.exchange)?;
+        if let Some(q) = &self.command_queue {
+            check_amqp_name("commandQueue", q)?;
+        }
+        if let Some(k) = &self.routing_key {
+            check_template("routingKey", k, |c| !c.is_control())?;
+        }
+        if self.password.as_deref().is_some_and(|p| p.len() > 1024) {
+            return Err("password is longer than 1024 bytes".into());
+        }
+        Ok(AmqpAddress {
+            tls,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: url.port().unwrap_or(if tls { 5671 } else { 5672 }),
+            vhost,
+            username,
+        })
+    }
+
+    /// The routing key of one event.
+    pub fn routing_key_for(&self, application_id: Uuid, dev_eui: Eui64, event: &str) -> String {
+        render(
+            self.routing_key
+                .as_deref()
+                .unwrap_or(DEFAULT_AMQP_ROUTING_KEY),
+            application_id,
+            dev_eui,
+            event,
+        )
+    }
+}
+
+/// The URL with any password replaced by `***` (for messages).
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(_) => url.trim().to_owned(),
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| "url has a malformed %-escape".to_owned())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "url: an escaped part is not UTF-8".to_owned())
+}
+
+/// An exchange or queue name: 1 to 127 of `A-Z a-z 0-9 - _ . :` (RabbitMQ's rule).
+fn check_amqp_name(field: &str, name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 127
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        return Err(format!(
+            "{field} {name:?} must have 1 to 127 of the characters A-Z a-z 0-9 - _ . :"
+        ));
+    }
+    Ok(())
+}
+
+/// A template of known placeholders whose other characters pass `allowed`.
+fn check_template(
+    field: &str,
+    template: &str,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), String> {
+    if template.is_empty() || template.len() > MAX_TEMPLATE {
+        return Err(format!("{field} must have 1 to {MAX_TEMPLATE} characters"));
+    }
+    let mut rest = template.to_owned();
+    for p in PLACEHOLDERS {
+        rest = rest.replace(p, "x");
+    }
+    if let Some(i) = rest.find(['{', '}']) {
+        return Err(format!(
+            "{field} {template:?}: unknown placeholder near character {i} (use {})",
+            PLACEHOLDERS.join(", ")
+        ));
+    }
+    if let Some(c) = rest.chars().find(|c| !allowed(*c)) {
+        return Err(format!(
+            "{field} {template:?}: character {c:?} is not allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// SASL settings of a Kafka integration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaSasl {
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: String,
+    /// User name.
+    pub username: String,
+    /// Password (write-only in the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// The SASL mechanisms a Kafka integration may use.
+pub const KAFKA_SASL_MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+
+/// Settings of a Kafka integration (`POST …/integrations/kafka`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port`.
+    pub brokers: Vec<String>,
+    /// Topic template (the topic must exist unless the cluster creates topics).
+    pub topic: String,
+    /// Connect with TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    /// SASL authentication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// Most bootstrap brokers accepted.
+const MAX_BROKERS: usize = 16;
+
+impl KafkaConfig {
+    /// Checks the settings; the brokers as (host, port).
+    pub fn check(&self) -> Result<Vec<(String, u16)>, String> {
+        if self.brokers.is_empty() || self.brokers.len() > MAX_BROKERS {
+            return Err(format!("brokers must list 1 to {MAX_BROKERS} host:port"));
+        }
+        let mut out = Vec::with_capacity(self.brokers.len());
+        for b in &self.brokers {
+            let b = b.trim();
+            let (host, port) = b
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok().filter(|p| *p > 0)?)))
+                .ok_or_else(|| format!("broker {b:?} must be host:port, e.g. kafka:9092"))?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty()
+                || host.len() > 253
+                || host.contains([',', '/', ' ', '@'])
+                || host.chars().any(char::is_control)
+            {
+                return Err(format!("broker {b:?} has no usable host"));
+            }
+            out.push((host.to_owned(), port));
+        }
+        // Kafka's topic rule: 1 to 249 of [a-zA-Z0-9._-] (placeholders render within it).
+        check_template("topic", &self.topic, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+        })?;
+        if let Some(s) = &self.sasl {
+            if !KAFKA_SASL_MECHANISMS.contains(&s.mechanism.as_str()) {
+                return Err(format!(
+                    "sasl.mechanism {:?} is not one of {}",
+                    s.mechanism,
+                    KAFKA_SASL_MECHANISMS.join(", ")
+                ));
+            }
+            if s.username.is_empty() || s.username.len() > 256 {
+                return Err("sasl.username must have 1 to 256 characters".into());
+            }
+            if s.password.as_deref().is_none_or(str::is_empty) {
+                return Err("sasl.password is required".into());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The topic of one event.
+    pub fn topic_for(&self, application_id: Uuid, dev_eui: Eui64, event: &str) -> String {
+        render(&self.topic, application_id, dev_eui, event)
+    }
+}
+
+#[cfg(test)]
+mod broker_tests {
+    use super::*;
+
+    fn amqp(url: &str) -> AmqpConfig {
+        AmqpConfig {
+            url: url.into(),
+            exchange: "amq.topic".into(),
+            routing_key: None,
+            command_queue: None,
+            password: None,
+        }
+    }
+
+    #[test]
+    fn amqp_settings() {
+        let a = amqp("amqp://rabbit.example.com").check().unwrap();
+        assert_eq!(
+            a,
+            AmqpAddress {
+                tls: false,
+                host: "rabbit.example.com".into(),
+                port: 5672,
+                vhost: "/".into(),
+                username: "guest".into()
+            }
+        );
+        let a = amqp("amqps://iot@10.0.0.1/%2f").check().unwrap();
+        assert_eq!((a.tls, a.port, a.vhost.as_str()), (true, 5671, "/"));
+        assert_eq!(a.username, "iot");
+        assert_eq!(amqp("amqp://h:5999/farm").check().unwrap().vhost, "farm");
+        let mut c = amqp("amqp://user:p%40ss@h/v");
+        c.take_url_password().unwrap();
+        assert_eq!(c.password.as_deref(), Some("p@ss"));
+        assert_eq!(c.url, "amqp://user@h/v");
+        assert_eq!(redact("amqp://u:secret@h/"), "amqp://u:***@h/");
+        let app = Uuid::from_u128(7);
+        let dev = Eui64::from_u64(0x0102);
+        assert_eq!(
+            c.routing_key_for(app, dev, "up"),
+            format!("application.{app}.device.0000000000000102.event.up")
+        );
+        for (cfg, needle) in [
+            (amqp("http://h"), "amqp://"),
+            (amqp("amqp://h/a/b"), "one path segment"),
+            (amqp("amqp://h/?heartbeat=5"), "query"),
+            (
+                AmqpConfig {
+                    exchange: "bad name".into(),
+                    ..amqp("amqp://h")
+                },
+                "exchange",
+            ),
+            (
+                AmqpConfig {
+                    exchange: String::new(),
+                    ..amqp("amqp://h")
+                },
+                "exchange",
+            ),
+            (
+                AmqpConfig {
+                    routing_key: Some("a.{dev}".into()),
+                    ..amqp("amqp://h")
+                },
+                "unknown placeholder",
+            ),
+            (
+                AmqpConfig {
+                    command_queue: Some("q/1".into()),
+                    ..amqp("amqp://h")
+                },
+                "commandQueue",
+            ),
+        ] {
+            let e = cfg.check().unwrap_err();
+            assert!(e.contains(needle), "{cfg:?}: {e}");
+        }
+    }
+
+    fn kafka(brokers: &[&str], topic: &str) -> KafkaConfig {
+        KafkaConfig {
+            brokers: brokers.iter().map(|s| (*s).to_owned()).collect(),
+            topic: topic.into(),
+            tls: None,
+            sasl: None,
+        }
+    }
+
+    #[test]
+    fn kafka_settings() {
+        let c = kafka(&["k1:9092", "[::1]:9093"], "lorikeet.{event}");
+        assert_eq!(
+            c.check().unwrap(),
+            vec![("k1".to_owned(), 9092), ("::1".to_owned(), 9093)]
+        );
+        assert_eq!(
+            c.topic_for(Uuid::from_u128(1), Eui64::from_u64(1), "up"),
+            "lorikeet.up"
+        );
+        for (cfg, needle) in [
+            (kafka(&[], "t"), "brokers"),
+            (kafka(&["k1"], "t"), "host:port"),
+            (kafka(&["k1:0"], "t"), "host:port"),
+            (kafka(&[":9092"], "t"), "no usable host"),
+            (kafka(&["k1:9092"], "a/b"), "not allowed"),
+            (kafka(&["k1:9092"], ""), "1 to"),
+            (kafka(&["k1:9092"], "t.{dev}"), "unknown placeholder"),
+            (
+                KafkaConfig {
+                    sasl: Some(KafkaSasl {
+                        mechanism: "GSSAPI".into(),
+                        username: "u".into(),
+                        password: Some("p".into()),
+                    }),
+                    ..kafka(&["k:1"], "t")
+                },
+                "sasl.mechanism",
+            ),
+            (
+                KafkaConfig {
+                    sasl: Some(KafkaSasl {
+                        mechanism: "PLAIN".into(),
+                        username: "u".into(),
+                        password: None,
+                    }),
+                    ..kafka(&["k:1"], "t")
+                },
+                "sasl.password",
+            ),
+        ] {
+            let e = cfg.check().unwrap_err();
+            assert!(e.contains(needle), "{cfg:?}: {e}");
         }
     }
 }

@@ -118,6 +118,42 @@ pub struct SimArgs {
     /// end for the windows its scheduler skipped on the simulated gateways.
     #[arg(long)]
     pub metrics: Option<String>,
+    /// An integration to add to the run's application beside its webhook, as
+    /// `KIND=JSON`, e.g. `amqp={"url":"amqp://guest:guest@127.0.0.1:5672/%2f","exchange":"amq.topic"}`
+    /// or `kafka={"brokers":["127.0.0.1:9092"],"topic":"lorikeet.{event}"}`; repeatable.
+    /// The report says how long each took to deliver the run's events.
+    #[arg(long = "integration", value_name = "KIND=JSON", value_parser = parse_integration)]
+    pub integrations: Vec<Integration>,
+}
+
+/// An `--integration`: its kind and settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Integration {
+    /// `amqp`, `kafka`, `nats`, `influxdb`, `postgres`.
+    pub kind: String,
+    /// The body of `POST …/integrations/{kind}`.
+    pub settings: serde_json::Value,
+}
+
+fn parse_integration(s: &str) -> Result<Integration, String> {
+    let (kind, json) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected KIND=JSON"))?;
+    let kind = kind.trim();
+    if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_lowercase()) || kind == "http" {
+        return Err(format!(
+            "{kind:?}: an integration kind such as amqp, kafka, nats, influxdb (the run's webhook is its own)"
+        ));
+    }
+    let settings: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| format!("{kind}: settings are not JSON: {e}"))?;
+    if !settings.is_object() {
+        return Err(format!("{kind}: settings must be a JSON object"));
+    }
+    Ok(Integration {
+        kind: kind.to_owned(),
+        settings,
+    })
 }
 
 /// Rate phases: (uplinks per second, seconds).
@@ -346,6 +382,11 @@ pub async fn run_until(
         codec,
         webhook_url: Some(format!("http://{hook_addr}/sim")),
         signing_secret: Some(secret),
+        integrations: args
+            .integrations
+            .iter()
+            .map(|i| (i.kind.clone(), i.settings.clone()))
+            .collect(),
         dev_eui_base: args.dev_eui_base,
         gateway_base: args.gateway_base,
         net_id,
@@ -416,11 +457,15 @@ pub async fn run_until(
                 .metrics
                 .clone()
                 .unwrap_or_else(|| format!("{}/metrics", args.api.trim_end_matches('/')));
+            let started = std::time::Instant::now();
+            let application_id = p.application_id.clone();
             tokio::select! {
                 r = load::run(cfg, p.devices, tracker) => match r {
                     Ok(mut report) => {
                         report.refused_by_scheduler =
                             api.scheduler_refusals(&metrics_url, &gateway_ids).await;
+                        report.integrations =
+                            drain_integrations(&api, &application_id, &args.integrations, &report, started).await;
                         Ok(report)
                     }
                     Err(e) => Err(SimRunError::Load(e)),
@@ -472,6 +517,52 @@ pub async fn run_until(
     }
 }
 
+/// How long each `--integration` took to deliver the run's events: its backlog is
+/// polled until empty (at most [`INTEGRATION_WAIT`] after the load ended).
+async fn drain_integrations(
+    api: &Api,
+    application_id: &str,
+    integrations: &[Integration],
+    report: &crate::report::Report,
+    started: std::time::Instant,
+) -> Vec<crate::report::IntegrationRun> {
+    let events = report.uplinks_delivered
+        + report.duplicate_deliveries
+        + report.other_events.values().sum::<u64>();
+    let deadline = tokio::time::Instant::now() + INTEGRATION_WAIT;
+    let mut out = Vec::new();
+    for i in integrations {
+        let mut last_error;
+        let mut drained = None;
+        loop {
+            match api.integration_state(application_id, &i.kind).await {
+                Ok((0, e)) => {
+                    last_error = e;
+                    drained = Some(started.elapsed().as_secs_f64());
+                    break;
+                }
+                Ok((_, e)) => last_error = e,
+                Err(e) => last_error = Some(e.to_string()),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        out.push(crate::report::IntegrationRun {
+            kind: i.kind.clone(),
+            events,
+            drained_after_s: drained,
+            events_per_s: drained.map(|t| events as f64 / t.max(1e-3)),
+            last_error,
+        });
+    }
+    out
+}
+
+/// Longest wait for an integration's backlog to empty after the load.
+const INTEGRATION_WAIT: Duration = Duration::from_secs(120);
+
 #[cfg(test)]
 mod tests {
     use clap::{CommandFactory, Parser};
@@ -516,5 +607,12 @@ mod tests {
         assert!(parse_payload("raw:300").is_err());
         assert!(parse_payload("lpp").is_err());
         assert_eq!(parse_hex_u64("0x10"), Ok(16));
+        let i = parse_integration(r#"amqp={"url":"amqp://h","exchange":"x"}"#).unwrap();
+        assert_eq!(i.kind, "amqp");
+        assert_eq!(i.settings["exchange"], "x");
+        assert!(parse_integration("amqp").is_err());
+        assert!(parse_integration("amqp={").is_err());
+        assert!(parse_integration("amqp=[1]").is_err());
+        assert!(parse_integration(r#"http={"url":"x"}"#).is_err());
     }
 }

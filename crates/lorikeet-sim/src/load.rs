@@ -326,6 +326,7 @@ pub async fn run(
         server_rss_mib: cfg.server_pid.and_then(super::report::rss_mib),
         timeline,
         phased: !cfg.rate_phases.is_empty(),
+        integrations: Vec::new(),
     })
 }
 

@@ -44,6 +44,8 @@ pub struct ProvisionConfig {
     pub webhook_url: Option<String>,
     /// Webhook signing secret.
     pub signing_secret: Option<String>,
+    /// More integrations of the application: (kind, settings JSON).
+    pub integrations: Vec<(String, Value)>,
     /// First DevEUI (devices are numbered from it).
     pub dev_eui_base: u64,
     /// First gateway EUI.
@@ -172,6 +174,25 @@ impl Api {
             _ => return Default::default(),
         };
         scheduler_refusals_in(&text, gateways)
+    }
+
+    /// An integration's delivery state: (backlog, lastError).
+    pub async fn integration_state(
+        &self,
+        application_id: &str,
+        kind: &str,
+    ) -> Result<(i64, Option<String>), ProvisionError> {
+        let r = self
+            .send(
+                reqwest::Method::GET,
+                &format!("/api/v1/applications/{application_id}/integrations/{kind}"),
+                None,
+            )
+            .await?;
+        Ok((
+            r.body["backlog"].as_i64().unwrap_or(i64::MAX),
+            r.body["lastError"].as_str().map(str::to_owned),
+        ))
     }
 
     /// Checks that the API answers and takes the token, without changing anything.
@@ -446,6 +467,16 @@ pub async fn provision(
             )
             .await?;
         created.lock().webhook = true;
+    }
+    for (kind, settings) in &cfg.integrations {
+        // Removed with the application.
+        client
+            .send(
+                post.clone(),
+                &format!("/api/v1/applications/{application_id}/integrations/{kind}"),
+                settings.clone(),
+            )
+            .await?;
     }
     let gateways: Vec<Eui64> = (0..cfg.gateways as u64)
         .map(|i| Eui64::from_u64(cfg.gateway_base + i))

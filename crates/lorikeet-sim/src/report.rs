@@ -98,6 +98,27 @@ pub struct Report {
     /// The run had rate phases (the table then shows the timeline).
     #[serde(skip)]
     pub phased: bool,
+    /// The integrations added with `--integration`: how long each took to deliver
+    /// the run's events.
+    pub integrations: Vec<IntegrationRun>,
+}
+
+/// One `--integration` of a run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationRun {
+    /// The kind (`amqp`, `kafka`, …).
+    pub kind: String,
+    /// Events it had to deliver (what the run's webhook received: every event of
+    /// the application goes to each of its integrations).
+    pub events: u64,
+    /// Seconds from the first uplink until its backlog was empty; `None` if it did
+    /// not empty within the wait.
+    pub drained_after_s: Option<f64>,
+    /// `events / drained_after_s`.
+    pub events_per_s: Option<f64>,
+    /// Its `lastError` at the end.
+    pub last_error: Option<String>,
 }
 
 /// Delivered uplinks sent within one second of the run.
@@ -214,6 +235,19 @@ impl fmt::Display for Report {
         )?;
         for (k, v) in &self.other_events {
             row(f, &format!("{k} events"), v.to_string())?;
+        }
+        for i in &self.integrations {
+            let how = match (i.drained_after_s, i.events_per_s) {
+                (Some(t), Some(r)) => format!("{} events in {t:.1} s: {r:.0}/s", i.events),
+                _ => format!(
+                    "backlog not empty at the end{}",
+                    i.last_error
+                        .as_deref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                ),
+            };
+            row(f, &format!("{} integration", i.kind), how)?;
         }
         if let Some(rss) = self.server_rss_mib {
             row(f, "server RSS", format!("{rss:.1} MiB"))?;

@@ -1,7 +1,8 @@
 //! The NATS JetStream integration end to end (issue 22): a NATS server of the
 //! test's own (`nats-server -js`, so it can be stopped), events published to their
 //! subjects with `Nats-Msg-Id`, in order per device, nothing lost and nothing stored
-//! twice across a broker outage; on SQLite and Postgres.
+//! twice across a broker outage; downlink commands from the command subject; on
+//! SQLite and Postgres.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -183,7 +184,8 @@ async fn nats_delivery(db: TestDb) {
     }
     api.post(
         &format!("/api/v1/applications/{app_id}/integrations/nats"),
-        json!({"url": format!("nats://127.0.0.1:{port}")}),
+        json!({"url": format!("nats://127.0.0.1:{port}"),
+               "commandSubject": "commands.{applicationId}"}),
     )
     .await
     .expect_status(201);
@@ -308,6 +310,66 @@ async fn nats_delivery(db: TestDb) {
     }
     assert_eq!(rounds[&dev0], (0..10).collect::<Vec<u64>>(), "{rounds:?}");
     assert_eq!(rounds.len(), 2);
+
+    // Downlink commands from the command subject: a request is answered with the
+    // queued item, or with why it was refused.
+    let client = async_nats::connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    // Outside the stream's subjects: JetStream would answer a request it stores.
+    let subject = format!("commands.{app_id}");
+    let dev = devices[0].dev_eui;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let answer: Value = loop {
+        // The reader reconnects after the outage on its own schedule: until it has
+        // subscribed, a request finds no responder.
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            client.request(
+                subject.clone(),
+                json!({"devEui": dev.to_string(), "fPort": 9, "data": "AQI="})
+                    .to_string()
+                    .into(),
+            ),
+        )
+        .await
+        {
+            Ok(Ok(m)) => break serde_json::from_slice(&m.payload).unwrap(),
+            _ => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the command reader answers on {subject}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_eq!(answer["queued"], true, "{answer}");
+    let q = api
+        .get(&format!("/api/v1/devices/{dev}/queue"))
+        .await
+        .expect_status(200);
+    assert_eq!(q["items"][0]["fPort"], 9, "{q}");
+    assert_eq!(q["items"][0]["id"], answer["id"], "{q}");
+    for (body, reason) in [
+        (json!({"fPort": 9, "data": "AQI="}), "invalid"),
+        (
+            json!({"devEui": "ffffffffffffff01", "fPort": 9, "data": "AQI="}),
+            "unknown_device",
+        ),
+        (
+            json!({"devEui": dev.to_string(), "fPort": 0, "data": "AQI="}),
+            "invalid",
+        ),
+    ] {
+        let m = client
+            .request(subject.clone(), body.to_string().into())
+            .await
+            .unwrap();
+        let a: Value = serde_json::from_slice(&m.payload).unwrap();
+        assert!(a["error"].is_string(), "{a}");
+        assert_eq!(a["reason"], reason, "{a}");
+    }
 
     // Deleting the integration stops it.
     api.delete(&format!("/api/v1/applications/{app_id}/integrations/nats"))

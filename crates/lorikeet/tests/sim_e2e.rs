@@ -43,6 +43,7 @@ fn args(server: &lorikeet::Server, activation: ActivationArg, mac_version: &str)
         quiet: true,
         keep: false,
         metrics: None,
+        integrations: Vec::new(),
     }
 }
 
@@ -136,6 +137,45 @@ async fn sim_otaa_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_abp_lorawan_1_1_sqlite() {
     small_run(TestDb::sqlite().await, ActivationArg::Abp, "1.1.0").await;
+}
+
+/// `--integration` adds a broker integration to the run's application and reports
+/// how long it took to deliver the run's events (RabbitMQ's `amq.topic`, which
+/// every RabbitMQ has).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_reports_an_amqp_integration() {
+    let db = TestDb::sqlite().await;
+    let server = start_server(db.url()).await;
+    let mut a = args(&server, ActivationArg::Abp, "1.0.3");
+    a.devices = 4;
+    a.duration = 1.0;
+    a.drain = 1.0;
+    let rabbit =
+        std::env::var("LORIKEET_TEST_AMQP_ADDR").unwrap_or_else(|_| "127.0.0.1:5672".into());
+    a.integrations = vec![lorikeet_sim::cli::Integration {
+        kind: "amqp".into(),
+        settings: serde_json::json!({
+            "url": format!("amqp://guest:guest@{rabbit}/%2f"),
+            "exchange": "amq.topic"
+        }),
+    }];
+    let report = run(a).await.unwrap();
+    let i = &report.integrations[0];
+    assert_eq!(i.kind, "amqp");
+    assert!(
+        i.events >= report.uplinks_delivered && i.events > 0,
+        "{report}"
+    );
+    assert!(
+        i.drained_after_s.is_some() && i.events_per_s.is_some_and(|r| r > 0.0),
+        "{report}"
+    );
+    assert_eq!(
+        holdings(&server).await,
+        NOTHING,
+        "removed with the application"
+    );
+    server.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

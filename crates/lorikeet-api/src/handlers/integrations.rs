@@ -3,7 +3,7 @@
 //! checked with the same rules the delivery engine parses them with
 //! (`lorikeet_service::integration`).
 
-use lorikeet_service::integration::{InfluxConfig, NatsConfig};
+use lorikeet_service::integration::{AmqpConfig, InfluxConfig, KafkaConfig, NatsConfig};
 use lorikeet_storage::{Change, Integration, IntegrationKind, IntegrationOwner};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -127,6 +127,11 @@ pub(super) async fn delete_influxdb(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     delete(ctx, IntegrationKind::Influxdb).await
 }
 
+/// `DELETE …/integrations/{kind}`.
+pub(super) async fn delete_kind(ctx: &Ctx<'_>, kind: IntegrationKind) -> Result<Out, ApiError> {
+    delete(ctx, kind).await
+}
+
 async fn delete(ctx: &Ctx<'_>, kind: IntegrationKind) -> Result<Out, ApiError> {
     let id = ctx.id_param("application")?;
     ctx.application(id).await?;
@@ -232,4 +237,108 @@ pub(super) async fn list(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         items.push(status_json(ctx, &i).await?);
     }
     Ok(Out::ok(json!({ "items": items })))
+}
+
+/// The stored settings of the application's integration of `kind`, if any.
+async fn stored_config<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx<'_>,
+    id: Uuid,
+    kind: IntegrationKind,
+) -> Result<Option<T>, ApiError> {
+    Ok(ctx
+        .state
+        .storage
+        .get_integration(id, kind)
+        .await?
+        .and_then(|i| serde_json::from_value::<T>(i.config).ok()))
+}
+
+/// `POST …/integrations/amqp`: `{"url": "amqp://user:password@host:port/vhost",
+/// "exchange", "routingKey"?, "commandQueue"?}`. The password is write-only: it is
+/// taken out of the URL (or from `password`) and sealed; a URL without one keeps
+/// the stored password while host and user stay the same.
+pub(super) async fn put_amqp(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let mut b: AmqpConfig = ctx.body()?;
+    b.url = b.url.trim().to_owned();
+    b.take_url_password().map_err(ApiError::bad_request)?;
+    let address = b.check().map_err(ApiError::bad_request)?;
+    if b.password.is_none() {
+        if let Some(s) = stored_config::<AmqpConfig>(ctx, id, IntegrationKind::Amqp).await? {
+            let same = s
+                .check()
+                .is_ok_and(|a| a.host == address.host && a.username == address.username);
+            if same {
+                b.password = s.password;
+            }
+        }
+    }
+    if b.password.as_deref() == Some("") {
+        b.password = None;
+    }
+    check_host(ctx, &address.host)?;
+    let config = serde_json::to_value(&b).map_err(|_| ApiError::internal())?;
+    upsert(ctx, id, IntegrationKind::Amqp, config).await
+}
+
+/// `GET …/integrations/amqp`: settings (the password only as set or not) and
+/// delivery state.
+pub(super) async fn get_amqp(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let i = stored(ctx, IntegrationKind::Amqp).await?;
+    let mut v = status_json(ctx, &i).await?;
+    if let Ok(c) = serde_json::from_value::<AmqpConfig>(i.config.clone()) {
+        v["url"] = json!(c.url);
+        v["exchange"] = json!(c.exchange);
+        v["routingKey"] = json!(c.routing_key);
+        v["commandQueue"] = json!(c.command_queue);
+        v["passwordSet"] = json!(c.password.is_some());
+    }
+    Ok(Out::ok(v))
+}
+
+/// `POST …/integrations/kafka`: `{"brokers": ["host:port"], "topic", "tls"?,
+/// "sasl"?: {"mechanism", "username", "password"}}`. The SASL password is
+/// write-only: left out, the stored one is kept while the brokers and user stay
+/// the same.
+pub(super) async fn put_kafka(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let mut b: KafkaConfig = ctx.body()?;
+    if let Some(sasl) = b.sasl.as_mut().filter(|s| s.password.is_none()) {
+        if let Some(s) = stored_config::<KafkaConfig>(ctx, id, IntegrationKind::Kafka).await? {
+            if s.brokers == b.brokers {
+                if let Some(old) = s.sasl.filter(|o| o.username == sasl.username) {
+                    sasl.password = old.password;
+                }
+            }
+        }
+    }
+    let brokers = b.check().map_err(ApiError::bad_request)?;
+    for (host, _) in &brokers {
+        check_host(ctx, host)?;
+    }
+    let config = serde_json::to_value(&b).map_err(|_| ApiError::internal())?;
+    upsert(ctx, id, IntegrationKind::Kafka, config).await
+}
+
+/// `GET …/integrations/kafka`: settings (the SASL password only as set or not) and
+/// delivery state.
+pub(super) async fn get_kafka(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let i = stored(ctx, IntegrationKind::Kafka).await?;
+    let mut v = status_json(ctx, &i).await?;
+    if let Ok(c) = serde_json::from_value::<KafkaConfig>(i.config.clone()) {
+        v["brokers"] = json!(c.brokers);
+        v["topic"] = json!(c.topic);
+        v["tls"] = json!(c.tls.unwrap_or(false));
+        v["sasl"] = match &c.sasl {
+            Some(s) => json!({
+                "mechanism": s.mechanism,
+                "username": s.username,
+                "passwordSet": s.password.is_some(),
+            }),
+            None => Value::Null,
+        };
+    }
+    Ok(Out::ok(v))
 }

@@ -209,6 +209,16 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         HttpIntegrationPut => applications::put_http(ctx).await,
         HttpIntegrationGet => applications::get_http(ctx).await,
         HttpIntegrationDelete => applications::delete_http(ctx).await,
+        AmqpIntegrationPut => integrations::put_amqp(ctx).await,
+        AmqpIntegrationGet => integrations::get_amqp(ctx).await,
+        AmqpIntegrationDelete => {
+            integrations::delete_kind(ctx, lorikeet_storage::IntegrationKind::Amqp).await
+        }
+        KafkaIntegrationPut => integrations::put_kafka(ctx).await,
+        KafkaIntegrationGet => integrations::get_kafka(ctx).await,
+        KafkaIntegrationDelete => {
+            integrations::delete_kind(ctx, lorikeet_storage::IntegrationKind::Kafka).await
+        }
         NatsIntegrationPut => integrations::put_nats(ctx).await,
         NatsIntegrationGet => integrations::get_nats(ctx).await,
         NatsIntegrationDelete => integrations::delete_nats(ctx).await,

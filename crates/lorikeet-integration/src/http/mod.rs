@@ -307,6 +307,14 @@ impl WebhookWorker {
         let _ = tokio::time::timeout_at(deadline + Duration::from_secs(1), writer).await;
     }
 
+    /// The kind of an integration, for metric labels.
+    fn kind_of(&self, lane: Uuid) -> &'static str {
+        match self.targets.get(&lane) {
+            Some((_, Known::Usable(sink))) => sink.kind(),
+            _ => "unknown",
+        }
+    }
+
     /// Re-reads the integrations (on start and when the API changed one).
     async fn reload(&mut self) {
         let list = match self.storage.list_integrations(None).await {
@@ -325,6 +333,10 @@ impl WebhookWorker {
             if changed {
                 // New settings deserve a fresh start, not the old failure streak.
                 self.sched.reset_failures(i.id);
+            } else if let Some((updated, Known::Usable(sink))) = self.targets.get(&i.id) {
+                // Unchanged: keep its sink and with it the broker connection.
+                next.insert(i.id, (*updated, Known::Usable(sink.clone())));
+                continue;
             }
             let known = match sink::build(i, &self.shared) {
                 Ok(t) => Known::Usable(t),
@@ -747,7 +759,7 @@ impl WebhookWorker {
             self.sched.finish(d.lane, outcome);
             match d.result {
                 Some(Ok(_)) => {
-                    metrics::counter!(m::WEBHOOK_REQUESTS, "result" => "delivered").increment(1);
+                    metrics::counter!(m::WEBHOOK_REQUESTS, "result" => "delivered", "kind" => self.kind_of(d.lane)).increment(1);
                     match d.source {
                         Source::Fresh { event_id, .. } => {
                             self.fresh_settled(d.lane, d.dev_eui, event_id)
@@ -769,7 +781,7 @@ impl WebhookWorker {
                     Source::Outbox { .. } => self.write(Write::Release(d.lane, d.dev_eui)),
                 },
                 Some(Err(e)) => {
-                    metrics::counter!(m::WEBHOOK_REQUESTS, "result" => "failed").increment(1);
+                    metrics::counter!(m::WEBHOOK_REQUESTS, "result" => "failed", "kind" => self.kind_of(d.lane)).increment(1);
                     failed.push((d.lane, d.source, d.dev_eui, e));
                 }
             }
@@ -894,7 +906,7 @@ impl WebhookWorker {
         attempts: u32,
         e: &DeliveryError,
     ) -> Duration {
-        metrics::counter!(m::WEBHOOK_FAILURES, "reason" => e.reason()).increment(1);
+        metrics::counter!(m::WEBHOOK_FAILURES, "reason" => e.reason(), "kind" => self.kind_of(integration)).increment(1);
         let failures = attempts.saturating_add(1);
         let delay = retry_delay(
             failures,

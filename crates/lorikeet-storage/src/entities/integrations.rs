@@ -23,7 +23,8 @@ const COLUMNS: &str = "id, application_id, kind, owner, config, secrets, last_de
      last_error, last_error_at, created_at, updated_at";
 
 /// The config fields that are sealed in `secrets` rather than stored in `config`.
-pub(crate) const SECRET_FIELDS: [&str; 4] = ["headers", "signingSecret", "token", "password"];
+pub(crate) const SECRET_FIELDS: [&str; 5] =
+    ["headers", "signingSecret", "token", "password", "sasl"];
 
 /// The row identity the secrets are bound to: the application id and the kind
 /// (the unique key; an upsert may keep an older row id).

@@ -399,6 +399,19 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         .run(),
     );
     let committed = Arc::new(tokio::sync::Notify::new());
+    tasks.push((
+        "broker-commands",
+        tokio::spawn(lorikeet_integration::commands::run(
+            lorikeet_integration::commands::CommandContext {
+                storage: storage.clone(),
+                codecs: Some(codecs_for_commands.clone()),
+                changes: change_tx.clone(),
+                guard: target_guard.clone(),
+            },
+            change_tx.subscribe(),
+            shutdown_rx.clone(),
+        )),
+    ));
     let webhooks = lorikeet_integration::WebhookWorker::new(
         storage.clone(),
         config.webhook.clone(),

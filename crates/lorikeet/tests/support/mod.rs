@@ -8,6 +8,7 @@ use serde_json::Value;
 pub mod binary;
 pub mod metrics;
 pub mod pg_cluster;
+pub mod proxy;
 pub mod webhook;
 
 /// A loopback TCP port free right now (for a broker a test starts).

@@ -1,0 +1,283 @@
+//! The Kafka integration end to end (issue 22), against librdkafka's mock cluster
+//! (in this process, on loopback ports): events produced to the topic template,
+//! keyed by DevEUI (one device in one partition, in order), with the `eventId`
+//! header; every broker down for several seconds loses nothing. On SQLite and
+//! Postgres.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use lorikeet_lorawan::crypto::SessionKeys;
+use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
+use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
+use lorikeet_storage::testing::TestDb;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use support::*;
+
+const GATEWAY: u64 = 0x00aa_0000_0000_0b01;
+const PARTITIONS: i32 = 4;
+
+fn rx() -> RxMeta {
+    RxMeta {
+        frequency_hz: 868_100_000,
+        spreading_factor: 7,
+        bandwidth_hz: 125_000,
+        rssi_dbm: -70,
+        snr_db: 8.0,
+    }
+}
+
+/// One produced record: (partition, key, eventId header, body).
+type Record = (i32, String, String, Value);
+
+/// Reads what the topic holds (from the start of every partition) into `got`.
+fn poll_all(consumer: &BaseConsumer, got: &mut Vec<Record>) {
+    while let Some(r) = consumer.poll(Duration::from_millis(100)) {
+        // Transport errors come and go (the outage); the consumer reconnects.
+        let Ok(m) = r else { continue };
+        let key = String::from_utf8(m.key().unwrap_or_default().to_vec()).unwrap();
+        let id = m
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "eventId"))
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+            .unwrap_or_default();
+        got.push((
+            m.partition(),
+            key,
+            id,
+            serde_json::from_slice(m.payload().unwrap()).unwrap(),
+        ));
+    }
+}
+
+async fn wait_records(consumer: &BaseConsumer, got: &mut Vec<Record>, unique: usize, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        tokio::task::block_in_place(|| poll_all(consumer, got));
+        let ids: BTreeSet<&String> = got.iter().map(|r| &r.2).collect();
+        if ids.len() >= unique {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} of {unique} events arrived",
+            ids.len()
+        );
+    }
+}
+
+async fn kafka_delivery(db: TestDb) {
+    let cluster = MockCluster::new(1).unwrap();
+    // Every event type's topic exists (a cluster without auto-creation would fail
+    // the others' deliveries); the test reads `up`.
+    for event in [
+        "up",
+        "join",
+        "ack",
+        "txack",
+        "status",
+        "log",
+        "location",
+        "integration",
+        "alert",
+    ] {
+        cluster
+            .create_topic(&format!("lorikeet-events-{event}"), PARTITIONS, 1)
+            .unwrap();
+    }
+    let topic = "lorikeet-events-up";
+    let bootstrap = cluster.bootstrap_servers();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "e2e")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+
+    let server = start_server_with(db.url(), |c| {
+        c.webhook.backoff_base_ms = 100;
+        c.webhook.backoff_max_ms = 500;
+        c.webhook.poll_interval_ms = 100;
+        c.webhook.timeout_ms = 2_000;
+    })
+    .await;
+    let api = Api::new(&server);
+    let (app_id, profile_id) = abp_application(&api, "kafka", None).await;
+    let path = format!("/api/v1/applications/{app_id}/integrations/kafka");
+
+    // Settings are checked.
+    for (body, needle) in [
+        (json!({"brokers": [], "topic": "t"}), "brokers"),
+        (json!({"brokers": ["k1"], "topic": "t"}), "host:port"),
+        (
+            json!({"brokers": ["k1:9092"], "topic": "a/b"}),
+            "not allowed",
+        ),
+        (
+            json!({"brokers": ["k1:9092"], "topic": "t.{dev}"}),
+            "unknown placeholder",
+        ),
+        (
+            json!({"brokers": ["k1:9092"], "topic": "t",
+                   "sasl": {"mechanism": "GSSAPI", "username": "u", "password": "p"}}),
+            "sasl.mechanism",
+        ),
+        (json!({"brokers": ["k1:9092"]}), "topic"),
+    ] {
+        let r = api.post(&path, body).await.expect_status(400);
+        assert!(r["error"].as_str().unwrap().contains(needle), "{r}");
+    }
+    let brokers: Vec<&str> = bootstrap.split(',').collect();
+    api.post(
+        &path,
+        json!({"brokers": brokers, "topic": "lorikeet-events-{event}"}),
+    )
+    .await
+    .expect_status(201);
+    let got = api.get(&path).await.expect_status(200);
+    assert_eq!(got["kind"], "kafka");
+    assert_eq!(got["topic"], "lorikeet-events-{event}");
+    assert_eq!(got["tls"], false);
+
+    let mut devices = Vec::new();
+    for n in 0..2u8 {
+        let eui = Eui64::from_u64(0x0b0b_0000_0000_0000 | u64::from(n));
+        let addr = DevAddr::from_u32(0x0b0b_0000 | u32::from(n));
+        let keys = SessionKeys::from_1_0(
+            Aes128Key::from_bytes([n, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Aes128Key::from_bytes([n, 0x22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+        );
+        api.post(
+            "/api/v1/devices",
+            json!({"devEui": eui.to_string(), "joinEui": "0000000000000000",
+                   "name": format!("d{n}"), "applicationId": app_id,
+                   "deviceProfileId": profile_id}),
+        )
+        .await
+        .expect_status(201);
+        api.post(
+            &format!("/api/v1/devices/{eui}/activate"),
+            json!({"devAddr": addr.to_string(), "appSKey": keys.app_s_key.expose_hex(),
+                   "nwkSKey": keys.f_nwk_s_int_key.expose_hex()}),
+        )
+        .await
+        .expect_status(200);
+        devices.push(SimDevice::abp(eui, addr, keys, false, 0));
+    }
+    api.post(
+        "/api/v1/gateways",
+        json!({"gatewayId": Eui64::from_u64(GATEWAY).to_string(), "name": "gw"}),
+    )
+    .await
+    .expect_status(201);
+    let gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
+        .await
+        .unwrap();
+    gw.pull_data(Duration::from_secs(5)).await.unwrap();
+
+    let mut sent = 0usize;
+    for round in 0..5u8 {
+        for d in &mut devices {
+            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
+                .await
+                .unwrap();
+            sent += 1;
+        }
+    }
+    let mut records = Vec::new();
+    wait_records(&consumer, &mut records, sent, "before the outage").await;
+    let (_, key, id, body) = &records[0];
+    assert_eq!(
+        key,
+        body["deviceInfo"]["devEui"].as_str().unwrap(),
+        "keyed by DevEUI"
+    );
+    assert!(
+        id.parse::<i64>().is_ok(),
+        "eventId header is the event id: {id:?}"
+    );
+    assert_eq!(body["fPort"], 2);
+
+    // Every broker is down for a while; uplinks keep coming; nothing is lost.
+    cluster.broker_down(-1).unwrap();
+    for round in 5..10u8 {
+        for d in &mut devices {
+            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
+                .await
+                .unwrap();
+            sent += 1;
+        }
+    }
+    wait_events(&api, devices[1].dev_eui, "up", 10).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = api.get(&path).await.expect_status(200);
+        if s["lastError"].is_string() && s["backlog"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outage shows: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cluster.broker_up(-1).unwrap();
+    wait_records(&consumer, &mut records, sent, "after the outage").await;
+
+    // One device, one partition; per device, first arrivals keep the uplinks' order.
+    let mut partitions: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+    let mut rounds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut seen = BTreeSet::new();
+    for (partition, key, id, body) in &records {
+        partitions
+            .entry(key.clone())
+            .or_default()
+            .insert(*partition);
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let data = body["data"].as_str().unwrap();
+        let byte =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap()[0];
+        rounds.entry(key.clone()).or_default().push(u64::from(byte));
+    }
+    assert_eq!(seen.len(), sent);
+    for d in &devices {
+        let k = d.dev_eui.to_string();
+        assert_eq!(partitions[&k].len(), 1, "{partitions:?}");
+        assert_eq!(rounds[&k], (0..10).collect::<Vec<u64>>(), "{rounds:?}");
+    }
+
+    api.delete(&path).await.expect_status(204);
+    api.get(&path).await.expect_status(404);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_delivery_sqlite() {
+    kafka_delivery(TestDb::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_delivery_postgres() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    kafka_delivery(db).await;
+}
