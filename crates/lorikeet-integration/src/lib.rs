@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 mod influxdb;
+mod measurements;
 pub mod metrics;
 pub mod mqtt;
 mod nats;

@@ -44,19 +44,24 @@ pub trait Sink: Send + Sync + fmt::Debug {
     fn describe(&self) -> String;
 }
 
-/// What sinks share: the webhook clients (one per owner, behind the SSRF guard)
-/// and the guard itself (for brokers' addresses).
+/// What sinks share: the webhook clients (one per owner, behind the SSRF guard),
+/// the guard itself (for brokers' addresses) and the storage (for the
+/// measurements the `postgres` kind writes into Lorikeet's own database).
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) clients: Clients,
     pub(crate) guard: lorikeet_service::target::TargetGuard,
+    pub(crate) storage: Arc<dyn lorikeet_storage::Storage>,
 }
 
 /// The kinds the engine delivers.
 pub fn delivered(kind: IntegrationKind) -> bool {
     matches!(
         kind,
-        IntegrationKind::Http | IntegrationKind::Nats | IntegrationKind::Influxdb
+        IntegrationKind::Http
+            | IntegrationKind::Nats
+            | IntegrationKind::Influxdb
+            | IntegrationKind::Postgres
     )
 }
 
@@ -74,6 +79,10 @@ pub(crate) fn build(i: &Integration, shared: &Shared) -> Result<Arc<dyn Sink>, T
         IntegrationKind::Nats => Ok(Arc::new(crate::nats::NatsSink::new(
             i,
             shared.guard.clone(),
+        )?)),
+        IntegrationKind::Postgres => Ok(Arc::new(crate::measurements::MeasurementSink::new(
+            i,
+            shared.storage.clone(),
         )?)),
         other => Err(TargetError::Config(format!(
             "{} integrations are not delivered by the delivery engine",
