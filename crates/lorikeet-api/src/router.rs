@@ -32,6 +32,9 @@ pub enum RouteId {
     InfluxIntegrationPut,
     InfluxIntegrationGet,
     InfluxIntegrationDelete,
+    PostgresIntegrationPut,
+    PostgresIntegrationGet,
+    PostgresIntegrationDelete,
     IntegrationList,
     ProfileCreate,
     ProfileList,
@@ -72,6 +75,7 @@ pub enum RouteId {
     ProfileTestDecode,
     Overview,
     DeviceLink,
+    DeviceMeasurements,
     GatewayStats,
     AlertRuleCreate,
     AlertRuleList,
@@ -113,6 +117,7 @@ impl RouteId {
             | HttpIntegrationGet
             | NatsIntegrationGet
             | InfluxIntegrationGet
+            | PostgresIntegrationGet
             | IntegrationList
             | ProfileList
             | ProfileGet
@@ -135,6 +140,7 @@ impl RouteId {
             | ProfileTestDecode
             | Overview
             | DeviceLink
+            | DeviceMeasurements
             | GatewayStats
             | AlertRuleList
             | AlertRuleGet
@@ -156,6 +162,8 @@ impl RouteId {
             | NatsIntegrationDelete
             | InfluxIntegrationPut
             | InfluxIntegrationDelete
+            | PostgresIntegrationPut
+            | PostgresIntegrationDelete
             | ProfileCreate
             | ProfileUpdate
             | ProfileDelete
@@ -263,6 +271,21 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::DELETE,
         "/api/v1/applications/{id}/integrations/influxdb",
         RouteId::InfluxIntegrationDelete,
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/integrations/postgres",
+        RouteId::PostgresIntegrationPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations/postgres",
+        RouteId::PostgresIntegrationGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}/integrations/postgres",
+        RouteId::PostgresIntegrationDelete,
     ),
     (
         Method::GET,
@@ -399,6 +422,11 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::GET,
         "/api/v1/devices/{devEui}/link",
         RouteId::DeviceLink,
+    ),
+    (
+        Method::GET,
+        "/api/v1/devices/{devEui}/measurements",
+        RouteId::DeviceMeasurements,
     ),
     (
         Method::GET,
