@@ -55,11 +55,18 @@ impl MeasurementSink {
     }
 }
 
-/// The rows of one `up` event body: its receive time and numeric fields; `None`
-/// when it has no decoded object or no time.
-pub(crate) fn numeric_fields(
-    body: &serde_json::Value,
-) -> Option<(DateTime<Utc>, Vec<(String, f64)>)> {
+/// What one `up` event stores.
+#[derive(Debug, PartialEq)]
+pub(crate) struct UpFields {
+    /// The uplink's receive time.
+    time: DateTime<Utc>,
+    /// (flattened name, value).
+    fields: Vec<(String, f64)>,
+}
+
+/// The rows of one `up` event body; `None` when it has no decoded object or no
+/// time.
+pub(crate) fn numeric_fields(body: &serde_json::Value) -> Option<UpFields> {
     let object = body.get("object").filter(|o| o.is_object())?;
     let time = body
         .get("time")
@@ -75,7 +82,7 @@ pub(crate) fn numeric_fields(
             FieldValue::Text(_) => None,
         })
         .collect();
-    Some((time, fields))
+    Some(UpFields { time, fields })
 }
 
 impl Sink for MeasurementSink {
@@ -90,7 +97,7 @@ impl Sink for MeasurementSink {
         let storage = self.storage.clone();
         let (application_id, retention) = (self.application_id, self.retention);
         Box::pin(async move {
-            let Some((time, fields)) = rows else {
+            let Some(UpFields { time, fields }) = rows else {
                 return Ok(());
             };
             if fields.is_empty() || time < Utc::now() - retention {
@@ -130,7 +137,7 @@ mod tests {
             "object": {"temperatureSensor": {"1": 21.5}, "door": "open", "ok": true,
                        "off": false, "list": [1, 2], "none": null, "bad\u{0}": 1}
         });
-        let (time, fields) = numeric_fields(&body).unwrap();
+        let UpFields { time, fields } = numeric_fields(&body).unwrap();
         assert_eq!(time.to_rfc3339(), "2026-12-07T12:00:00.500+00:00");
         assert_eq!(
             fields,
