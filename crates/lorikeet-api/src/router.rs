@@ -38,6 +38,9 @@ pub enum RouteId {
     KafkaIntegrationPut,
     KafkaIntegrationGet,
     KafkaIntegrationDelete,
+    PostgresIntegrationPut,
+    PostgresIntegrationGet,
+    PostgresIntegrationDelete,
     IntegrationList,
     ProfileCreate,
     ProfileList,
@@ -78,6 +81,7 @@ pub enum RouteId {
     ProfileTestDecode,
     Overview,
     DeviceLink,
+    DeviceMeasurements,
     GatewayStats,
     AlertRuleCreate,
     AlertRuleList,
@@ -121,6 +125,7 @@ impl RouteId {
             | InfluxIntegrationGet
             | AmqpIntegrationGet
             | KafkaIntegrationGet
+            | PostgresIntegrationGet
             | IntegrationList
             | ProfileList
             | ProfileGet
@@ -143,6 +148,7 @@ impl RouteId {
             | ProfileTestDecode
             | Overview
             | DeviceLink
+            | DeviceMeasurements
             | GatewayStats
             | AlertRuleList
             | AlertRuleGet
@@ -168,6 +174,8 @@ impl RouteId {
             | AmqpIntegrationDelete
             | KafkaIntegrationPut
             | KafkaIntegrationDelete
+            | PostgresIntegrationPut
+            | PostgresIntegrationDelete
             | ProfileCreate
             | ProfileUpdate
             | ProfileDelete
@@ -307,6 +315,21 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         RouteId::InfluxIntegrationDelete,
     ),
     (
+        Method::POST,
+        "/api/v1/applications/{id}/integrations/postgres",
+        RouteId::PostgresIntegrationPut,
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/integrations/postgres",
+        RouteId::PostgresIntegrationGet,
+    ),
+    (
+        Method::DELETE,
+        "/api/v1/applications/{id}/integrations/postgres",
+        RouteId::PostgresIntegrationDelete,
+    ),
+    (
         Method::GET,
         "/api/v1/applications/{id}/integrations",
         RouteId::IntegrationList,
@@ -441,6 +464,11 @@ pub const ROUTES: &[(Method, &str, RouteId)] = &[
         Method::GET,
         "/api/v1/devices/{devEui}/link",
         RouteId::DeviceLink,
+    ),
+    (
+        Method::GET,
+        "/api/v1/devices/{devEui}/measurements",
+        RouteId::DeviceMeasurements,
     ),
     (
         Method::GET,

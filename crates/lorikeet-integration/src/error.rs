@@ -83,6 +83,9 @@ pub enum DeliveryError {
     /// The integration is of a kind this server does not deliver through the outbox.
     #[error("{0}")]
     Unsupported(&'static str),
+    /// Writing into Lorikeet's own database failed (the `postgres` integration).
+    #[error("database write failed: {0}")]
+    Storage(String),
 }
 
 impl DeliveryError {
@@ -96,6 +99,7 @@ impl DeliveryError {
             DeliveryError::Request(_) => "request",
             DeliveryError::Target(_) => "config",
             DeliveryError::Unsupported(_) => "unsupported",
+            DeliveryError::Storage(_) => "storage",
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 mod influxdb;
 mod kafka;
+mod measurements;
 pub mod metrics;
 pub mod mqtt;
 mod nats;

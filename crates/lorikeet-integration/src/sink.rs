@@ -46,12 +46,14 @@ pub trait Sink: Send + Sync + fmt::Debug {
     fn kind(&self) -> &'static str;
 }
 
-/// What sinks share: the webhook clients (one per owner, behind the SSRF guard)
-/// and the guard itself (for brokers' addresses).
+/// What sinks share: the webhook clients (one per owner, behind the SSRF guard),
+/// the guard itself (for brokers' addresses) and the storage (for the
+/// measurements the `postgres` kind writes into Lorikeet's own database).
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) clients: Clients,
     pub(crate) guard: lorikeet_service::target::TargetGuard,
+    pub(crate) storage: Arc<dyn lorikeet_storage::Storage>,
 }
 
 /// The kinds the engine delivers.
@@ -63,6 +65,7 @@ pub fn delivered(kind: IntegrationKind) -> bool {
             | IntegrationKind::Influxdb
             | IntegrationKind::Amqp
             | IntegrationKind::Kafka
+            | IntegrationKind::Postgres
     )
 }
 
@@ -88,6 +91,10 @@ pub(crate) fn build(i: &Integration, shared: &Shared) -> Result<Arc<dyn Sink>, T
         IntegrationKind::Kafka => Ok(Arc::new(crate::kafka::KafkaSink::new(
             i,
             shared.guard.clone(),
+        )?)),
+        IntegrationKind::Postgres => Ok(Arc::new(crate::measurements::MeasurementSink::new(
+            i,
+            shared.storage.clone(),
         )?)),
         other => Err(TargetError::Config(format!(
             "{} integrations are not delivered by the delivery engine",

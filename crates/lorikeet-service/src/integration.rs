@@ -296,47 +296,79 @@ impl InfluxConfig {
     }
 }
 
-/// An `up` event as one InfluxDB line: the measurement; tags `devEui`,
-/// `application`, `deviceName`, `fPort`; every decoded `object` field (nested
-/// objects and arrays flattened with `_`: numbers as floats, booleans, strings) plus
-/// `rssi`, `snr` (best reception) and `fCnt`; the event's time in ns. `None` for
-/// other events and for uplinks without a decoded object.
-pub fn up_event_line(measurement: &str, body: &serde_json::Value) -> Option<String> {
+/// A leaf of a decoded `object` ([`flatten_object`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldValue<'a> {
+    /// A finite number.
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Text(&'a str),
+}
+
+/// The leaves of a decoded `object`, each named by its path joined with `_`
+/// (`{"a": {"b": 1}, "l": [2, 3]}` gives `a_b`, `l_0`, `l_1`), in key order.
+/// Nulls and non-finite numbers are left out. The naming every integration that
+/// stores fields one by one (InfluxDB, the measurements table) shares.
+pub fn flatten_object(object: &serde_json::Value) -> Vec<(String, FieldValue<'_>)> {
     use serde_json::Value;
-    let object = body.get("object").filter(|o| o.is_object())?;
-    let info = body.get("deviceInfo")?;
-    let mut fields: Vec<(String, String)> = Vec::new();
-    fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    fn walk<'a>(prefix: &str, v: &'a Value, out: &mut Vec<(String, FieldValue<'a>)>) {
+        let key = |k: &str| {
+            if prefix.is_empty() {
+                k.to_owned()
+            } else {
+                format!("{prefix}_{k}")
+            }
+        };
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}_{k}")
-                    };
-                    flatten(&key, v, out);
+                    walk(&key(k), v, out);
                 }
             }
             Value::Array(a) => {
                 for (i, v) in a.iter().enumerate() {
-                    flatten(&format!("{prefix}_{i}"), v, out);
+                    walk(&key(&i.to_string()), v, out);
                 }
             }
             Value::Number(n) => {
                 if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
-                    out.push((prefix.to_owned(), format!("{f:?}")));
+                    out.push((prefix.to_owned(), FieldValue::Number(f)));
                 }
             }
-            Value::Bool(b) => out.push((prefix.to_owned(), b.to_string())),
-            Value::String(s) => out.push((
-                prefix.to_owned(),
-                format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
-            )),
+            Value::Bool(b) => out.push((prefix.to_owned(), FieldValue::Bool(*b))),
+            Value::String(s) => out.push((prefix.to_owned(), FieldValue::Text(s))),
             Value::Null => {}
         }
     }
-    flatten("", object, &mut fields);
+    let mut out = Vec::new();
+    walk("", object, &mut out);
+    out
+}
+
+/// An `up` event as one InfluxDB line: the measurement; tags `devEui`,
+/// `application`, `deviceName`, `fPort`; every decoded `object` field (flattened by
+/// [`flatten_object`]: numbers as floats, booleans, strings) plus `rssi`, `snr`
+/// (best reception) and `fCnt`; the event's time in ns. `None` for other events
+/// and for uplinks without a decoded object.
+pub fn up_event_line(measurement: &str, body: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let object = body.get("object").filter(|o| o.is_object())?;
+    let info = body.get("deviceInfo")?;
+    let mut fields: Vec<(String, String)> = flatten_object(object)
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                FieldValue::Number(f) => format!("{f:?}"),
+                FieldValue::Bool(b) => b.to_string(),
+                FieldValue::Text(s) => {
+                    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+                }
+            };
+            (k, v)
+        })
+        .collect();
     let best = body.get("rxInfo").and_then(Value::as_array).and_then(|rx| {
         rx.iter().max_by(|a, b| {
             let r = |v: &Value| v.get("rssi").and_then(Value::as_f64).unwrap_or(f64::MIN);
@@ -507,6 +539,99 @@ mod influx_tests {
         ] {
             let e = c.check().unwrap_err();
             assert!(e.contains(needle), "{c:?}: {e}");
+        }
+    }
+}
+
+/// The longest retention a `postgres` integration may ask for (ten years).
+pub const MAX_RETENTION_DAYS: u32 = 3650;
+
+/// The longest field name the measurements table keeps, in bytes.
+pub const MAX_FIELD_NAME: usize = 256;
+
+/// Whether a flattened field name can be stored and asked for by name: 1 to
+/// [`MAX_FIELD_NAME`] bytes without control characters (Postgres text cannot hold
+/// NUL, and an index entry has a size limit). The sink skips other fields, the
+/// API refuses to look for them.
+pub fn is_field_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_FIELD_NAME && !name.chars().any(char::is_control)
+}
+
+/// Settings of a `postgres` integration (`POST …/integrations/postgres`): decoded
+/// measurements into Lorikeet's own database, kept `retention_days`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// How long rows are kept, 1 to [`MAX_RETENTION_DAYS`] days.
+    pub retention_days: u32,
+}
+
+impl PostgresConfig {
+    /// Checks the retention.
+    pub fn check(&self) -> Result<(), String> {
+        if (1..=MAX_RETENTION_DAYS).contains(&self.retention_days) {
+            Ok(())
+        } else {
+            Err(format!(
+                "retentionDays must be a whole number from 1 to {MAX_RETENTION_DAYS}, got {}",
+                self.retention_days
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod postgres_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn objects_flatten_to_named_leaves() {
+        let o = json!({"a": {"b": 1, "c": [true, null, "x"]}, "n": 2.5, "z": null});
+        assert_eq!(
+            flatten_object(&o),
+            [
+                ("a_b".to_owned(), FieldValue::Number(1.0)),
+                ("a_c_0".to_owned(), FieldValue::Bool(true)),
+                ("a_c_2".to_owned(), FieldValue::Text("x")),
+                ("n".to_owned(), FieldValue::Number(2.5)),
+            ]
+        );
+    }
+
+    #[test]
+    fn field_names() {
+        assert!(is_field_name("temperatureSensor_1"));
+        assert!(is_field_name(&"x".repeat(MAX_FIELD_NAME)));
+        for bad in ["", "a\u{0}b", "line\nbreak"] {
+            assert!(!is_field_name(bad), "{bad:?}");
+        }
+        assert!(!is_field_name(&"x".repeat(MAX_FIELD_NAME + 1)));
+    }
+
+    #[test]
+    fn postgres_settings() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<PostgresConfig>(v);
+        assert!(parse(json!({"retentionDays": 30})).unwrap().check().is_ok());
+        assert!(parse(json!({"retentionDays": 3650}))
+            .unwrap()
+            .check()
+            .is_ok());
+        for bad in [0, 3651] {
+            let e = parse(json!({ "retentionDays": bad }))
+                .unwrap()
+                .check()
+                .unwrap_err();
+            assert!(e.contains("1 to 3650"), "{e}");
+        }
+        for body in [
+            json!({}),
+            json!({"retentionDays": 30, "extra": 1}),
+            json!({"retentionDays": "30"}),
+            json!({"retentionDays": -1}),
+            json!({"retentionDays": 1.5}),
+        ] {
+            assert!(parse(body.clone()).is_err(), "{body}");
         }
     }
 }

@@ -54,6 +54,8 @@ mod tests_import;
 #[cfg(test)]
 mod tests_keys;
 #[cfg(test)]
+mod tests_measurements;
+#[cfg(test)]
 mod tests_users;
 
 pub use error::StoreError;
@@ -64,9 +66,10 @@ pub use model::{
     DeliveryCursor, Device, DeviceClass, DeviceContext, DeviceKeys, DeviceLink, DeviceProfile,
     DeviceSession, Event, EventKind, Gateway, GatewayMinute, GatewayTraffic, HttpIntegrationConfig,
     ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind,
-    IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location, LocationSource, NewEvent,
-    OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role, RootKeys, RotateReport,
-    SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location, LocationSource, MeasurementBatch,
+    MeasurementPoint, MeasurementQuery, MeasurementRetention, MeasurementSeries, MeasurementUpkeep,
+    NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role, RootKeys,
+    RotateReport, SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -356,6 +359,30 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Retention: deletes alerts resolved before `cutoff`.
     async fn delete_alerts_resolved_before(&self, cutoff: DateTime<Utc>)
         -> Result<u64, StoreError>;
+
+    // --- measurements (the `postgres` integration, `docs/integrations.md`) ---
+    /// Stores one uplink's fields, one row each, in one transaction; rows already
+    /// there (a retried delivery) are skipped, and so is a device deleted
+    /// meanwhile. Returns the rows written. On Postgres a day without a partition
+    /// gets one first.
+    async fn write_measurements(&self, batch: &MeasurementBatch) -> Result<u64, StoreError>;
+    /// A device's values in `[from, to)` split into `buckets` equal buckets per
+    /// field (mean, min, max, count), computed by the database; fields and buckets
+    /// in order, empty buckets left out.
+    async fn measurement_series(
+        &self,
+        query: &MeasurementQuery,
+    ) -> Result<Vec<MeasurementSeries>, StoreError>;
+    /// Retention and partitions, run periodically: on Postgres creates the day
+    /// partitions from `now`'s day to three days ahead and drops those whose whole
+    /// day is older than the longest of `retention`; on both, deletes each listed
+    /// application's rows older than its retention, and the rows (received before
+    /// `now`) of applications not listed.
+    async fn measurement_upkeep(
+        &self,
+        now: DateTime<Utc>,
+        retention: &[MeasurementRetention],
+    ) -> Result<MeasurementUpkeep, StoreError>;
 
     // --- console users ---
     /// Creates a user (with its roles) holding `password_hash` (an argon2id PHC

@@ -1021,3 +1021,82 @@ pub struct AlertFilter {
     /// Only firing or only resolved ones.
     pub state: Option<AlertState>,
 }
+
+/// The numeric fields of one decoded uplink, for the `measurements` table
+/// ([`crate::Storage::write_measurements`]): one row per field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasurementBatch {
+    /// The application the uplink was delivered for.
+    pub application_id: Uuid,
+    /// The device.
+    pub dev_eui: Eui64,
+    /// When the uplink was received (the event's `time`).
+    pub time: DateTime<Utc>,
+    /// The `up` event's id: with the time and name it identifies a row, so a
+    /// retried delivery writes nothing twice.
+    pub event_id: i64,
+    /// (flattened field name, value).
+    pub fields: Vec<(String, f64)>,
+}
+
+/// How long an application's measurements are kept
+/// ([`crate::Storage::measurement_upkeep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeasurementRetention {
+    /// The application (it has a `postgres` integration).
+    pub application_id: Uuid,
+    /// Rows older than this many days are removed.
+    pub days: u32,
+}
+
+/// What one [`crate::Storage::measurement_upkeep`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeasurementUpkeep {
+    /// Day partitions created (Postgres).
+    pub partitions_created: Vec<String>,
+    /// Day partitions dropped, their whole day past the longest retention (Postgres).
+    pub partitions_dropped: Vec<String>,
+    /// Rows deleted one by one (shorter retentions, applications without the
+    /// integration).
+    pub rows_deleted: u64,
+}
+
+/// One bucket of a downsampled series: the values of one field whose time falls
+/// in `[start, start + width)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasurementPoint {
+    /// The bucket's start.
+    pub start: DateTime<Utc>,
+    /// Mean.
+    pub avg: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
+    /// How many values.
+    pub count: u64,
+}
+
+/// One field's buckets, oldest first (empty buckets left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasurementSeries {
+    /// The flattened field name (`temperatureSensor_1`).
+    pub field: String,
+    /// Its non-empty buckets.
+    pub points: Vec<MeasurementPoint>,
+}
+
+/// What [`crate::Storage::measurement_series`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasurementQuery {
+    /// The device.
+    pub dev_eui: Eui64,
+    /// Start of the range (included).
+    pub from: DateTime<Utc>,
+    /// End of the range (excluded); after `from`.
+    pub to: DateTime<Utc>,
+    /// How many equal buckets the range is split into (at least 1).
+    pub buckets: u32,
+    /// Only these fields (empty: every field).
+    pub fields: Vec<String>,
+}

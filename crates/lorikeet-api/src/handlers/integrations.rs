@@ -3,7 +3,9 @@
 //! checked with the same rules the delivery engine parses them with
 //! (`lorikeet_service::integration`).
 
-use lorikeet_service::integration::{AmqpConfig, InfluxConfig, KafkaConfig, NatsConfig};
+use lorikeet_service::integration::{
+    AmqpConfig, InfluxConfig, KafkaConfig, NatsConfig, PostgresConfig,
+};
 use lorikeet_storage::{Change, Integration, IntegrationKind, IntegrationOwner};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -225,6 +227,33 @@ pub(super) async fn get_influxdb(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         v["passwordSet"] = json!(c.password.is_some());
     }
     Ok(Out::ok(v))
+}
+
+/// `POST …/integrations/postgres`: `{"retentionDays": 1..=3650}`. Decoded
+/// measurements go into this server's own database (no address to check).
+pub(super) async fn put_postgres(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let id = ctx.id_param("application")?;
+    ctx.application(id).await?;
+    let b: PostgresConfig = ctx.body()?;
+    b.check().map_err(ApiError::bad_request)?;
+    let config = serde_json::to_value(&b).map_err(|_| ApiError::internal())?;
+    upsert(ctx, id, IntegrationKind::Postgres, config).await
+}
+
+/// `GET …/integrations/postgres`: retention and delivery state.
+pub(super) async fn get_postgres(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    let i = stored(ctx, IntegrationKind::Postgres).await?;
+    let mut v = status_json(ctx, &i).await?;
+    if let Ok(c) = serde_json::from_value::<PostgresConfig>(i.config.clone()) {
+        v["retentionDays"] = json!(c.retention_days);
+    }
+    Ok(Out::ok(v))
+}
+
+/// `DELETE …/integrations/postgres` (the rows already written are deleted by the
+/// next hourly upkeep).
+pub(super) async fn delete_postgres(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
+    delete(ctx, IntegrationKind::Postgres).await
 }
 
 /// `GET …/integrations`: every integration of the application with its delivery

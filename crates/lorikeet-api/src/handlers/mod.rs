@@ -19,6 +19,7 @@ mod gateways;
 pub(crate) mod import;
 mod integrations;
 mod link;
+mod measurements;
 mod overview;
 mod profiles;
 mod queue;
@@ -225,6 +226,9 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         InfluxIntegrationPut => integrations::put_influxdb(ctx).await,
         InfluxIntegrationGet => integrations::get_influxdb(ctx).await,
         InfluxIntegrationDelete => integrations::delete_influxdb(ctx).await,
+        PostgresIntegrationPut => integrations::put_postgres(ctx).await,
+        PostgresIntegrationGet => integrations::get_postgres(ctx).await,
+        PostgresIntegrationDelete => integrations::delete_postgres(ctx).await,
         IntegrationList => integrations::list(ctx).await,
         ProfileCreate => profiles::create(ctx).await,
         ProfileList => profiles::list(ctx).await,
@@ -263,6 +267,7 @@ pub(crate) async fn dispatch(route: RouteId, ctx: &Ctx<'_>) -> Result<Out, ApiEr
         ProfileTestDecode => profiles::test_decode(ctx).await,
         Overview => overview::get(ctx).await,
         DeviceLink => link::get(ctx).await,
+        DeviceMeasurements => measurements::get(ctx).await,
         GatewayStats => gateway_stats::get(ctx).await,
         AlertRuleCreate => alerts::create(ctx).await,
         AlertRuleList => alerts::list(ctx).await,

@@ -194,9 +194,13 @@ impl WebhookWorker {
                     .max(config.claim_batch as usize),
         };
         Ok(WebhookWorker {
-            storage,
+            storage: storage.clone(),
             config,
-            shared: sink::Shared { clients, guard },
+            shared: sink::Shared {
+                clients,
+                guard,
+                storage,
+            },
             targets: HashMap::new(),
             feeds: HashMap::new(),
             chains_loaded: false,

@@ -9,6 +9,7 @@
 //! | [`api_keys`] | `api_keys` |
 //! | [`link`] | link health on `devices`, `device_link_hours` (RSSI/SNR per device and hour) |
 //! | [`traffic`] | `uplink_minutes` (uplinks per application and minute) |
+//! | [`measurements`] | `measurements` (decoded fields of uplinks; day partitions on Postgres) |
 //! | [`users`] | `users`, `user_roles`, `user_sessions` (console sign-in) |
 //! | [`applications`] | `applications` |
 //! | [`device_profiles`] | `device_profiles` |
@@ -58,6 +59,7 @@ mod import;
 mod integrations;
 pub(crate) mod kek_verifiers;
 mod link;
+mod measurements;
 mod outbox;
 mod queue;
 pub(crate) mod reseal;
@@ -269,6 +271,33 @@ impl Storage for Store {
         self.timed(
             "delete_alerts_resolved_before",
             alerts::delete_resolved_before(self, cutoff),
+        )
+        .await
+    }
+
+    // --- measurements ---
+
+    async fn write_measurements(&self, batch: &MeasurementBatch) -> Result<u64, StoreError> {
+        self.timed("write_measurements", measurements::write(self, batch))
+            .await
+    }
+
+    async fn measurement_series(
+        &self,
+        query: &MeasurementQuery,
+    ) -> Result<Vec<MeasurementSeries>, StoreError> {
+        self.timed("measurement_series", measurements::series(self, query))
+            .await
+    }
+
+    async fn measurement_upkeep(
+        &self,
+        now: DateTime<Utc>,
+        retention: &[MeasurementRetention],
+    ) -> Result<MeasurementUpkeep, StoreError> {
+        self.timed(
+            "measurement_upkeep",
+            measurements::upkeep(self, now, retention),
         )
         .await
     }

@@ -621,7 +621,9 @@ async fn serve_metrics(
     lorikeet_api::serve_filter(listener, metrics_route(render), shutdown).await;
 }
 
-/// Deletes stored events and delivered outbox rows past the retention period, hourly.
+/// Deletes stored events and delivered outbox rows past the retention period, and
+/// keeps the measurements table (day partitions, per-application retention),
+/// hourly and once at start.
 async fn retention(
     storage: Arc<dyn Storage>,
     days: u32,
@@ -661,5 +663,59 @@ async fn retention(
         if let Err(e) = storage.delete_alerts_resolved_before(alert_cutoff).await {
             warn!("alert retention: {e}");
         }
+        measurement_upkeep(&*storage).await;
+    }
+}
+
+/// The measurements' upkeep with each `postgres` integration's retention (its
+/// settings parsed by the rule the API checked them with).
+async fn measurement_upkeep(storage: &dyn Storage) {
+    use lorikeet_service::integration::PostgresConfig;
+    use lorikeet_storage::{IntegrationKind, MeasurementRetention};
+    let integrations = match storage.list_integrations(None).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("measurement retention: {e}");
+            return;
+        }
+    };
+    let mut retention = Vec::new();
+    for i in integrations
+        .iter()
+        .filter(|i| i.kind == IntegrationKind::Postgres)
+    {
+        match serde_json::from_value::<PostgresConfig>(i.config.clone()) {
+            Ok(c) => retention.push(MeasurementRetention {
+                application_id: i.application_id,
+                days: c.retention_days,
+            }),
+            // Unreadable settings must not cost the application its rows: keep
+            // them as long as anything is kept.
+            Err(e) => {
+                warn!(integration = %i.id, "postgres integration settings unreadable: {e}");
+                retention.push(MeasurementRetention {
+                    application_id: i.application_id,
+                    days: lorikeet_service::integration::MAX_RETENTION_DAYS,
+                });
+            }
+        }
+    }
+    match storage
+        .measurement_upkeep(lorikeet_storage::now(), &retention)
+        .await
+    {
+        Ok(done) => {
+            if !done.partitions_created.is_empty() || !done.partitions_dropped.is_empty() {
+                info!(
+                    created = ?done.partitions_created,
+                    dropped = ?done.partitions_dropped,
+                    "measurement partitions"
+                );
+            }
+            if done.rows_deleted > 0 {
+                info!(deleted = done.rows_deleted, "old measurements deleted");
+            }
+        }
+        Err(e) => warn!("measurement retention: {e}"),
     }
 }
