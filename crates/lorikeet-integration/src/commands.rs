@@ -239,19 +239,7 @@ async fn read_nats(
     let Some(subject) = config.command_subject_for(i.application_id) else {
         return Ok(());
     };
-    let ips = ctx
-        .guard
-        .resolve(i.owner, &address.host)
-        .await
-        .map_err(|e| e.to_string())?;
-    let addrs: Vec<String> = ips
-        .into_iter()
-        .map(|ip| format!("nats://{}", std::net::SocketAddr::new(ip, address.port)))
-        .collect();
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(CONNECT_TIMEOUT)
-        .name(concat!("lorikeet/", env!("CARGO_PKG_VERSION")))
-        .connect(addrs.as_slice())
+    let client = crate::nats::client(&ctx.guard, i.owner, &config, &address, CONNECT_TIMEOUT)
         .await
         .map_err(|e| e.to_string())?;
     let mut sub = client

@@ -7,29 +7,31 @@
 //! A point is identified by its measurement, tags and time, so writing one again (a
 //! retry after a lost answer) replaces it: retries never duplicate data.
 //! The write goes through the webhook clients, so the SSRF guard applies as for
-//! webhooks.
+//! webhooks. Points of events sent while a write runs go out together in the next
+//! one (`batch.rs`, at most [`MAX_BATCH`] lines).
 
 use std::fmt;
 use std::time::Duration;
 
 use base64::Engine as _;
 use lorikeet_service::integration::{up_event_line, InfluxConfig, DEFAULT_MEASUREMENT};
-use lorikeet_service::target::IntegrationOwner;
 use lorikeet_storage::Integration;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
 
+use crate::batch::Batcher;
 use crate::error::TargetError;
 use crate::http::client::{post_guarded, Clients};
 use crate::sink::{Out, Sending, Sink};
 
+/// Most points in one write (InfluxDB suggests batches of 5,000 or fewer).
+const MAX_BATCH: usize = 1_000;
+
 /// An InfluxDB integration's sink.
 pub(crate) struct InfluxSink {
-    clients: Clients,
-    owner: IntegrationOwner,
     url: Url,
-    headers: HeaderMap,
     measurement: String,
+    writes: Batcher<String>,
 }
 
 impl fmt::Debug for InfluxSink {
@@ -70,14 +72,29 @@ impl InfluxSink {
             v.set_sensitive(true);
             headers.insert(AUTHORIZATION, v);
         }
+        let owner = i.owner;
+        let target = url.clone();
+        let writes = Batcher::new(MAX_BATCH, move |lines: Vec<String>, timeout| {
+            let (clients, url, headers) = (clients.clone(), target.clone(), headers.clone());
+            Box::pin(async move {
+                post_guarded(
+                    &clients,
+                    owner,
+                    &url,
+                    headers,
+                    lines.join("\n").into_bytes(),
+                    timeout,
+                )
+                .await
+                .map(drop)
+            })
+        });
         Ok(InfluxSink {
-            clients,
-            owner: i.owner,
             url,
-            headers,
             measurement: config
                 .measurement
                 .unwrap_or_else(|| DEFAULT_MEASUREMENT.to_owned()),
+            writes,
         })
     }
 }
@@ -91,19 +108,12 @@ impl Sink for InfluxSink {
         } else {
             None
         };
-        let (clients, owner, url, headers) = (
-            self.clients.clone(),
-            self.owner,
-            self.url.clone(),
-            self.headers.clone(),
-        );
+        let writes = self.writes.clone();
         Box::pin(async move {
             let Some(line) = line else {
                 return Ok(());
             };
-            post_guarded(&clients, owner, &url, headers, line.into_bytes(), timeout)
-                .await
-                .map(drop)
+            writes.submit(line, timeout).await
         })
     }
 

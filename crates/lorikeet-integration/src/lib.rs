@@ -7,6 +7,7 @@
 
 mod amqp;
 mod backoff;
+mod batch;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -9,8 +9,9 @@
 //! the default, `lorikeet.>`). Without one the publish has no responder and the
 //! event is retried like any failed delivery.
 //!
-//! Where it connects is checked by the SSRF guard when the connection is made, and
-//! the connection goes to the checked address.
+//! Where it connects is checked by the SSRF guard when the connection is made; a
+//! plain connection goes to the checked address, a TLS one by name. A user and
+//! password (the password sealed at rest) or a token authenticate it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -63,13 +64,16 @@ impl NatsSink {
     }
 }
 
-/// Connects to the guard-checked address of `address`.
-async fn connect(
+/// A client connected to the guard-checked address of `address`, with the
+/// configured credentials. Plain connections go to the checked addresses; TLS ones
+/// by name (the certificate names the host) after its addresses were checked.
+pub(crate) async fn client(
     guard: &TargetGuard,
     owner: IntegrationOwner,
+    config: &NatsConfig,
     address: &NatsAddress,
     timeout: Duration,
-) -> Result<jetstream::Context, DeliveryError> {
+) -> Result<async_nats::Client, DeliveryError> {
     let ips = guard
         .resolve(owner, &address.host)
         .await
@@ -77,17 +81,32 @@ async fn connect(
             GuardError::Refused(r) => DeliveryError::Refused(r),
             other => DeliveryError::Connect(other.to_string()),
         })?;
-    let addrs: Vec<String> = ips
-        .into_iter()
-        .map(|ip| format!("nats://{}", std::net::SocketAddr::new(ip, address.port)))
-        .collect();
-    let client = async_nats::ConnectOptions::new()
+    let addrs: Vec<String> = if address.tls {
+        let host = if address.host.contains(':') {
+            format!("[{}]", address.host)
+        } else {
+            address.host.clone()
+        };
+        vec![format!("tls://{host}:{}", address.port)]
+    } else {
+        ips.into_iter()
+            .map(|ip| format!("nats://{}", std::net::SocketAddr::new(ip, address.port)))
+            .collect()
+    };
+    let mut options = async_nats::ConnectOptions::new()
         .connection_timeout(timeout)
         .name(concat!("lorikeet/", env!("CARGO_PKG_VERSION")))
+        .require_tls(address.tls);
+    if let Some(user) = &address.user {
+        options =
+            options.user_and_password(user.clone(), config.password.clone().unwrap_or_default());
+    } else if let Some(token) = &config.token {
+        options = options.token(token.clone());
+    }
+    options
         .connect(addrs.as_slice())
         .await
-        .map_err(|e| DeliveryError::Connect(e.to_string()))?;
-    Ok(jetstream::new(client))
+        .map_err(|e| DeliveryError::Connect(e.to_string()))
 }
 
 impl Sink for NatsSink {
@@ -97,7 +116,7 @@ impl Sink for NatsSink {
             .subject_for(self.application_id, out.dev_eui, out.kind);
         let context = self.context.clone();
         let guard = self.guard.clone();
-        let (owner, address) = (self.owner, self.address.clone());
+        let (owner, address, config) = (self.owner, self.address.clone(), self.config.clone());
         Box::pin(async move {
             let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
             let js = {
@@ -105,7 +124,9 @@ impl Sink for NatsSink {
                 match held.as_ref() {
                     Some(js) => js.clone(),
                     None => {
-                        let js = connect(&guard, owner, &address, timeout).await?;
+                        let js = jetstream::new(
+                            client(&guard, owner, &config, &address, timeout).await?,
+                        );
                         *held = Some(js.clone());
                         js
                     }
@@ -130,7 +151,8 @@ impl Sink for NatsSink {
     }
 
     fn describe(&self) -> String {
-        format!("nats://{}:{}", self.address.host, self.address.port)
+        let scheme = if self.address.tls { "tls" } else { "nats" };
+        format!("{scheme}://{}:{}", self.address.host, self.address.port)
     }
 
     fn kind(&self) -> &'static str {

@@ -19,10 +19,13 @@ pub const DEFAULT_NATS_SUBJECT: &str = "lorikeet.{applicationId}.{devEui}.{event
 const MAX_TEMPLATE: usize = 256;
 
 /// Settings of a NATS JetStream integration (`POST …/integrations/nats`).
+///
+/// A password given in the URL is moved into `password` before the settings are
+/// stored (sealed like every secret, never shown by `GET`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NatsConfig {
-    /// `nats://host:port` (the port defaults to 4222).
+    /// `nats://[user@]host[:port]` or `tls://…` (the port defaults to 4222).
     pub url: String,
     /// Subject template (default [`DEFAULT_NATS_SUBJECT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,40 +33,86 @@ pub struct NatsConfig {
     /// Subject to take downlink commands from (may use `{applicationId}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_subject: Option<String>,
+    /// Require TLS (also implied by a `tls://` URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<bool>,
+    /// The password of the URL's user (write-only in the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// A token instead of user and password (write-only in the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
-/// The host and port of a checked NATS URL.
+/// A checked NATS URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsAddress {
     /// Host name or IP literal.
     pub host: String,
     /// Port.
     pub port: u16,
+    /// TLS required.
+    pub tls: bool,
+    /// The user, if the URL names one.
+    pub user: Option<String>,
+}
+
+/// Moves the password of `url` out of it (the URL keeps the user name).
+pub fn take_url_password(url: &mut String) -> Result<Option<String>, String> {
+    let mut u = url::Url::parse(url.trim())
+        .map_err(|e| format!("url {:?} is not a valid URL: {e}", redact(url)))?;
+    let Some(p) = u.password() else {
+        return Ok(None);
+    };
+    let p = percent_decode(p)?;
+    // Only URLs without a host cannot lose their password; check() refuses those.
+    let _ = u.set_password(None);
+    *url = u.to_string();
+    Ok(Some(p))
 }
 
 impl NatsConfig {
     /// Checks the URL and the templates; the address to connect to.
     pub fn check(&self) -> Result<NatsAddress, String> {
         let url = url::Url::parse(self.url.trim())
-            .map_err(|e| format!("url {:?} is not a valid URL: {e}", self.url))?;
-        if url.scheme() != "nats" {
-            return Err(format!(
-                "url {:?} must start with nats:// (TLS is not supported yet)",
-                self.url
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(
-                "url: credentials in the URL are not supported yet (they would be shown by GET)"
-                    .into(),
-            );
+            .map_err(|e| format!("url {:?} is not a valid URL: {e}", redact(&self.url)))?;
+        let tls = match url.scheme() {
+            "nats" => self.tls.unwrap_or(false),
+            "tls" => true,
+            _ => {
+                return Err(format!(
+                    "url {:?} must start with nats:// or tls://",
+                    redact(&self.url)
+                ))
+            }
+        };
+        if url.password().is_some() {
+            // The API moves it into `password` first (take_url_password).
+            return Err("url: give the password as password, not in the URL".into());
         }
         let host = url
             .host_str()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("url {:?} needs a host, e.g. nats://broker:4222", self.url))?;
         if !matches!(url.path(), "" | "/") || url.query().is_some() {
-            return Err(format!("url {:?}: only nats://host:port", self.url));
+            return Err(format!("url {:?}: only nats://[user@]host:port", self.url));
+        }
+        let user = match url.username() {
+            "" => None,
+            u => Some(percent_decode(u)?),
+        };
+        if self.token.is_some() && user.is_some() {
+            return Err("give either a user (and password) or a token, not both".into());
+        }
+        if self.password.is_some() && user.is_none() {
+            return Err(
+                "password needs a user in the URL, e.g. nats://lorikeet@broker:4222".into(),
+            );
+        }
+        for (field, v) in [("password", &self.password), ("token", &self.token)] {
+            if v.as_deref().is_some_and(|v| v.is_empty() || v.len() > 1024) {
+                return Err(format!("{field} must have 1 to 1024 bytes"));
+            }
         }
         if let Some(s) = &self.subject {
             check_subject("subject", s, false)?;
@@ -78,8 +127,13 @@ impl NatsConfig {
             }
         }
         Ok(NatsAddress {
-            host: host.to_owned(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
             port: url.port().unwrap_or(4222),
+            tls,
+            user,
         })
     }
 
@@ -156,6 +210,9 @@ mod tests {
             url: url.into(),
             subject: subject.map(Into::into),
             command_subject: None,
+            tls: None,
+            password: None,
+            token: None,
         }
     }
 
@@ -174,9 +231,9 @@ mod tests {
         );
         for (cfg, needle) in [
             (nats("http://h", None), "nats://"),
-            (nats("nats://u:p@h", None), "credentials"),
+            (nats("nats://u:p@h", None), "password"),
             (nats("nats://", None), "host"),
-            (nats("nats://h/x", None), "only nats://host:port"),
+            (nats("nats://h/x", None), "only nats://[user@]host:port"),
             (nats("nats://h", Some("a..b")), "empty token"),
             (nats("nats://h", Some("a.{dev}")), "unknown placeholder"),
             (nats("nats://h", Some("a.*")), "wildcards"),
@@ -186,6 +243,25 @@ mod tests {
             let e = cfg.check().unwrap_err();
             assert!(e.contains(needle), "{cfg:?}: {e}");
         }
+        let a = nats("tls://u@h:4443", None).check().unwrap();
+        assert!(a.tls);
+        assert_eq!((a.user.as_deref(), a.port), (Some("u"), 4443));
+        let mut url = "nats://lk:s%40cret@h".to_owned();
+        assert_eq!(
+            take_url_password(&mut url).unwrap().as_deref(),
+            Some("s@cret")
+        );
+        assert_eq!(url, "nats://lk@h");
+        let token_and_user = NatsConfig {
+            token: Some("t".into()),
+            ..nats("nats://u@h", None)
+        };
+        assert!(token_and_user.check().unwrap_err().contains("not both"));
+        let password_alone = NatsConfig {
+            password: Some("p".into()),
+            ..nats("nats://h", None)
+        };
+        assert!(password_alone.check().unwrap_err().contains("needs a user"));
         let mut with_commands = nats("nats://h", None);
         with_commands.command_subject = Some("lorikeet.*.*.command".into());
         assert!(with_commands.check().is_ok());
@@ -680,14 +756,8 @@ pub struct AmqpAddress {
 impl AmqpConfig {
     /// Moves a password in the URL into `password` (the URL keeps the user name).
     pub fn take_url_password(&mut self) -> Result<(), String> {
-        let mut url = url::Url::parse(self.url.trim())
-            .map_err(|e| format!("url {:?} is not a valid URL: {e}", redact(&self.url)))?;
-        if let Some(p) = url.password() {
-            let p = percent_decode(p)?;
-            // Setting a password fails only for URLs without a host, refused by check().
-            let _ = url.set_password(None);
+        if let Some(p) = take_url_password(&mut self.url)? {
             self.password = Some(p);
-            self.url = url.to_string();
         }
         Ok(())
     }

@@ -105,7 +105,6 @@ pub struct Report {
 
 /// One `--integration` of a run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
 pub struct IntegrationRun {
     /// The kind (`amqp`, `kafka`, …).
     pub kind: String,

@@ -22,6 +22,21 @@ use serde_json::{json, Value};
 use support::*;
 
 const GATEWAY: u64 = 0x00aa_0000_0000_0e01;
+/// The test server's credentials (the integration authenticates).
+const USER: &str = "lorikeet";
+const PASSWORD: &str = "s3cret";
+
+fn local(port: u16) -> String {
+    format!("nats://{USER}:{PASSWORD}@127.0.0.1:{port}")
+}
+
+/// The test's own client of the server.
+async fn connect(port: u16) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(USER.into(), PASSWORD.into())
+        .connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap()
+}
 
 fn rx() -> RxMeta {
     RxMeta {
@@ -47,7 +62,8 @@ impl Nats {
             .find(|p| std::path::Path::new(p).exists())
             .expect("nats-server is installed (scripts/test installs it)");
         let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js"])
+            .args(["--user", USER, "--pass", PASSWORD, "-sd"])
             .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -93,9 +109,7 @@ impl Drop for Nats {
 
 /// The stream's messages in order: (subject, Nats-Msg-Id, body).
 async fn stored(port: u16) -> Vec<(String, String, Value)> {
-    let client = async_nats::connect(format!("127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let client = connect(port).await;
     let js = jetstream::new(client);
     let mut stream = js.get_stream("LORIKEET").await.unwrap();
     let last = stream.info().await.unwrap().state.last_sequence;
@@ -137,9 +151,7 @@ async fn nats_delivery(db: TestDb) {
     let dir = std::env::temp_dir().join(format!("lorikeet-nats-{}", uuid::Uuid::new_v4()));
     let mut nats = Nats::start(port, dir).await;
     {
-        let client = async_nats::connect(format!("127.0.0.1:{port}"))
-            .await
-            .unwrap();
+        let client = connect(port).await;
         jetstream::new(client)
             .create_stream(jetstream::stream::Config {
                 name: "LORIKEET".into(),
@@ -170,7 +182,7 @@ async fn nats_delivery(db: TestDb) {
             json!({"url": format!("nats://127.0.0.1:{port}"), "subject": "a.>"}),
             "wildcards",
         ),
-        (json!({"url": "nats://u:p@h"}), "credentials"),
+        (json!({"url": "nats://h", "password": "p"}), "needs a user"),
         (json!({"url": "nats://h", "extra": 1}), "unknown field"),
     ] {
         let r = api
@@ -184,8 +196,7 @@ async fn nats_delivery(db: TestDb) {
     }
     api.post(
         &format!("/api/v1/applications/{app_id}/integrations/nats"),
-        json!({"url": format!("nats://127.0.0.1:{port}"),
-               "commandSubject": "commands.{applicationId}"}),
+        json!({"url": local(port), "commandSubject": "commands.{applicationId}"}),
     )
     .await
     .expect_status(201);
@@ -193,7 +204,13 @@ async fn nats_delivery(db: TestDb) {
         .get(&format!("/api/v1/applications/{app_id}/integrations/nats"))
         .await
         .expect_status(200);
-    assert_eq!(got["url"], format!("nats://127.0.0.1:{port}"));
+    assert_eq!(
+        got["url"],
+        format!("nats://{USER}@127.0.0.1:{port}"),
+        "{got}"
+    );
+    assert_eq!(got["passwordSet"], true);
+    assert!(!got.to_string().contains(PASSWORD), "{got}");
     assert_eq!(got["kind"], "nats");
     let list = api
         .get(&format!("/api/v1/applications/{app_id}/integrations"))
@@ -313,9 +330,7 @@ async fn nats_delivery(db: TestDb) {
 
     // Downlink commands from the command subject: a request is answered with the
     // queued item, or with why it was refused.
-    let client = async_nats::connect(format!("127.0.0.1:{port}"))
-        .await
-        .unwrap();
+    let client = connect(port).await;
     // Outside the stream's subjects: JetStream would answer a request it stores.
     let subject = format!("commands.{app_id}");
     let dev = devices[0].dev_eui;

@@ -77,13 +77,42 @@ pub(super) async fn upsert(
     Ok(Out::Json(status, json!({ "id": id })))
 }
 
-/// `POST …/integrations/nats`: `{"url": "nats://…", "subject"?, "commandSubject"?}`.
+/// `POST …/integrations/nats`: `{"url": "nats://[user:password@]host:port" or
+/// "tls://…", "subject"?, "commandSubject"?, "tls"?, "password"?, "token"?}`. The
+/// password (taken out of the URL) and the token are write-only: left out, the
+/// stored ones are kept while host and user stay the same; `""` removes them.
 pub(super) async fn put_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let id = ctx.id_param("application")?;
     ctx.application(id).await?;
     let mut b: NatsConfig = ctx.body()?;
     b.url = b.url.trim().to_owned();
+    if let Some(p) = lorikeet_service::integration::take_url_password(&mut b.url)
+        .map_err(ApiError::bad_request)?
+    {
+        b.password = Some(p);
+    }
+    // `""` removes a stored secret; left out, it is kept.
+    let keep_password = b.password.is_none();
+    let keep_token = b.token.is_none();
+    for secret in [&mut b.password, &mut b.token] {
+        if secret.as_deref() == Some("") {
+            *secret = None;
+        }
+    }
     let address = b.check().map_err(ApiError::bad_request)?;
+    if let Some(s) = stored_config::<NatsConfig>(ctx, id, IntegrationKind::Nats).await? {
+        let same = s
+            .check()
+            .is_ok_and(|a| a.host == address.host && a.user == address.user);
+        if same {
+            if keep_password && address.user.is_some() {
+                b.password = s.password;
+            }
+            if keep_token && address.user.is_none() {
+                b.token = s.token;
+            }
+        }
+    }
     // The broker is reached like a webhook: a tenant's only at public addresses
     // (checked again, resolved, when the connection is made).
     check_host(ctx, &address.host)?;
@@ -115,6 +144,9 @@ pub(super) async fn get_nats(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
         v["url"] = json!(c.url);
         v["subject"] = json!(c.subject);
         v["commandSubject"] = json!(c.command_subject);
+        v["tls"] = json!(c.check().is_ok_and(|a| a.tls));
+        v["passwordSet"] = json!(c.password.is_some());
+        v["tokenSet"] = json!(c.token.is_some());
     }
     Ok(Out::ok(v))
 }
