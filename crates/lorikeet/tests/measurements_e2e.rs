@@ -11,9 +11,8 @@ mod support;
 
 use std::time::Duration;
 
-use lorikeet_lorawan::crypto::SessionKeys;
-use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
-use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
+use lorikeet_lorawan::Eui64;
+use lorikeet_sim::RxMeta;
 use lorikeet_storage::testing::TestDb;
 use serde_json::{json, Value};
 use support::*;
@@ -161,41 +160,16 @@ async fn measurements_end_to_end(db: TestDb) {
     );
 
     // Two ABP devices behind one gateway.
-    let mut devices = Vec::new();
-    for n in 0..2u8 {
-        let eui = Eui64::from_u64(0x0d0d_0000_0000_0000 | u64::from(n));
-        let addr = DevAddr::from_u32(0x0d0d_0000 | u32::from(n));
-        let keys = SessionKeys::from_1_0(
-            Aes128Key::from_bytes([n, 0x13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-            Aes128Key::from_bytes([n, 0x24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
-        );
-        api.post(
-            "/api/v1/devices",
-            json!({"devEui": eui.to_string(), "joinEui": "0000000000000000",
-                   "name": format!("room-{n}"), "applicationId": app_id,
-                   "deviceProfileId": profile["id"]}),
-        )
-        .await
-        .expect_status(201);
-        api.post(
-            &format!("/api/v1/devices/{eui}/activate"),
-            json!({"devAddr": addr.to_string(), "appSKey": keys.app_s_key.expose_hex(),
-                   "nwkSKey": keys.f_nwk_s_int_key.expose_hex()}),
-        )
-        .await
-        .expect_status(200);
-        devices.push(SimDevice::abp(eui, addr, keys, false, 0));
-    }
-    api.post(
-        "/api/v1/gateways",
-        json!({"gatewayId": Eui64::from_u64(GATEWAY).to_string(), "name": "gw"}),
+    let mut devices = abp_devices(
+        &api,
+        &app_id,
+        profile["id"].as_str().unwrap(),
+        (0x0d0d_0000_0000_0000, 0x0d0d_0000),
+        2,
+        "room-",
     )
-    .await
-    .expect_status(201);
-    let gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
-        .await
-        .unwrap();
-    gw.pull_data(Duration::from_secs(5)).await.unwrap();
+    .await;
+    let gw = online_gateway(&api, &server, GATEWAY).await;
 
     // Device 0: four uplinks; device 1: one. What the codec makes of them, as the
     // test computes it: temperature t/10, env_humidity h, env_probes_0 h/2, ok 0/1.

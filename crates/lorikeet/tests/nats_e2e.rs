@@ -14,9 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::jetstream;
-use lorikeet_lorawan::crypto::SessionKeys;
-use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
-use lorikeet_sim::{RxMeta, SimDevice, SimGateway};
+use lorikeet_sim::RxMeta;
 use lorikeet_storage::testing::TestDb;
 use serde_json::{json, Value};
 use support::*;
@@ -219,41 +217,16 @@ async fn nats_delivery(db: TestDb) {
     assert_eq!(list["items"][0]["kind"], "nats", "{list}");
 
     // Two ABP devices behind one gateway.
-    let mut devices = Vec::new();
-    for n in 0..2u8 {
-        let eui = Eui64::from_u64(0x0e0e_0000_0000_0000 | u64::from(n));
-        let addr = DevAddr::from_u32(0x0e0e_0000 | u32::from(n));
-        let keys = SessionKeys::from_1_0(
-            Aes128Key::from_bytes([n, 0x11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-            Aes128Key::from_bytes([n, 0x22, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
-        );
-        api.post(
-            "/api/v1/devices",
-            json!({"devEui": eui.to_string(), "joinEui": "0000000000000000",
-                   "name": format!("d{n}"), "applicationId": app_id,
-                   "deviceProfileId": profile_id}),
-        )
-        .await
-        .expect_status(201);
-        api.post(
-            &format!("/api/v1/devices/{eui}/activate"),
-            json!({"devAddr": addr.to_string(), "appSKey": keys.app_s_key.expose_hex(),
-                   "nwkSKey": keys.f_nwk_s_int_key.expose_hex()}),
-        )
-        .await
-        .expect_status(200);
-        devices.push(SimDevice::abp(eui, addr, keys, false, 0));
-    }
-    api.post(
-        "/api/v1/gateways",
-        json!({"gatewayId": Eui64::from_u64(GATEWAY).to_string(), "name": "gw"}),
+    let mut devices = abp_devices(
+        &api,
+        &app_id,
+        &profile_id,
+        (0x0e0e_0000_0000_0000, 0x0e0e_0000),
+        2,
+        "d",
     )
-    .await
-    .expect_status(201);
-    let gw = SimGateway::connect(Eui64::from_u64(GATEWAY), server.udp_addr)
-        .await
-        .unwrap();
-    gw.pull_data(Duration::from_secs(5)).await.unwrap();
+    .await;
+    let gw = online_gateway(&api, &server, GATEWAY).await;
 
     let mut sent = 0usize;
     for round in 0..5u8 {

@@ -337,3 +337,63 @@ pub async fn abp_application(api: &Api, name: &str, webhook: Option<&str>) -> (S
         .expect_status(201);
     (app_id, profile["id"].as_str().unwrap().to_owned())
 }
+
+/// `n` ABP devices of `profile_id` in `app_id`, activated through the API: DevEUI
+/// `eui_base | i`, DevAddr `addr_base | i`, named `{name}{i}`, ready to send.
+pub async fn abp_devices(
+    api: &Api,
+    app_id: &str,
+    profile_id: &str,
+    (eui_base, addr_base): (u64, u32),
+    n: u8,
+    name: &str,
+) -> Vec<lorikeet_sim::SimDevice> {
+    use lorikeet_lorawan::crypto::SessionKeys;
+    use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
+    use serde_json::json;
+    let mut devices = Vec::new();
+    for i in 0..n {
+        let eui = Eui64::from_u64(eui_base | u64::from(i));
+        let addr = DevAddr::from_u32(addr_base | u32::from(i));
+        let tag = eui_base.to_be_bytes()[0];
+        let keys = SessionKeys::from_1_0(
+            Aes128Key::from_bytes([i, tag, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+            Aes128Key::from_bytes([i, tag, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]),
+        );
+        api.post(
+            "/api/v1/devices",
+            json!({"devEui": eui.to_string(), "joinEui": "0000000000000000",
+                   "name": format!("{name}{i}"), "applicationId": app_id,
+                   "deviceProfileId": profile_id}),
+        )
+        .await
+        .expect_status(201);
+        api.post(
+            &format!("/api/v1/devices/{eui}/activate"),
+            json!({"devAddr": addr.to_string(), "appSKey": keys.app_s_key.expose_hex(),
+                   "nwkSKey": keys.f_nwk_s_int_key.expose_hex()}),
+        )
+        .await
+        .expect_status(200);
+        devices.push(lorikeet_sim::SimDevice::abp(eui, addr, keys, false, 0));
+    }
+    devices
+}
+
+/// Gateway `eui` created through the API and connected (its PULL_DATA answered).
+pub async fn online_gateway(api: &Api, server: &Server, eui: u64) -> lorikeet_sim::SimGateway {
+    let eui = lorikeet_lorawan::Eui64::from_u64(eui);
+    api.post(
+        "/api/v1/gateways",
+        serde_json::json!({"gatewayId": eui.to_string(), "name": "gw"}),
+    )
+    .await
+    .expect_status(201);
+    let gw = lorikeet_sim::SimGateway::connect(eui, server.udp_addr)
+        .await
+        .unwrap();
+    gw.pull_data(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    gw
+}
