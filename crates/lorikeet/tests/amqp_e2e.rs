@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -228,14 +228,7 @@ async fn amqp_delivery(db: TestDb) {
     let gw = online_gateway(&api, &server, GATEWAY).await;
 
     let mut sent = 0usize;
-    for round in 0..5u8 {
-        for d in &mut devices {
-            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
-                .await
-                .unwrap();
-            sent += 1;
-        }
-    }
+    sent += send_rounds(&gw, &mut devices, 0..5, &rx()).await;
     let mut msgs = Vec::new();
     wait_messages(&ch, &events, &mut msgs, sent, "before the outage").await;
     let (key, id, persistent, body) = &msgs[0];
@@ -255,46 +248,14 @@ async fn amqp_delivery(db: TestDb) {
 
     // The broker is unreachable for a while; uplinks keep coming; nothing is lost.
     proxy.down();
-    for round in 5..10u8 {
-        for d in &mut devices {
-            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
-                .await
-                .unwrap();
-            sent += 1;
-        }
-    }
+    sent += send_rounds(&gw, &mut devices, 5..10, &rx()).await;
     wait_events(&api, devices[1].dev_eui, "up", 10).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = api.get(&path).await.expect_status(200);
-        if s["lastError"].is_string() && s["backlog"].as_i64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the outage shows: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_outage_shown(&api, &path).await;
     proxy.up();
     wait_messages(&ch, &events, &mut msgs, sent, "after the outage").await;
     // At least once: a repeat may follow a lost confirm, but every event arrives and,
     // per device, first arrivals keep the uplinks' order.
-    let mut rounds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut seen = BTreeSet::new();
-    for (_, id, _, body) in &msgs {
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        let data = body["data"].as_str().unwrap();
-        let byte =
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap()[0];
-        rounds
-            .entry(body["deviceInfo"]["devEui"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(u64::from(byte));
-    }
-    assert_eq!(seen.len(), sent);
+    let rounds = rounds_by_device(msgs.iter().map(|(_, id, _, body)| (id.as_str(), body)));
     for d in &devices {
         assert_eq!(
             rounds[&d.dev_eui.to_string()],

@@ -165,14 +165,7 @@ async fn kafka_delivery(db: TestDb) {
     let gw = online_gateway(&api, &server, GATEWAY).await;
 
     let mut sent = 0usize;
-    for round in 0..5u8 {
-        for d in &mut devices {
-            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
-                .await
-                .unwrap();
-            sent += 1;
-        }
-    }
+    sent += send_rounds(&gw, &mut devices, 0..5, &rx()).await;
     let mut records = Vec::new();
     wait_records(&consumer, &mut records, sent, "before the outage").await;
     let (_, key, id, body) = &records[0];
@@ -189,51 +182,21 @@ async fn kafka_delivery(db: TestDb) {
 
     // Every broker is down for a while; uplinks keep coming; nothing is lost.
     cluster.broker_down(-1).unwrap();
-    for round in 5..10u8 {
-        for d in &mut devices {
-            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
-                .await
-                .unwrap();
-            sent += 1;
-        }
-    }
+    sent += send_rounds(&gw, &mut devices, 5..10, &rx()).await;
     wait_events(&api, devices[1].dev_eui, "up", 10).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = api.get(&path).await.expect_status(200);
-        if s["lastError"].is_string() && s["backlog"].as_i64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the outage shows: {s}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_outage_shown(&api, &path).await;
     cluster.broker_up(-1).unwrap();
     wait_records(&consumer, &mut records, sent, "after the outage").await;
 
     // One device, one partition; per device, first arrivals keep the uplinks' order.
-    let mut partitions: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
-    let mut rounds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut seen = BTreeSet::new();
-    for (partition, key, id, body) in &records {
-        partitions
-            .entry(key.clone())
-            .or_default()
-            .insert(*partition);
-        if !seen.insert(id.clone()) {
-            continue;
-        }
-        let data = body["data"].as_str().unwrap();
-        let byte =
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap()[0];
-        rounds.entry(key.clone()).or_default().push(u64::from(byte));
+    let mut partitions: BTreeMap<&str, BTreeSet<i32>> = BTreeMap::new();
+    for (partition, key, _, _) in &records {
+        partitions.entry(key).or_default().insert(*partition);
     }
-    assert_eq!(seen.len(), sent);
+    let rounds = rounds_by_device(records.iter().map(|(_, _, id, body)| (id.as_str(), body)));
     for d in &devices {
         let k = d.dev_eui.to_string();
-        assert_eq!(partitions[&k].len(), 1, "{partitions:?}");
+        assert_eq!(partitions[k.as_str()].len(), 1, "{partitions:?}");
         assert_eq!(rounds[&k], (0..10).collect::<Vec<u64>>(), "{rounds:?}");
     }
 

@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -229,14 +228,7 @@ async fn nats_delivery(db: TestDb) {
     let gw = online_gateway(&api, &server, GATEWAY).await;
 
     let mut sent = 0usize;
-    for round in 0..5u8 {
-        for d in &mut devices {
-            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
-                .await
-                .unwrap();
-            sent += 1;
-        }
-    }
+    sent += send_rounds(&gw, &mut devices, 0..5, &rx()).await;
     let s = wait_stored(port, sent, "before the outage").await;
     assert_eq!(s.len(), sent);
     let dev0 = devices[0].dev_eui.to_string();
@@ -257,24 +249,13 @@ async fn nats_delivery(db: TestDb) {
     // The broker goes away for a while; uplinks keep coming; nothing is lost and
     // nothing is stored twice.
     nats.stop();
-    for round in 5..10u8 {
-        for d in &mut devices {
-            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), &rx())
-                .await
-                .unwrap();
-            sent += 1;
-        }
-    }
+    sent += send_rounds(&gw, &mut devices, 5..10, &rx()).await;
     wait_events(&api, devices[0].dev_eui, "up", 10).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let waiting = api
-        .get(&format!("/api/v1/applications/{app_id}/integrations/nats"))
-        .await
-        .expect_status(200);
-    assert!(
-        waiting["lastError"].is_string(),
-        "the outage shows: {waiting}"
-    );
+    wait_outage_shown(
+        &api,
+        &format!("/api/v1/applications/{app_id}/integrations/nats"),
+    )
+    .await;
     nats.restart().await;
     let s = wait_stored(port, sent, "after the outage").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -288,16 +269,7 @@ async fn nats_delivery(db: TestDb) {
         s2.len()
     );
     // In order per device: the payload byte is the round.
-    let mut rounds: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for (_, _, body) in &s2 {
-        let data = body["data"].as_str().unwrap();
-        let byte =
-            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap()[0];
-        rounds
-            .entry(body["deviceInfo"]["devEui"].as_str().unwrap().to_owned())
-            .or_default()
-            .push(u64::from(byte));
-    }
+    let rounds = rounds_by_device(s2.iter().map(|(_, id, body)| (id.as_str(), body)));
     assert_eq!(rounds[&dev0], (0..10).collect::<Vec<u64>>(), "{rounds:?}");
     assert_eq!(rounds.len(), 2);
 

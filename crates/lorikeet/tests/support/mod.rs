@@ -397,3 +397,64 @@ pub async fn online_gateway(api: &Api, server: &Server, eui: u64) -> lorikeet_si
         .unwrap();
     gw
 }
+
+/// Every device of `devices` sends one uplink (FPort 2, payload `[round]`) per
+/// round of `rounds` through `gw`; how many were sent.
+pub async fn send_rounds(
+    gw: &lorikeet_sim::SimGateway,
+    devices: &mut [lorikeet_sim::SimDevice],
+    rounds: std::ops::Range<u8>,
+    rx: &lorikeet_sim::RxMeta,
+) -> usize {
+    let mut sent = 0;
+    for round in rounds {
+        for d in devices.iter_mut() {
+            gw.push(&d.uplink(2, &[round], false, 5, 0).unwrap(), rx)
+                .await
+                .unwrap();
+            sent += 1;
+        }
+    }
+    sent
+}
+
+/// Waits until the integration at `path` shows a broker outage: a `lastError` and
+/// events waiting.
+pub async fn wait_outage_shown(api: &Api, path: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let s = api.get(path).await.expect_status(200);
+        if s["lastError"].is_string() && s["backlog"].as_i64().unwrap_or(0) > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outage shows: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The payload bytes (the rounds of [`send_rounds`]) of each device's events in
+/// arrival order, each event counted at its first arrival (`id` tells repeats).
+pub fn rounds_by_device<'a>(
+    events: impl IntoIterator<Item = (&'a str, &'a Value)>,
+) -> std::collections::BTreeMap<String, Vec<u64>> {
+    use base64::Engine as _;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut rounds: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for (id, body) in events {
+        if !seen.insert(id) {
+            continue;
+        }
+        let data = body["data"].as_str().unwrap();
+        let byte = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap()[0];
+        rounds
+            .entry(body["deviceInfo"]["devEui"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(u64::from(byte));
+    }
+    rounds
+}
