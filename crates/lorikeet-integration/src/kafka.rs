@@ -82,9 +82,11 @@ pub(crate) fn producer_config(
             "message.timeout.ms",
             timeout.as_millis().clamp(1_000, 300_000).to_string(),
         )
-        // Events are small and the engine sends one device's next event only after
-        // the previous was acknowledged: a short linger batches across devices.
-        .set("linger.ms", "5")
+        // The engine holds a few sends in flight per integration and sends one
+        // device's next event only after the previous was acknowledged, so waiting to
+        // fill a batch only slows it (5 ms capped it near 3,000 events/s): what is
+        // queued when the producer wakes goes out together anyway.
+        .set("linger.ms", "0")
         .set(
             "security.protocol",
             match (tls, config.sasl.is_some()) {

@@ -457,15 +457,48 @@ pub async fn run_until(
                 .metrics
                 .clone()
                 .unwrap_or_else(|| format!("{}/metrics", args.api.trim_end_matches('/')));
-            let started = std::time::Instant::now();
-            let application_id = p.application_id.clone();
+            // Each integration's backlog is watched from the end of the sending on,
+            // beside the load, so its drain time is not rounded up to the load's
+            // own wait for late webhooks.
+            let sending = if cfg.rate_phases.is_empty() {
+                cfg.duration
+            } else {
+                cfg.rate_phases.iter().map(|(_, d)| *d).sum()
+            };
+            let watch = match Api::new(&args.api, &token) {
+                Ok(watcher) if !args.integrations.is_empty() => {
+                    Some(tokio::spawn(watch_integrations(
+                        watcher,
+                        p.application_id.clone(),
+                        args.integrations.clone(),
+                        std::time::Instant::now(),
+                        sending,
+                    )))
+                }
+                _ => None,
+            };
             tokio::select! {
                 r = load::run(cfg, p.devices, tracker) => match r {
                     Ok(mut report) => {
                         report.refused_by_scheduler =
                             api.scheduler_refusals(&metrics_url, &gateway_ids).await;
-                        report.integrations =
-                            drain_integrations(&api, &application_id, &args.integrations, &report, started).await;
+                        if let Some(w) = watch {
+                            let events = report.uplinks_delivered
+                                + report.duplicate_deliveries
+                                + report.other_events.values().sum::<u64>();
+                            report.integrations = w
+                                .await
+                                .unwrap_or_default()
+                                .into_iter()
+                                .map(|(kind, drained, last_error)| crate::report::IntegrationRun {
+                                    kind,
+                                    events,
+                                    drained_after_s: drained,
+                                    events_per_s: drained.map(|t| events as f64 / t.max(1e-3)),
+                                    last_error,
+                                })
+                                .collect();
+                        }
                         Ok(report)
                     }
                     Err(e) => Err(SimRunError::Load(e)),
@@ -517,25 +550,24 @@ pub async fn run_until(
     }
 }
 
-/// How long each `--integration` took to deliver the run's events: its backlog is
-/// polled until empty (at most [`INTEGRATION_WAIT`] after the load ended).
-async fn drain_integrations(
-    api: &Api,
-    application_id: &str,
-    integrations: &[Integration],
-    report: &crate::report::Report,
+/// For each integration: seconds from `started` until its backlog was empty once
+/// the sending (`sending` long) was over, and its last error. Polled every 50 ms
+/// for at most [`INTEGRATION_WAIT`] after the sending.
+async fn watch_integrations(
+    api: Api,
+    application_id: String,
+    integrations: Vec<Integration>,
     started: std::time::Instant,
-) -> Vec<crate::report::IntegrationRun> {
-    let events = report.uplinks_delivered
-        + report.duplicate_deliveries
-        + report.other_events.values().sum::<u64>();
+    sending: Duration,
+) -> Vec<(String, Option<f64>, Option<String>)> {
+    tokio::time::sleep_until(tokio::time::Instant::from_std(started + sending)).await;
     let deadline = tokio::time::Instant::now() + INTEGRATION_WAIT;
     let mut out = Vec::new();
-    for i in integrations {
+    for i in &integrations {
         let mut last_error;
         let mut drained = None;
         loop {
-            match api.integration_state(application_id, &i.kind).await {
+            match api.integration_state(&application_id, &i.kind).await {
                 Ok((0, e)) => {
                     last_error = e;
                     drained = Some(started.elapsed().as_secs_f64());
@@ -549,13 +581,7 @@ async fn drain_integrations(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        out.push(crate::report::IntegrationRun {
-            kind: i.kind.clone(),
-            events,
-            drained_after_s: drained,
-            events_per_s: drained.map(|t| events as f64 / t.max(1e-3)),
-            last_error,
-        });
+        out.push((i.kind.clone(), drained, last_error));
     }
     out
 }
