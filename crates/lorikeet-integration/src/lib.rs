@@ -1,9 +1,12 @@
-//! Lorikeet's integrations: delivery of the durable webhook outbox (retries with
-//! backoff, per-device order, one lane per endpoint) and the MQTT integration
-//! (events out, downlink commands in).
+//! Lorikeet's integrations: one delivery engine for every per-application kind
+//! (webhook, RabbitMQ, Kafka, NATS JetStream, InfluxDB, the measurements table:
+//! events read after each integration's cursor, retries through the outbox,
+//! per-device order, one lane per integration), downlink commands from broker
+//! queues and subjects, and the server-wide MQTT integration (events out, commands
+//! in).
 //!
-//! Both run beside the uplink path and never block it: events reach them through the
-//! outbox (webhooks) or a bounded channel (MQTT).
+//! All run beside the uplink path and never block it: events reach them from the
+//! events table (the engine) or a bounded channel (MQTT).
 
 mod amqp;
 mod backoff;
