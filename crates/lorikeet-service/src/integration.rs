@@ -167,19 +167,7 @@ pub fn render(template: &str, application_id: Uuid, dev_eui: Eui64, event: &str)
 /// spaces, placeholders only among [`PLACEHOLDERS`]; wildcards (`*`, `>`) only where
 /// subscribing (`wildcards`).
 fn check_subject(field: &str, template: &str, wildcards: bool) -> Result<(), String> {
-    if template.is_empty() || template.len() > MAX_TEMPLATE {
-        return Err(format!("{field} must have 1 to {MAX_TEMPLATE} characters"));
-    }
-    let mut rest = template.to_owned();
-    for p in PLACEHOLDERS {
-        rest = rest.replace(p, "x");
-    }
-    if let Some(i) = rest.find(['{', '}']) {
-        return Err(format!(
-            "{field} {template:?}: unknown placeholder near character {i} (use {})",
-            PLACEHOLDERS.join(", ")
-        ));
-    }
+    let rest = placeholders_filled(field, template)?;
     for token in rest.split('.') {
         if token.is_empty() {
             return Err(format!(
@@ -880,12 +868,9 @@ fn check_amqp_name(field: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A template of known placeholders whose other characters pass `allowed`.
-fn check_template(
-    field: &str,
-    template: &str,
-    allowed: impl Fn(char) -> bool,
-) -> Result<(), String> {
+/// `template` with its placeholders filled with `x` (what the rest of it is checked
+/// on), after checking its length and that it uses only [`PLACEHOLDERS`].
+fn placeholders_filled(field: &str, template: &str) -> Result<String, String> {
     if template.is_empty() || template.len() > MAX_TEMPLATE {
         return Err(format!("{field} must have 1 to {MAX_TEMPLATE} characters"));
     }
@@ -899,6 +884,16 @@ fn check_template(
             PLACEHOLDERS.join(", ")
         ));
     }
+    Ok(rest)
+}
+
+/// A template of known placeholders whose other characters pass `allowed`.
+fn check_template(
+    field: &str,
+    template: &str,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), String> {
+    let rest = placeholders_filled(field, template)?;
     if let Some(c) = rest.chars().find(|c| !allowed(*c)) {
         return Err(format!(
             "{field} {template:?}: character {c:?} is not allowed"

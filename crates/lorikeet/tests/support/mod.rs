@@ -458,3 +458,19 @@ pub fn rounds_by_device<'a>(
     }
     rounds
 }
+
+/// Integration deliveries retried within a test's patience: backoff 100–500 ms,
+/// fresh events polled every 100 ms.
+pub fn fast_retries(c: &mut Config) {
+    c.webhook.backoff_base_ms = 100;
+    c.webhook.backoff_max_ms = 500;
+    c.webhook.poll_interval_ms = 100;
+}
+
+/// Each body POSTed to `path` is refused with 400 and an error containing its needle.
+pub async fn assert_refused(api: &Api, path: &str, cases: Vec<(Value, &str)>) {
+    for (body, needle) in cases {
+        let r = api.post(path, body.clone()).await.expect_status(400);
+        assert!(r["error"].as_str().unwrap().contains(needle), "{body}: {r}");
+    }
+}
