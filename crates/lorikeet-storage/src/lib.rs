@@ -28,6 +28,7 @@ use chrono::{DateTime, Utc};
 use lorikeet_lorawan::{Aes128Key, DevAddr, Eui64};
 use uuid::Uuid;
 
+mod compact;
 mod entities;
 mod error;
 mod feed;
