@@ -346,6 +346,20 @@ pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response {
     r
 }
 
+/// A JSON body already serialised (stored event JSON is passed on as its text).
+pub(crate) fn json_text_response(status: StatusCode, body: String) -> Response {
+    let mut r = warp::reply::with_status(body, status).into_response();
+    r.headers_mut().insert(
+        warp::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut().insert(
+        warp::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
 fn error_response(e: &ApiError) -> Response {
     let mut r = json_response(e.status, &serde_json::json!({ "error": e.message }));
     if e.status == StatusCode::UNAUTHORIZED {

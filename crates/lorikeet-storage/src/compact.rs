@@ -101,11 +101,19 @@ pub(crate) trait DictRead {
     fn get(&self, id: u64) -> Option<std::sync::Arc<[u8]>>;
 }
 
+/// An encoded body and the root's `fCnt` and `fPort` (typed columns).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Body {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) f_cnt: Option<i64>,
+    pub(crate) f_port: Option<i64>,
+}
+
 /// What [`encode`] made.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Encoded {
     /// The body to store.
-    Body(Vec<u8>),
+    Body(Body),
     /// Entries to store first; then encode again.
     Need(Vec<(DictKind, Vec<u8>)>),
 }
@@ -120,12 +128,18 @@ pub(crate) fn encode(json: &str, base_us: i64, dict: &dyn Dict) -> Encoded {
         dict,
         need: Vec::new(),
         scratch: Vec::new(),
+        f_cnt: None,
+        f_port: None,
     };
     let mut out = Vec::with_capacity(json.len() / 4);
     out.push(V1);
     if e.value(&mut out, 0, Ctx::Root).is_some() && e.pos == e.src.len() {
         if e.need.is_empty() {
-            Encoded::Body(out)
+            Encoded::Body(Body {
+                bytes: out,
+                f_cnt: e.f_cnt,
+                f_port: e.f_port,
+            })
         } else {
             e.need.sort();
             e.need.dedup();
@@ -135,7 +149,11 @@ pub(crate) fn encode(json: &str, base_us: i64, dict: &dyn Dict) -> Encoded {
         let mut raw = Vec::with_capacity(json.len() + 1);
         raw.push(RAW);
         raw.extend_from_slice(json.as_bytes());
-        Encoded::Body(raw)
+        Encoded::Body(Body {
+            bytes: raw,
+            f_cnt: None,
+            f_port: None,
+        })
     }
 }
 
@@ -158,6 +176,8 @@ struct Encoder<'a> {
     dict: &'a dyn Dict,
     need: Vec<(DictKind, Vec<u8>)>,
     scratch: Vec<u8>,
+    f_cnt: Option<i64>,
+    f_port: Option<i64>,
 }
 
 impl<'a> Encoder<'a> {
@@ -193,7 +213,10 @@ impl<'a> Encoder<'a> {
             b'n' => self.literal(b"null", T_NULL, out),
             b'-' | b'0'..=b'9' => {
                 let start = self.pos;
-                while matches!(self.peek(), Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')) {
+                while matches!(
+                    self.peek(),
+                    Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                ) {
                     self.pos += 1;
                 }
                 put_number(out, &self.src[start..self.pos], &mut self.scratch)
@@ -271,20 +294,20 @@ impl<'a> Encoder<'a> {
             n += 1;
             shapeable &= n <= MAX_SHAPE_KEYS && key.len() <= MAX_KEY_LEN;
             put_varint(&mut shape, key.len() as u64);
-            shape.extend_from_slice(&key);
+            shape.extend_from_slice(key);
             put_varint(&mut inline, key.len() as u64);
-            inline.extend_from_slice(&key);
+            inline.extend_from_slice(key);
             let child = match (ctx, key) {
                 (Ctx::Object, _) => Ctx::Object,
                 (Ctx::Root, b"object") => Ctx::Object,
                 _ => Ctx::Other,
             };
-            let part = match (ctx, key) {
-                (Ctx::Root, b"deviceInfo" | b"txInfo") => true,
-                (Ctx::RxItem, b"location") => true,
-                _ => false,
-            };
+            let part = matches!(
+                (ctx, key),
+                (Ctx::Root, b"deviceInfo" | b"txInfo") | (Ctx::RxItem, b"location")
+            );
             let mark = values.len();
+            let start = self.pos;
             if ctx == Ctx::Root && key == b"rxInfo" && self.peek() == Some(b'[') {
                 self.array(&mut values, depth + 1, Ctx::RxItem)?;
             } else if part {
@@ -293,6 +316,16 @@ impl<'a> Encoder<'a> {
                 self.value(&mut values, depth + 1, child)?;
             }
             inline.extend_from_slice(&values[mark..]);
+            if ctx == Ctx::Root && matches!(key, b"fCnt" | b"fPort") {
+                let n = std::str::from_utf8(&self.src[start..self.pos])
+                    .ok()
+                    .and_then(|t| t.parse::<i64>().ok());
+                if key == b"fCnt" {
+                    self.f_cnt = n;
+                } else {
+                    self.f_port = n;
+                }
+            }
             if self.eat(b',').is_none() {
                 break;
             }
@@ -382,13 +415,19 @@ fn put_number(out: &mut Vec<u8>, text: &[u8], scratch: &mut Vec<u8>) -> Option<(
         // serde_json prints an f32 field in f32's shortest form: try that first.
         let f = v as f32;
         scratch.clear();
-        if f.is_finite() && serde_json::to_writer(&mut *scratch, &f).is_ok() && scratch.as_slice() == text {
+        if f.is_finite()
+            && serde_json::to_writer(&mut *scratch, &f).is_ok()
+            && scratch.as_slice() == text
+        {
             out.push(T_F32);
             out.extend_from_slice(&f.to_le_bytes());
             return Some(());
         }
         scratch.clear();
-        if v.is_finite() && serde_json::to_writer(&mut *scratch, &v).is_ok() && scratch.as_slice() == text {
+        if v.is_finite()
+            && serde_json::to_writer(&mut *scratch, &v).is_ok()
+            && scratch.as_slice() == text
+        {
             out.push(T_F64);
             out.extend_from_slice(&v.to_le_bytes());
             return Some(());
@@ -413,7 +452,10 @@ fn put_string(out: &mut Vec<u8>, s: &[u8], base_ns: i128) {
             put_varint(out, v);
             return;
         }
-        if s.len() >= 4 && s.len() % 2 == 0 && s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        if s.len() >= 4
+            && s.len().is_multiple_of(2)
+            && s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        {
             if let Ok(b) = hex::decode(s) {
                 out.push(T_HEX);
                 put_varint(out, b.len() as u64);
@@ -421,7 +463,7 @@ fn put_string(out: &mut Vec<u8>, s: &[u8], base_ns: i128) {
                 return;
             }
         }
-        if s.len() >= 4 && s.len() % 4 == 0 {
+        if s.len() >= 4 && s.len().is_multiple_of(4) {
             if let Ok(b) = STANDARD.decode(s) {
                 if STANDARD.encode(&b).as_bytes() == s {
                     out.push(T_B64);
@@ -512,8 +554,8 @@ fn write_time(out: &mut String, ns: i128, digits: u64) -> Option<()> {
     .ok()?;
     match digits {
         0 if sub == 0 => {}
-        1 if sub % 1_000_000 == 0 => write!(out, ".{:03}", sub / 1_000_000).ok()?,
-        2 if sub % 1_000 == 0 => write!(out, ".{:06}", sub / 1_000).ok()?,
+        1 if sub.is_multiple_of(1_000_000) => write!(out, ".{:03}", sub / 1_000_000).ok()?,
+        2 if sub.is_multiple_of(1_000) => write!(out, ".{:06}", sub / 1_000).ok()?,
         3 => write!(out, ".{sub:09}").ok()?,
         _ => return None,
     }
@@ -531,11 +573,19 @@ pub(crate) enum RenderError {
 }
 
 /// Renders a stored body back to its JSON text.
-pub(crate) fn render(body: &[u8], base_us: i64, dict: &dyn DictRead) -> Result<String, RenderError> {
+pub(crate) fn render(
+    body: &[u8],
+    base_us: i64,
+    dict: &dyn DictRead,
+) -> Result<String, RenderError> {
     match body.split_first() {
         Some((&RAW, text)) => std::str::from_utf8(text)
             .map(str::to_owned)
             .map_err(|_| RenderError::Corrupt("raw body is not UTF-8")),
+        // JSON text as it was stored before this format (read from the old table).
+        Some((b'{' | b'[', _)) => std::str::from_utf8(body)
+            .map(str::to_owned)
+            .map_err(|_| RenderError::Corrupt("text body is not UTF-8")),
         Some((&V1, rest)) => {
             let mut r = Reader {
                 src: rest,
@@ -779,7 +829,12 @@ mod tests {
 
     impl Dict for MemDict {
         fn lookup(&self, kind: DictKind, content: &[u8]) -> Lookup {
-            match self.by_content.lock().unwrap().get(&(kind, content.to_vec())) {
+            match self
+                .by_content
+                .lock()
+                .unwrap()
+                .get(&(kind, content.to_vec()))
+            {
                 Some(id) => Lookup::Found(*id),
                 None if self.full => Lookup::Full,
                 None => Lookup::Missing,
@@ -797,14 +852,17 @@ mod tests {
         fn store(&self, kind: DictKind, content: Vec<u8>) {
             let mut m = self.by_content.lock().unwrap();
             let id = m.len() as u64 + 1;
-            self.by_id.lock().unwrap().insert(id, content.clone().into());
+            self.by_id
+                .lock()
+                .unwrap()
+                .insert(id, content.clone().into());
             m.insert((kind, content), id);
         }
 
         fn encode(&self, json: &str, base_us: i64) -> Vec<u8> {
             for _ in 0..8 {
                 match encode(json, base_us, self) {
-                    Encoded::Body(b) => return b,
+                    Encoded::Body(b) => return b.bytes,
                     Encoded::Need(n) => n.into_iter().for_each(|(k, c)| self.store(k, c)),
                 }
             }
@@ -855,7 +913,14 @@ mod tests {
 
     #[test]
     fn text_that_is_not_compact_json_is_kept_whole() {
-        for json in ["{ \"a\": 1 }", "{\"a\":1}x", "", "{\"a\":\"\t\"}", "[1,]", "nul"] {
+        for json in [
+            "{ \"a\": 1 }",
+            "{\"a\":1}x",
+            "",
+            "{\"a\":\"\t\"}",
+            "[1,]",
+            "nul",
+        ] {
             let body = roundtrip(json);
             assert_eq!(body[0], RAW, "{json:?}");
         }
@@ -870,7 +935,10 @@ mod tests {
             ..Default::default()
         };
         let body = match encode(UP, 0, &d) {
-            Encoded::Body(b) => b,
+            Encoded::Body(b) => {
+                assert_eq!((b.f_cnt, b.f_port), (Some(1234), Some(10)));
+                b.bytes
+            }
             Encoded::Need(n) => panic!("asked for {n:?}"),
         };
         assert_eq!(render(&body, 0, &d).unwrap(), UP);
@@ -881,7 +949,9 @@ mod tests {
         let d = MemDict::default();
         let body = d.encode(UP, 0);
         let empty = MemDict::default();
-        assert!(matches!(render(&body, 0, &empty), Err(RenderError::Missing(ids)) if !ids.is_empty()));
+        assert!(
+            matches!(render(&body, 0, &empty), Err(RenderError::Missing(ids)) if !ids.is_empty())
+        );
         for cut in 1..body.len() {
             assert!(render(&body[..cut], 0, &d).is_err(), "cut at {cut}");
         }
@@ -919,9 +989,14 @@ mod tests {
             (5, _) => json!(uuid::Uuid::from_u64_pair(next(), next()).to_string()),
             (6, _) => json!(hex::encode(next().to_be_bytes())),
             (7, _) => json!(STANDARD.encode(&next().to_be_bytes()[..(r % 8) as usize])),
-            (8, _) => json!(DateTime::from_timestamp((next() % 4_000_000_000) as i64, (next() % 1_000_000_000) as u32)
-                .unwrap()),
-            (9, d) if d < 4 => Value::Array((0..r % 4).map(|_| random_value(next, d + 1)).collect()),
+            (8, _) => json!(DateTime::from_timestamp(
+                (next() % 4_000_000_000) as i64,
+                (next() % 1_000_000_000) as u32
+            )
+            .unwrap()),
+            (9, d) if d < 4 => {
+                Value::Array((0..r % 4).map(|_| random_value(next, d + 1)).collect())
+            }
             (_, d) if d < 4 => Value::Object(
                 (0..r % 5)
                     .map(|i| (format!("k{}\"é{i}", next() % 3), random_value(next, d + 1)))

@@ -65,12 +65,13 @@ pub use kek::{Kek, KekError, Keyring};
 pub use model::{
     hash_token, Alert, AlertFilter, AlertRule, AlertState, ApiKey, Application, Claimed,
     DeliveryCursor, Device, DeviceClass, DeviceContext, DeviceKeys, DeviceLink, DeviceProfile,
-    DeviceSession, Event, EventKind, Gateway, GatewayMinute, GatewayTraffic, HttpIntegrationConfig,
-    ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration, IntegrationKind,
-    IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location, LocationSource, MeasurementBatch,
-    MeasurementPoint, MeasurementQuery, MeasurementRetention, MeasurementSeries, MeasurementUpkeep,
-    NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role, RootKeys,
-    RotateReport, SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID, USED_DEV_NONCE_LIMIT,
+    DeviceSession, Event, EventKind, EventRetention, Gateway, GatewayMinute, GatewayTraffic,
+    HttpIntegrationConfig, ImportCounts, ImportOutcome, ImportRefusal, ImportRow, Integration,
+    IntegrationKind, IntegrationOwner, KeyCensus, LinkHour, LinkSample, Location, LocationSource,
+    MeasurementBatch, MeasurementPoint, MeasurementQuery, MeasurementRetention, MeasurementSeries,
+    MeasurementUpkeep, NewEvent, OutboxItem, Page, PayloadCodec, PendingEvent, QueueItem, Role,
+    RootKeys, RotateReport, SpillRow, Tenant, User, UserSession, DEFAULT_TENANT_ID,
+    USED_DEV_NONCE_LIMIT,
 };
 pub use ops::{Change, WriteOp};
 pub use sql::describe_metrics;
@@ -205,16 +206,18 @@ pub async fn migrate(url: &str, options: ConnectOptions) -> Result<(), StoreErro
 }
 
 async fn open_store(url: &str, options: ConnectOptions) -> Result<Store, StoreError> {
-    if url.starts_with("sqlite:") {
-        sqlite::open(url, sqlite::Lock::Exclusive, options.sqlite_sync).await
+    let store = if url.starts_with("sqlite:") {
+        sqlite::open(url, sqlite::Lock::Exclusive, options.sqlite_sync).await?
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        postgres::connect(url).await
+        postgres::connect(url).await?
     } else {
-        Err(StoreError::BadUrl {
+        return Err(StoreError::BadUrl {
             url: redact_url(url),
             reason: "expected sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
-        })
-    }
+        });
+    };
+    entities::events_init(&store).await?;
+    Ok(store)
 }
 
 /// The KEK check and the sealing of plain values left by the previous version.
@@ -593,11 +596,25 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StoreError>;
 
     // --- events (written through `apply`) ---
-    /// The device's newest `limit` events, newest first.
-    async fn list_events(&self, dev_eui: Eui64, limit: u32) -> Result<Vec<Event>, StoreError>;
-    /// Retention: deletes events created before `cutoff` (in chunks, so a large
-    /// backlog does not hold a long lock); returns how many.
-    async fn delete_events_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// The device's newest `limit` events with ids below `before` (all when
+    /// `None`), newest first, each as the JSON text delivered.
+    async fn list_events(
+        &self,
+        dev_eui: Eui64,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<Event>, StoreError>;
+    /// Retention and partitions: drops the events created before `cutoff` (whole
+    /// day partitions on Postgres, which are also created ahead of `now`; id
+    /// ranges in chunks on SQLite).
+    async fn event_retention(
+        &self,
+        now: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+    ) -> Result<EventRetention, StoreError>;
+    /// Moves up to `batch` events stored in the previous format into the compact
+    /// one (newest first, one transaction); returns how many, 0 once none are left.
+    async fn migrate_legacy_events(&self, batch: u32) -> Result<u64, StoreError>;
 
     // --- webhook delivery ---
     /// Every integration's delivery cursor (see [`DeliveryCursor`]).

@@ -594,10 +594,28 @@ pub struct Event {
     pub application_id: Uuid,
     /// Event type.
     pub kind: EventKind,
-    /// The integration event JSON.
-    pub payload: serde_json::Value,
+    /// The integration event JSON, exactly as delivered.
+    pub json: String,
     /// Event time.
     pub created_at: DateTime<Utc>,
+}
+
+impl Event {
+    /// The event JSON parsed (`Null` if it somehow is not JSON).
+    pub fn payload(&self) -> serde_json::Value {
+        serde_json::from_str(&self.json).unwrap_or_default()
+    }
+}
+
+/// What [`crate::Storage::event_retention`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventRetention {
+    /// Day partitions created ahead (Postgres).
+    pub partitions_created: Vec<String>,
+    /// Day partitions dropped, their whole day past the retention (Postgres).
+    pub partitions_dropped: Vec<String>,
+    /// Rows deleted (SQLite, and rows in the previous format).
+    pub rows_deleted: u64,
 }
 
 /// An outbox row claimed for delivery, with its event.
@@ -613,8 +631,8 @@ pub struct OutboxItem {
     pub dev_eui: Eui64,
     /// Event type.
     pub kind: EventKind,
-    /// The event JSON to send.
-    pub payload: serde_json::Value,
+    /// The event JSON to send, exactly as first delivered.
+    pub body: String,
     /// Failed attempts so far.
     pub attempts: u32,
     /// Last failure, if any.

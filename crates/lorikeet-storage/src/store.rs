@@ -24,6 +24,8 @@ pub struct Store {
     /// The key-encryption keys that seal and open stored secrets; `None` for a
     /// store opened to migrate the schema only.
     keyring: Option<crate::Keyring>,
+    /// The event store's caches (shared by clones).
+    events: std::sync::Arc<crate::entities::events::EventState>,
 }
 
 /// The connections of one backend.
@@ -50,6 +52,7 @@ impl Store {
             pools,
             feed: Default::default(),
             keyring: None,
+            events: Default::default(),
         }
     }
 
@@ -69,6 +72,11 @@ impl Store {
     /// The pools (for the few statements whose SQL differs by backend).
     pub(crate) fn pools(&self) -> &Pools {
         &self.pools
+    }
+
+    /// The event store's caches.
+    pub(crate) fn event_state(&self) -> &crate::entities::events::EventState {
+        &self.events
     }
 
     /// The feed signals of this process (written position, commit signal).

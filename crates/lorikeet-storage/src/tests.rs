@@ -512,7 +512,7 @@ storage_test!(
         assert!(s.get_application(a.id).await.unwrap().is_none());
         assert!(s.get_device_profile(p.id).await.unwrap().is_none());
         assert!(s.get_gateway(g.gateway_id).await.unwrap().is_none());
-        assert!(s.list_events(d.dev_eui, 10).await.unwrap().is_empty());
+        assert!(s.list_events(d.dev_eui, 10, None).await.unwrap().is_empty());
     }
 );
 
@@ -728,7 +728,7 @@ storage_test!(
         .await
         .unwrap();
         assert!(s.get_session(ghost).await.unwrap().is_none());
-        assert!(s.list_events(ghost, 10).await.unwrap().is_empty());
+        assert!(s.list_events(ghost, 10, None).await.unwrap().is_empty());
         assert_eq!(s.get_session(d0).await.unwrap().unwrap(), later);
         assert!(s.get_session(d1).await.unwrap().is_none());
         assert_eq!(
@@ -741,11 +741,11 @@ storage_test!(
         );
         let ids = |evs: Vec<Event>| {
             evs.iter()
-                .map(|e| (e.id, e.payload["n"].as_i64()))
+                .map(|e| (e.id, e.payload()["n"].as_i64()))
                 .collect::<Vec<_>>()
         };
-        let e1 = ids(s.list_events(d1, 10).await.unwrap());
-        let e0 = ids(s.list_events(d0, 10).await.unwrap());
+        let e1 = ids(s.list_events(d1, 10, None).await.unwrap());
+        let e0 = ids(s.list_events(d0, 10, None).await.unwrap());
         assert_eq!(
             e1.iter().map(|x| x.1).collect::<Vec<_>>(),
             [Some(3), Some(1)]
@@ -785,7 +785,7 @@ storage_test!(a_failing_batch_writes_nothing, |db: TestDb| async move {
         .await;
     assert!(matches!(r, Err(StoreError::Database(_))), "{r:?}");
     assert!(s.get_session(dev).await.unwrap().is_none());
-    assert!(s.list_events(dev, 10).await.unwrap().is_empty());
+    assert!(s.list_events(dev, 10, None).await.unwrap().is_empty());
     assert_eq!(s.get_device(dev).await.unwrap().unwrap().last_seen_at, None);
 });
 
@@ -1200,7 +1200,7 @@ storage_test!(
         assert_eq!(claimed.items.len(), 1);
         assert_eq!(claimed.items[0].event_id, evs[2].id);
         assert_eq!(claimed.items[0].attempts, 1);
-        assert_eq!(claimed.items[0].payload["n"], 4);
+        assert_eq!(json_of(&claimed.items[0].body)["n"], 4);
         // Delivered: the chain is due, found empty, reported idle, and gone from
         // the active chains.
         s.outbox_delivered(&[claimed.items[0].id], due)
@@ -1241,16 +1241,16 @@ storage_test!(
         spill_all(s, &hook1).await;
         spill_all(s, &hook2).await;
 
-        let evs = s.list_events(d0, 10).await.unwrap();
+        let evs = s.list_events(d0, 10, None).await.unwrap();
         assert_eq!(
             evs.iter()
-                .map(|e| e.payload["n"].as_i64().unwrap())
+                .map(|e| e.payload()["n"].as_i64().unwrap())
                 .collect::<Vec<_>>(),
             [4, 2, 1],
             "newest first"
         );
         assert_eq!(evs[2].kind, EventKind::Join);
-        assert_eq!(s.list_events(d0, 2).await.unwrap().len(), 2);
+        assert_eq!(s.list_events(d0, 2, None).await.unwrap().len(), 2);
         assert_eq!(s.outbox_backlog(hook1.id).await.unwrap(), 4);
         assert_eq!(s.outbox_backlog(hook2.id).await.unwrap(), 4);
 
@@ -1267,9 +1267,9 @@ storage_test!(
                 .clone()
         };
         let h1d0 = head(hook1.id, d0);
-        assert_eq!(h1d0.payload["n"], 1);
+        assert_eq!(json_of(&h1d0.body)["n"], 1);
         assert_eq!(h1d0.kind, EventKind::Join);
-        assert_eq!(head(hook1.id, d1).payload["n"], 3);
+        assert_eq!(json_of(&head(hook1.id, d1).body)["n"], 3);
         // Claimed rows are leased: nothing more is due now.
         assert!(s
             .claim_outbox(now, lease, 100)
@@ -1282,7 +1282,7 @@ storage_test!(
         s.outbox_delivered(&[h1d0.id], now).await.unwrap();
         let next = s.claim_outbox(now, lease, 100).await.unwrap().items;
         assert_eq!(next.len(), 1);
-        assert_eq!(next[0].payload["n"], 2);
+        assert_eq!(json_of(&next[0].body)["n"], 2);
         assert_eq!(next[0].integration_id, hook1.id);
         let i = s
             .get_integration(a.id, IntegrationKind::Http)
@@ -1387,7 +1387,7 @@ storage_test!(
             .await
             .unwrap();
         let next = s.claim_outbox(soon, lease, 10).await.unwrap().items;
-        assert_eq!(next[0].payload["n"], 1);
+        assert_eq!(json_of(&next[0].body)["n"], 1);
         let i = s
             .get_integration(a.id, IntegrationKind::Http)
             .await
@@ -1426,7 +1426,7 @@ storage_test!(
         assert_eq!(claimed.len(), 2, "one head per device, not the backlog");
         let head0 = claimed.iter().find(|c| c.dev_eui == d0).unwrap().clone();
         let head1 = claimed.iter().find(|c| c.dev_eui == d1).unwrap().clone();
-        assert_eq!(head0.payload["n"], 0);
+        assert_eq!(json_of(&head0.body)["n"], 0);
 
         // d0's endpoint fails: the chain waits for its retry even when new events arrive.
         let retry = now + Duration::minutes(5);
@@ -1453,7 +1453,7 @@ storage_test!(
             .unwrap()
             .items;
         assert_eq!(woke.len(), 1);
-        assert_eq!(woke[0].payload["n"], 1001);
+        assert_eq!(json_of(&woke[0].body)["n"], 1001);
 
         // After the retry time d0's head comes back first, with its attempt counted.
         let again = s
@@ -1473,7 +1473,7 @@ storage_test!(
             .unwrap()
             .items;
         assert_eq!(next.len(), 1);
-        assert_eq!(next[0].payload["n"], 1);
+        assert_eq!(json_of(&next[0].body)["n"], 1);
         assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 300);
     }
 );
@@ -1486,22 +1486,30 @@ storage_test!(
         let d = devices[0].dev_eui;
         let hook = http_integration(a.id, "http://127.0.0.1:9/1");
         s.upsert_integration(&hook).await.unwrap();
+        // Four events a day for five days from t0; keep those from day 3 on. Postgres
+        // drops whole days (each event's day is over before the cutoff), SQLite
+        // deletes rows: the same events go.
         let ops: Vec<WriteOp> = (0..20)
-            .map(|n| WriteOp::InsertEvent(event(d, a.id, EventKind::Up, n * 60)))
+            .map(|n| WriteOp::InsertEvent(event(d, a.id, EventKind::Up, (n / 4) * 86_400 + n)))
             .collect();
         s.apply(&ops).await.unwrap();
         spill_all(s, &hook).await;
-        // Events at t0 + 0, 1, ... 19 minutes; keep those from minute 15 on.
-        let removed = s
-            .delete_events_older_than(t0() + Duration::minutes(15))
+        let done = s
+            .event_retention(t0(), t0() + Duration::days(3))
             .await
             .unwrap();
-        assert_eq!(removed, 15);
-        let left = s.list_events(d, 100).await.unwrap();
-        assert_eq!(left.len(), 5);
+        if s.backend() == Backend::Postgres {
+            assert_eq!(done.partitions_dropped.len(), 3, "{done:?}");
+            // Today's partition and the next three days' exist ahead.
+            assert!(done.partitions_created.len() <= 4, "{done:?}");
+        } else {
+            assert_eq!(done.rows_deleted, 12);
+        }
+        let left = s.list_events(d, 100, None).await.unwrap();
+        assert_eq!(left.len(), 8);
         // The rows of deleted events went with them.
-        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 5);
-        assert_eq!(s.events_after(a.id, 0, 100).await.unwrap().len(), 5);
+        assert_eq!(s.outbox_backlog(hook.id).await.unwrap(), 8);
+        assert_eq!(s.events_after(a.id, 0, 100).await.unwrap().len(), 8);
         // Deleting the integration drops its undelivered rows.
         s.delete_integration(a.id, IntegrationKind::Http)
             .await
@@ -1540,7 +1548,7 @@ storage_test!(a_reopened_store_keeps_everything, |db: TestDb| async move {
     let k = s2.get_device_keys(dev).await.unwrap().unwrap();
     assert_eq!((k.join_nonce, k.last_dev_nonce), (2, Some(33)));
     assert_eq!(k.used_dev_nonces, [33]);
-    assert_eq!(s2.list_events(dev, 10).await.unwrap().len(), 1);
+    assert_eq!(s2.list_events(dev, 10, None).await.unwrap().len(), 1);
     s2.close().await;
 });
 
@@ -1675,4 +1683,9 @@ mod measure {
         assert_eq!(all.len(), 1_000_000);
         println!("postgres: load_all_sessions of 1M sessions took {took:?}");
     }
+}
+
+/// An outbox item's or pending event's body, parsed.
+fn json_of(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap()
 }

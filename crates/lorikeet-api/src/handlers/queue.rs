@@ -85,20 +85,44 @@ pub(super) async fn flush(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
 pub(super) async fn events(ctx: &Ctx<'_>) -> Result<Out, ApiError> {
     let dev_eui = ctx.eui_param("devEui")?;
     let limit = ctx.query.number("limit", 10, 1, input::MAX_PAGE)?;
+    let before = match ctx.query.get("before") {
+        Some(_) => Some(ctx.query.number("before", 0, 1, i64::MAX as u64)? as i64),
+        None => None,
+    };
     ctx.device(dev_eui).await?;
-    let events = ctx.state.storage.list_events(dev_eui, limit as u32).await?;
-    let items: Vec<Value> = events
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "type": e.kind.as_str(),
-                "time": e.created_at,
-                "payload": e.payload,
-            })
-        })
-        .collect();
-    Ok(Out::ok(json!({ "items": items })))
+    let events = ctx
+        .state
+        .storage
+        .list_events(dev_eui, limit as u32, before)
+        .await?;
+    // Each payload is the stored text itself, byte for byte what the
+    // integrations delivered (a parsed value would be re-serialised).
+    let mut body = String::from("{\"items\":[");
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!(
+            "{{\"id\":{},\"type\":\"{}\",\"time\":{},\"payload\":{}}}",
+            e.id,
+            e.kind.as_str(),
+            Value::from(
+                e.created_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
+            e.json
+        ));
+    }
+    body.push_str("],\"nextBefore\":");
+    match events.last() {
+        Some(e) if events.len() as u64 == limit => body.push_str(&e.id.to_string()),
+        _ => body.push_str("null"),
+    }
+    body.push('}');
+    Ok(Out::Raw(crate::json_text_response(
+        warp::http::StatusCode::OK,
+        body,
+    )))
 }
 
 /// The checks [`enqueue`] makes of its body before any lookup (the shared

@@ -1124,7 +1124,7 @@ fn job(item: &OutboxItem, lease_until: Instant) -> Job {
         dev_eui: item.dev_eui,
         kind: item.kind.as_str(),
         // Serialised once per claim; the same bytes are signed and sent.
-        body: serde_json::to_vec(&item.payload).unwrap_or_default(),
+        body: item.body.clone().into_bytes(),
     }
 }
 

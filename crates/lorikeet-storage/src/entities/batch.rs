@@ -25,9 +25,10 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
     }
     let mut g = Grouped::new(ops);
     let ring = db.keyring()?;
+    events::ensure_days(db, &g.events).await?;
     let mut tx = db.begin().await?;
     sessions::write(&mut tx, ring, &g.upserts(), &g.deletes()).await?;
-    events::insert(&mut tx, &g.events).await?;
+    let entries = events::insert(db, &mut tx, &g.events).await?;
     traffic::count_uplinks(&mut tx, &g.events).await?;
     // Before `seen`: the link update takes the last-seen times of its devices.
     link::write(&mut tx, &g.links, &mut g.seen).await?;
@@ -89,5 +90,6 @@ pub(crate) async fn apply(db: &Store, ops: &[WriteOp]) -> Result<(), StoreError>
         }
     }
     tx.commit().await?;
+    events::committed(db, entries);
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Webhook delivery from the `events` table: each integration's cursor
 //! (`integrations.delivered_through`), reading the events past it, and moving
 //! failed ones into the retry outbox (`outbox.rs`). SQL shared by both backends
-//! except how an event's JSON is read as text (see [`events_after`]).
+//! (events are read through `events.rs`).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::sql::{self, ts_opt, Ts};
 use crate::stmt::Stmt;
 use crate::store::Tx;
-use crate::{Backend, DeliveryCursor, EventKind, PendingEvent, SpillRow, Store, StoreError};
+use crate::{DeliveryCursor, PendingEvent, SpillRow, Store, StoreError};
 
 /// Every integration's cursor.
 pub(crate) async fn cursors(db: &Store) -> Result<Vec<DeliveryCursor>, StoreError> {
@@ -62,38 +62,7 @@ pub(crate) async fn events_after(
     after: i64,
     limit: u32,
 ) -> Result<Vec<PendingEvent>, StoreError> {
-    // The payload goes to the webhook as the text it was written as.
-    let sql = match db.backend() {
-        // `json` column: cast to its text.
-        Backend::Postgres => {
-            "SELECT id, dev_eui, kind, payload::text AS body, created_at FROM events \
-             WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        }
-        // `TEXT` column already.
-        Backend::Sqlite => {
-            "SELECT id, dev_eui, kind, payload AS body, created_at FROM events \
-             WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3"
-        }
-    };
-    let rows = db
-        .fetch_all(
-            Stmt::new(sql)
-                .bind(application_id)
-                .bind(after)
-                .bind(i64::from(limit)),
-        )
-        .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(PendingEvent {
-                id: r.get("id")?,
-                dev_eui: r.eui("events", "dev_eui")?,
-                kind: r.known("events", "kind", EventKind::parse)?,
-                body: r.get("body")?,
-                created_at: r.ts("created_at")?,
-            })
-        })
-        .collect()
+    super::events::after(db, application_id, after, limit).await
 }
 
 /// Moves events into the retry outbox and wakes the idle chains they join (at their
@@ -111,17 +80,18 @@ pub(crate) async fn spill(
     let mut tx = db.begin().await?;
     let mut chains: BTreeMap<(Uuid, Eui64), DateTime<Utc>> = BTreeMap::new();
     let mut errors: BTreeMap<Uuid, &str> = BTreeMap::new();
+    let exists = super::events::exists_sql(db);
     for r in spill {
         // Only for events that still exist (a deleted device took its events).
         let written = tx
             .execute(
-                Stmt::new(
+                Stmt::new(format!(
                     "INSERT INTO outbox (integration_id, event_id, dev_eui, attempts, \
                      next_attempt_at, last_error, created_at) \
                      SELECT $1, $2, $3, $4, $5, $6, $7 \
-                     WHERE EXISTS (SELECT 1 FROM events WHERE id = $2) \
-                     AND EXISTS (SELECT 1 FROM integrations WHERE id = $1)",
-                )
+                     WHERE {exists} \
+                     AND EXISTS (SELECT 1 FROM integrations WHERE id = $1)"
+                ))
                 .bind(r.integration_id)
                 .bind(r.event_id)
                 .bind(r.dev_eui.0.to_vec())

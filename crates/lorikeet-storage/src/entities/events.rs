@@ -1,68 +1,851 @@
 //! Events: `events`, what happened to devices (uplinks, joins, ACKs, …) in the
-//! order webhooks deliver it (increasing ids). Inserted in batches through `apply`,
-//! with SQL that differs per backend (see [`insert`]); reads and retention shared.
-//! Delivery reads them in `delivery.rs`.
+//! order webhooks deliver it (increasing ids), stored compactly: typed columns for
+//! what is queried and the JSON as a compact body (`compact.rs`) rendered back to
+//! the exact text on read. Entries the bodies share live in `event_dict`, cached
+//! by every process for good (they never change).
+//!
+//! Postgres partitions the table by day ([`ensure_days`] creates a day's partition
+//! before its first event, [`upkeep`] creates them ahead and drops whole days past
+//! the retention); SQLite keeps one table, trimmed by id range.
+//!
+//! Rows written before this format wait in `events_legacy` until [`migrate_legacy`]
+//! moves them, newest first, in batches; meanwhile every read covers both tables
+//! in one statement (so one snapshot), and legacy ids are all below the new
+//! table's.
 
-use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use lorikeet_lorawan::Eui64;
+use sha2::{Digest, Sha256};
 use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+use uuid::Uuid;
 
+use crate::compact::{self, Dict, DictKind, DictRead, Encoded, Lookup, RenderError};
 use crate::sql::Ts;
-use crate::stmt::{decode_all, Row, Stmt};
-use crate::store::Tx;
-use crate::{Event, EventKind, NewEvent, Store, StoreError};
+use crate::stmt::{Row, Stmt};
+use crate::store::{Pools, Tx};
+use crate::{Backend, Event, EventKind, NewEvent, PendingEvent, Store, StoreError};
 
 const TABLE: &str = "events";
 
-const COLUMNS: &str = "id, dev_eui, application_id, kind, payload, created_at";
-
-/// Event rows per SQLite statement (5 parameters each).
+/// Event rows per SQLite statement (7 parameters each).
 const SQLITE_ROWS: usize = 2_000;
 
-/// Rows deleted per retention statement, so a large backlog never holds a long lock.
-const RETENTION_CHUNK: u32 = 5_000;
+/// Rows deleted (SQLite) or moved (legacy) per statement or transaction, so a
+/// large backlog never holds a long lock.
+const CHUNK: i64 = 5_000;
 
-fn decode(r: &Row) -> Result<Event, StoreError> {
+/// Dictionary entries this process caches and creates at most; past that new
+/// shapes and parts are stored inline, so odd input cannot grow it without end.
+const DICT_MAX: usize = 1_000_000;
+
+/// Days after today whose partitions [`upkeep`] creates ahead (Postgres).
+const DAYS_AHEAD: i64 = 3;
+
+/// Name prefix of the day partitions (`events_p20261207`).
+const PARTITION_PREFIX: &str = "events_p";
+
+/// The event store's state shared by a store's clones.
+#[derive(Debug, Default)]
+pub(crate) struct EventState {
+    dict: Mutex<DictCache>,
+    /// `events_legacy` exists (set at open, cleared when the migration ends).
+    legacy: AtomicBool,
+    /// Postgres day partitions known to exist.
+    days: Mutex<HashSet<NaiveDate>>,
+}
+
+#[derive(Debug, Default)]
+struct DictCache {
+    shapes: HashMap<Box<[u8]>, u64>,
+    parts: HashMap<Box<[u8]>, u64>,
+    by_id: HashMap<u64, Arc<[u8]>>,
+}
+
+impl DictCache {
+    fn insert(&mut self, id: u64, kind: DictKind, content: &[u8]) {
+        if self.by_id.len() >= DICT_MAX {
+            return;
+        }
+        let map = match kind {
+            DictKind::Shape => &mut self.shapes,
+            DictKind::Part => &mut self.parts,
+        };
+        map.insert(content.into(), id);
+        self.by_id.insert(id, content.into());
+    }
+}
+
+impl DictRead for DictCache {
+    fn get(&self, id: u64) -> Option<Arc<[u8]>> {
+        self.by_id.get(&id).cloned()
+    }
+}
+
+/// The cache plus the entries stored by the transaction in progress (cached
+/// only once it commits).
+struct Overlay<'a> {
+    cache: &'a DictCache,
+    new: &'a [(DictKind, Vec<u8>, u64)],
+}
+
+impl Dict for Overlay<'_> {
+    fn lookup(&self, kind: DictKind, content: &[u8]) -> Lookup {
+        let map = match kind {
+            DictKind::Shape => &self.cache.shapes,
+            DictKind::Part => &self.cache.parts,
+        };
+        if let Some(id) = map.get(content) {
+            return Lookup::Found(*id);
+        }
+        if let Some((_, _, id)) = self.new.iter().find(|(k, c, _)| *k == kind && c == content) {
+            return Lookup::Found(*id);
+        }
+        if self.cache.by_id.len() + self.new.len() >= DICT_MAX {
+            Lookup::Full
+        } else {
+            Lookup::Missing
+        }
+    }
+}
+
+/// Entries a batch stored, to cache once it commits.
+#[derive(Debug, Default)]
+pub(crate) struct NewEntries(Vec<(DictKind, Vec<u8>, u64)>);
+
+/// Notes which tables exist (after the migrations ran).
+pub(crate) async fn init(db: &Store) -> Result<(), StoreError> {
+    let sql = match db.backend() {
+        Backend::Postgres => "SELECT to_regclass('events_legacy') IS NOT NULL AS present",
+        Backend::Sqlite => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND name = 'events_legacy') AS present"
+        }
+    };
+    let present: bool = db.fetch_one(Stmt::new(sql)).await?.get("present")?;
+    db.event_state().legacy.store(present, Ordering::Relaxed);
+    Ok(())
+}
+
+fn legacy(db: &Store) -> bool {
+    db.event_state().legacy.load(Ordering::Relaxed)
+}
+
+/// The stable code of a kind in the `kind` column.
+fn kind_code(k: EventKind) -> i16 {
+    match k {
+        EventKind::Up => 1,
+        EventKind::Join => 2,
+        EventKind::Ack => 3,
+        EventKind::TxAck => 4,
+        EventKind::Status => 5,
+        EventKind::Log => 6,
+        EventKind::Location => 7,
+        EventKind::Alert => 8,
+    }
+}
+
+fn kind_of_code(c: i64) -> Option<EventKind> {
+    EventKind::ALL
+        .into_iter()
+        .find(|k| i64::from(kind_code(*k)) == c)
+}
+
+/// A row of either table: the new table has `kind_code`, the legacy one
+/// `kind_text`.
+fn row_kind(r: &Row) -> Result<EventKind, StoreError> {
+    if let Some(c) = r.get::<Option<i64>>("kind_code")? {
+        return kind_of_code(c).ok_or_else(|| StoreError::Corrupt {
+            table: TABLE,
+            column: "kind",
+            detail: format!("unknown event kind code {c}"),
+        });
+    }
+    r.known(TABLE, "kind_text", EventKind::parse)
+}
+
+/// Rendered rows, in the order given.
+async fn render_rows(db: &Store, rows: &[Row]) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let body: Vec<u8> = r.get("body")?;
+        let base = r.ts("created_at")?.timestamp_micros();
+        out.push(render(db, &body, base).await?);
+    }
+    Ok(out)
+}
+
+/// Renders a body, loading dictionary entries it needs first.
+async fn render(db: &Store, body: &[u8], base_us: i64) -> Result<String, StoreError> {
+    // Each round loads what the body named so far; nesting is shallow.
+    for _ in 0..8 {
+        let result = {
+            let cache = db
+                .event_state()
+                .dict
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            compact::render(body, base_us, &*cache)
+        };
+        match result {
+            Ok(text) => return Ok(text),
+            Err(RenderError::Missing(ids)) => load_entries(db, &ids).await?,
+            Err(RenderError::Corrupt(why)) => {
+                return Err(StoreError::Corrupt {
+                    table: TABLE,
+                    column: "body",
+                    detail: why.into(),
+                })
+            }
+        }
+    }
+    Err(StoreError::Corrupt {
+        table: TABLE,
+        column: "body",
+        detail: "dictionary entries nest too deep".into(),
+    })
+}
+
+async fn load_entries(db: &Store, ids: &[u64]) -> Result<(), StoreError> {
+    let mut s = String::from(
+        "SELECT id, CAST(kind AS BIGINT) AS kind, content FROM event_dict WHERE id IN (",
+    );
+    for i in 0..ids.len() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("${}", i + 1));
+    }
+    s.push(')');
+    let mut stmt = Stmt::new(s);
+    for id in ids {
+        stmt = stmt.bind(i64::try_from(*id).unwrap_or(i64::MAX));
+    }
+    let rows = db.fetch_all(stmt).await?;
+    if rows.len() < ids.len() {
+        return Err(StoreError::Corrupt {
+            table: "event_dict",
+            column: "id",
+            detail: format!("an event names dictionary entries that are missing: {ids:?}"),
+        });
+    }
+    let mut cache = db
+        .event_state()
+        .dict
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    for r in &rows {
+        let id: i64 = r.get("id")?;
+        let kind = DictKind::from_code(r.get("kind")?).ok_or_else(|| StoreError::Corrupt {
+            table: "event_dict",
+            column: "kind",
+            detail: "unknown entry kind".into(),
+        })?;
+        let content: Vec<u8> = r.get("content")?;
+        cache.insert(id as u64, kind, &content);
+    }
+    Ok(())
+}
+
+/// The columns both tables give a read, the legacy JSON as the body (a body that
+/// starts with `{` renders as its own text).
+fn select_new(rest: &str) -> String {
+    format!(
+        "SELECT id, dev_eui, application_id, CAST(kind AS BIGINT) AS kind_code, \
+         CAST(NULL AS TEXT) AS kind_text, created_at, body FROM events {rest}"
+    )
+}
+
+fn select_legacy(db: &Store, rest: &str) -> String {
+    let body = match db.backend() {
+        Backend::Postgres => "convert_to(payload::text, 'UTF8')",
+        Backend::Sqlite => "CAST(payload AS BLOB)",
+    };
+    let code = "CAST(NULL AS BIGINT)";
+    format!(
+        "SELECT id, dev_eui, application_id, {code} AS kind_code, kind AS kind_text, \
+         created_at, {body} AS body FROM events_legacy {rest}"
+    )
+}
+
+/// Both tables' answers to one ordered, limited query, as one statement.
+fn union(db: &Store, rest: &str) -> String {
+    if legacy(db) {
+        format!(
+            "SELECT * FROM ({}) n UNION ALL SELECT * FROM ({}) l",
+            select_new(rest),
+            select_legacy(db, rest)
+        )
+    } else {
+        select_new(rest)
+    }
+}
+
+fn decode(r: &Row, json: String) -> Result<Event, StoreError> {
     Ok(Event {
         id: r.get("id")?,
         dev_eui: r.eui(TABLE, "dev_eui")?,
         application_id: r.get("application_id")?,
-        kind: r.known(TABLE, "kind", EventKind::parse)?,
-        payload: r.json("payload")?,
+        kind: row_kind(r)?,
+        json,
         created_at: r.ts("created_at")?,
     })
 }
 
-/// The device's newest `limit` events, newest first.
-pub(crate) async fn list(db: &Store, dev_eui: Eui64, limit: u32) -> Result<Vec<Event>, StoreError> {
-    let rows = db
+/// The device's newest `limit` events with ids below `before`, newest first.
+pub(crate) async fn list(
+    db: &Store,
+    dev_eui: Eui64,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<Vec<Event>, StoreError> {
+    let sql = union(
+        db,
+        "WHERE dev_eui = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+    );
+    let mut rows = db
         .fetch_all(
-            Stmt::select(
-                COLUMNS,
-                "FROM events WHERE dev_eui = $1 ORDER BY id DESC LIMIT $2",
-            )
-            .bind(dev_eui.0.to_vec())
-            .bind(i64::from(limit)),
+            Stmt::new(sql)
+                .bind(dev_eui.0.to_vec())
+                .bind(before.unwrap_or(i64::MAX))
+                .bind(i64::from(limit)),
         )
         .await?;
-    decode_all(rows, decode)
+    sort_rows(&mut rows, true)?;
+    rows.truncate(limit as usize);
+    let texts = render_rows(db, &rows).await?;
+    rows.iter().zip(texts).map(|(r, t)| decode(r, t)).collect()
 }
 
-/// Retention: deletes events older than `cutoff` in chunks, each its own
-/// transaction; their outbox rows go with them (`ON DELETE CASCADE`).
-pub(crate) async fn delete_older_than(
+fn sort_rows(rows: &mut [Row], newest_first: bool) -> Result<(), StoreError> {
+    let mut keyed: Vec<(i64, usize)> = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        keyed.push((r.get("id")?, i));
+    }
+    if keyed.windows(2).all(|w| (w[0].0 > w[1].0) == newest_first) {
+        return Ok(());
+    }
+    keyed.sort_unstable_by_key(|(id, _)| if newest_first { -id } else { *id });
+    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
+    apply_order(rows, &order);
+    Ok(())
+}
+
+/// Reorders `rows` so that position k holds the row that was at `order[k]`.
+fn apply_order<T>(rows: &mut [T], order: &[usize]) {
+    let mut placed = vec![false; rows.len()];
+    for start in 0..rows.len() {
+        if placed[start] {
+            continue;
+        }
+        let mut k = start;
+        loop {
+            placed[k] = true;
+            let from = order[k];
+            if from == start {
+                break;
+            }
+            rows.swap(k, from);
+            k = from;
+        }
+    }
+}
+
+/// The application's events with an id above `after`, oldest first, at most
+/// `limit`, as the text delivered.
+pub(crate) async fn after(
     db: &Store,
+    application_id: Uuid,
+    after: i64,
+    limit: u32,
+) -> Result<Vec<PendingEvent>, StoreError> {
+    let sql = union(
+        db,
+        "WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+    );
+    let mut rows = db
+        .fetch_all(
+            Stmt::new(sql)
+                .bind(application_id)
+                .bind(after)
+                .bind(i64::from(limit)),
+        )
+        .await?;
+    sort_rows(&mut rows, false)?;
+    rows.truncate(limit as usize);
+    let texts = render_rows(db, &rows).await?;
+    rows.iter()
+        .zip(texts)
+        .map(|(r, body)| {
+            Ok(PendingEvent {
+                id: r.get("id")?,
+                dev_eui: r.eui(TABLE, "dev_eui")?,
+                kind: row_kind(r)?,
+                body,
+                created_at: r.ts("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// The events of `keys` (device, id) that still exist: kind and text by id.
+pub(crate) async fn by_ids(
+    db: &Store,
+    keys: &[(Eui64, i64)],
+) -> Result<HashMap<i64, (EventKind, String)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = match db.backend() {
+        // No index on id alone in the partitioned table: find rows through
+        // (dev_eui, id).
+        Backend::Postgres => {
+            let new = "SELECT e.id, e.dev_eui, e.application_id, \
+                       CAST(e.kind AS BIGINT) AS kind_code, CAST(NULL AS TEXT) AS kind_text, \
+                       e.created_at, e.body FROM events e \
+                       JOIN UNNEST($1::bytea[], $2::bigint[]) AS k(dev_eui, id) \
+                       ON e.dev_eui = k.dev_eui AND e.id = k.id";
+            let sql = if legacy(db) {
+                format!(
+                    "{new} UNION ALL {}",
+                    select_legacy(db, "WHERE id = ANY($2::bigint[])")
+                )
+            } else {
+                new.to_string()
+            };
+            let Pools::Postgres(pool) = db.pools() else {
+                unreachable!("backend is Postgres")
+            };
+            sqlx::query(&sql)
+                .bind(keys.iter().map(|(d, _)| d.0.to_vec()).collect::<Vec<_>>())
+                .bind(keys.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .map(Row::Postgres)
+                .collect()
+        }
+        // `id` is the rowid in both tables.
+        Backend::Sqlite => {
+            let mut list = String::new();
+            for i in 0..keys.len() {
+                if i > 0 {
+                    list.push_str(", ");
+                }
+                list.push_str(&format!("${}", i + 1));
+            }
+            let rest = format!("WHERE id IN ({list})");
+            let sql = if legacy(db) {
+                format!(
+                    "{} UNION ALL {}",
+                    select_new(&rest),
+                    select_legacy(db, &rest)
+                )
+            } else {
+                select_new(&rest)
+            };
+            let mut s = Stmt::new(sql);
+            for (_, id) in keys {
+                s = s.bind(*id);
+            }
+            db.fetch_all(s).await?
+        }
+    };
+    let texts = render_rows(db, &rows).await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for (r, t) in rows.iter().zip(texts) {
+        out.insert(r.get::<i64>("id")?, (row_kind(r)?, t));
+    }
+    Ok(out)
+}
+
+/// Whether the event (of that device) still exists, inside a transaction.
+pub(crate) fn exists_sql(db: &Store) -> &'static str {
+    match (db.backend(), legacy(db)) {
+        (_, true) => {
+            "(EXISTS (SELECT 1 FROM events WHERE dev_eui = $3 AND id = $2) \
+              OR EXISTS (SELECT 1 FROM events_legacy WHERE id = $2))"
+        }
+        (_, false) => "EXISTS (SELECT 1 FROM events WHERE dev_eui = $3 AND id = $2)",
+    }
+}
+
+/// The highest event id given out so far (0 before the first).
+pub(crate) fn max_id_sql(db: &Store) -> &'static str {
+    match db.backend() {
+        // The sequence, not MAX(id): no index has id first in the partitions.
+        Backend::Postgres => {
+            "(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_ids)"
+        }
+        Backend::Sqlite => {
+            "(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events')"
+        }
+    }
+}
+
+/// How many of the application's events have ids above `after`.
+pub(crate) async fn count_after(
+    db: &Store,
+    application_id: Uuid,
+    after: i64,
+) -> Result<u64, StoreError> {
+    let mut sql =
+        String::from("SELECT (SELECT COUNT(*) FROM events WHERE application_id = $1 AND id > $2)");
+    if legacy(db) {
+        sql.push_str(
+            " + (SELECT COUNT(*) FROM events_legacy WHERE application_id = $1 AND id > $2)",
+        );
+    }
+    sql.push_str(" AS n");
+    let n: i64 = db
+        .fetch_one(Stmt::new(sql).bind(application_id).bind(after))
+        .await?
+        .get("n")?;
+    Ok(crate::sql::count(n))
+}
+
+// --- writes -------------------------------------------------------------------
+
+/// A row to insert.
+struct NewRow<'a> {
+    e: &'a NewEvent,
+    body: Vec<u8>,
+    f_cnt: Option<i64>,
+    f_port: Option<i64>,
+}
+
+/// A batch's `WriteOp::InsertEvent`s, in op order: ids increase in that order,
+/// which is the order webhooks deliver them in (per device). Events of devices
+/// deleted meanwhile are skipped. Dictionary entries the bodies need are stored
+/// in the same transaction; the caller caches them once it commits.
+pub(crate) async fn insert(
+    db: &Store,
+    tx: &mut Tx,
+    events: &[&NewEvent],
+) -> Result<NewEntries, StoreError> {
+    let mut new = NewEntries::default();
+    if events.is_empty() {
+        return Ok(new);
+    }
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        rows.push(encode(db, tx, &mut new, e).await?);
+    }
+    match tx {
+        Tx::Postgres(tx) => insert_postgres(tx, &rows).await?,
+        Tx::Sqlite(tx) => insert_sqlite(tx, &rows).await?,
+    }
+    Ok(new)
+}
+
+/// Caches the entries a committed batch stored.
+pub(crate) fn committed(db: &Store, new: NewEntries) {
+    if new.0.is_empty() {
+        return;
+    }
+    let mut cache = db
+        .event_state()
+        .dict
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    for (kind, content, id) in new.0 {
+        cache.insert(id, kind, &content);
+    }
+}
+
+async fn encode<'a>(
+    db: &Store,
+    tx: &mut Tx,
+    new: &mut NewEntries,
+    e: &'a NewEvent,
+) -> Result<NewRow<'a>, StoreError> {
+    let base = e.created_at.timestamp_micros();
+    // Each round stores the entries found missing; a part waits for the shapes
+    // inside it, so two or three rounds at most.
+    for _ in 0..4 {
+        let encoded = {
+            let cache = db
+                .event_state()
+                .dict
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            compact::encode(
+                &e.payload,
+                base,
+                &Overlay {
+                    cache: &cache,
+                    new: &new.0,
+                },
+            )
+        };
+        match encoded {
+            Encoded::Body(b) => {
+                return Ok(NewRow {
+                    e,
+                    body: b.bytes,
+                    f_cnt: b.f_cnt,
+                    f_port: b.f_port,
+                })
+            }
+            Encoded::Need(entries) => {
+                for (kind, content) in entries {
+                    let id = store_entry(tx, kind, &content).await?;
+                    new.0.push((kind, content, id));
+                }
+            }
+        }
+    }
+    // Not reached with the encoder's rules; kept whole if it ever is.
+    let mut body = vec![compact::RAW];
+    body.extend_from_slice(e.payload.as_bytes());
+    Ok(NewRow {
+        e,
+        body,
+        f_cnt: None,
+        f_port: None,
+    })
+}
+
+async fn store_entry(tx: &mut Tx, kind: DictKind, content: &[u8]) -> Result<u64, StoreError> {
+    let hash = Sha256::digest(content)[..16].to_vec();
+    let r = tx
+        .fetch_one(
+            Stmt::new(
+                "INSERT INTO event_dict (kind, hash, content) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, hash) DO UPDATE SET kind = excluded.kind RETURNING id",
+            )
+            .bind(kind.code())
+            .bind(hash)
+            .bind(content.to_vec()),
+        )
+        .await?;
+    let id: i64 = r.get("id")?;
+    Ok(id as u64)
+}
+
+/// Postgres: one statement, a column array per field through `UNNEST`, in the
+/// arrays' order (`WITH ORDINALITY`).
+async fn insert_postgres(
+    tx: &mut Transaction<'static, Postgres>,
+    rows: &[NewRow<'_>],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO events (dev_eui, application_id, kind, f_cnt, f_port, created_at, body) \
+         SELECT u.dev_eui, u.application_id, u.kind, u.f_cnt, u.f_port, u.created_at, u.body \
+         FROM UNNEST($1::bytea[], $2::uuid[], $3::int2[], $4::int8[], $5::int2[], \
+                     $6::timestamptz[], $7::bytea[]) \
+           WITH ORDINALITY AS u(dev_eui, application_id, kind, f_cnt, f_port, created_at, body, ord) \
+         WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
+         ORDER BY u.ord",
+    )
+    .bind(rows.iter().map(|r| r.e.dev_eui.0.to_vec()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.e.application_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| kind_code(r.e.kind)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.f_cnt).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.f_port.and_then(|p| i16::try_from(p).ok()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.e.created_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.body.as_slice()).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// SQLite: a multi-row `VALUES` statement per chunk, rows in order.
+async fn insert_sqlite(
+    tx: &mut Transaction<'static, Sqlite>,
+    rows: &[NewRow<'_>],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(SQLITE_ROWS) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (dev_eui, application_id, kind, f_cnt, f_port, created_at, body) \
+             SELECT * FROM (",
+        );
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(r.e.dev_eui.0.to_vec())
+                .push_bind(r.e.application_id)
+                .push_bind(kind_code(r.e.kind))
+                .push_bind(r.f_cnt)
+                .push_bind(r.f_port)
+                .push_bind(Ts(r.e.created_at))
+                .push_bind(r.body.as_slice());
+        });
+        q.push(") WHERE column1 IN (SELECT dev_eui FROM devices)");
+        // Each chunk size is its own SQL text: keep them out of the statement cache.
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+// --- partitions and retention ----------------------------------------------------
+
+/// The partition of `day`.
+fn partition_name(day: NaiveDate) -> String {
+    format!("{PARTITION_PREFIX}{}", day.format("%Y%m%d"))
+}
+
+/// Postgres: creates the partitions of the batch's days not known to exist, before
+/// the batch's transaction (DDL outside it, so a failed batch keeps them).
+pub(crate) async fn ensure_days(db: &Store, events: &[&NewEvent]) -> Result<(), StoreError> {
+    if !matches!(db.pools(), Pools::Postgres(_)) || events.is_empty() {
+        return Ok(());
+    }
+    let mut missing: Vec<NaiveDate> = {
+        let known = db
+            .event_state()
+            .days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        events
+            .iter()
+            .map(|e| e.created_at.date_naive())
+            .filter(|d| !known.contains(d))
+            .collect()
+    };
+    missing.sort();
+    missing.dedup();
+    for day in missing {
+        super::partitions::create(db, "events", &partition_name(day), day).await?;
+        db.event_state()
+            .days
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(day);
+    }
+    Ok(())
+}
+
+/// What [`upkeep`] did.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Upkeep {
+    pub(crate) partitions_created: Vec<String>,
+    pub(crate) partitions_dropped: Vec<String>,
+    pub(crate) rows_deleted: u64,
+}
+
+/// Retention and partitions: on Postgres, creates the next days' partitions and
+/// drops the days wholly before `cutoff` (a catalog change: constant time, no row
+/// is visited); on SQLite, deletes the rows before `cutoff` by id range, in
+/// chunks. Legacy rows past the cutoff go too.
+pub(crate) async fn upkeep(
+    db: &Store,
+    now: DateTime<Utc>,
+    cutoff: DateTime<Utc>,
+) -> Result<Upkeep, StoreError> {
+    let mut done = Upkeep::default();
+    match db.backend() {
+        Backend::Postgres => {
+            let existing = super::partitions::list(db, "events").await?;
+            let today = now.date_naive();
+            for ahead in 0..=DAYS_AHEAD {
+                let Some(day) = today.checked_add_signed(TimeDelta::days(ahead)) else {
+                    continue;
+                };
+                let name = partition_name(day);
+                if !existing.contains(&name) {
+                    super::partitions::create(db, "events", &name, day).await?;
+                    done.partitions_created.push(name);
+                }
+                db.event_state()
+                    .days
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(day);
+            }
+            let mut old: Vec<(NaiveDate, String)> = existing
+                .into_iter()
+                .filter_map(|name| {
+                    super::partitions::day_of(PARTITION_PREFIX, &name).map(|d| (d, name))
+                })
+                .filter(|(d, _)| {
+                    d.succ_opt()
+                        .is_some_and(|next| super::partitions::start_of(next) <= cutoff)
+                })
+                .collect();
+            old.sort();
+            for (day, name) in old {
+                db.execute(Stmt::new(format!("DROP TABLE IF EXISTS {name}")))
+                    .await?;
+                db.event_state()
+                    .days
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&day);
+                done.partitions_dropped.push(name);
+            }
+        }
+        Backend::Sqlite => {
+            done.rows_deleted += delete_by_id_before(db, "events", cutoff).await?;
+        }
+    }
+    if legacy(db) {
+        done.rows_deleted += delete_by_id_before(db, "events_legacy", cutoff).await?;
+    }
+    if done.rows_deleted > 0 || !done.partitions_dropped.is_empty() {
+        // Outbox rows whose events are gone (no foreign key does it).
+        let mut gone = String::from(
+            "DELETE FROM outbox WHERE NOT EXISTS (SELECT 1 FROM events e \
+             WHERE e.dev_eui = outbox.dev_eui AND e.id = outbox.event_id)",
+        );
+        if legacy(db) {
+            gone.push_str(
+                " AND NOT EXISTS (SELECT 1 FROM events_legacy l WHERE l.id = outbox.event_id)",
+            );
+        }
+        db.execute(Stmt::new(gone)).await?;
+    }
+    Ok(done)
+}
+
+/// Deletes the rows of `table` (whose ids grow with time) older than `cutoff`:
+/// the first id at the cutoff is found by bisecting ids (each probe one primary
+/// key seek), then everything below it goes in chunks.
+async fn delete_by_id_before(
+    db: &Store,
+    table: &str,
     cutoff: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    let bounds = db
+        .fetch_one(Stmt::new(format!(
+            "SELECT COALESCE(MIN(id), 0) AS lo, COALESCE(MAX(id), 0) AS hi FROM {table}"
+        )))
+        .await?;
+    let (mut lo, mut hi): (i64, i64) = (bounds.get("lo")?, bounds.get("hi")?);
+    if hi == 0 {
+        return Ok(0);
+    }
+    // The first id whose row (or the next row after it) is at or after the cutoff.
+    hi += 1;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let r = db
+            .fetch_optional(
+                Stmt::new(format!(
+                    "SELECT created_at FROM {table} WHERE id >= $1 ORDER BY id LIMIT 1"
+                ))
+                .bind(mid),
+            )
+            .await?;
+        match r {
+            Some(r) if r.ts("created_at")? < cutoff => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
     let mut total = 0;
     loop {
         let n = db
             .execute(
                 Stmt::new(format!(
-                    "DELETE FROM events WHERE id IN \
-                     (SELECT id FROM events WHERE created_at < $1 LIMIT {RETENTION_CHUNK})"
+                    "DELETE FROM {table} WHERE id IN \
+                     (SELECT id FROM {table} WHERE id < $1 ORDER BY id LIMIT {CHUNK})"
                 ))
-                .bind(Ts(cutoff)),
+                .bind(lo),
             )
             .await?;
         total += n;
@@ -72,68 +855,107 @@ pub(crate) async fn delete_older_than(
     }
 }
 
-/// A batch's `WriteOp::InsertEvent`s, in op order: ids increase in that order,
-/// which is the order webhooks deliver them in (per device). Events of devices
-/// deleted meanwhile are skipped.
-pub(crate) async fn insert(tx: &mut Tx, events: &[&NewEvent]) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
+/// Moves up to `batch` of the newest legacy rows into the compact table, in one
+/// transaction; drops the legacy table once it is empty. Returns the rows moved
+/// (0 when nothing is left).
+pub(crate) async fn migrate_legacy(db: &Store, batch: u32) -> Result<u64, StoreError> {
+    if !legacy(db) {
+        return Ok(0);
     }
-    match tx {
-        Tx::Postgres(tx) => insert_postgres(tx, events).await,
-        Tx::Sqlite(tx) => insert_sqlite(tx, events).await,
+    let mut tx = db.begin().await?;
+    if db.backend() == Backend::Postgres {
+        // Servers sharing the database take turns (SQLite has one writer anyway).
+        tx.execute(Stmt::new(
+            "SELECT pg_advisory_xact_lock(hashtext('lorikeet.events_legacy'))",
+        ))
+        .await?;
+        if tx
+            .fetch_one(Stmt::new(
+                "SELECT to_regclass('events_legacy') IS NULL AS gone",
+            ))
+            .await?
+            .get::<bool>("gone")?
+        {
+            db.event_state().legacy.store(false, Ordering::Relaxed);
+            return Ok(0);
+        }
     }
+    let rows = tx
+        .fetch_all(Stmt::new(select_legacy(db, "ORDER BY id DESC LIMIT $1")).bind(i64::from(batch)))
+        .await?;
+    if rows.is_empty() {
+        tx.execute(Stmt::new("DROP TABLE IF EXISTS events_legacy"))
+            .await?;
+        tx.commit().await?;
+        db.event_state().legacy.store(false, Ordering::Relaxed);
+        tracing::info!("every stored event is in the compact format now");
+        return Ok(0);
+    }
+    let mut olds = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let body: Vec<u8> = r.get("body")?;
+        olds.push((
+            r.get::<i64>("id")?,
+            NewEvent {
+                dev_eui: r.eui(TABLE, "dev_eui")?,
+                application_id: r.get("application_id")?,
+                kind: row_kind(r)?,
+                payload: String::from_utf8_lossy(&body).into(),
+                created_at: r.ts("created_at")?,
+            },
+        ));
+    }
+    let days: Vec<&NewEvent> = olds.iter().map(|(_, e)| e).collect();
+    ensure_days(db, &days).await?;
+    let mut new = NewEntries::default();
+    let mut encoded = Vec::with_capacity(olds.len());
+    for (id, e) in &olds {
+        encoded.push((*id, encode(db, &mut tx, &mut new, e).await?));
+    }
+    let lowest = olds.last().map(|(id, _)| *id).unwrap_or(0);
+    for (id, r) in &encoded {
+        tx.execute(
+            Stmt::new(
+                "INSERT INTO events (id, dev_eui, application_id, kind, f_cnt, f_port, \
+                 created_at, body) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $2)",
+            )
+            .bind(*id)
+            .bind(r.e.dev_eui.0.to_vec())
+            .bind(r.e.application_id)
+            .bind(kind_code(r.e.kind))
+            .bind(r.f_cnt)
+            .bind(r.f_port)
+            .bind(Ts(r.e.created_at))
+            .bind(r.body.clone()),
+        )
+        .await?;
+    }
+    tx.execute(Stmt::new("DELETE FROM events_legacy WHERE id >= $1").bind(lowest))
+        .await?;
+    tx.commit().await?;
+    committed(db, new);
+    Ok(olds.len() as u64)
 }
 
-/// Postgres: one statement, a column array per field through `UNNEST`, in the
-/// arrays' order (`WITH ORDINALITY`).
-async fn insert_postgres(
-    tx: &mut Transaction<'static, Postgres>,
-    events: &[&NewEvent],
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
-         SELECT u.dev_eui, u.application_id, u.kind, u.payload::json, u.created_at \
-         FROM UNNEST($1::bytea[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[]) \
-           WITH ORDINALITY AS u(dev_eui, application_id, kind, payload, created_at, ord) \
-         WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
-         ORDER BY u.ord",
-    )
-    .bind(
-        events
-            .iter()
-            .map(|e| e.dev_eui.0.to_vec())
-            .collect::<Vec<_>>(),
-    )
-    .bind(events.iter().map(|e| e.application_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| &*e.payload).collect::<Vec<&str>>())
-    .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// SQLite: a multi-row `VALUES` statement per chunk, rows in order.
-async fn insert_sqlite(
-    tx: &mut Transaction<'static, Sqlite>,
-    events: &[&NewEvent],
-) -> Result<(), StoreError> {
-    for chunk in events.chunks(SQLITE_ROWS) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (dev_eui, application_id, kind, payload, created_at) \
-             SELECT * FROM (",
-        );
-        q.push_values(chunk, |mut b, e| {
-            b.push_bind(e.dev_eui.0.to_vec())
-                .push_bind(e.application_id)
-                .push_bind(e.kind.as_str())
-                .push_bind(&*e.payload)
-                .push_bind(Ts(e.created_at));
-        });
-        q.push(") WHERE column1 IN (SELECT dev_eui FROM devices)");
-        // Each chunk size is its own SQL text: keep them out of the statement cache.
-        q.build().persistent(false).execute(&mut **tx).await?;
+    #[test]
+    fn kind_codes_are_stable_and_distinct() {
+        let codes: Vec<i16> = EventKind::ALL.into_iter().map(kind_code).collect();
+        assert_eq!(codes, [1, 2, 3, 4, 5, 6, 7, 8]);
+        for k in EventKind::ALL {
+            assert_eq!(kind_of_code(i64::from(kind_code(k))), Some(k));
+        }
+        assert_eq!(kind_of_code(0), None);
     }
-    Ok(())
+
+    #[test]
+    fn reordering_applies_a_permutation() {
+        let mut v = vec!['a', 'b', 'c', 'd', 'e'];
+        apply_order(&mut v, &[3, 0, 4, 1, 2]);
+        assert_eq!(v, ['d', 'a', 'e', 'b', 'c']);
+    }
 }

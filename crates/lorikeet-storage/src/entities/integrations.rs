@@ -137,19 +137,20 @@ pub(crate) async fn upsert(db: &Store, i: &Integration) -> Result<bool, StoreErr
         &row_identity(i.application_id, i.kind.as_str()),
         &secrets,
     );
+    // A new integration starts after the events already stored.
+    let max_id = super::events::max_id_sql(db);
     let write = async {
         let mut p = db.provision().await?;
         let id: Uuid = p
             .fetch_one(
-                Stmt::new(
+                Stmt::new(format!(
                     "INSERT INTO integrations (id, application_id, kind, config, secrets, \
                      created_at, updated_at, owner, delivered_through) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, \
-                             (SELECT COALESCE(MAX(id), 0) FROM events)) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {max_id}) \
                      ON CONFLICT (application_id, kind) DO UPDATE SET config = excluded.config, \
                      secrets = excluded.secrets, updated_at = excluded.updated_at, \
-                     owner = excluded.owner RETURNING id",
-                )
+                     owner = excluded.owner RETURNING id"
+                ))
                 .bind(i.id)
                 .bind(i.application_id)
                 .bind(i.kind.as_str())

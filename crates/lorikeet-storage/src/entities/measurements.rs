@@ -12,11 +12,12 @@
 //! The SQL is shared but for the partition DDL (Postgres only) and the time
 //! column's value in microseconds (see [`micros_of_time`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use uuid::Uuid;
 
+use super::partitions;
 use crate::sql::{count, Ts};
 use crate::stmt::{Row, Stmt};
 use crate::store::Pools;
@@ -44,16 +45,11 @@ fn partition_name(day: NaiveDate) -> String {
 
 /// The day a partition of ours holds; `None` for other tables (an operator's own).
 fn partition_day(name: &str) -> Option<NaiveDate> {
-    let digits = name.strip_prefix(PARTITION_PREFIX)?;
-    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
+    partitions::day_of(PARTITION_PREFIX, name)
 }
 
-/// Midnight UTC starting `day`.
-fn start_of(day: NaiveDate) -> DateTime<Utc> {
-    day.and_time(chrono::NaiveTime::MIN).and_utc()
+async fn create_partition(db: &Store, day: NaiveDate) -> Result<(), StoreError> {
+    partitions::create(db, "measurements", &partition_name(day), day).await
 }
 
 /// Writes one uplink's fields. On Postgres a write into a day without a
@@ -124,42 +120,6 @@ async fn insert(db: &Store, b: &MeasurementBatch) -> Result<u64, sqlx::Error> {
     }
     tx.commit().await?;
     Ok(written)
-}
-
-/// Postgres: creates `day`'s partition unless it exists (another writer may have
-/// just made it: a failure is reported only if the partition is still missing).
-async fn create_partition(db: &Store, day: NaiveDate) -> Result<(), StoreError> {
-    let name = partition_name(day);
-    let next = day.succ_opt().ok_or_else(|| StoreError::Corrupt {
-        table: "measurements",
-        column: "time",
-        detail: format!("no day follows {day}"),
-    })?;
-    // DDL takes no parameters; the bounds are dates this code formatted.
-    let ddl = format!(
-        "CREATE TABLE IF NOT EXISTS {name} PARTITION OF measurements \
-         FOR VALUES FROM ('{}') TO ('{}')",
-        start_of(day).format("%Y-%m-%d %H:%M:%S+00"),
-        start_of(next).format("%Y-%m-%d %H:%M:%S+00"),
-    );
-    if let Err(e) = db.execute(Stmt::new(ddl)).await {
-        if !partitions(db).await?.contains(&name) {
-            return Err(e.into());
-        }
-    }
-    Ok(())
-}
-
-/// Postgres: the names of the table's partitions.
-async fn partitions(db: &Store) -> Result<HashSet<String>, StoreError> {
-    let rows = db
-        .fetch_all(Stmt::new(
-            "SELECT c.relname::text AS name FROM pg_inherits i \
-             JOIN pg_class c ON c.oid = i.inhrelid \
-             WHERE i.inhparent = 'measurements'::regclass",
-        ))
-        .await?;
-    rows.iter().map(|r| Ok(r.get::<String>("name")?)).collect()
 }
 
 /// Postgres: whether `measurements` is still the natively partitioned table of
@@ -270,7 +230,7 @@ pub(crate) async fn upkeep(
     let mut done = MeasurementUpkeep::default();
     let longest = retention.iter().map(|r| r.days).max().unwrap_or(0);
     if matches!(db.pools(), Pools::Postgres(_)) && partitioned(db).await? {
-        let existing = partitions(db).await?;
+        let existing = partitions::list(db, "measurements").await?;
         let today = now.date_naive();
         for ahead in 0..=DAYS_AHEAD {
             let Some(day) = today.checked_add_signed(TimeDelta::days(ahead)) else {
@@ -286,7 +246,10 @@ pub(crate) async fn upkeep(
         let mut old: Vec<(NaiveDate, &String)> = existing
             .iter()
             .filter_map(|name| partition_day(name).map(|d| (d, name)))
-            .filter(|(d, _)| d.succ_opt().is_some_and(|next| start_of(next) <= cutoff))
+            .filter(|(d, _)| {
+                d.succ_opt()
+                    .is_some_and(|next| partitions::start_of(next) <= cutoff)
+            })
             .collect();
         old.sort();
         for (_, name) in old {

@@ -53,7 +53,8 @@ mod delivery;
 mod device_keys;
 mod device_profiles;
 mod devices;
-mod events;
+pub(crate) mod events;
+pub(crate) use events::init as events_init;
 mod gateways;
 mod import;
 mod integrations;
@@ -61,6 +62,7 @@ pub(crate) mod kek_verifiers;
 mod link;
 mod measurements;
 mod outbox;
+mod partitions;
 mod queue;
 pub(crate) mod reseal;
 mod sessions;
@@ -690,17 +692,34 @@ impl Storage for Store {
 
     // --- events ---
 
-    async fn list_events(&self, dev_eui: Eui64, limit: u32) -> Result<Vec<Event>, StoreError> {
-        self.timed("list_events", events::list(self, dev_eui, limit))
+    async fn list_events(
+        &self,
+        dev_eui: Eui64,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.timed("list_events", events::list(self, dev_eui, limit, before))
             .await
     }
 
-    async fn delete_events_older_than(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.timed(
-            "delete_events_older_than",
-            events::delete_older_than(self, cutoff),
-        )
-        .await
+    async fn event_retention(
+        &self,
+        now: DateTime<Utc>,
+        cutoff: DateTime<Utc>,
+    ) -> Result<EventRetention, StoreError> {
+        let done = self
+            .timed("event_retention", events::upkeep(self, now, cutoff))
+            .await?;
+        Ok(EventRetention {
+            partitions_created: done.partitions_created,
+            partitions_dropped: done.partitions_dropped,
+            rows_deleted: done.rows_deleted,
+        })
+    }
+
+    async fn migrate_legacy_events(&self, batch: u32) -> Result<u64, StoreError> {
+        self.timed("migrate_legacy_events", events::migrate_legacy(self, batch))
+            .await
     }
 
     // --- webhook delivery ---

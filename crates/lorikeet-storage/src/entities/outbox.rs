@@ -18,15 +18,15 @@ use crate::{Backend, Claimed, EventKind, OutboxItem, Store, StoreError};
 
 const TABLE: &str = "outbox";
 
-/// A claimed head row joined with its event.
+/// A claimed head row; its event is read after the claim.
 fn decode(r: &Row) -> Result<OutboxItem, StoreError> {
     Ok(OutboxItem {
         id: r.get("id")?,
         integration_id: r.get("integration_id")?,
         event_id: r.get("event_id")?,
         dev_eui: r.eui(TABLE, "dev_eui")?,
-        kind: r.known("events", "kind", EventKind::parse)?,
-        payload: r.json("payload")?,
+        kind: EventKind::Up,
+        body: String::new(),
         attempts: r.int(TABLE, "attempts")?,
         last_error: r.get("last_error")?,
         created_at: r.ts("created_at")?,
@@ -44,12 +44,11 @@ pub(crate) async fn claim(
     // Due chains and the oldest undelivered row of each.
     const SELECT: &str = "SELECT c.integration_id AS chain_integration_id, \
          c.dev_eui AS chain_dev_eui, o.id, o.integration_id, o.event_id, o.dev_eui, \
-         o.attempts, o.last_error, o.created_at, e.kind, e.payload \
+         o.attempts, o.last_error, o.created_at \
          FROM outbox_chains c \
          LEFT JOIN outbox o ON o.id = (SELECT o2.id FROM outbox o2 \
            WHERE o2.integration_id = c.integration_id AND o2.dev_eui = c.dev_eui \
            ORDER BY o2.event_id LIMIT 1) \
-         LEFT JOIN events e ON e.id = o.event_id \
          WHERE c.next_attempt_at <= $1 ORDER BY c.next_attempt_at LIMIT $2";
     let sql = match db.backend() {
         // Several workers may claim at once: each skips the chains another holds.
@@ -82,6 +81,28 @@ pub(crate) async fn claim(
     }
     set_chains(&mut tx, chains).await?;
     tx.commit().await?;
+    // The events, rendered; a row whose event is gone (its device deleted, or its
+    // day past the retention) is removed, and its chain moves on.
+    let keys: Vec<(Eui64, i64)> = items.iter().map(|i| (i.dev_eui, i.event_id)).collect();
+    let events = super::events::by_ids(db, &keys).await?;
+    let mut gone = Vec::new();
+    // One event may head chains of several integrations.
+    items.retain_mut(|i| match events.get(&i.event_id) {
+        Some((kind, body)) => {
+            i.kind = *kind;
+            i.body = body.clone();
+            true
+        }
+        None => {
+            gone.push(i.id);
+            false
+        }
+    });
+    if !gone.is_empty() {
+        let mut tx = db.begin().await?;
+        remove_rows(&mut tx, &gone, now).await?;
+        tx.commit().await?;
+    }
     Ok(Claimed { items, idle })
 }
 
@@ -176,19 +197,23 @@ pub(crate) async fn expired(
 
 /// The integration's outbox rows plus its application's events past its cursor.
 pub(crate) async fn backlog(db: &Store, integration_id: Uuid) -> Result<u64, StoreError> {
-    let n: i64 = db
-        .fetch_one(
+    let r = db
+        .fetch_optional(
             Stmt::new(
-                "SELECT (SELECT COUNT(*) FROM outbox WHERE integration_id = $1) + \
-                 (SELECT COUNT(*) FROM events e JOIN integrations i \
-                  ON e.application_id = i.application_id AND e.id > i.delivered_through \
-                  WHERE i.id = $1) AS n",
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE integration_id = $1) AS spilled, \
+                 application_id, delivered_through FROM integrations WHERE id = $1",
             )
             .bind(integration_id),
         )
-        .await?
-        .get("n")?;
-    Ok(sql::count(n))
+        .await?;
+    let Some(r) = r else {
+        return Ok(0);
+    };
+    let spilled = sql::count(r.get("spilled")?);
+    let behind =
+        super::events::count_after(db, r.get("application_id")?, r.get("delivered_through")?)
+            .await?;
+    Ok(spilled + behind)
 }
 
 /// Gives up on rows written before `cutoff`; returns how many.

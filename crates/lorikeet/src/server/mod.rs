@@ -350,6 +350,10 @@ pub async fn start(config: Config, metrics: Option<MetricsRender>) -> Result<Ser
         ),
     ));
     tasks.push((
+        "event-format-migration",
+        tokio::spawn(migrate_legacy_events(storage.clone(), shutdown_rx.clone())),
+    ));
+    tasks.push((
         "retention",
         tokio::spawn(retention(
             storage.clone(),
@@ -621,6 +625,42 @@ async fn serve_metrics(
     lorikeet_api::serve_filter(listener, metrics_route(render), shutdown).await;
 }
 
+/// Moves events stored in the previous format into the compact one, newest first,
+/// in batches (each its own short transaction, so the live writes go on between
+/// them); ends when none are left. Reads cover both formats meanwhile.
+async fn migrate_legacy_events(storage: Arc<dyn Storage>, shutdown: watch::Receiver<bool>) {
+    const BATCH: u32 = 2_000;
+    let mut moved = 0u64;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match storage.migrate_legacy_events(BATCH).await {
+            Ok(0) => {
+                if moved > 0 {
+                    info!(moved, "events moved into the compact format");
+                }
+                return;
+            }
+            Ok(n) => {
+                moved += n;
+                metrics::counter!("lorikeet_storage_events_migrated_total").increment(n);
+                if moved % 100_000 < n {
+                    info!(moved, "moving stored events into the compact format");
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                warn!("moving events into the compact format: {e} (retrying in 10 s)");
+                tokio::select! {
+                    _ = stop(shutdown.clone()) => return,
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            }
+        }
+    }
+}
+
 /// Deletes stored events and delivered outbox rows past the retention period, and
 /// keeps the measurements table (day partitions, per-application retention),
 /// hourly and once at start.
@@ -637,9 +677,16 @@ async fn retention(
             _ = tick.tick() => {}
         }
         let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(days));
-        match storage.delete_events_older_than(cutoff).await {
-            Ok(n) if n > 0 => info!(deleted = n, "old events deleted"),
-            Ok(_) => {}
+        match storage.event_retention(chrono::Utc::now(), cutoff).await {
+            Ok(r) => {
+                if !r.partitions_dropped.is_empty() || r.rows_deleted > 0 {
+                    info!(
+                        days_dropped = ?r.partitions_dropped,
+                        rows_deleted = r.rows_deleted,
+                        "old events deleted"
+                    );
+                }
+            }
             Err(e) => warn!("event retention: {e}"),
         }
         if let Err(e) = storage.delete_outbox_older_than(cutoff).await {

@@ -1,0 +1,88 @@
+//! Postgres day partitions, shared by `events` and `measurements`: a table
+//! partitioned by range on a timestamp gets one partition per UTC day, named
+//! `<prefix>YYYYMMDD`, created ahead or on demand and dropped whole.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::stmt::Stmt;
+use crate::{Store, StoreError};
+
+/// Midnight UTC starting `day`.
+pub(crate) fn start_of(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// The day a partition named `<prefix>YYYYMMDD` holds; `None` for other tables
+/// (an operator's own).
+pub(crate) fn day_of(prefix: &str, name: &str) -> Option<NaiveDate> {
+    let digits = name.strip_prefix(prefix)?;
+    if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::parse_from_str(digits, "%Y%m%d").ok()
+}
+
+/// Creates `parent`'s partition `name` for `day` unless it exists (another writer
+/// may have just made it: a failure is reported only if it is still missing).
+pub(crate) async fn create(
+    db: &Store,
+    parent: &'static str,
+    name: &str,
+    day: NaiveDate,
+) -> Result<(), StoreError> {
+    let next = day.succ_opt().ok_or_else(|| StoreError::Corrupt {
+        table: parent,
+        column: "time",
+        detail: format!("no day follows {day}"),
+    })?;
+    // DDL takes no parameters; the bounds are dates this code formatted.
+    let ddl = format!(
+        "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} \
+         FOR VALUES FROM ('{}') TO ('{}')",
+        start_of(day).format("%Y-%m-%d %H:%M:%S+00"),
+        start_of(next).format("%Y-%m-%d %H:%M:%S+00"),
+    );
+    if let Err(e) = db.execute(Stmt::new(ddl)).await {
+        if !list(db, parent).await?.contains(name) {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// The names of `parent`'s partitions.
+pub(crate) async fn list(db: &Store, parent: &str) -> Result<HashSet<String>, StoreError> {
+    let rows = db
+        .fetch_all(
+            Stmt::new(
+                "SELECT c.relname::text AS name FROM pg_inherits i \
+                 JOIN pg_class c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = to_regclass($1)",
+            )
+            .bind(parent),
+        )
+        .await?;
+    rows.iter().map(|r| Ok(r.get::<String>("name")?)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_days_are_read_from_our_names_only() {
+        let day = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
+        assert_eq!(day_of("events_p", "events_p20261207"), Some(day));
+        for other in [
+            "events_p2026120",
+            "events_p2026120x",
+            "events_legacy",
+            "events_p20261307",
+        ] {
+            assert_eq!(day_of("events_p", other), None, "{other}");
+        }
+        assert_eq!(start_of(day).to_rfc3339(), "2026-12-07T00:00:00+00:00");
+    }
+}
