@@ -49,6 +49,8 @@ mod tests;
 #[cfg(test)]
 mod tests_alerts;
 #[cfg(test)]
+mod tests_events;
+#[cfg(test)]
 mod tests_feed;
 #[cfg(test)]
 mod tests_import;
@@ -216,7 +218,6 @@ async fn open_store(url: &str, options: ConnectOptions) -> Result<Store, StoreEr
             reason: "expected sqlite://PATH or postgres://USER@HOST/DATABASE".into(),
         });
     };
-    entities::events_init(&store).await?;
     Ok(store)
 }
 

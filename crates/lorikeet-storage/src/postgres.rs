@@ -36,6 +36,7 @@ pub(crate) async fn connect(url: &str) -> Result<Store, StoreError> {
         .await?;
     let store = Store::new(Pools::Postgres(pool));
     store.run_migrations().await?;
+    crate::entities::events_init(&store).await?;
     Ok(store)
 }
 

@@ -73,7 +73,9 @@ pub(crate) async fn open(
             .connect_with(options.read_only(true))
             .await?
     };
-    Ok(Store::new(Pools::Sqlite { read, write, lock }))
+    let store = Store::new(Pools::Sqlite { read, write, lock });
+    crate::entities::events_init(&store).await?;
+    Ok(store)
 }
 
 /// Applies the SQLite migrations (`schemas/sql/sqlite`).

@@ -15,7 +15,7 @@ use crate::tests::*;
 use crate::*;
 
 /// A hex byte-string literal in the dialect of `url`.
-fn lit(url: &str, b: &[u8]) -> String {
+pub(crate) fn lit(url: &str, b: &[u8]) -> String {
     if url.starts_with("sqlite:") {
         format!("X'{}'", hex::encode(b))
     } else {
@@ -272,7 +272,7 @@ storage_test!(
     }
 );
 
-fn uuid_lit(url: &str, id: Uuid) -> String {
+pub(crate) fn uuid_lit(url: &str, id: Uuid) -> String {
     if url.starts_with("sqlite:") {
         lit(url, id.as_bytes())
     } else {
@@ -419,7 +419,7 @@ const KEYS_AT_REST: i64 = 20250101000006;
 
 /// Rows as the previous version wrote them: plain keys, integration secrets in
 /// `config`.
-async fn write_old_rows(db: &OldDb) -> (Uuid, Eui64) {
+pub(crate) async fn write_old_rows(db: &OldDb) -> (Uuid, Eui64) {
     let url = db.url();
     let sqlite = url.starts_with("sqlite:");
     let (ts, t, f, json) = if sqlite {

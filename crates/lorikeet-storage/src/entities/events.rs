@@ -180,8 +180,10 @@ async fn render_rows(db: &Store, rows: &[Row]) -> Result<Vec<String>, StoreError
 
 /// Renders a body, loading dictionary entries it needs first.
 async fn render(db: &Store, body: &[u8], base_us: i64) -> Result<String, StoreError> {
-    // Each round loads what the body named so far; nesting is shallow.
-    for _ in 0..8 {
+    // Each round loads the next entry the body names (the rest of a body cannot
+    // be read without it): a body names a dozen or so, and only a cold cache
+    // (a new process) takes these rounds.
+    for _ in 0..256 {
         let result = {
             let cache = db
                 .event_state()
@@ -205,7 +207,7 @@ async fn render(db: &Store, body: &[u8], base_us: i64) -> Result<String, StoreEr
     Err(StoreError::Corrupt {
         table: TABLE,
         column: "body",
-        detail: "dictionary entries nest too deep".into(),
+        detail: "names more dictionary entries than a body can".into(),
     })
 }
 
