@@ -63,7 +63,12 @@ storage_test!(
             } else {
                 EventKind::Up
             };
-            written.push((dev, new_event(dev, a.id, kind, json, n)));
+            // Every 3 hours: four days, so reads cross the day partitions.
+            let e = NewEvent {
+                created_at: t0() + Duration::hours(3 * i64::from(n)),
+                ..new_event(dev, a.id, kind, json, n)
+            };
+            written.push((dev, e));
         }
         // Several batches: the dictionary grows in the first, is reused after.
         for chunk in written.chunks(7) {
@@ -133,7 +138,16 @@ storage_test!(
         ))])
         .await
         .unwrap();
-        let body = db.raw_bytes("SELECT body FROM events").await.unwrap();
+        // The day's table on SQLite, the partitioned table on Postgres.
+        let table = if s.backend() == Backend::Sqlite {
+            format!("events_d{}", t0().format("%Y%m%d"))
+        } else {
+            "events".to_string()
+        };
+        let body = db
+            .raw_bytes(&format!("SELECT body FROM {table}"))
+            .await
+            .unwrap();
         let body = body[0].as_ref().unwrap();
         assert!(
             body.len() * 6 < json.len(),

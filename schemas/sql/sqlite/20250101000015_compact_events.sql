@@ -27,26 +27,18 @@ CREATE INDEX outbox_chain ON outbox (integration_id, dev_eui, event_id);
 CREATE INDEX outbox_due ON outbox (next_attempt_at);
 CREATE INDEX outbox_event ON outbox (event_id);
 
+-- Its indexes keep their names (events_device, events_application): reads use
+-- them until it is empty.
 ALTER TABLE events RENAME TO events_legacy;
-DROP INDEX events_device;
 DROP INDEX events_created;
-DROP INDEX events_application;
-CREATE INDEX events_legacy_device ON events_legacy (dev_eui, id);
-CREATE INDEX events_legacy_application ON events_legacy (application_id, id);
 
-CREATE TABLE events (
-    id             INTEGER PRIMARY KEY AUTOINCREMENT,
-    dev_eui        BLOB NOT NULL REFERENCES devices (dev_eui) ON DELETE CASCADE,
-    application_id BLOB NOT NULL,
-    kind           INTEGER NOT NULL,
-    f_cnt          INTEGER,
-    f_port         INTEGER,
-    created_at     INTEGER NOT NULL,
-    body           BLOB NOT NULL
-);
-INSERT INTO sqlite_sequence (name, seq) SELECT 'events', COALESCE(MAX(id), 0) FROM events_legacy;
-CREATE INDEX events_device ON events (dev_eui, id);
-CREATE INDEX events_application ON events (application_id, id);
+-- Events are partitioned by day: the server creates `events_dYYYYMMDD` (same
+-- columns: id, dev_eui, application_id, kind, f_cnt, f_port, created_at, body,
+-- indexed on (dev_eui, id) and (application_id, id)) with the first event it
+-- writes that day, and retention drops whole days. Ids come from one counter for
+-- all of them, continuing where the old table ended.
+CREATE TABLE event_seq (id INTEGER NOT NULL);
+INSERT INTO event_seq (id) SELECT COALESCE(MAX(id), 0) FROM events_legacy;
 
 CREATE TABLE event_dict (
     id      INTEGER PRIMARY KEY,

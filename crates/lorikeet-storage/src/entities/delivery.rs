@@ -80,8 +80,8 @@ pub(crate) async fn spill(
     let mut tx = db.begin().await?;
     let mut chains: BTreeMap<(Uuid, Eui64), DateTime<Utc>> = BTreeMap::new();
     let mut errors: BTreeMap<Uuid, &str> = BTreeMap::new();
-    let exists = super::events::exists_sql(db);
     for r in spill {
+        let exists = super::events::exists_sql(db, r.event_id);
         // Only for events that still exist (a deleted device took its events).
         let written = tx
             .execute(

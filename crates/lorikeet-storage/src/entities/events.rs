@@ -4,14 +4,16 @@
 //! the exact text on read. Entries the bodies share live in `event_dict`, cached
 //! by every process for good (they never change).
 //!
-//! Postgres partitions the table by day ([`ensure_days`] creates a day's partition
-//! before its first event, [`upkeep`] creates them ahead and drops whole days past
-//! the retention); SQLite keeps one table, trimmed by id range.
+//! Both backends partition events by day, so retention drops whole days:
+//! Postgres declaratively ([`ensure_days`] creates a day's partition before its
+//! first event, [`upkeep`] creates them ahead and drops the days past the
+//! retention), SQLite with a table per day (`event_days.rs`).
 //!
 //! Rows written before this format wait in `events_legacy` until [`migrate_legacy`]
-//! moves them, newest first, in batches; meanwhile every read covers both tables
-//! in one statement (so one snapshot), and legacy ids are all below the new
-//! table's.
+//! moves them, newest first, in batches; meanwhile every read covers both (on
+//! Postgres in one statement, so one snapshot).
+
+use super::event_days::{self, DayTable};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use lorikeet_lorawan::Eui64;
 use sha2::{Digest, Sha256};
-use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::compact::{self, Dict, DictKind, DictRead, Encoded, Lookup, RenderError};
@@ -30,9 +32,6 @@ use crate::store::{Pools, Tx};
 use crate::{Backend, Event, EventKind, NewEvent, PendingEvent, Store, StoreError};
 
 const TABLE: &str = "events";
-
-/// Event rows per SQLite statement (7 parameters each).
-const SQLITE_ROWS: usize = 2_000;
 
 /// Rows deleted (SQLite) or moved (legacy) per statement or transaction, so a
 /// large backlog never holds a long lock.
@@ -56,6 +55,15 @@ pub(crate) struct EventState {
     legacy: AtomicBool,
     /// Postgres day partitions known to exist.
     days: Mutex<HashSet<NaiveDate>>,
+    /// SQLite's event tables and their id ranges.
+    sqlite: Mutex<Vec<DayTable>>,
+}
+
+impl EventState {
+    /// SQLite's event tables (`event_days.rs`).
+    pub(crate) fn sqlite_tables(&self) -> std::sync::MutexGuard<'_, Vec<DayTable>> {
+        self.sqlite.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -112,20 +120,26 @@ impl Dict for Overlay<'_> {
     }
 }
 
-/// Entries a batch stored, to cache once it commits.
+/// Entries a batch stored and SQLite rows it placed, to note once it commits.
 #[derive(Debug, Default)]
-pub(crate) struct NewEntries(Vec<(DictKind, Vec<u8>, u64)>);
+pub(crate) struct NewEntries(Vec<(DictKind, Vec<u8>, u64)>, event_days::Placed);
 
 /// Notes which tables exist (after the migrations ran).
 pub(crate) async fn init(db: &Store) -> Result<(), StoreError> {
-    let sql = match db.backend() {
-        Backend::Postgres => "SELECT to_regclass('events_legacy') IS NOT NULL AS present",
+    let present = match db.backend() {
+        Backend::Postgres => db
+            .fetch_one(Stmt::new(
+                "SELECT to_regclass('events_legacy') IS NOT NULL AS present",
+            ))
+            .await?
+            .get("present")?,
         Backend::Sqlite => {
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
-             AND name = 'events_legacy') AS present"
+            let tables = event_days::load(db).await?;
+            let present = tables.iter().any(|t| t.day.is_none());
+            *db.event_state().sqlite_tables() = tables;
+            present
         }
     };
-    let present: bool = db.fetch_one(Stmt::new(sql)).await?.get("present")?;
     db.event_state().legacy.store(present, Ordering::Relaxed);
     Ok(())
 }
@@ -304,6 +318,18 @@ pub(crate) async fn list(
     limit: u32,
     before: Option<i64>,
 ) -> Result<Vec<Event>, StoreError> {
+    if db.backend() == Backend::Sqlite {
+        let rows = event_days::newest(
+            db,
+            "dev_eui = $1",
+            dev_eui.0.to_vec(),
+            before.unwrap_or(i64::MAX),
+            limit,
+        )
+        .await?;
+        let texts = render_rows(db, &rows).await?;
+        return rows.iter().zip(texts).map(|(r, t)| decode(r, t)).collect();
+    }
     let sql = union(
         db,
         "WHERE dev_eui = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
@@ -364,20 +390,25 @@ pub(crate) async fn after(
     after: i64,
     limit: u32,
 ) -> Result<Vec<PendingEvent>, StoreError> {
-    let sql = union(
-        db,
-        "WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-    );
-    let mut rows = db
-        .fetch_all(
-            Stmt::new(sql)
-                .bind(application_id)
-                .bind(after)
-                .bind(i64::from(limit)),
-        )
-        .await?;
-    sort_rows(&mut rows, false)?;
-    rows.truncate(limit as usize);
+    let rows = if db.backend() == Backend::Sqlite {
+        event_days::oldest(db, "application_id = $1", application_id, after, limit).await?
+    } else {
+        let sql = union(
+            db,
+            "WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        );
+        let mut rows = db
+            .fetch_all(
+                Stmt::new(sql)
+                    .bind(application_id)
+                    .bind(after)
+                    .bind(i64::from(limit)),
+            )
+            .await?;
+        sort_rows(&mut rows, false)?;
+        rows.truncate(limit as usize);
+        rows
+    };
     let texts = render_rows(db, &rows).await?;
     rows.iter()
         .zip(texts)
@@ -430,30 +461,9 @@ pub(crate) async fn by_ids(
                 .map(Row::Postgres)
                 .collect()
         }
-        // `id` is the rowid in both tables.
         Backend::Sqlite => {
-            let mut list = String::new();
-            for i in 0..keys.len() {
-                if i > 0 {
-                    list.push_str(", ");
-                }
-                list.push_str(&format!("${}", i + 1));
-            }
-            let rest = format!("WHERE id IN ({list})");
-            let sql = if legacy(db) {
-                format!(
-                    "{} UNION ALL {}",
-                    select_new(&rest),
-                    select_legacy(db, &rest)
-                )
-            } else {
-                select_new(&rest)
-            };
-            let mut s = Stmt::new(sql);
-            for (_, id) in keys {
-                s = s.bind(*id);
-            }
-            db.fetch_all(s).await?
+            let ids: Vec<i64> = keys.iter().map(|(_, id)| *id).collect();
+            event_days::by_ids(db, &ids).await?
         }
     };
     let texts = render_rows(db, &rows).await?;
@@ -464,14 +474,18 @@ pub(crate) async fn by_ids(
     Ok(out)
 }
 
-/// Whether the event (of that device) still exists, inside a transaction.
-pub(crate) fn exists_sql(db: &Store) -> &'static str {
+/// SQL true when event `$2` (of device `$3`) still exists, inside a transaction.
+pub(crate) fn exists_sql(db: &Store, id: i64) -> String {
     match (db.backend(), legacy(db)) {
-        (_, true) => {
+        (Backend::Sqlite, _) => event_days::exists_sql(db, id),
+        (Backend::Postgres, true) => {
             "(EXISTS (SELECT 1 FROM events WHERE dev_eui = $3 AND id = $2) \
               OR EXISTS (SELECT 1 FROM events_legacy WHERE id = $2))"
+                .into()
         }
-        (_, false) => "EXISTS (SELECT 1 FROM events WHERE dev_eui = $3 AND id = $2)",
+        (Backend::Postgres, false) => {
+            "EXISTS (SELECT 1 FROM events WHERE dev_eui = $3 AND id = $2)".into()
+        }
     }
 }
 
@@ -482,9 +496,7 @@ pub(crate) fn max_id_sql(db: &Store) -> &'static str {
         Backend::Postgres => {
             "(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM event_ids)"
         }
-        Backend::Sqlite => {
-            "(SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'events')"
-        }
+        Backend::Sqlite => "(SELECT id FROM event_seq)",
     }
 }
 
@@ -494,6 +506,9 @@ pub(crate) async fn count_after(
     application_id: Uuid,
     after: i64,
 ) -> Result<u64, StoreError> {
+    if db.backend() == Backend::Sqlite {
+        return event_days::count(db, "application_id = $1", application_id, after).await;
+    }
     let mut sql =
         String::from("SELECT (SELECT COUNT(*) FROM events WHERE application_id = $1 AND id > $2)");
     if legacy(db) {
@@ -538,13 +553,23 @@ pub(crate) async fn insert(
     }
     match tx {
         Tx::Postgres(tx) => insert_postgres(tx, &rows).await?,
-        Tx::Sqlite(tx) => insert_sqlite(tx, &rows).await?,
+        Tx::Sqlite(tx) => {
+            // Each event goes to the table of its day, as on Postgres.
+            let devs: Vec<Vec<u8>> = rows.iter().map(|r| r.e.dev_eui.0.to_vec()).collect();
+            let mut writes: Vec<event_days::Write> = rows
+                .iter()
+                .zip(&devs)
+                .map(|(r, dev)| sqlite_write(r, dev, None, r.e.created_at.date_naive()))
+                .collect();
+            new.1 = event_days::insert(db, tx, &mut writes).await?;
+        }
     }
     Ok(new)
 }
 
 /// Caches the entries a committed batch stored.
 pub(crate) fn committed(db: &Store, new: NewEntries) {
+    event_days::committed(db, new.1);
     if new.0.is_empty() {
         return;
     }
@@ -555,6 +580,25 @@ pub(crate) fn committed(db: &Store, new: NewEntries) {
         .unwrap_or_else(|p| p.into_inner());
     for (kind, content, id) in new.0 {
         cache.insert(id, kind, &content);
+    }
+}
+
+fn sqlite_write<'a>(
+    r: &'a NewRow<'_>,
+    dev: &'a [u8],
+    id: Option<i64>,
+    day: NaiveDate,
+) -> event_days::Write<'a> {
+    event_days::Write {
+        id,
+        day,
+        dev_eui: dev,
+        application_id: r.e.application_id,
+        kind: kind_code(r.e.kind),
+        f_cnt: r.f_cnt,
+        f_port: r.f_port,
+        created_at: r.e.created_at,
+        body: &r.body,
     }
 }
 
@@ -659,32 +703,6 @@ async fn insert_postgres(
     Ok(())
 }
 
-/// SQLite: a multi-row `VALUES` statement per chunk, rows in order.
-async fn insert_sqlite(
-    tx: &mut Transaction<'static, Sqlite>,
-    rows: &[NewRow<'_>],
-) -> Result<(), StoreError> {
-    for chunk in rows.chunks(SQLITE_ROWS) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (dev_eui, application_id, kind, f_cnt, f_port, created_at, body) \
-             SELECT * FROM (",
-        );
-        q.push_values(chunk, |mut b, r| {
-            b.push_bind(r.e.dev_eui.0.to_vec())
-                .push_bind(r.e.application_id)
-                .push_bind(kind_code(r.e.kind))
-                .push_bind(r.f_cnt)
-                .push_bind(r.f_port)
-                .push_bind(Ts(r.e.created_at))
-                .push_bind(r.body.as_slice());
-        });
-        q.push(") WHERE column1 IN (SELECT dev_eui FROM devices)");
-        // Each chunk size is its own SQL text: keep them out of the statement cache.
-        q.build().persistent(false).execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
 // --- partitions and retention ----------------------------------------------------
 
 /// The partition of `day`.
@@ -772,8 +790,7 @@ pub(crate) async fn upkeep(
                 .collect();
             old.sort();
             for (day, name) in old {
-                db.execute(Stmt::new(format!("DROP TABLE IF EXISTS {name}")))
-                    .await?;
+                super::partitions::drop(db, "events", &name).await?;
                 db.event_state()
                     .days
                     .lock()
@@ -783,13 +800,36 @@ pub(crate) async fn upkeep(
             }
         }
         Backend::Sqlite => {
-            done.rows_deleted += delete_by_id_before(db, "events", cutoff).await?;
+            done.partitions_dropped = event_days::drop_before(db, cutoff).await?;
         }
     }
     if legacy(db) {
-        done.rows_deleted += delete_by_id_before(db, "events_legacy", cutoff).await?;
+        let (n, below) = delete_by_id_before(db, "events_legacy", cutoff).await?;
+        done.rows_deleted += n;
+        if n > 0 && db.backend() == Backend::Sqlite {
+            // Outbox rows of the deleted events, unless a day table holds them
+            // (moved there).
+            let others: String = db
+                .event_state()
+                .sqlite_tables()
+                .iter()
+                .filter(|t| t.day.is_some() && t.min_id < below)
+                .map(|t| {
+                    format!(
+                        " AND NOT EXISTS (SELECT 1 FROM {} e WHERE e.id = outbox.event_id)",
+                        t.name
+                    )
+                })
+                .collect();
+            db.execute(
+                Stmt::new(format!("DELETE FROM outbox WHERE event_id < $1{others}")).bind(below),
+            )
+            .await?;
+        }
     }
-    if done.rows_deleted > 0 || !done.partitions_dropped.is_empty() {
+    if db.backend() == Backend::Postgres
+        && (done.rows_deleted > 0 || !done.partitions_dropped.is_empty())
+    {
         // Outbox rows whose events are gone (no foreign key does it).
         let mut gone = String::from(
             "DELETE FROM outbox WHERE NOT EXISTS (SELECT 1 FROM events e \
@@ -807,12 +847,13 @@ pub(crate) async fn upkeep(
 
 /// Deletes the rows of `table` (whose ids grow with time) older than `cutoff`:
 /// the first id at the cutoff is found by bisecting ids (each probe one primary
-/// key seek), then everything below it goes in chunks.
+/// key seek), then everything below it goes in chunks. Returns how many, and the
+/// id below which they were.
 async fn delete_by_id_before(
     db: &Store,
     table: &str,
     cutoff: DateTime<Utc>,
-) -> Result<u64, StoreError> {
+) -> Result<(u64, i64), StoreError> {
     let bounds = db
         .fetch_one(Stmt::new(format!(
             "SELECT COALESCE(MIN(id), 0) AS lo, COALESCE(MAX(id), 0) AS hi FROM {table}"
@@ -820,7 +861,7 @@ async fn delete_by_id_before(
         .await?;
     let (mut lo, mut hi): (i64, i64) = (bounds.get("lo")?, bounds.get("hi")?);
     if hi == 0 {
-        return Ok(0);
+        return Ok((0, 0));
     }
     // The first id whose row (or the next row after it) is at or after the cutoff.
     hi += 1;
@@ -852,7 +893,7 @@ async fn delete_by_id_before(
             .await?;
         total += n;
         if n == 0 {
-            return Ok(total);
+            return Ok((total, lo));
         }
     }
 }
@@ -890,6 +931,7 @@ pub(crate) async fn migrate_legacy(db: &Store, batch: u32) -> Result<u64, StoreE
             .await?;
         tx.commit().await?;
         db.event_state().legacy.store(false, Ordering::Relaxed);
+        event_days::legacy_dropped(db);
         tracing::info!("every stored event is in the compact format now");
         return Ok(0);
     }
@@ -915,28 +957,51 @@ pub(crate) async fn migrate_legacy(db: &Store, batch: u32) -> Result<u64, StoreE
         encoded.push((*id, encode(db, &mut tx, &mut new, e).await?));
     }
     let lowest = olds.last().map(|(id, _)| *id).unwrap_or(0);
-    for (id, r) in &encoded {
-        tx.execute(
-            Stmt::new(
-                "INSERT INTO events (id, dev_eui, application_id, kind, f_cnt, f_port, \
-                 created_at, body) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-                 WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $2)",
-            )
-            .bind(*id)
-            .bind(r.e.dev_eui.0.to_vec())
-            .bind(r.e.application_id)
-            .bind(kind_code(r.e.kind))
-            .bind(r.f_cnt)
-            .bind(r.f_port)
-            .bind(Ts(r.e.created_at))
-            .bind(r.body.clone()),
-        )
-        .await?;
+    match &mut tx {
+        Tx::Sqlite(t) => {
+            // To the table of each event's own day, so it expires with that day.
+            let devs: Vec<Vec<u8>> = encoded
+                .iter()
+                .map(|(_, r)| r.e.dev_eui.0.to_vec())
+                .collect();
+            let mut writes: Vec<event_days::Write> = encoded
+                .iter()
+                .zip(&devs)
+                .map(|((id, r), dev)| sqlite_write(r, dev, Some(*id), r.e.created_at.date_naive()))
+                .collect();
+            // Oldest first within the batch, so each day's rows run together.
+            writes.reverse();
+            writes.sort_by_key(|w| w.day);
+            new.1 = event_days::insert(db, t, &mut writes).await?;
+        }
+        Tx::Postgres(_) => {
+            for (id, r) in &encoded {
+                tx.execute(
+                    Stmt::new(
+                        "INSERT INTO events (id, dev_eui, application_id, kind, f_cnt, f_port, \
+                         created_at, body) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+                         WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $2)",
+                    )
+                    .bind(*id)
+                    .bind(r.e.dev_eui.0.to_vec())
+                    .bind(r.e.application_id)
+                    .bind(kind_code(r.e.kind))
+                    .bind(r.f_cnt)
+                    .bind(r.f_port)
+                    .bind(Ts(r.e.created_at))
+                    .bind(r.body.clone()),
+                )
+                .await?;
+            }
+        }
     }
     tx.execute(Stmt::new("DELETE FROM events_legacy WHERE id >= $1").bind(lowest))
         .await?;
     tx.commit().await?;
     committed(db, new);
+    if db.backend() == Backend::Sqlite {
+        event_days::legacy_shrunk(db, lowest);
+    }
     Ok(olds.len() as u64)
 }
 

@@ -253,8 +253,7 @@ pub(crate) async fn upkeep(
             .collect();
         old.sort();
         for (_, name) in old {
-            db.execute(Stmt::new(format!("DROP TABLE IF EXISTS {name}")))
-                .await?;
+            partitions::drop(db, "measurements", name).await?;
             done.partitions_dropped.push(name.clone());
         }
     }

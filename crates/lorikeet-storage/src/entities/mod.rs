@@ -53,6 +53,7 @@ mod delivery;
 mod device_keys;
 mod device_profiles;
 mod devices;
+mod event_days;
 pub(crate) mod events;
 pub(crate) use events::init as events_init;
 mod gateways;

@@ -52,6 +52,31 @@ pub(crate) async fn create(
     Ok(())
 }
 
+/// Drops `parent`'s partition `name` without making writers wait: detached
+/// CONCURRENTLY first (a lock that inserts into the parent share), then dropped
+/// as a table of its own. A plain DROP would queue for an exclusive lock on the
+/// parent behind any long query, and every insert would queue behind it. A detach
+/// interrupted before is finished first.
+pub(crate) async fn drop(db: &Store, parent: &str, name: &str) -> Result<(), StoreError> {
+    let detach = format!("ALTER TABLE {parent} DETACH PARTITION {name} CONCURRENTLY");
+    if let Err(e) = db.execute(Stmt::new(detach)).await {
+        let pending =
+            matches!(&e, sqlx::Error::Database(d) if d.message().contains("pending detach"));
+        let detached = !list(db, parent).await?.contains(name);
+        if pending {
+            db.execute(Stmt::new(format!(
+                "ALTER TABLE {parent} DETACH PARTITION {name} FINALIZE"
+            )))
+            .await?;
+        } else if !detached {
+            return Err(e.into());
+        }
+    }
+    db.execute(Stmt::new(format!("DROP TABLE IF EXISTS {name}")))
+        .await?;
+    Ok(())
+}
+
 /// The names of `parent`'s partitions.
 pub(crate) async fn list(db: &Store, parent: &str) -> Result<HashSet<String>, StoreError> {
     let rows = db
