@@ -109,6 +109,10 @@ fn describe_server() {
         "Write operations dropped because they fail on their own (not for an unavailable database, which is retried)"
     );
     describe_counter!(
+        "lorikeet_storage_events_migrated_total",
+        "Stored events moved from the previous format into the compact one"
+    );
+    describe_counter!(
         "lorikeet_storage_retries_total",
         "Storage calls retried because the database was unavailable (connection lost, restarting, busy)"
     );

@@ -103,6 +103,18 @@ impl Api {
         }
     }
 
+    /// `GET` of `path`: status and the body as text, unparsed.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("HTTP");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
     /// A client of the API at `base` (`http://127.0.0.1:PORT`), e.g. of a
     /// [`binary::Served`] started with `LORIKEET_API_ADMIN_TOKEN` = [`ADMIN_TOKEN`].
     pub fn at(base: impl Into<String>) -> Self {

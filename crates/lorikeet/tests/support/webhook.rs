@@ -17,6 +17,8 @@ pub struct Delivery {
     pub event: String,
     /// The JSON body.
     pub body: Value,
+    /// The body as received, byte for byte.
+    pub raw: String,
     /// When it arrived.
     pub at: Instant,
 }
@@ -57,6 +59,7 @@ impl Receiver {
                     let d = Delivery {
                         event: q.get("event").cloned().unwrap_or_default(),
                         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                        raw: String::from_utf8_lossy(&body).into_owned(),
                         at: Instant::now(),
                     };
                     let mut g = i.lock().unwrap();
