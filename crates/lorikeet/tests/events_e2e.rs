@@ -142,13 +142,16 @@ async fn stored_events_are_the_delivered_text(db: TestDb) {
     );
 
     let delivered = hook.by_device();
-    for d in &devices {
-        let eui = d.dev_eui.to_string();
-        let sent: Vec<String> = delivered[&eui]
+    let sent_ups = |eui: &str| -> Vec<String> {
+        delivered[eui]
             .iter()
             .filter(|x| x.event == "up")
             .map(|x| x.raw.clone())
-            .collect();
+            .collect()
+    };
+    for d in &devices {
+        let eui = d.dev_eui.to_string();
+        let sent = sent_ups(&eui);
         assert_eq!(sent.len(), usize::from(rounds), "{eui}");
         assert!(
             sent.iter().any(|s| s.matches("\"gatewayId\"").count() == 3),
@@ -165,12 +168,11 @@ async fn stored_events_are_the_delivered_text(db: TestDb) {
     let api = Api::new(&server);
     for d in &devices {
         let eui = d.dev_eui.to_string();
-        let sent: Vec<String> = delivered[&eui]
-            .iter()
-            .filter(|x| x.event == "up")
-            .map(|x| x.raw.clone())
-            .collect();
-        assert_eq!(stored_ups(&api, &eui).await, sent, "{eui} after a restart");
+        assert_eq!(
+            stored_ups(&api, &eui).await,
+            sent_ups(&eui),
+            "{eui} after a restart"
+        );
     }
     server.shutdown().await;
 }

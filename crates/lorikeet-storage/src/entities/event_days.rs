@@ -253,34 +253,7 @@ pub(crate) async fn newest<'q>(
     before: i64,
     limit: u32,
 ) -> Result<Vec<Row>, StoreError> {
-    let mut tables: Vec<DayTable> = db
-        .event_state()
-        .sqlite_tables()
-        .iter()
-        .filter(|t| t.min_id < before && t.min_id <= t.max_id)
-        .cloned()
-        .collect();
-    tables.sort_by_key(|t| std::cmp::Reverse(t.max_id));
-    let mut out: Vec<Row> = Vec::new();
-    for t in tables {
-        if out.len() >= limit as usize && t.max_id < id_of(&out[limit as usize - 1])? {
-            break;
-        }
-        let rows = fetch(
-            db,
-            Stmt::new(t.select(&format!(
-                "WHERE {filter} AND id < $2 ORDER BY id DESC LIMIT $3"
-            )))
-            .bind(arg.clone())
-            .bind(before)
-            .bind(i64::from(limit)),
-        )
-        .await?;
-        out.extend(rows);
-        sort(&mut out, true)?;
-        out.truncate(limit as usize);
-    }
-    Ok(out)
+    scan(db, filter, arg, before, limit, true).await
 }
 
 /// Up to `limit` rows with ids above `after` matching `filter`, oldest first.
@@ -291,30 +264,65 @@ pub(crate) async fn oldest<'q>(
     after: i64,
     limit: u32,
 ) -> Result<Vec<Row>, StoreError> {
+    scan(db, filter, arg, after, limit, false).await
+}
+
+/// Newest first below `bound`, or oldest first above it: the tables that can hold
+/// such ids, nearest first, until no further table can change the answer.
+async fn scan<'q>(
+    db: &Store,
+    filter: &str,
+    arg: impl crate::stmt::Value<'q> + Clone,
+    bound: i64,
+    limit: u32,
+    newest_first: bool,
+) -> Result<Vec<Row>, StoreError> {
     let mut tables: Vec<DayTable> = db
         .event_state()
         .sqlite_tables()
         .iter()
-        .filter(|t| t.max_id > after && t.min_id <= t.max_id)
+        .filter(|t| t.min_id <= t.max_id)
+        .filter(|t| {
+            if newest_first {
+                t.min_id < bound
+            } else {
+                t.max_id > bound
+            }
+        })
         .cloned()
         .collect();
-    tables.sort_by_key(|t| t.min_id);
+    let rest = if newest_first {
+        tables.sort_by_key(|t| std::cmp::Reverse(t.max_id));
+        format!("WHERE {filter} AND id < $2 ORDER BY id DESC LIMIT $3")
+    } else {
+        tables.sort_by_key(|t| t.min_id);
+        format!("WHERE {filter} AND id > $2 ORDER BY id LIMIT $3")
+    };
+    let n = limit as usize;
     let mut out: Vec<Row> = Vec::new();
     for t in tables {
-        if out.len() >= limit as usize && t.min_id > id_of(&out[limit as usize - 1])? {
-            break;
+        if out.len() >= n {
+            let last = id_of(&out[n - 1])?;
+            let beyond = if newest_first {
+                t.max_id < last
+            } else {
+                t.min_id > last
+            };
+            if beyond {
+                break;
+            }
         }
         let rows = fetch(
             db,
-            Stmt::new(t.select(&format!("WHERE {filter} AND id > $2 ORDER BY id LIMIT $3")))
+            Stmt::new(t.select(&rest))
                 .bind(arg.clone())
-                .bind(after)
+                .bind(bound)
                 .bind(i64::from(limit)),
         )
         .await?;
         out.extend(rows);
-        sort(&mut out, false)?;
-        out.truncate(limit as usize);
+        sort(&mut out, newest_first)?;
+        out.truncate(n);
     }
     Ok(out)
 }

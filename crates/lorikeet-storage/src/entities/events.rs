@@ -13,18 +13,17 @@
 //! moves them, newest first, in batches; meanwhile every read covers both (on
 //! Postgres in one statement, so one snapshot).
 
-use super::event_days::{self, DayTable};
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use lorikeet_lorawan::Eui64;
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
+use super::event_days::{self, DayTable};
 use crate::compact::{self, Dict, DictKind, DictRead, Encoded, Lookup, RenderError};
 use crate::sql::Ts;
 use crate::stmt::{Row, Stmt};
@@ -761,41 +760,26 @@ pub(crate) async fn upkeep(
     let mut done = Upkeep::default();
     match db.backend() {
         Backend::Postgres => {
-            let existing = super::partitions::list(db, "events").await?;
-            let today = now.date_naive();
-            for ahead in 0..=DAYS_AHEAD {
-                let Some(day) = today.checked_add_signed(TimeDelta::days(ahead)) else {
-                    continue;
-                };
-                let name = partition_name(day);
-                if !existing.contains(&name) {
-                    super::partitions::create(db, "events", &name, day).await?;
-                    done.partitions_created.push(name);
-                }
-                db.event_state()
-                    .days
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(day);
+            let m = super::partitions::maintain(
+                db,
+                "events",
+                PARTITION_PREFIX,
+                now,
+                DAYS_AHEAD,
+                cutoff,
+            )
+            .await?;
+            let mut days = db
+                .event_state()
+                .days
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (day, name) in m.created {
+                days.insert(day);
+                done.partitions_created.push(name);
             }
-            let mut old: Vec<(NaiveDate, String)> = existing
-                .into_iter()
-                .filter_map(|name| {
-                    super::partitions::day_of(PARTITION_PREFIX, &name).map(|d| (d, name))
-                })
-                .filter(|(d, _)| {
-                    d.succ_opt()
-                        .is_some_and(|next| super::partitions::start_of(next) <= cutoff)
-                })
-                .collect();
-            old.sort();
-            for (day, name) in old {
-                super::partitions::drop(db, "events", &name).await?;
-                db.event_state()
-                    .days
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&day);
+            for (day, name) in m.dropped {
+                days.remove(&day);
                 done.partitions_dropped.push(name);
             }
         }

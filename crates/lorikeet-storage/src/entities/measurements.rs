@@ -43,11 +43,6 @@ fn partition_name(day: NaiveDate) -> String {
     format!("{PARTITION_PREFIX}{}", day.format("%Y%m%d"))
 }
 
-/// The day a partition of ours holds; `None` for other tables (an operator's own).
-fn partition_day(name: &str) -> Option<NaiveDate> {
-    partitions::day_of(PARTITION_PREFIX, name)
-}
-
 async fn create_partition(db: &Store, day: NaiveDate) -> Result<(), StoreError> {
     partitions::create(db, "measurements", &partition_name(day), day).await
 }
@@ -230,32 +225,18 @@ pub(crate) async fn upkeep(
     let mut done = MeasurementUpkeep::default();
     let longest = retention.iter().map(|r| r.days).max().unwrap_or(0);
     if matches!(db.pools(), Pools::Postgres(_)) && partitioned(db).await? {
-        let existing = partitions::list(db, "measurements").await?;
-        let today = now.date_naive();
-        for ahead in 0..=DAYS_AHEAD {
-            let Some(day) = today.checked_add_signed(TimeDelta::days(ahead)) else {
-                continue;
-            };
-            let name = partition_name(day);
-            if !existing.contains(&name) {
-                create_partition(db, day).await?;
-                done.partitions_created.push(name);
-            }
-        }
         let cutoff = now - TimeDelta::days(i64::from(longest));
-        let mut old: Vec<(NaiveDate, &String)> = existing
-            .iter()
-            .filter_map(|name| partition_day(name).map(|d| (d, name)))
-            .filter(|(d, _)| {
-                d.succ_opt()
-                    .is_some_and(|next| partitions::start_of(next) <= cutoff)
-            })
-            .collect();
-        old.sort();
-        for (_, name) in old {
-            partitions::drop(db, "measurements", name).await?;
-            done.partitions_dropped.push(name.clone());
-        }
+        let m = partitions::maintain(
+            db,
+            "measurements",
+            PARTITION_PREFIX,
+            now,
+            DAYS_AHEAD,
+            cutoff,
+        )
+        .await?;
+        done.partitions_created = m.created.into_iter().map(|(_, n)| n).collect();
+        done.partitions_dropped = m.dropped.into_iter().map(|(_, n)| n).collect();
     }
     // Per application, including the longest retention: a partition drops only
     // once its whole day is past, and the rows before then must go on time too.
@@ -322,7 +303,10 @@ mod tests {
     fn partition_names_round_trip() {
         let day = NaiveDate::from_ymd_opt(2026, 12, 7).unwrap();
         assert_eq!(partition_name(day), "measurements_p20261207");
-        assert_eq!(partition_day("measurements_p20261207"), Some(day));
+        assert_eq!(
+            partitions::day_of(PARTITION_PREFIX, "measurements_p20261207"),
+            Some(day)
+        );
         for other in [
             "measurements_p2026120",
             "measurements_p20261307",
@@ -330,7 +314,7 @@ mod tests {
             "measurements_old",
             "events",
         ] {
-            assert_eq!(partition_day(other), None, "{other}");
+            assert_eq!(partitions::day_of(PARTITION_PREFIX, other), None, "{other}");
         }
     }
 }

@@ -77,6 +77,50 @@ pub(crate) async fn drop(db: &Store, parent: &str, name: &str) -> Result<(), Sto
     Ok(())
 }
 
+/// What [`maintain`] did: the partitions created and dropped, with their days.
+#[derive(Debug, Default)]
+pub(crate) struct Maintained {
+    pub(crate) created: Vec<(NaiveDate, String)>,
+    pub(crate) dropped: Vec<(NaiveDate, String)>,
+}
+
+/// Creates `parent`'s partitions (named `<prefix>YYYYMMDD`) for `now`'s day and the
+/// `ahead` days after it where missing, and drops ours whose whole day is before
+/// `cutoff`, oldest first.
+pub(crate) async fn maintain(
+    db: &Store,
+    parent: &'static str,
+    prefix: &str,
+    now: DateTime<Utc>,
+    ahead: i64,
+    cutoff: DateTime<Utc>,
+) -> Result<Maintained, StoreError> {
+    let mut done = Maintained::default();
+    let existing = list(db, parent).await?;
+    let today = now.date_naive();
+    for n in 0..=ahead {
+        let Some(day) = today.checked_add_signed(chrono::TimeDelta::days(n)) else {
+            continue;
+        };
+        let name = format!("{prefix}{}", day.format("%Y%m%d"));
+        if !existing.contains(&name) {
+            create(db, parent, &name, day).await?;
+            done.created.push((day, name));
+        }
+    }
+    let mut old: Vec<(NaiveDate, String)> = existing
+        .into_iter()
+        .filter_map(|name| day_of(prefix, &name).map(|d| (d, name)))
+        .filter(|(d, _)| d.succ_opt().is_some_and(|next| start_of(next) <= cutoff))
+        .collect();
+    old.sort();
+    for (day, name) in old {
+        drop(db, parent, &name).await?;
+        done.dropped.push((day, name));
+    }
+    Ok(done)
+}
+
 /// The names of `parent`'s partitions.
 pub(crate) async fn list(db: &Store, parent: &str) -> Result<HashSet<String>, StoreError> {
     let rows = db
