@@ -45,9 +45,26 @@ const T_OBJ_INLINE: u8 = 0x8e;
 const T_PART: u8 = 0x8f;
 const T_EMPTY_OBJ: u8 = 0x90;
 const T_EMPTY_ARRAY: u8 = 0x91;
+/// An integer -1..=-256 in one more byte (-1 - value).
+const T_NEG: u8 = 0x92;
+/// A float that serde_json prints as the `f32` nearest a tenth: the tenths as a
+/// zig-zag varint (SNR, one-decimal sensor readings).
+const T_TENTHS: u8 = 0x93;
+/// Lower-case hex of exactly 8 bytes (EUIs) and 4 bytes (DevAddr), no length.
+const T_HEX8: u8 = 0x94;
+const T_HEX4: u8 = 0x95;
 /// 0xa0..=0xbf: a string of 0..=31 bytes, its length in the tag.
 const T_SHORT_STR: u8 = 0xa0;
 const SHORT_STR_MAX: usize = 31;
+/// 0xc0..: one of [`CONSTANTS`], by position.
+const T_CONST: u8 = 0xc0;
+
+/// Strings most events carry, stored as one byte. A storage format: only append.
+const CONSTANTS: [&str; 24] = [
+    "CRC_OK", "CRC_BAD", "CRC_NO", "CLASS_A", "CLASS_B", "CLASS_C", "eu868", "us915", "as923",
+    "au915", "cn470", "in865", "kr920", "ru864", "CR_4_5", "CR_4_6", "CR_4_7", "CR_4_8", "CR_1_3",
+    "CR_2_3", "US915_0", "US915_1", "AU915_0", "AS923_2",
+];
 
 /// Deeper JSON is kept whole (raw) rather than recursed into.
 const MAX_DEPTH: usize = 32;
@@ -404,6 +421,9 @@ fn put_number(out: &mut Vec<u8>, text: &[u8], scratch: &mut Vec<u8>) -> Option<(
             if scratch.as_slice() == text {
                 if (0..=0x7f).contains(&v) {
                     out.push(v as u8);
+                } else if (-256..0).contains(&v) {
+                    out.push(T_NEG);
+                    out.push((-1 - v) as u8);
                 } else {
                     out.push(T_INT);
                     put_varint(out, zigzag(v));
@@ -412,7 +432,20 @@ fn put_number(out: &mut Vec<u8>, text: &[u8], scratch: &mut Vec<u8>) -> Option<(
             }
         }
     } else if let Ok(v) = s.parse::<f64>() {
-        // serde_json prints an f32 field in f32's shortest form: try that first.
+        // Tenths first (a byte or two), then the f32 serde_json prints an f32
+        // field as, then f64.
+        let tenths = (v * 10.0).round();
+        if tenths.abs() < 1e9 {
+            // Checked as it will be rendered: from the stored integer.
+            let k = tenths as i64;
+            let t = (k as f32) / 10.0;
+            scratch.clear();
+            if serde_json::to_writer(&mut *scratch, &t).is_ok() && scratch.as_slice() == text {
+                out.push(T_TENTHS);
+                put_varint(out, zigzag(k));
+                return Some(());
+            }
+        }
         let f = v as f32;
         scratch.clear();
         if f.is_finite()
@@ -441,6 +474,10 @@ fn put_number(out: &mut Vec<u8>, text: &[u8], scratch: &mut Vec<u8>) -> Option<(
 
 /// A string's raw content in the smallest form that renders back to it.
 fn put_string(out: &mut Vec<u8>, s: &[u8], base_ns: i128) {
+    if let Some(i) = CONSTANTS.iter().position(|c| c.as_bytes() == s) {
+        out.push(T_CONST + i as u8);
+        return;
+    }
     if !s.contains(&b'\\') {
         if let Some(u) = uuid_bytes(s) {
             out.push(T_UUID);
@@ -457,8 +494,14 @@ fn put_string(out: &mut Vec<u8>, s: &[u8], base_ns: i128) {
             && s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
         {
             if let Ok(b) = hex::decode(s) {
-                out.push(T_HEX);
-                put_varint(out, b.len() as u64);
+                match b.len() {
+                    8 => out.push(T_HEX8),
+                    4 => out.push(T_HEX4),
+                    n => {
+                        out.push(T_HEX);
+                        put_varint(out, n as u64);
+                    }
+                }
                 out.extend_from_slice(&b);
                 return;
             }
@@ -697,6 +740,29 @@ impl Reader<'_> {
                 out.extend_from_slice(self.bytes(n)?);
                 out.push(b'"');
             }
+            T_NEG => {
+                let v = -1 - i64::from(self.byte()?);
+                serde_json::to_writer(&mut *out, &v).map_err(|_| SHORT)?;
+            }
+            T_TENTHS => {
+                let t = (unzigzag(self.varint()?) as f32) / 10.0;
+                serde_json::to_writer(&mut *out, &t).map_err(|_| SHORT)?;
+            }
+            T_HEX8 | T_HEX4 => {
+                let n = if tag == T_HEX8 { 8 } else { 4 };
+                let h = hex::encode(self.bytes(n)?);
+                out.push(b'"');
+                out.extend_from_slice(h.as_bytes());
+                out.push(b'"');
+            }
+            T_CONST.. => {
+                let c = CONSTANTS
+                    .get(usize::from(tag - T_CONST))
+                    .ok_or(RenderError::Corrupt("unknown constant"))?;
+                out.push(b'"');
+                out.extend_from_slice(c.as_bytes());
+                out.push(b'"');
+            }
             T_SHORT_STR..=0xbf => {
                 let n = usize::from(tag - T_SHORT_STR);
                 out.push(b'"');
@@ -892,7 +958,7 @@ mod tests {
         // Once the dictionary knows the device, the next uplink is small.
         let body = d.encode(UP, base);
         assert_eq!(render(&body, base, &d).unwrap(), UP);
-        assert!(body.len() <= 120, "{} bytes: {body:02x?}", body.len());
+        assert!(body.len() <= 100, "{} bytes: {body:02x?}", body.len());
     }
 
     #[test]
@@ -902,6 +968,7 @@ mod tests {
             r#"[1,-1,127,128,-129,0.1,3.4028235e38,1.7976931348623157e308,null,true,false,[],{}]"#,
             r#"{"t1":"2026-12-02T18:37:46Z","t2":"2026-12-02T18:37:46.100Z","t3":"1969-01-01T00:00:00.000001Z","t4":"2026-02-30T00:00:00Z","t5":"2026-12-02T18:37:46.1Z"}"#,
             r#"{"u":"92755E4B-16CE-4AE4-97D7-36D716D49B7B","h":"abcd","H":"ABCD","odd":"abc","b64":"AAE=","nb64":"AAF=","s":"","dup":{"k":1,"k":2}}"#,
+            r#"{"snr":-3.2,"s2":9.5,"t":0.1,"big":123456.7,"f64":0.30000000000000004,"n":-70,"m":-256,"o":-257,"c":"CRC_OK","cc":"CRC_OKX","e":"70b3d57e5a000000","d":"016b0cfb","h6":"0a0b0c"}"#,
             r#""just a string""#,
             r#"12"#,
             r#"{"a":01,"b":1-2}"#,
@@ -985,7 +1052,8 @@ mod tests {
             (1, _) => json!(r & 1 == 0),
             (2, _) => json!((next() as i64) >> (r % 60)),
             (3, _) => json!(f64::from_bits(next()) % 1e6),
-            (4, _) => json!((next() % 100_000) as f32 / 7.0),
+            (4, _) if r & 16 == 0 => json!((next() % 100_000) as f32 / 7.0),
+            (4, _) => json!(((next() % 20_000) as f64 - 10_000.0) / 10.0),
             (5, _) => json!(uuid::Uuid::from_u64_pair(next(), next()).to_string()),
             (6, _) => json!(hex::encode(next().to_be_bytes())),
             (7, _) => json!(STANDARD.encode(&next().to_be_bytes()[..(r % 8) as usize])),
@@ -1002,7 +1070,8 @@ mod tests {
                     .map(|i| (format!("k{}\"é{i}", next() % 3), random_value(next, d + 1)))
                     .collect(),
             ),
-            _ => json!(format!("s\u{1}{}", next() % 1000)),
+            _ if r & 16 == 0 => json!(format!("s\u{1}{}", next() % 1000)),
+            _ => json!(CONSTANTS[(next() % CONSTANTS.len() as u64) as usize]),
         }
     }
 }

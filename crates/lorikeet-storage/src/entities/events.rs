@@ -265,12 +265,25 @@ async fn load_entries(db: &Store, ids: &[u64]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The columns both tables give a read, the legacy JSON as the body (a body that
-/// starts with `{` renders as its own text).
+/// Postgres keeps an event's DevEUI as the signed 64-bit integer of its 8 bytes
+/// (big-endian): half the size of `BYTEA` in the `(dev_eui, id)` index. The
+/// integer of a `BYTEA` expression, in SQL.
+fn pg_eui(bytes: &str) -> String {
+    format!("('x' || encode({bytes}, 'hex'))::bit(64)::bigint")
+}
+
+/// The integer Postgres stores for `eui`.
+fn eui_i64(eui: Eui64) -> i64 {
+    i64::from_be_bytes(eui.0)
+}
+
+/// The columns both tables give a read (Postgres), the DevEUI as its bytes and the
+/// legacy JSON as the body (a body that starts with `{` renders as its own text).
 fn select_new(rest: &str) -> String {
     format!(
-        "SELECT id, dev_eui, application_id, CAST(kind AS BIGINT) AS kind_code, \
-         CAST(NULL AS TEXT) AS kind_text, created_at, body FROM events {rest}"
+        "SELECT id, int8send(dev_eui) AS dev_eui, application_id, \
+         CAST(kind AS BIGINT) AS kind_code, CAST(NULL AS TEXT) AS kind_text, created_at, body \
+         FROM events {rest}"
     )
 }
 
@@ -286,16 +299,17 @@ fn select_legacy(db: &Store, rest: &str) -> String {
     )
 }
 
-/// Both tables' answers to one ordered, limited query, as one statement.
-fn union(db: &Store, rest: &str) -> String {
+/// Both tables' answers to one ordered, limited query, as one statement (Postgres;
+/// the conditions may differ in how they name the DevEUI).
+fn union(db: &Store, rest_new: &str, rest_legacy: &str) -> String {
     if legacy(db) {
         format!(
             "SELECT * FROM ({}) n UNION ALL SELECT * FROM ({}) l",
-            select_new(rest),
-            select_legacy(db, rest)
+            select_new(rest_new),
+            select_legacy(db, rest_legacy)
         )
     } else {
-        select_new(rest)
+        select_new(rest_new)
     }
 }
 
@@ -331,6 +345,10 @@ pub(crate) async fn list(
     }
     let sql = union(
         db,
+        &format!(
+            "WHERE dev_eui = {} AND id < $2 ORDER BY id DESC LIMIT $3",
+            pg_eui("$1")
+        ),
         "WHERE dev_eui = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
     );
     let mut rows = db
@@ -392,10 +410,8 @@ pub(crate) async fn after(
     let rows = if db.backend() == Backend::Sqlite {
         event_days::oldest(db, "application_id = $1", application_id, after, limit).await?
     } else {
-        let sql = union(
-            db,
-            "WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-        );
+        let rest = "WHERE application_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+        let sql = union(db, rest, rest);
         let mut rows = db
             .fetch_all(
                 Stmt::new(sql)
@@ -435,10 +451,10 @@ pub(crate) async fn by_ids(
         // No index on id alone in the partitioned table: find rows through
         // (dev_eui, id).
         Backend::Postgres => {
-            let new = "SELECT e.id, e.dev_eui, e.application_id, \
+            let new = "SELECT e.id, int8send(e.dev_eui) AS dev_eui, e.application_id, \
                        CAST(e.kind AS BIGINT) AS kind_code, CAST(NULL AS TEXT) AS kind_text, \
                        e.created_at, e.body FROM events e \
-                       JOIN UNNEST($1::bytea[], $2::bigint[]) AS k(dev_eui, id) \
+                       JOIN UNNEST($1::bigint[], $2::bigint[]) AS k(dev_eui, id) \
                        ON e.dev_eui = k.dev_eui AND e.id = k.id";
             let sql = if legacy(db) {
                 format!(
@@ -452,7 +468,7 @@ pub(crate) async fn by_ids(
                 unreachable!("backend is Postgres")
             };
             sqlx::query(&sql)
-                .bind(keys.iter().map(|(d, _)| d.0.to_vec()).collect::<Vec<_>>())
+                .bind(keys.iter().map(|(d, _)| eui_i64(*d)).collect::<Vec<_>>())
                 .bind(keys.iter().map(|(_, id)| *id).collect::<Vec<_>>())
                 .fetch_all(pool)
                 .await?
@@ -477,14 +493,15 @@ pub(crate) async fn by_ids(
 pub(crate) fn exists_sql(db: &Store, id: i64) -> String {
     match (db.backend(), legacy(db)) {
         (Backend::Sqlite, _) => event_days::exists_sql(db, id),
-        (Backend::Postgres, true) => {
-            "(EXISTS (SELECT 1 FROM events WHERE dev_eui = $3 AND id = $2) \
-              OR EXISTS (SELECT 1 FROM events_legacy WHERE id = $2))"
-                .into()
-        }
-        (Backend::Postgres, false) => {
-            "EXISTS (SELECT 1 FROM events WHERE dev_eui = $3 AND id = $2)".into()
-        }
+        (Backend::Postgres, true) => format!(
+            "(EXISTS (SELECT 1 FROM events WHERE dev_eui = {} AND id = $2) \
+              OR EXISTS (SELECT 1 FROM events_legacy WHERE id = $2))",
+            pg_eui("$3")
+        ),
+        (Backend::Postgres, false) => format!(
+            "EXISTS (SELECT 1 FROM events WHERE dev_eui = {} AND id = $2)",
+            pg_eui("$3")
+        ),
     }
 }
 
@@ -671,25 +688,38 @@ async fn store_entry(tx: &mut Tx, kind: DictKind, content: &[u8]) -> Result<u64,
     Ok(id as u64)
 }
 
+/// Postgres' `f_cnt` is an `INTEGER`: a counter past 2^31 - 1 (never seen in
+/// practice) is left out of the column; the body keeps it.
+fn pg_f_cnt(f_cnt: Option<i64>) -> Option<i32> {
+    f_cnt.and_then(|n| i32::try_from(n).ok())
+}
+
 /// Postgres: one statement, a column array per field through `UNNEST`, in the
-/// arrays' order (`WITH ORDINALITY`).
+/// arrays' order (`WITH ORDINALITY`); the device's row is locked as a foreign key
+/// check would (`FOR KEY SHARE`), so a device deleted meanwhile takes these rows
+/// with it (the trigger of migration 15).
 async fn insert_postgres(
     tx: &mut Transaction<'static, Postgres>,
     rows: &[NewRow<'_>],
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO events (dev_eui, application_id, kind, f_cnt, f_port, created_at, body) \
-         SELECT u.dev_eui, u.application_id, u.kind, u.f_cnt, u.f_port, u.created_at, u.body \
-         FROM UNNEST($1::bytea[], $2::uuid[], $3::int2[], $4::int8[], $5::int2[], \
-                     $6::timestamptz[], $7::bytea[]) \
-           WITH ORDINALITY AS u(dev_eui, application_id, kind, f_cnt, f_port, created_at, body, ord) \
-         WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui) \
+         SELECT u.dev_int, u.application_id, u.kind, u.f_cnt, u.f_port, u.created_at, u.body \
+         FROM UNNEST($1::bytea[], $2::uuid[], $3::int2[], $4::int4[], $5::int2[], \
+                     $6::timestamptz[], $7::bytea[], $8::int8[]) \
+           WITH ORDINALITY AS u(dev_eui, application_id, kind, f_cnt, f_port, created_at, body, \
+                                dev_int, ord) \
+         WHERE EXISTS (SELECT 1 FROM devices d WHERE d.dev_eui = u.dev_eui FOR KEY SHARE) \
          ORDER BY u.ord",
     )
-    .bind(rows.iter().map(|r| r.e.dev_eui.0.to_vec()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.e.dev_eui.0.to_vec())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.e.application_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| kind_code(r.e.kind)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.f_cnt).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| pg_f_cnt(r.f_cnt)).collect::<Vec<_>>())
     .bind(
         rows.iter()
             .map(|r| r.f_port.and_then(|p| i16::try_from(p).ok()))
@@ -697,6 +727,11 @@ async fn insert_postgres(
     )
     .bind(rows.iter().map(|r| r.e.created_at).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.body.as_slice()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| eui_i64(r.e.dev_eui))
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -817,7 +852,8 @@ pub(crate) async fn upkeep(
         // Outbox rows whose events are gone (no foreign key does it).
         let mut gone = String::from(
             "DELETE FROM outbox WHERE NOT EXISTS (SELECT 1 FROM events e \
-             WHERE e.dev_eui = outbox.dev_eui AND e.id = outbox.event_id)",
+             WHERE e.dev_eui = ('x' || encode(outbox.dev_eui, 'hex'))::bit(64)::bigint \
+             AND e.id = outbox.event_id)",
         );
         if legacy(db) {
             gone.push_str(
@@ -963,17 +999,18 @@ pub(crate) async fn migrate_legacy(db: &Store, batch: u32) -> Result<u64, StoreE
                 tx.execute(
                     Stmt::new(
                         "INSERT INTO events (id, dev_eui, application_id, kind, f_cnt, f_port, \
-                         created_at, body) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
-                         WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $2)",
+                         created_at, body) SELECT $1, $9, $3, $4, $5, $6, $7, $8 \
+                         WHERE EXISTS (SELECT 1 FROM devices WHERE dev_eui = $2 FOR KEY SHARE)",
                     )
                     .bind(*id)
                     .bind(r.e.dev_eui.0.to_vec())
                     .bind(r.e.application_id)
                     .bind(kind_code(r.e.kind))
-                    .bind(r.f_cnt)
+                    .bind(pg_f_cnt(r.f_cnt))
                     .bind(r.f_port)
                     .bind(Ts(r.e.created_at))
-                    .bind(r.body.clone()),
+                    .bind(r.body.clone())
+                    .bind(eui_i64(r.e.dev_eui)),
                 )
                 .await?;
             }
