@@ -823,7 +823,11 @@ pub(crate) async fn upkeep(
         }
     }
     if legacy(db) {
-        let (n, below) = delete_by_id_before(db, "events_legacy", cutoff).await?;
+        // The move may finish (and drop the table) meanwhile.
+        let (n, below) = match delete_by_id_before(db, "events_legacy", cutoff).await {
+            Err(StoreError::Database(e)) if table_gone(&e) => (0, 0),
+            other => other?,
+        };
         done.rows_deleted += n;
         if n > 0 && db.backend() == Backend::Sqlite {
             // Outbox rows of the deleted events, unless a day table holds them
@@ -863,6 +867,12 @@ pub(crate) async fn upkeep(
         db.execute(Stmt::new(gone)).await?;
     }
     Ok(done)
+}
+
+/// "No such table" from either backend.
+fn table_gone(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d)
+        if d.code().as_deref() == Some("42P01") || d.message().starts_with("no such table"))
 }
 
 /// Deletes the rows of `table` (whose ids grow with time) older than `cutoff`:
