@@ -12,6 +12,7 @@
 //! The old `events_legacy` table is one more entry in that list while it exists.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
@@ -105,12 +106,18 @@ pub(crate) async fn load(db: &Store) -> Result<Vec<DayTable>, StoreError> {
     Ok(tables)
 }
 
-/// Ids a batch placed in a table, to note once it commits.
+/// Ids a batch placed in a table, to note once it commits, and the counter's
+/// value it left.
 #[derive(Debug, Default)]
-pub(crate) struct Placed(Vec<DayTable>);
+pub(crate) struct Placed(Vec<DayTable>, Option<i64>);
 
 /// Notes committed rows in the tables' ranges (and new tables).
 pub(crate) fn committed(db: &Store, placed: Placed) {
+    if let Some(seq) = placed.1 {
+        db.event_state()
+            .sqlite_seq
+            .fetch_max(seq, Ordering::Relaxed);
+    }
     if placed.0.is_empty() {
         return;
     }
@@ -167,6 +174,7 @@ pub(crate) async fn insert(
     rows: &mut [Write<'_>],
 ) -> Result<Placed, StoreError> {
     let fresh = rows.iter().filter(|r| r.id.is_none()).count() as i64;
+    let mut seq = None;
     if fresh > 0 {
         let last: i64 = sqlx::query_scalar("UPDATE event_seq SET id = id + $1 RETURNING id")
             .bind(fresh)
@@ -176,6 +184,7 @@ pub(crate) async fn insert(
         for (id, r) in (last - fresh + 1..).zip(fresh_rows) {
             r.id = Some(id);
         }
+        seq = Some(last);
     }
     let known: Vec<String> = db
         .event_state()
@@ -225,7 +234,7 @@ pub(crate) async fn insert(
         }
         start = end;
     }
-    Ok(Placed(placed.into_values().collect()))
+    Ok(Placed(placed.into_values().collect(), seq))
 }
 
 /// A table dropped meanwhile (retention) reads as empty.
@@ -267,6 +276,24 @@ pub(crate) async fn oldest<'q>(
     scan(db, filter, arg, after, limit, false).await
 }
 
+/// Reloads the tables when another process wrote events this one has not noted
+/// (the counter moved past what its writer and its last load saw): tools and
+/// tests that open the file beside a server.
+async fn refresh(db: &Store) -> Result<(), StoreError> {
+    let seq: i64 = db
+        .fetch_one(Stmt::new("SELECT id FROM event_seq"))
+        .await?
+        .get("id")?;
+    if seq > db.event_state().sqlite_seq.load(Ordering::Relaxed) {
+        let tables = load(db).await?;
+        *db.event_state().sqlite_tables() = tables;
+        db.event_state()
+            .sqlite_seq
+            .fetch_max(seq, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// Newest first below `bound`, or oldest first above it: the tables that can hold
 /// such ids, nearest first, until no further table can change the answer.
 async fn scan<'q>(
@@ -277,6 +304,7 @@ async fn scan<'q>(
     limit: u32,
     newest_first: bool,
 ) -> Result<Vec<Row>, StoreError> {
+    refresh(db).await?;
     let mut tables: Vec<DayTable> = db
         .event_state()
         .sqlite_tables()
@@ -343,6 +371,7 @@ fn sort(rows: &mut Vec<Row>, newest_first: bool) -> Result<(), StoreError> {
 
 /// The rows with these ids, from whichever tables hold them.
 pub(crate) async fn by_ids(db: &Store, ids: &[i64]) -> Result<Vec<Row>, StoreError> {
+    refresh(db).await?;
     let tables = db.event_state().sqlite_tables().clone();
     let mut out = Vec::new();
     for t in &tables {
@@ -385,6 +414,7 @@ pub(crate) async fn count<'q>(
     arg: impl crate::stmt::Value<'q> + Clone,
     after: i64,
 ) -> Result<u64, StoreError> {
+    refresh(db).await?;
     let tables: Vec<DayTable> = db
         .event_state()
         .sqlite_tables()

@@ -56,6 +56,8 @@ pub(crate) struct EventState {
     days: Mutex<HashSet<NaiveDate>>,
     /// SQLite's event tables and their id ranges.
     sqlite: Mutex<Vec<DayTable>>,
+    /// The `event_seq` value those ranges account for.
+    pub(crate) sqlite_seq: std::sync::atomic::AtomicI64,
 }
 
 impl EventState {
@@ -133,6 +135,11 @@ pub(crate) async fn init(db: &Store) -> Result<(), StoreError> {
             .await?
             .get("present")?,
         Backend::Sqlite => {
+            let seq: i64 = db
+                .fetch_one(Stmt::new("SELECT id FROM event_seq"))
+                .await?
+                .get("id")?;
+            db.event_state().sqlite_seq.store(seq, Ordering::Relaxed);
             let tables = event_days::load(db).await?;
             let present = tables.iter().any(|t| t.day.is_none());
             *db.event_state().sqlite_tables() = tables;
