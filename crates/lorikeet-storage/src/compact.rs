@@ -655,6 +655,13 @@ pub(crate) fn render(
     }
 }
 
+/// A JSON string of `content` (its escapes as stored).
+fn quoted(out: &mut Vec<u8>, content: &[u8]) {
+    out.push(b'"');
+    out.extend_from_slice(content);
+    out.push(b'"');
+}
+
 struct Reader<'a> {
     src: &'a [u8],
     pos: usize,
@@ -736,9 +743,7 @@ impl Reader<'_> {
             }
             T_STR => {
                 let n = self.len()?;
-                out.push(b'"');
-                out.extend_from_slice(self.bytes(n)?);
-                out.push(b'"');
+                quoted(out, self.bytes(n)?);
             }
             T_NEG => {
                 let v = -1 - i64::from(self.byte()?);
@@ -751,57 +756,44 @@ impl Reader<'_> {
             T_HEX8 | T_HEX4 => {
                 let n = if tag == T_HEX8 { 8 } else { 4 };
                 let h = hex::encode(self.bytes(n)?);
-                out.push(b'"');
-                out.extend_from_slice(h.as_bytes());
-                out.push(b'"');
+                quoted(out, h.as_bytes());
             }
             T_CONST.. => {
                 let c = CONSTANTS
                     .get(usize::from(tag - T_CONST))
                     .ok_or(RenderError::Corrupt("unknown constant"))?;
-                out.push(b'"');
-                out.extend_from_slice(c.as_bytes());
-                out.push(b'"');
+                quoted(out, c.as_bytes());
             }
             T_SHORT_STR..=0xbf => {
                 let n = usize::from(tag - T_SHORT_STR);
-                out.push(b'"');
-                out.extend_from_slice(self.bytes(n)?);
-                out.push(b'"');
+                quoted(out, self.bytes(n)?);
             }
             T_UUID => {
                 let b: [u8; 16] = self.bytes(16)?.try_into().map_err(|_| SHORT)?;
-                out.push(b'"');
-                out.extend_from_slice(
+                quoted(
+                    out,
                     uuid::Uuid::from_bytes(b)
                         .hyphenated()
                         .encode_lower(&mut uuid::Uuid::encode_buffer())
                         .as_bytes(),
                 );
-                out.push(b'"');
             }
             T_HEX => {
                 let n = self.len()?;
                 let h = hex::encode(self.bytes(n)?);
-                out.push(b'"');
-                out.extend_from_slice(h.as_bytes());
-                out.push(b'"');
+                quoted(out, h.as_bytes());
             }
             T_B64 => {
                 let n = self.len()?;
                 let b = STANDARD.encode(self.bytes(n)?);
-                out.push(b'"');
-                out.extend_from_slice(b.as_bytes());
-                out.push(b'"');
+                quoted(out, b.as_bytes());
             }
             T_TIME => {
                 let v = self.varint()?;
                 let ns = self.base_ns + i128::from(unzigzag(v >> 2));
                 let mut s = String::with_capacity(30);
                 write_time(&mut s, ns, v & 3).ok_or(RenderError::Corrupt("bad time"))?;
-                out.push(b'"');
-                out.extend_from_slice(s.as_bytes());
-                out.push(b'"');
+                quoted(out, s.as_bytes());
             }
             T_ARRAY => {
                 let n = self.varint()?;

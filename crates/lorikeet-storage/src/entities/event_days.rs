@@ -355,7 +355,8 @@ async fn scan<'q>(
     Ok(out)
 }
 
-fn sort(rows: &mut Vec<Row>, newest_first: bool) -> Result<(), StoreError> {
+/// Orders rows by id, newest or oldest first.
+pub(crate) fn sort(rows: &mut Vec<Row>, newest_first: bool) -> Result<(), StoreError> {
     let mut keyed = Vec::with_capacity(rows.len());
     for r in rows.drain(..) {
         keyed.push((id_of(&r)?, r));

@@ -28,7 +28,7 @@ use crate::compact::{self, Dict, DictKind, DictRead, Encoded, Lookup, RenderErro
 use crate::sql::Ts;
 use crate::stmt::{Row, Stmt};
 use crate::store::{Pools, Tx};
-use crate::{Backend, Event, EventKind, NewEvent, PendingEvent, Store, StoreError};
+use crate::{Backend, Event, EventKind, EventRetention, NewEvent, PendingEvent, Store, StoreError};
 
 const TABLE: &str = "events";
 
@@ -366,44 +366,10 @@ pub(crate) async fn list(
                 .bind(i64::from(limit)),
         )
         .await?;
-    sort_rows(&mut rows, true)?;
+    event_days::sort(&mut rows, true)?;
     rows.truncate(limit as usize);
     let texts = render_rows(db, &rows).await?;
     rows.iter().zip(texts).map(|(r, t)| decode(r, t)).collect()
-}
-
-fn sort_rows(rows: &mut [Row], newest_first: bool) -> Result<(), StoreError> {
-    let mut keyed: Vec<(i64, usize)> = Vec::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        keyed.push((r.get("id")?, i));
-    }
-    if keyed.windows(2).all(|w| (w[0].0 > w[1].0) == newest_first) {
-        return Ok(());
-    }
-    keyed.sort_unstable_by_key(|(id, _)| if newest_first { -id } else { *id });
-    let order: Vec<usize> = keyed.into_iter().map(|(_, i)| i).collect();
-    apply_order(rows, &order);
-    Ok(())
-}
-
-/// Reorders `rows` so that position k holds the row that was at `order[k]`.
-fn apply_order<T>(rows: &mut [T], order: &[usize]) {
-    let mut placed = vec![false; rows.len()];
-    for start in 0..rows.len() {
-        if placed[start] {
-            continue;
-        }
-        let mut k = start;
-        loop {
-            placed[k] = true;
-            let from = order[k];
-            if from == start {
-                break;
-            }
-            rows.swap(k, from);
-            k = from;
-        }
-    }
 }
 
 /// The application's events with an id above `after`, oldest first, at most
@@ -427,7 +393,7 @@ pub(crate) async fn after(
                     .bind(i64::from(limit)),
             )
             .await?;
-        sort_rows(&mut rows, false)?;
+        event_days::sort(&mut rows, false)?;
         rows.truncate(limit as usize);
         rows
     };
@@ -782,14 +748,6 @@ pub(crate) async fn ensure_days(db: &Store, events: &[&NewEvent]) -> Result<(), 
     Ok(())
 }
 
-/// What [`upkeep`] did.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct Upkeep {
-    pub(crate) partitions_created: Vec<String>,
-    pub(crate) partitions_dropped: Vec<String>,
-    pub(crate) rows_deleted: u64,
-}
-
 /// Retention and partitions: on Postgres, creates the next days' partitions and
 /// drops the days wholly before `cutoff` (a catalog change: constant time, no row
 /// is visited); on SQLite, deletes the rows before `cutoff` by id range, in
@@ -798,8 +756,8 @@ pub(crate) async fn upkeep(
     db: &Store,
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
-) -> Result<Upkeep, StoreError> {
-    let mut done = Upkeep::default();
+) -> Result<EventRetention, StoreError> {
+    let mut done = EventRetention::default();
     match db.backend() {
         Backend::Postgres => {
             let m = super::partitions::maintain(
@@ -1055,12 +1013,5 @@ mod tests {
             assert_eq!(kind_of_code(i64::from(kind_code(k))), Some(k));
         }
         assert_eq!(kind_of_code(0), None);
-    }
-
-    #[test]
-    fn reordering_applies_a_permutation() {
-        let mut v = vec!['a', 'b', 'c', 'd', 'e'];
-        apply_order(&mut v, &[3, 0, 4, 1, 2]);
-        assert_eq!(v, ['d', 'a', 'e', 'b', 'c']);
     }
 }

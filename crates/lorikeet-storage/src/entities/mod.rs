@@ -708,14 +708,8 @@ impl Storage for Store {
         now: DateTime<Utc>,
         cutoff: DateTime<Utc>,
     ) -> Result<EventRetention, StoreError> {
-        let done = self
-            .timed("event_retention", events::upkeep(self, now, cutoff))
-            .await?;
-        Ok(EventRetention {
-            partitions_created: done.partitions_created,
-            partitions_dropped: done.partitions_dropped,
-            rows_deleted: done.rows_deleted,
-        })
+        self.timed("event_retention", events::upkeep(self, now, cutoff))
+            .await
     }
 
     async fn migrate_legacy_events(&self, batch: u32) -> Result<u64, StoreError> {
